@@ -1,0 +1,138 @@
+//! Where a node's cookie comes from: a string, a file, or the per-user
+//! default file `~/.cohort.cookie`, created with mode 0600 and random
+//! content on first use, like Erlang's `~/.erlang.cookie`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+
+pub use crate::core::auth::Cookie;
+
+/// How a node finds its cookie.
+#[derive(Debug, Clone, Default)]
+pub enum CookieSource {
+    /// This secret.
+    Value(String),
+    /// The first line of this file (surrounding whitespace ignored).
+    File(PathBuf),
+    /// The per-user default file, created if missing.
+    #[default]
+    Default,
+}
+
+/// `$HOME/.cohort.cookie`.
+pub fn default_cookie_path() -> Result<PathBuf, String> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".cohort.cookie"))
+        .ok_or_else(|| "HOME is not set; give a cookie or a cookie file".to_string())
+}
+
+impl CookieSource {
+    /// Reads (or, for the default, creates) the cookie.
+    pub fn load(&self) -> Result<Cookie, String> {
+        match self {
+            CookieSource::Value(v) if v.is_empty() => Err("the cookie is empty".into()),
+            CookieSource::Value(v) => Ok(Cookie::new(v.as_bytes())),
+            CookieSource::File(p) => read_cookie_file(p),
+            CookieSource::Default => {
+                let p = default_cookie_path()?;
+                if !p.exists() {
+                    create_cookie_file(&p)?;
+                }
+                read_cookie_file(&p)
+            }
+        }
+    }
+}
+
+fn read_cookie_file(path: &Path) -> Result<Cookie, String> {
+    let text =
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} must be accessible by its owner only (mode is {:o}; run chmod 600)",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    Ok(Cookie::new(secret.as_bytes()))
+}
+
+/// Creates `path` with mode 0600 holding 20 random uppercase letters.
+pub fn create_cookie_file(path: &Path) -> Result<(), String> {
+    let mut rng = rand::rng();
+    let secret: String = (0..20)
+        .map(|_| rng.random_range(b'A'..=b'Z') as char)
+        .collect();
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(secret.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_cookie_is_private_and_stable() {
+        let dir = std::env::temp_dir().join(format!("cohort-cookie-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c");
+        let _ = fs::remove_file(&p);
+        create_cookie_file(&p).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let a = CookieSource::File(p.clone()).load().unwrap();
+        let b = CookieSource::File(p.clone()).load().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.as_bytes().len(), 20);
+        assert!(
+            create_cookie_file(&p).is_err(),
+            "an existing cookie must never be overwritten"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+            let err = CookieSource::File(p.clone()).load().unwrap_err();
+            assert!(err.contains("owner only"), "{err}");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn empty_cookies_are_rejected() {
+        assert!(CookieSource::Value(String::new()).load().is_err());
+    }
+}

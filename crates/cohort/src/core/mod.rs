@@ -1,0 +1,629 @@
+//! The sans-IO core: every protocol decision of a node, as a state machine.
+//!
+//! [`NodeCore`] takes inputs (a connection opened, a frame arrived, a local
+//! process spawned or ended, time passed) and queues [`Effect`]s (dial, send
+//! a frame, close, deliver to a mailbox, node up/down). It owns no sockets,
+//! reads no clock and draws randomness only from the seeded generator it is
+//! given, so the same inputs always give the same effects: the tokio runtime
+//! and the deterministic simulator drive the very same code.
+
+pub mod auth;
+pub mod cluster;
+pub mod pid;
+pub mod process;
+pub mod proto;
+pub mod time;
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use tracing::debug;
+
+use self::auth::Cookie;
+use self::cluster::{Cluster, ClusterConfig, Upcall};
+use self::pid::{ExitReason, NodeName, Pid};
+use self::process::{Message, MonitorAction, MonitorRef, Processes};
+use self::proto::{Frame, RefuseReason};
+use self::time::Time;
+
+/// Identifies one transport connection of a node.
+pub type ConnId = u64;
+
+/// Identifies one pending `connect` request.
+pub type ReqId = u64;
+
+/// Why a peer's session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownReason {
+    /// The connection closed or failed.
+    ConnectionClosed(String),
+    /// No frame arrived from the peer for longer than the peer timeout.
+    Timeout,
+    /// The peer left on purpose (it shut down or disconnected from us).
+    PeerLeft,
+    /// This node disconnected from the peer on purpose.
+    Disconnected,
+    /// The peer came back with a new creation; its old incarnation is gone.
+    Restarted,
+    /// Traffic with the peer is blocked on this node.
+    Blocked,
+    /// This node is shutting down.
+    Shutdown,
+    /// The peer broke the protocol.
+    ProtocolError(String),
+}
+
+impl DownReason {
+    /// Whether the node should try to reconnect after this.
+    pub fn reconnects(&self) -> bool {
+        !matches!(
+            self,
+            DownReason::PeerLeft | DownReason::Disconnected | DownReason::Shutdown
+        )
+    }
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownReason::ConnectionClosed(why) => write!(f, "connection closed: {why}"),
+            DownReason::Timeout => f.write_str("peer timeout (no ticks)"),
+            DownReason::PeerLeft => f.write_str("peer left"),
+            DownReason::Disconnected => f.write_str("disconnected"),
+            DownReason::Restarted => f.write_str("peer restarted with a new creation"),
+            DownReason::Blocked => f.write_str("blocked"),
+            DownReason::Shutdown => f.write_str("shutting down"),
+            DownReason::ProtocolError(why) => write!(f, "protocol error: {why}"),
+        }
+    }
+}
+
+/// Why a `connect` failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// The transport could not open the connection.
+    #[error("cannot connect to {0}")]
+    Io(String),
+    /// The peer refused the handshake, or failed it.
+    #[error("connection refused: {0}")]
+    Refused(RefuseReason),
+    /// The connection closed before the handshake finished.
+    #[error("connection closed during handshake: {0}")]
+    Closed(String),
+    /// The handshake did not finish in time.
+    #[error("handshake timed out")]
+    Timeout,
+    /// This node is shutting down.
+    #[error("node is shutting down")]
+    ShuttingDown,
+}
+
+/// Something the driver of a [`NodeCore`] must carry out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Open a connection to `addr`; report [`NodeCore::dialed`] or [`NodeCore::dial_failed`].
+    Dial {
+        /// The id the core gave the connection.
+        conn: ConnId,
+        /// Where to connect.
+        addr: String,
+    },
+    /// Send a frame on a connection.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// Close a connection after the frames already queued on it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// A session with `node` is up on `conn`.
+    NodeUp {
+        /// The peer.
+        node: NodeName,
+        /// Its creation.
+        creation: u32,
+        /// The connection carrying the session.
+        conn: ConnId,
+    },
+    /// The session with `node` ended.
+    NodeDown {
+        /// The peer.
+        node: NodeName,
+        /// Its creation.
+        creation: u32,
+        /// Why.
+        reason: DownReason,
+    },
+    /// Put a message into a local process's mailbox.
+    Deliver {
+        /// The local process's serial.
+        to: u64,
+        /// The message.
+        msg: Message,
+    },
+    /// End a local process: deliver `Message::Exit` and close its mailbox.
+    Kill {
+        /// The local process's serial.
+        serial: u64,
+        /// The reason.
+        reason: ExitReason,
+    },
+    /// A `connect` request is answered.
+    ConnectDone {
+        /// The request.
+        req: ReqId,
+        /// The connected node, or why not.
+        result: Result<NodeName, ConnectError>,
+    },
+}
+
+/// The queue of effects the core produced and the driver has not taken yet.
+#[derive(Debug, Default)]
+pub struct Effects(VecDeque<Effect>);
+
+impl Effects {
+    /// Queues an effect.
+    pub fn push(&mut self, e: Effect) {
+        self.0.push_back(e);
+    }
+
+    /// Takes the oldest effect.
+    pub fn pop(&mut self) -> Option<Effect> {
+        self.0.pop_front()
+    }
+
+    /// Number of queued effects.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Settings of a node core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// This node's name.
+    pub name: NodeName,
+    /// This node's creation (new at every start).
+    pub creation: u32,
+    /// Where this node accepts connections, announced to peers.
+    pub listen: Option<String>,
+    /// The cluster's shared secret.
+    pub cookie: Cookie,
+    /// Peer-session settings.
+    pub cluster: ClusterConfig,
+}
+
+/// All protocol state of one node.
+#[derive(Debug)]
+pub struct NodeCore {
+    name: NodeName,
+    creation: u32,
+    cluster: Cluster,
+    procs: Processes,
+    fx: Effects,
+    up: Vec<Upcall>,
+}
+
+impl NodeCore {
+    /// A node core; `rng` is its only source of randomness (handshake
+    /// nonces, reconnect jitter): seed it from the OS in production and from
+    /// the simulation seed in tests.
+    pub fn new(cfg: CoreConfig, rng: StdRng, now: Time) -> Self {
+        NodeCore {
+            name: cfg.name.clone(),
+            creation: cfg.creation,
+            cluster: Cluster::new(
+                cfg.name,
+                cfg.creation,
+                cfg.listen,
+                cfg.cookie,
+                cfg.cluster,
+                rng,
+                now,
+            ),
+            procs: Processes::default(),
+            fx: Effects::default(),
+            up: Vec::new(),
+        }
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &NodeName {
+        &self.name
+    }
+
+    /// This node's creation.
+    pub fn creation(&self) -> u32 {
+        self.creation
+    }
+
+    /// The pid of local process `serial`.
+    pub fn pid(&self, serial: u64) -> Pid {
+        Pid::new(self.name.clone(), self.creation, serial)
+    }
+
+    /// Sets the announced listen address (known only once bound).
+    pub fn set_listen(&mut self, listen: Option<String>) {
+        self.cluster.set_listen(listen);
+    }
+
+    /// The peers with an up session, in name order.
+    pub fn nodes(&self) -> Vec<NodeName> {
+        self.cluster.nodes().cloned().collect()
+    }
+
+    /// The peer-session layer, for inspection.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The process table, for inspection.
+    pub fn processes(&self) -> &Processes {
+        &self.procs
+    }
+
+    /// Takes the next effect to carry out.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.fx.pop()
+    }
+
+    /// The next time [`NodeCore::timeout`] must be called.
+    pub fn next_timeout(&self) -> Time {
+        self.cluster.next_timeout()
+    }
+
+    // ---- transport inputs ---------------------------------------------
+
+    /// The transport accepted a connection from `addr`.
+    pub fn accepted(&mut self, addr: String, now: Time) -> ConnId {
+        self.cluster.accepted(addr, now, &mut self.fx)
+    }
+
+    /// A [`Effect::Dial`] succeeded.
+    pub fn dialed(&mut self, conn: ConnId, now: Time) {
+        self.cluster.dialed(conn, now, &mut self.fx);
+    }
+
+    /// A [`Effect::Dial`] failed.
+    pub fn dial_failed(&mut self, conn: ConnId, why: String, now: Time) {
+        self.cluster.dial_failed(conn, why, now, &mut self.fx);
+    }
+
+    /// A connection closed (EOF, error, undecodable frame).
+    pub fn closed(&mut self, conn: ConnId, why: String, now: Time) {
+        self.cluster
+            .closed(conn, why, now, &mut self.fx, &mut self.up);
+        self.run_upcalls(now);
+    }
+
+    /// A frame arrived.
+    pub fn frame(&mut self, conn: ConnId, frame: Frame, now: Time) {
+        self.cluster
+            .frame(conn, frame, now, &mut self.fx, &mut self.up);
+        self.run_upcalls(now);
+    }
+
+    /// Time passed: ticks, timeouts, reconnects.
+    pub fn timeout(&mut self, now: Time) {
+        self.cluster.timeout(now, &mut self.fx, &mut self.up);
+        self.run_upcalls(now);
+    }
+
+    // ---- cluster control ----------------------------------------------
+
+    /// Connects to the node at `addr`; answered by [`Effect::ConnectDone`].
+    pub fn connect(&mut self, addr: String, req: Option<ReqId>, now: Time) {
+        self.cluster.connect(addr, req, now, &mut self.fx);
+    }
+
+    /// Ends the session with `node` on purpose. False when not connected.
+    pub fn disconnect(&mut self, node: &NodeName, now: Time) -> bool {
+        let r = self
+            .cluster
+            .disconnect(node, now, &mut self.fx, &mut self.up);
+        self.run_upcalls(now);
+        r
+    }
+
+    /// Drops and refuses all traffic with `node` until unblocked.
+    pub fn block(&mut self, node: NodeName, now: Time) {
+        self.cluster.block(node, now, &mut self.fx, &mut self.up);
+        self.run_upcalls(now);
+    }
+
+    /// Lifts a block. False when the node was not blocked.
+    pub fn unblock(&mut self, node: &NodeName, now: Time) -> bool {
+        self.cluster.unblock(node, now)
+    }
+
+    /// Leaves the cluster: peers are told, connections closed.
+    pub fn shutdown(&mut self, now: Time) {
+        self.cluster.shutdown(now, &mut self.fx, &mut self.up);
+        self.run_upcalls(now);
+    }
+
+    // ---- processes ----------------------------------------------------
+
+    /// A local process was created with `serial`.
+    pub fn spawned(&mut self, serial: u64) {
+        self.procs.spawned(serial);
+    }
+
+    /// A local process ended.
+    pub fn exited(&mut self, serial: u64, reason: ExitReason) {
+        let me = self.pid(serial);
+        let acts = self.procs.exited(&me, &reason, &self.name);
+        self.run_monitor_actions(acts);
+    }
+
+    /// Ends process `pid` (local or remote) with `reason`.
+    pub fn kill(&mut self, pid: &Pid, reason: ExitReason) {
+        if pid.node() == &self.name {
+            if pid.creation() == self.creation && self.procs.is_alive(pid.serial()) {
+                self.fx.push(Effect::Kill {
+                    serial: pid.serial(),
+                    reason: reason.clone(),
+                });
+                self.exited(pid.serial(), reason);
+            }
+        } else if self.cluster.peer_creation(pid.node()) == Some(pid.creation()) {
+            let node = pid.node().clone();
+            self.cluster.send(
+                &node,
+                Frame::Exit {
+                    target: pid.clone(),
+                    reason,
+                },
+                &mut self.fx,
+            );
+        }
+    }
+
+    /// Sends a message to `to`; silently dropped when `to` is dead or its
+    /// node unreachable (as in Erlang: sending never fails).
+    pub fn send(&mut self, to: &Pid, from: Option<Pid>, payload: Bytes) {
+        if to.node() == &self.name {
+            self.deliver_local(to, from, payload);
+        } else if self.cluster.peer_creation(to.node()) == Some(to.creation()) {
+            let node = to.node().clone();
+            self.cluster.send(
+                &node,
+                Frame::Send {
+                    to: to.clone(),
+                    from,
+                    payload,
+                },
+                &mut self.fx,
+            );
+        }
+    }
+
+    fn deliver_local(&mut self, to: &Pid, from: Option<Pid>, payload: Bytes) {
+        if to.creation() == self.creation && self.procs.is_alive(to.serial()) {
+            self.fx.push(Effect::Deliver {
+                to: to.serial(),
+                msg: Message::Data { from, payload },
+            });
+        }
+    }
+
+    /// Local process `watcher` monitors `target` under `mref` (unique on
+    /// this node; see [`NodeCore::new_ref`]): exactly one `Message::Down`
+    /// will follow, unless demonitored.
+    pub fn monitor(&mut self, mref: MonitorRef, watcher: u64, target: &Pid) {
+        let down = |reason| Effect::Deliver {
+            to: watcher,
+            msg: Message::Down {
+                mref,
+                pid: target.clone(),
+                reason,
+            },
+        };
+        if !self.procs.is_alive(watcher) {
+            return;
+        }
+        if target.node() == &self.name {
+            if target.creation() == self.creation && self.procs.is_alive(target.serial()) {
+                self.procs.add_outgoing(mref, watcher, target.clone());
+                let w = self.pid(watcher);
+                self.procs.add_incoming(target.serial(), mref, w);
+            } else {
+                self.fx.push(down(ExitReason::NoProc));
+            }
+            return;
+        }
+        match self.cluster.peer_creation(target.node()) {
+            Some(c) if c == target.creation() => {
+                self.procs.add_outgoing(mref, watcher, target.clone());
+                let frame = Frame::Monitor {
+                    mref: mref.0,
+                    watcher: self.pid(watcher),
+                    target: target.clone(),
+                };
+                let node = target.node().clone();
+                self.cluster.send(&node, frame, &mut self.fx);
+            }
+            Some(_) => self.fx.push(down(ExitReason::NoProc)),
+            None => self.fx.push(down(ExitReason::NoConnection)),
+        }
+    }
+
+    /// A fresh monitor reference, for drivers that let the core number them.
+    pub fn new_ref(&mut self) -> MonitorRef {
+        self.procs.new_ref()
+    }
+
+    /// Cancels a monitor; no `Down` for it arrives afterwards.
+    pub fn demonitor(&mut self, watcher: u64, mref: MonitorRef) {
+        let Some(target) = self.procs.remove_outgoing(mref) else {
+            return;
+        };
+        let w = self.pid(watcher);
+        if target.node() == &self.name {
+            self.procs.remove_incoming(target.serial(), mref, &w);
+        } else {
+            let node = target.node().clone();
+            self.cluster.send(
+                &node,
+                Frame::Demonitor {
+                    mref: mref.0,
+                    watcher: w,
+                    target,
+                },
+                &mut self.fx,
+            );
+        }
+    }
+
+    // ---- internals ----------------------------------------------------
+
+    fn run_upcalls(&mut self, now: Time) {
+        let _ = now;
+        while !self.up.is_empty() {
+            let batch = std::mem::take(&mut self.up);
+            for u in batch {
+                match u {
+                    Upcall::PeerUp { .. } => {}
+                    Upcall::PeerDown { node, .. } => {
+                        let acts = self.procs.node_down(&node);
+                        self.run_monitor_actions(acts);
+                    }
+                    Upcall::Frame { node, frame, .. } => self.session_frame(node, frame),
+                }
+            }
+        }
+    }
+
+    fn session_frame(&mut self, node: NodeName, frame: Frame) {
+        match frame {
+            Frame::Send { to, from, payload } => {
+                if to.node() == &self.name {
+                    self.deliver_local(&to, from, payload);
+                }
+            }
+            Frame::Monitor {
+                mref,
+                watcher,
+                target,
+            } => {
+                if watcher.node() != &node {
+                    debug!(node = %self.name, peer = %node, "monitor for a watcher of another node; ignored");
+                    return;
+                }
+                let alive = target.node() == &self.name
+                    && target.creation() == self.creation
+                    && self.procs.is_alive(target.serial());
+                if alive {
+                    self.procs
+                        .add_incoming(target.serial(), MonitorRef(mref), watcher);
+                } else {
+                    self.cluster.send(
+                        &node,
+                        Frame::Down {
+                            mref,
+                            watcher,
+                            target,
+                            reason: ExitReason::NoProc,
+                        },
+                        &mut self.fx,
+                    );
+                }
+            }
+            Frame::Demonitor {
+                mref,
+                watcher,
+                target,
+            } => {
+                if target.node() == &self.name && watcher.node() == &node {
+                    self.procs
+                        .remove_incoming(target.serial(), MonitorRef(mref), &watcher);
+                }
+            }
+            Frame::Down {
+                mref,
+                watcher,
+                target,
+                reason,
+            } => {
+                if watcher.node() == &self.name
+                    && target.node() == &node
+                    && self.procs.remove_outgoing(MonitorRef(mref)).is_some()
+                {
+                    self.fx.push(Effect::Deliver {
+                        to: watcher.serial(),
+                        msg: Message::Down {
+                            mref: MonitorRef(mref),
+                            pid: target,
+                            reason,
+                        },
+                    });
+                }
+            }
+            Frame::Exit { target, reason } => {
+                if target.node() == &self.name {
+                    self.kill(&target, reason);
+                }
+            }
+            other => {
+                debug!(node = %self.name, peer = %node, kind = other.kind(), "unhandled session frame");
+            }
+        }
+    }
+
+    fn run_monitor_actions(&mut self, acts: Vec<MonitorAction>) {
+        for act in acts {
+            match act {
+                MonitorAction::Deliver { watcher, msg } => {
+                    self.fx.push(Effect::Deliver { to: watcher, msg });
+                }
+                MonitorAction::RemoteDown {
+                    mref,
+                    watcher,
+                    target,
+                    reason,
+                } => {
+                    let node = watcher.node().clone();
+                    self.cluster.send(
+                        &node,
+                        Frame::Down {
+                            mref: mref.0,
+                            watcher,
+                            target,
+                            reason,
+                        },
+                        &mut self.fx,
+                    );
+                }
+                MonitorAction::RemoteDemonitor {
+                    mref,
+                    watcher,
+                    target,
+                } => {
+                    let node = target.node().clone();
+                    self.cluster.send(
+                        &node,
+                        Frame::Demonitor {
+                            mref: mref.0,
+                            watcher,
+                            target,
+                        },
+                        &mut self.fx,
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Cohort: a distributed process registry.
+//!
+//! Nodes form an authenticated cluster over TCP; local processes (mailboxes)
+//! get pids that work across the cluster, can be monitored from any node,
+//! and will join process groups and register global names.
+//!
+//! The crate has two halves, as `DESIGN.md` describes:
+//! - [`core`]: sans-IO state machines (handshake, peer sessions, mesh,
+//!   liveness, processes and monitors). No sockets, no clock, no tokio.
+//! - [`runtime`] and [`transport`]: the tokio shell that carries out the
+//!   core's effects over TCP (or an in-memory network in tests).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use cohort::Node;
+//! let a = Node::builder().name("a@127.0.0.1").cookie("secret").start().await?;
+//! let b = Node::builder().name("b@127.0.0.1").cookie("secret").start().await?;
+//! b.connect(&a.local_addr()).await?;
+//! let mut pa = a.spawn();
+//! let pb = b.spawn();
+//! pb.send(pa.pid(), "hello");
+//! let msg = pa.recv().await;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs, unsafe_code)]
+
+pub mod cookie;
+pub mod core;
+pub mod error;
+pub mod runtime;
+pub mod transport;
+
+pub use crate::core::pid::{ExitReason, NodeName, Pid};
+pub use crate::core::process::{Message, MonitorRef};
+pub use crate::core::{ConnectError, DownReason};
+pub use crate::error::StartError;
+pub use crate::runtime::{Node, NodeBuilder, NodeEvent, Process};

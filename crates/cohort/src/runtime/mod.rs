@@ -1,0 +1,508 @@
+//! The tokio runtime around the core: a [`Node`] handle, its driver task,
+//! connection tasks and process mailboxes.
+//!
+//! One driver task per node owns the [`NodeCore`](crate::core::NodeCore)
+//! and carries out its effects. Hot paths skip it: a send to a local pid
+//! goes straight to the mailbox, a send to a remote pid straight to the
+//! peer's connection writer, and a received message straight from the
+//! connection reader to the mailbox.
+
+mod driver;
+mod process;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+pub use self::process::Process;
+use crate::cookie::CookieSource;
+use crate::core::cluster::ClusterConfig;
+use crate::core::pid::{ExitReason, NodeName, Pid};
+use crate::core::process::{Message, MonitorRef};
+use crate::core::proto::{Frame, DEFAULT_MAX_FRAME};
+use crate::core::{ConnectError, CoreConfig, DownReason, NodeCore};
+use crate::error::{CodecError, StartError};
+use crate::transport::tcp::TcpTransport;
+use crate::transport::Transport;
+use driver::Cmd;
+
+/// A change in the set of connected nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// A session with `node` is up.
+    Up {
+        /// The peer.
+        node: NodeName,
+        /// Its creation.
+        creation: u32,
+    },
+    /// The session with `node` ended.
+    Down {
+        /// The peer.
+        node: NodeName,
+        /// Its creation.
+        creation: u32,
+        /// Why.
+        reason: DownReason,
+    },
+}
+
+/// Configures and starts a [`Node`].
+///
+/// Defaults: listen on `127.0.0.1:0`, the per-user cookie file, ticks every
+/// 1 s, a peer silent for 5 s is down, handshakes must finish within 5 s,
+/// transitive mesh and automatic reconnection on (backoff 100 ms doubling to
+/// 5 s, jittered), frames up to 16 MiB.
+pub struct NodeBuilder {
+    name: Option<String>,
+    listen: String,
+    cookie: CookieSource,
+    cluster: ClusterConfig,
+    max_frame: usize,
+    transport: Option<Arc<dyn Transport>>,
+    seed: Option<u64>,
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("name", &self.name)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for NodeBuilder {
+    fn default() -> Self {
+        NodeBuilder {
+            name: None,
+            listen: "127.0.0.1:0".into(),
+            cookie: CookieSource::Default,
+            cluster: ClusterConfig::default(),
+            max_frame: DEFAULT_MAX_FRAME,
+            transport: None,
+            seed: None,
+        }
+    }
+}
+
+impl NodeBuilder {
+    /// The node's name, `name@host` (required).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Where to accept connections; port 0 picks a free port
+    /// (read it back with [`Node::local_addr`]).
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = addr.into();
+        self
+    }
+
+    /// Uses this cookie.
+    pub fn cookie(mut self, cookie: impl Into<String>) -> Self {
+        self.cookie = CookieSource::Value(cookie.into());
+        self
+    }
+
+    /// Reads the cookie from this file.
+    pub fn cookie_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.cookie = CookieSource::File(path.into());
+        self
+    }
+
+    /// Sets where the cookie comes from.
+    pub fn cookie_source(mut self, source: CookieSource) -> Self {
+        self.cookie = source;
+        self
+    }
+
+    /// How often ticks are sent to every peer (default 1 s).
+    pub fn tick_interval(mut self, d: Duration) -> Self {
+        self.cluster.tick_interval = d;
+        self
+    }
+
+    /// How long a silent peer stays up (default 5 s).
+    pub fn peer_timeout(mut self, d: Duration) -> Self {
+        self.cluster.peer_timeout = d;
+        self
+    }
+
+    /// How long a handshake may take (default 5 s).
+    pub fn handshake_timeout(mut self, d: Duration) -> Self {
+        self.cluster.handshake_timeout = d;
+        self
+    }
+
+    /// Whether to connect to the peers of peers (default true).
+    pub fn mesh(mut self, on: bool) -> Self {
+        self.cluster.mesh = on;
+        self
+    }
+
+    /// Whether to reconnect to lost nodes on its own (default true).
+    pub fn reconnect(mut self, on: bool) -> Self {
+        self.cluster.reconnect = on;
+        self
+    }
+
+    /// Reconnect backoff: first delay and largest delay.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.cluster.backoff_min = min;
+        self.cluster.backoff_max = max;
+        self
+    }
+
+    /// Largest frame accepted from a peer (default 16 MiB).
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Uses another transport (an in-memory network in tests).
+    pub fn transport(mut self, t: impl Transport) -> Self {
+        self.transport = Some(Arc::new(t));
+        self
+    }
+
+    /// Seeds the node's randomness (creation, nonces, jitter) for
+    /// reproducible tests. Without it, the OS supplies the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Checks the settings, binds the listener and starts the node.
+    pub async fn start(self) -> Result<Node, StartError> {
+        let name = NodeName::new(self.name.as_deref().ok_or(StartError::MissingName)?)?;
+        let c = &self.cluster;
+        if c.tick_interval.is_zero() {
+            return Err(StartError::Config(
+                "tick interval must be above zero".into(),
+            ));
+        }
+        if c.peer_timeout <= c.tick_interval {
+            return Err(StartError::Config(format!(
+                "peer timeout ({:?}) must be longer than the tick interval ({:?})",
+                c.peer_timeout, c.tick_interval
+            )));
+        }
+        if c.backoff_min.is_zero() || c.backoff_max < c.backoff_min {
+            return Err(StartError::Config(
+                "reconnect backoff must be 0 < min <= max".into(),
+            ));
+        }
+        if self.max_frame < 1024 {
+            return Err(StartError::Config(
+                "max frame size must be at least 1024 bytes".into(),
+            ));
+        }
+        let cookie = self.cookie.load().map_err(StartError::Cookie)?;
+        let transport: Arc<dyn Transport> = self
+            .transport
+            .unwrap_or_else(|| Arc::new(TcpTransport::new(self.max_frame)));
+        let listener =
+            transport
+                .listen(&self.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: self.listen.clone(),
+                    source,
+                })?;
+        let local_addr = listener.local_addr();
+        let mut rng = match self.seed {
+            Some(s) => StdRng::seed_from_u64(s),
+            None => StdRng::from_os_rng(),
+        };
+        let creation = rng.random_range(1..=u32::MAX);
+        let epoch = tokio::time::Instant::now();
+        let core = NodeCore::new(
+            CoreConfig {
+                name: name.clone(),
+                creation,
+                listen: Some(local_addr.clone()),
+                cookie,
+                cluster: self.cluster.clone(),
+            },
+            rng,
+            crate::core::time::Time::ZERO,
+        );
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            name,
+            creation,
+            local_addr,
+            cmd: cmd_tx,
+            mailboxes: DashMap::new(),
+            links: DashMap::new(),
+            next_serial: AtomicU64::new(1),
+            next_ref: AtomicU64::new(1),
+        });
+        driver::spawn(
+            core,
+            shared.clone(),
+            transport,
+            listener,
+            cmd_rx,
+            epoch,
+            self.cluster.handshake_timeout,
+        );
+        Ok(Node {
+            inner: Arc::new(Inner { shared }),
+        })
+    }
+}
+
+/// State shared by the node handle, its processes, the driver and the
+/// connection tasks.
+pub(crate) struct Shared {
+    pub(crate) name: NodeName,
+    pub(crate) creation: u32,
+    pub(crate) local_addr: String,
+    pub(crate) cmd: mpsc::UnboundedSender<Cmd>,
+    /// Live local processes: serial → mailbox.
+    pub(crate) mailboxes: DashMap<u64, mpsc::UnboundedSender<Message>>,
+    /// Up peers: name → session writer.
+    pub(crate) links: DashMap<NodeName, Link>,
+    pub(crate) next_serial: AtomicU64,
+    pub(crate) next_ref: AtomicU64,
+}
+
+/// The writer of an up session, for sends that skip the driver.
+#[derive(Clone)]
+pub(crate) struct Link {
+    pub(crate) creation: u32,
+    pub(crate) tx: mpsc::UnboundedSender<Bytes>,
+}
+
+impl Shared {
+    pub(crate) fn command(&self, cmd: Cmd) {
+        // The driver only stops at shutdown; commands after it have no effect.
+        let _ = self.cmd.send(cmd);
+    }
+
+    /// Puts a message into a local mailbox; false when the process is gone.
+    pub(crate) fn deliver_local(&self, to: &Pid, msg: Message) -> bool {
+        if to.creation() != self.creation {
+            return false;
+        }
+        match self.mailboxes.get(&to.serial()) {
+            Some(mb) => mb.send(msg).is_ok(),
+            None => false,
+        }
+    }
+
+    pub(crate) fn send(&self, to: &Pid, from: Option<Pid>, payload: Bytes) {
+        if to.node() == &self.name {
+            self.deliver_local(to, Message::Data { from, payload });
+            return;
+        }
+        let link = match self.links.get(to.node()) {
+            Some(l) if l.creation == to.creation() => l.tx.clone(),
+            _ => return,
+        };
+        let frame = Frame::Send {
+            to: to.clone(),
+            from,
+            payload,
+        };
+        let _ = link.send(frame.encode());
+    }
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.command(Cmd::Shutdown(None));
+    }
+}
+
+/// A running node. Cheap to clone; the node stops when the last handle
+/// (including those held by its processes) is dropped, or at
+/// [`Node::shutdown`].
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name())
+            .field("creation", &self.creation())
+            .finish()
+    }
+}
+
+impl Node {
+    /// Starts configuring a node.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &NodeName {
+        &self.shared().name
+    }
+
+    /// This node's creation: new at every start, part of every local pid.
+    pub fn creation(&self) -> u32 {
+        self.shared().creation
+    }
+
+    /// The address this node accepts connections on.
+    pub fn local_addr(&self) -> String {
+        self.shared().local_addr.clone()
+    }
+
+    /// Connects to the node at `addr` and waits until the session is up.
+    /// With the mesh on, the peer's peers are connected next, in the background.
+    pub async fn connect(&self, addr: &str) -> Result<NodeName, ConnectError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared().command(Cmd::Connect {
+            addr: addr.to_string(),
+            reply: tx,
+        });
+        rx.await.unwrap_or(Err(ConnectError::ShuttingDown))
+    }
+
+    /// Ends the session with `node` on purpose; neither side reconnects on
+    /// its own. False when it was not connected.
+    pub async fn disconnect(&self, node: &NodeName) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.shared().command(Cmd::Disconnect {
+            node: node.clone(),
+            reply: tx,
+        });
+        rx.await.unwrap_or(false)
+    }
+
+    /// Fault injection: drops and refuses all traffic with `node` until
+    /// [`Node::unblock`].
+    pub async fn block(&self, node: &NodeName) {
+        let (tx, rx) = oneshot::channel();
+        self.shared().command(Cmd::Block {
+            node: node.clone(),
+            reply: tx,
+        });
+        let _ = rx.await;
+    }
+
+    /// Lifts a block and reconnects if the node is known. False when it was
+    /// not blocked.
+    pub async fn unblock(&self, node: &NodeName) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.shared().command(Cmd::Unblock {
+            node: node.clone(),
+            reply: tx,
+        });
+        rx.await.unwrap_or(false)
+    }
+
+    /// The nodes with an up session, in name order. A local read.
+    pub fn nodes(&self) -> Vec<NodeName> {
+        let mut v: Vec<NodeName> = self
+            .shared()
+            .links
+            .iter()
+            .map(|e| e.key().clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Subscribes to node up/down events from now on.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<NodeEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.shared().command(Cmd::Subscribe(tx));
+        rx
+    }
+
+    /// Creates a local process (a mailbox with a pid).
+    pub fn spawn(&self) -> Process {
+        let shared = self.shared();
+        let serial = shared.next_serial.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        shared.mailboxes.insert(serial, tx);
+        shared.command(Cmd::Spawned(serial));
+        Process::new(
+            self.clone(),
+            Pid::new(shared.name.clone(), shared.creation, serial),
+            rx,
+        )
+    }
+
+    /// Sends raw bytes to `to`, from no process. Never fails: a message to
+    /// a dead process or an unreachable node is dropped, as in Erlang.
+    pub fn send(&self, to: &Pid, payload: impl Into<Bytes>) {
+        self.shared().send(to, None, payload.into());
+    }
+
+    /// Sends a serde value (encoded with postcard) to `to`, from no process.
+    pub fn send_typed<T: Serialize>(&self, to: &Pid, value: &T) -> Result<(), CodecError> {
+        let bytes = postcard::to_stdvec(value)?;
+        self.send(to, bytes);
+        Ok(())
+    }
+
+    /// Ends process `pid` (local or remote); its monitors see `reason`.
+    pub fn kill(&self, pid: &Pid, reason: ExitReason) {
+        self.shared().command(Cmd::Kill(pid.clone(), reason));
+    }
+
+    /// Whether a local pid names a live process. A local read.
+    pub fn is_alive(&self, pid: &Pid) -> bool {
+        let s = self.shared();
+        pid.node() == &s.name
+            && pid.creation() == s.creation
+            && s.mailboxes.contains_key(&pid.serial())
+    }
+
+    pub(crate) fn monitor(&self, watcher: u64, target: &Pid) -> MonitorRef {
+        let mref = MonitorRef(self.shared().next_ref.fetch_add(1, Ordering::Relaxed));
+        self.shared().command(Cmd::Monitor {
+            mref,
+            watcher,
+            target: target.clone(),
+        });
+        mref
+    }
+
+    pub(crate) fn demonitor(&self, watcher: u64, mref: MonitorRef) {
+        self.shared().command(Cmd::Demonitor { watcher, mref });
+    }
+
+    pub(crate) fn exited(&self, serial: u64, reason: ExitReason) {
+        let s = self.shared();
+        s.mailboxes.remove(&serial);
+        s.command(Cmd::Exited(serial, reason));
+    }
+
+    pub(crate) fn send_from(&self, from: &Pid, to: &Pid, payload: Bytes) {
+        self.shared().send(to, Some(from.clone()), payload);
+    }
+
+    /// Leaves the cluster: says goodbye to every peer (they drop this node
+    /// at once instead of waiting for a timeout) and stops the node.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.shared().command(Cmd::Shutdown(Some(tx)));
+        let _ = rx.await;
+    }
+}

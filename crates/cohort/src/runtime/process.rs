@@ -1,0 +1,107 @@
+//! Process handles: a pid and the mailbox behind it.
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::Node;
+use crate::core::pid::{ExitReason, Pid};
+use crate::core::process::{Message, MonitorRef};
+use crate::error::CodecError;
+
+/// A local process: a pid and its mailbox.
+///
+/// Dropping the handle ends the process with reason `Normal`; [`Process::exit`]
+/// ends it with another reason. Either way its monitors fire, on every node.
+/// A process ended by [`Node::kill`] finds `Message::Exit` as its last message.
+#[derive(Debug)]
+pub struct Process {
+    node: Node,
+    pid: Pid,
+    rx: mpsc::UnboundedReceiver<Message>,
+    ended: bool,
+}
+
+impl Process {
+    pub(crate) fn new(node: Node, pid: Pid, rx: mpsc::UnboundedReceiver<Message>) -> Self {
+        Process {
+            node,
+            pid,
+            rx,
+            ended: false,
+        }
+    }
+
+    /// This process's pid.
+    pub fn pid(&self) -> &Pid {
+        &self.pid
+    }
+
+    /// The node that owns this process.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Waits for the next message; `None` once the process was killed and
+    /// its mailbox drained.
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.rx.recv().await
+    }
+
+    /// The next message if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Sends raw bytes to `to`, from this process.
+    pub fn send(&self, to: &Pid, payload: impl Into<Bytes>) {
+        self.node.send_from(&self.pid, to, payload.into());
+    }
+
+    /// Sends a serde value (postcard-encoded) to `to`, from this process.
+    pub fn send_typed<T: Serialize>(&self, to: &Pid, value: &T) -> Result<(), CodecError> {
+        let bytes = postcard::to_stdvec(value)?;
+        self.send(to, bytes);
+        Ok(())
+    }
+
+    /// Monitors `target`: exactly one `Message::Down` will arrive, with the
+    /// target's exit reason, `NoProc` if it is already dead, or
+    /// `NoConnection` if its node is (or becomes) unreachable.
+    pub fn monitor(&self, target: &Pid) -> MonitorRef {
+        self.node.monitor(self.pid.serial(), target)
+    }
+
+    /// Cancels a monitor; its `Down` will not arrive unless already queued.
+    pub fn demonitor(&self, mref: MonitorRef) {
+        self.node.demonitor(self.pid.serial(), mref);
+    }
+
+    /// Ends this process with `reason`.
+    pub fn exit(mut self, reason: ExitReason) {
+        self.ended = true;
+        self.node.exited(self.pid.serial(), reason);
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.node.exited(self.pid.serial(), ExitReason::Normal);
+        }
+    }
+}
+
+impl Message {
+    /// Decodes the payload of a `Data` message sent with `send_typed`;
+    /// `None` for other messages.
+    pub fn decode<T: DeserializeOwned>(&self) -> Option<Result<T, CodecError>> {
+        match self {
+            Message::Data { payload, .. } => {
+                Some(postcard::from_bytes(payload).map_err(CodecError))
+            }
+            _ => None,
+        }
+    }
+}
