@@ -95,12 +95,13 @@ pub async fn run() -> Result<()> {
     )?;
 
     println!("== a monitors a process on b, which then exits");
-    let pb = b.spawn();
+    let mut pb = b.spawn();
     let target = pb.pid().clone();
     let mref = pa.monitor(&target);
-    // A round trip through b's process proves the monitor is installed.
-    pb.send(pa.pid(), "ready");
-    within("b's ready", pa.recv()).await?;
+    // Signals between two processes stay in order: once b's process has
+    // this message, b has the monitor too.
+    pa.send(&target, "are you there?");
+    within("the message on b", pb.recv()).await?;
     pb.exit(ExitReason::Other("work done".into()));
     match within("a down notice", pa.recv()).await? {
         Some(Message::Down {

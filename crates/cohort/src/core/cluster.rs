@@ -231,6 +231,11 @@ impl Cluster {
         self.peers.get(node).map(|p| p.creation)
     }
 
+    /// The connection carrying the session with an up peer.
+    pub fn peer_conn(&self, node: &NodeName) -> Option<ConnId> {
+        self.peers.get(node).map(|p| p.conn)
+    }
+
     /// Nodes whose traffic is blocked.
     pub fn blocked(&self) -> impl Iterator<Item = &NodeName> {
         self.blocked.iter()

@@ -61,11 +61,18 @@ pub(crate) enum Cmd {
         watcher: u64,
         target: Pid,
     },
+    MonitorSent {
+        mref: MonitorRef,
+        watcher: u64,
+        target: Pid,
+        conn: ConnId,
+    },
     Demonitor {
         watcher: u64,
         mref: MonitorRef,
     },
     Shutdown(Option<oneshot::Sender<()>>),
+    Abort(oneshot::Sender<()>),
 }
 
 struct ConnTasks {
@@ -138,25 +145,27 @@ impl Driver {
     }
 
     async fn run(mut self, mut cmd_rx: mpsc::UnboundedReceiver<Cmd>, acceptor: JoinHandle<()>) {
-        let mut shutdown_reply = None;
         loop {
             let deadline = self.epoch + self.core.next_timeout().as_duration();
             tokio::select! {
                 cmd = cmd_rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    if let Cmd::Shutdown(reply) = cmd {
-                        shutdown_reply = reply;
-                        break;
-                    }
-                    self.handle(cmd);
+                    let mut next = Some(cmd);
                     // Take what else is queued before looking at timers again.
-                    while let Ok(cmd) = cmd_rx.try_recv() {
-                        if let Cmd::Shutdown(reply) = cmd {
-                            shutdown_reply = reply;
-                            self.effects();
-                            return self.stop(acceptor, shutdown_reply).await;
+                    while let Some(cmd) = next.take().or_else(|| cmd_rx.try_recv().ok()) {
+                        match cmd {
+                            Cmd::Shutdown(reply) => {
+                                self.effects();
+                                return self.stop(acceptor, reply).await;
+                            }
+                            Cmd::Abort(reply) => {
+                                acceptor.abort();
+                                self.abort();
+                                let _ = reply.send(());
+                                return;
+                            }
+                            cmd => self.handle(cmd),
                         }
-                        self.handle(cmd);
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
@@ -166,7 +175,20 @@ impl Driver {
             }
             self.effects();
         }
-        self.stop(acceptor, shutdown_reply).await;
+        self.stop(acceptor, None).await;
+    }
+
+    /// Drops every task and connection without a goodbye.
+    fn abort(&mut self) {
+        for (_, d) in self.dialing.drain() {
+            d.abort();
+        }
+        for (_, c) in self.conns.drain() {
+            c.reader.abort();
+            c.writer.abort();
+        }
+        self.shared.mailboxes.clear();
+        self.shared.links.clear();
     }
 
     async fn stop(mut self, acceptor: JoinHandle<()>, reply: Option<oneshot::Sender<()>>) {
@@ -244,8 +266,14 @@ impl Driver {
                 watcher,
                 target,
             } => self.core.monitor(mref, watcher, &target),
+            Cmd::MonitorSent {
+                mref,
+                watcher,
+                target,
+                conn,
+            } => self.core.monitor_sent(mref, watcher, &target, conn),
             Cmd::Demonitor { watcher, mref } => self.core.demonitor(watcher, mref),
-            Cmd::Shutdown(_) => unreachable!("handled by the loop"),
+            Cmd::Shutdown(_) | Cmd::Abort(_) => unreachable!("handled by the loop"),
         }
     }
 
@@ -297,6 +325,7 @@ impl Driver {
                             node.clone(),
                             Link {
                                 creation,
+                                conn,
                                 tx: c.tx.clone(),
                             },
                         );

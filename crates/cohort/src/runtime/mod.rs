@@ -281,6 +281,7 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub(crate) struct Link {
     pub(crate) creation: u32,
+    pub(crate) conn: crate::core::ConnId,
     pub(crate) tx: mpsc::UnboundedSender<Bytes>,
 }
 
@@ -306,16 +307,26 @@ impl Shared {
             self.deliver_local(to, Message::Data { from, payload });
             return;
         }
-        let link = match self.links.get(to.node()) {
-            Some(l) if l.creation == to.creation() => l.tx.clone(),
-            _ => return,
+        self.write_to(
+            to,
+            &Frame::Send {
+                to: to.clone(),
+                from,
+                payload,
+            },
+        );
+    }
+
+    /// Writes a frame straight onto the session with `about`'s node, if it
+    /// is up and of `about`'s creation. Frames written this way by one
+    /// caller stay in order with each other (Erlang's per-pair signal
+    /// order). Returns the connection used.
+    pub(crate) fn write_to(&self, about: &Pid, frame: &Frame) -> Option<crate::core::ConnId> {
+        let link = match self.links.get(about.node()) {
+            Some(l) if l.creation == about.creation() => l.clone(),
+            _ => return None,
         };
-        let frame = Frame::Send {
-            to: to.clone(),
-            from,
-            payload,
-        };
-        let _ = link.send(frame.encode());
+        link.tx.send(frame.encode()).ok().map(|_| link.conn)
     }
 }
 
@@ -463,7 +474,19 @@ impl Node {
 
     /// Ends process `pid` (local or remote); its monitors see `reason`.
     pub fn kill(&self, pid: &Pid, reason: ExitReason) {
-        self.shared().command(Cmd::Kill(pid.clone(), reason));
+        let s = self.shared();
+        if pid.node() != &s.name {
+            // Straight onto the session, in order with this caller's sends.
+            s.write_to(
+                pid,
+                &Frame::Exit {
+                    target: pid.clone(),
+                    reason,
+                },
+            );
+            return;
+        }
+        s.command(Cmd::Kill(pid.clone(), reason));
     }
 
     /// Whether a local pid names a live process. A local read.
@@ -474,11 +497,30 @@ impl Node {
             && s.mailboxes.contains_key(&pid.serial())
     }
 
-    pub(crate) fn monitor(&self, watcher: u64, target: &Pid) -> MonitorRef {
-        let mref = MonitorRef(self.shared().next_ref.fetch_add(1, Ordering::Relaxed));
-        self.shared().command(Cmd::Monitor {
+    pub(crate) fn monitor(&self, watcher: &Pid, target: &Pid) -> MonitorRef {
+        let s = self.shared();
+        let mref = MonitorRef(s.next_ref.fetch_add(1, Ordering::Relaxed));
+        if target.node() != &s.name {
+            // Written here, not by the driver, so that the watcher's later
+            // sends to the target cannot overtake the monitor.
+            let frame = Frame::Monitor {
+                mref: mref.0,
+                watcher: watcher.clone(),
+                target: target.clone(),
+            };
+            if let Some(conn) = s.write_to(target, &frame) {
+                s.command(Cmd::MonitorSent {
+                    mref,
+                    watcher: watcher.serial(),
+                    target: target.clone(),
+                    conn,
+                });
+                return mref;
+            }
+        }
+        s.command(Cmd::Monitor {
             mref,
-            watcher,
+            watcher: watcher.serial(),
             target: target.clone(),
         });
         mref
@@ -496,6 +538,15 @@ impl Node {
 
     pub(crate) fn send_from(&self, from: &Pid, to: &Pid, payload: Bytes) {
         self.shared().send(to, Some(from.clone()), payload);
+    }
+
+    /// Stops the node abruptly, without telling its peers, as if its OS
+    /// process had died: peers see the connections drop. For tests and
+    /// fault drills.
+    pub async fn abort(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.shared().command(Cmd::Abort(tx));
+        let _ = rx.await;
     }
 
     /// Leaves the cluster: says goodbye to every peer (they drop this node

@@ -70,7 +70,7 @@ impl Process {
     /// target's exit reason, `NoProc` if it is already dead, or
     /// `NoConnection` if its node is (or becomes) unreachable.
     pub fn monitor(&self, target: &Pid) -> MonitorRef {
-        self.node.monitor(self.pid.serial(), target)
+        self.node.monitor(&self.pid, target)
     }
 
     /// Cancels a monitor; its `Down` will not arrive unless already queued.
