@@ -1,0 +1,123 @@
+//! Liveness: silent peers are declared down after the peer timeout even
+//! when the connection stays open, and a healed network reconnects by itself.
+
+mod common;
+
+use std::time::Duration;
+
+use cohort::core::auth::{prove, Cookie, Role, Transcript};
+use cohort::core::proto::{Frame, Hello, PROTOCOL_VERSION};
+use cohort::transport::mem::MemNetwork;
+use cohort::{DownReason, NodeEvent, NodeName};
+use common::*;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+#[tokio::test]
+async fn a_peer_that_stops_ticking_is_down_over_tcp() {
+    let a = start("a@127.0.0.1").await;
+    let mut ev = a.subscribe();
+    // A hand-made peer: completes the handshake properly, then goes silent
+    // while keeping its socket open.
+    let mut f = Framed::new(TcpStream::connect(a.local_addr()).await.unwrap(), LengthDelimitedCodec::new());
+    let me = NodeName::new("mute@127.0.0.1").unwrap();
+    let nonce = [9u8; 32];
+    let hello = Hello { version: PROTOCOL_VERSION, name: me.clone(), creation: 5, listen: None, nonce };
+    f.send(Frame::Hello(hello).encode()).await.unwrap();
+    let Frame::Challenge(ch) = Frame::decode(&f.next().await.unwrap().unwrap()).unwrap() else {
+        panic!("expected a challenge")
+    };
+    let t = Transcript {
+        dialer: &me,
+        dialer_creation: 5,
+        dialer_nonce: &nonce,
+        acceptor: &ch.name,
+        acceptor_creation: ch.creation,
+        acceptor_nonce: &ch.nonce,
+    };
+    let cookie = Cookie::new(COOKIE);
+    f.send(Frame::Response { proof: prove(&cookie, Role::Dialer, &t) }.encode()).await.unwrap();
+    let Frame::Ack { proof } = Frame::decode(&f.next().await.unwrap().unwrap()).unwrap() else {
+        panic!("expected an ack")
+    };
+    assert_eq!(proof, prove(&cookie, Role::Acceptor, &t), "a proves the cookie back");
+    assert_eq!(next_event(&mut ev).await, NodeEvent::Up { node: me.clone(), creation: 5 });
+    // Keep reading (a's ticks) but never answer.
+    let reader = tokio::spawn(async move { while f.next().await.is_some() {} });
+    assert_eq!(next_event(&mut ev).await, NodeEvent::Down { node: me, creation: 5, reason: DownReason::Timeout });
+    assert!(a.nodes().is_empty());
+    reader.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_partition_is_detected_and_heals_by_itself() {
+    let net = MemNetwork::default();
+    let a = start_on("a@mem", net.host("a")).await;
+    let b = start_on("b@mem", net.host("b")).await;
+    let c = start_on("c@mem", net.host("c")).await;
+    b.connect(&a.local_addr()).await.unwrap();
+    c.connect(&a.local_addr()).await.unwrap();
+    wait_full_mesh(&[&a, &b, &c]).await;
+    let mut ev = a.subscribe();
+    // Frames between c and the others vanish; no connection closes.
+    net.partition(&["c"], &["a", "b"]);
+    assert_eq!(
+        next_event(&mut ev).await,
+        NodeEvent::Down { node: c.name().clone(), creation: c.creation(), reason: DownReason::Timeout }
+    );
+    wait_for("both sides split", || {
+        a.nodes() == vec![b.name().clone()] && b.nodes() == vec![a.name().clone()] && c.nodes().is_empty()
+    })
+    .await;
+    net.heal();
+    // Nobody calls connect: reconnection with backoff restores the mesh.
+    assert_eq!(next_event(&mut ev).await, NodeEvent::Up { node: c.name().clone(), creation: c.creation() });
+    wait_full_mesh(&[&a, &b, &c]).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_way_loss_is_detected_on_both_sides() {
+    let net = MemNetwork::default();
+    let a = start_on("a@mem", net.host("a")).await;
+    let b = start_on("b@mem", net.host("b")).await;
+    let mut ev_a = a.subscribe();
+    let mut ev_b = b.subscribe();
+    b.connect(&a.local_addr()).await.unwrap();
+    assert!(matches!(next_event(&mut ev_a).await, NodeEvent::Up { .. }));
+    assert!(matches!(next_event(&mut ev_b).await, NodeEvent::Up { .. }));
+    net.block_one_way("a", "b");
+    // b hears nothing and times out; a's session ends when b closes it.
+    assert!(matches!(next_event(&mut ev_b).await, NodeEvent::Down { reason: DownReason::Timeout, .. }));
+    assert!(matches!(next_event(&mut ev_a).await, NodeEvent::Down { .. }));
+    net.heal();
+    assert!(matches!(next_event(&mut ev_a).await, NodeEvent::Up { .. }));
+    assert!(matches!(next_event(&mut ev_b).await, NodeEvent::Up { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_node_replaces_a_stale_session() {
+    // b's old incarnation is cut off silently; before a notices, b comes
+    // back under the same name with a new creation.
+    let net = MemNetwork::default();
+    let a = builder("a@mem")
+        .listen("a:0")
+        .transport(net.host("a"))
+        .peer_timeout(Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap();
+    let b1 = start_on("b@mem", net.host("b1")).await;
+    let mut ev = a.subscribe();
+    b1.connect(&a.local_addr()).await.unwrap();
+    assert!(matches!(next_event(&mut ev).await, NodeEvent::Up { .. }));
+    net.partition(&["b1"], &["a"]);
+    let b2 = start_on("b@mem", net.host("b2")).await;
+    b2.connect(&a.local_addr()).await.unwrap();
+    assert_eq!(
+        next_event(&mut ev).await,
+        NodeEvent::Down { node: b1.name().clone(), creation: b1.creation(), reason: DownReason::Restarted }
+    );
+    assert_eq!(next_event(&mut ev).await, NodeEvent::Up { node: b2.name().clone(), creation: b2.creation() });
+    assert_eq!(a.nodes(), vec![b2.name().clone()]);
+}
