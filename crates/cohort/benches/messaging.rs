@@ -7,11 +7,20 @@ use cohort::{Message, Node};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn node(name: &str) -> Node {
-    Node::builder().name(name).cookie("bench").start().await.unwrap()
+    Node::builder()
+        .name(name)
+        .cookie("bench")
+        .start()
+        .await
+        .unwrap()
 }
 
 const BATCH: u64 = 10_000;
@@ -77,7 +86,11 @@ fn messaging(c: &mut Criterion) {
                 let mut pong = b.spawn();
                 let pong_pid = pong.pid().clone();
                 let echo = tokio::spawn(async move {
-                    while let Some(Message::Data { from: Some(from), payload }) = pong.recv().await {
+                    while let Some(Message::Data {
+                        from: Some(from),
+                        payload,
+                    }) = pong.recv().await
+                    {
                         pong.send(&from, payload);
                     }
                 });

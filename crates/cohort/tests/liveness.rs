@@ -20,10 +20,19 @@ async fn a_peer_that_stops_ticking_is_down_over_tcp() {
     let mut ev = a.subscribe();
     // A hand-made peer: completes the handshake properly, then goes silent
     // while keeping its socket open.
-    let mut f = Framed::new(TcpStream::connect(a.local_addr()).await.unwrap(), LengthDelimitedCodec::new());
+    let mut f = Framed::new(
+        TcpStream::connect(a.local_addr()).await.unwrap(),
+        LengthDelimitedCodec::new(),
+    );
     let me = NodeName::new("mute@127.0.0.1").unwrap();
     let nonce = [9u8; 32];
-    let hello = Hello { version: PROTOCOL_VERSION, name: me.clone(), creation: 5, listen: None, nonce };
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        name: me.clone(),
+        creation: 5,
+        listen: None,
+        nonce,
+    };
     f.send(Frame::Hello(hello).encode()).await.unwrap();
     let Frame::Challenge(ch) = Frame::decode(&f.next().await.unwrap().unwrap()).unwrap() else {
         panic!("expected a challenge")
@@ -37,15 +46,39 @@ async fn a_peer_that_stops_ticking_is_down_over_tcp() {
         acceptor_nonce: &ch.nonce,
     };
     let cookie = Cookie::new(COOKIE);
-    f.send(Frame::Response { proof: prove(&cookie, Role::Dialer, &t) }.encode()).await.unwrap();
+    f.send(
+        Frame::Response {
+            proof: prove(&cookie, Role::Dialer, &t),
+        }
+        .encode(),
+    )
+    .await
+    .unwrap();
     let Frame::Ack { proof } = Frame::decode(&f.next().await.unwrap().unwrap()).unwrap() else {
         panic!("expected an ack")
     };
-    assert_eq!(proof, prove(&cookie, Role::Acceptor, &t), "a proves the cookie back");
-    assert_eq!(next_event(&mut ev).await, NodeEvent::Up { node: me.clone(), creation: 5 });
+    assert_eq!(
+        proof,
+        prove(&cookie, Role::Acceptor, &t),
+        "a proves the cookie back"
+    );
+    assert_eq!(
+        next_event(&mut ev).await,
+        NodeEvent::Up {
+            node: me.clone(),
+            creation: 5
+        }
+    );
     // Keep reading (a's ticks) but never answer.
     let reader = tokio::spawn(async move { while f.next().await.is_some() {} });
-    assert_eq!(next_event(&mut ev).await, NodeEvent::Down { node: me, creation: 5, reason: DownReason::Timeout });
+    assert_eq!(
+        next_event(&mut ev).await,
+        NodeEvent::Down {
+            node: me,
+            creation: 5,
+            reason: DownReason::Timeout
+        }
+    );
     assert!(a.nodes().is_empty());
     reader.abort();
 }
@@ -64,15 +97,27 @@ async fn a_silent_partition_is_detected_and_heals_by_itself() {
     net.partition(&["c"], &["a", "b"]);
     assert_eq!(
         next_event(&mut ev).await,
-        NodeEvent::Down { node: c.name().clone(), creation: c.creation(), reason: DownReason::Timeout }
+        NodeEvent::Down {
+            node: c.name().clone(),
+            creation: c.creation(),
+            reason: DownReason::Timeout
+        }
     );
     wait_for("both sides split", || {
-        a.nodes() == vec![b.name().clone()] && b.nodes() == vec![a.name().clone()] && c.nodes().is_empty()
+        a.nodes() == vec![b.name().clone()]
+            && b.nodes() == vec![a.name().clone()]
+            && c.nodes().is_empty()
     })
     .await;
     net.heal();
     // Nobody calls connect: reconnection with backoff restores the mesh.
-    assert_eq!(next_event(&mut ev).await, NodeEvent::Up { node: c.name().clone(), creation: c.creation() });
+    assert_eq!(
+        next_event(&mut ev).await,
+        NodeEvent::Up {
+            node: c.name().clone(),
+            creation: c.creation()
+        }
+    );
     wait_full_mesh(&[&a, &b, &c]).await;
 }
 
@@ -88,8 +133,17 @@ async fn one_way_loss_is_detected_on_both_sides() {
     assert!(matches!(next_event(&mut ev_b).await, NodeEvent::Up { .. }));
     net.block_one_way("a", "b");
     // b hears nothing and times out; a's session ends when b closes it.
-    assert!(matches!(next_event(&mut ev_b).await, NodeEvent::Down { reason: DownReason::Timeout, .. }));
-    assert!(matches!(next_event(&mut ev_a).await, NodeEvent::Down { .. }));
+    assert!(matches!(
+        next_event(&mut ev_b).await,
+        NodeEvent::Down {
+            reason: DownReason::Timeout,
+            ..
+        }
+    ));
+    assert!(matches!(
+        next_event(&mut ev_a).await,
+        NodeEvent::Down { .. }
+    ));
     net.heal();
     assert!(matches!(next_event(&mut ev_a).await, NodeEvent::Up { .. }));
     assert!(matches!(next_event(&mut ev_b).await, NodeEvent::Up { .. }));
@@ -116,8 +170,18 @@ async fn a_restarted_node_replaces_a_stale_session() {
     b2.connect(&a.local_addr()).await.unwrap();
     assert_eq!(
         next_event(&mut ev).await,
-        NodeEvent::Down { node: b1.name().clone(), creation: b1.creation(), reason: DownReason::Restarted }
+        NodeEvent::Down {
+            node: b1.name().clone(),
+            creation: b1.creation(),
+            reason: DownReason::Restarted
+        }
     );
-    assert_eq!(next_event(&mut ev).await, NodeEvent::Up { node: b2.name().clone(), creation: b2.creation() });
+    assert_eq!(
+        next_event(&mut ev).await,
+        NodeEvent::Up {
+            node: b2.name().clone(),
+            creation: b2.creation()
+        }
+    );
     assert_eq!(a.nodes(), vec![b2.name().clone()]);
 }

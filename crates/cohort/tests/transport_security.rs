@@ -18,7 +18,9 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 /// The node still accepts a well-behaved peer and exchanges a message.
 async fn still_serves(a: &Node) {
     let b = start("healthy@127.0.0.1").await;
-    b.connect(&a.local_addr()).await.expect("a still accepts good peers");
+    b.connect(&a.local_addr())
+        .await
+        .expect("a still accepts good peers");
     let mut pa = a.spawn();
     let pb = b.spawn();
     pb.send(pa.pid(), "ok");
@@ -57,15 +59,25 @@ fn hello(name: &str, version: u16) -> Frame {
 }
 
 async fn expect_refusal(f: &mut Framed<TcpStream, LengthDelimitedCodec>, want: RefuseReason) {
-    let got = within("a refusal", f.next()).await.expect("a frame").expect("readable");
+    let got = within("a refusal", f.next())
+        .await
+        .expect("a frame")
+        .expect("readable");
     assert_eq!(Frame::decode(&got).unwrap(), Frame::Refuse { reason: want });
-    assert!(within("close", f.next()).await.is_none(), "connection must close after a refusal");
+    assert!(
+        within("close", f.next()).await.is_none(),
+        "connection must close after a refusal"
+    );
 }
 
 #[tokio::test]
 async fn wrong_cookie_is_refused_and_nothing_registered() {
     let a = start("a@127.0.0.1").await;
-    let intruder = builder("c@127.0.0.1").cookie("not-the-cookie").start().await.unwrap();
+    let intruder = builder("c@127.0.0.1")
+        .cookie("not-the-cookie")
+        .start()
+        .await
+        .unwrap();
     let mut ev = a.subscribe();
     let err = intruder.connect(&a.local_addr()).await.unwrap_err();
     assert_eq!(err, ConnectError::Refused(RefuseReason::BadCookie));
@@ -73,11 +85,16 @@ async fn wrong_cookie_is_refused_and_nothing_registered() {
     assert!(intruder.nodes().is_empty());
     // The other direction fails too: c cannot prove a's cookie back.
     let err = a.connect(&intruder.local_addr()).await.unwrap_err();
-    assert!(matches!(err, ConnectError::Refused(RefuseReason::BadCookie)), "{err:?}");
+    assert!(
+        matches!(err, ConnectError::Refused(RefuseReason::BadCookie)),
+        "{err:?}"
+    );
     assert!(a.nodes().is_empty());
     still_serves(&a).await;
     // The only event a saw is the healthy node coming and going.
-    assert!(matches!(next_event(&mut ev).await, cohort::NodeEvent::Up { node, .. } if node.as_str() == "healthy@127.0.0.1"));
+    assert!(
+        matches!(next_event(&mut ev).await, cohort::NodeEvent::Up { node, .. } if node.as_str() == "healthy@127.0.0.1")
+    );
 }
 
 #[tokio::test]
@@ -95,7 +112,11 @@ async fn garbage_bytes_close_the_connection_only() {
 
 #[tokio::test]
 async fn oversized_frames_close_the_connection_only() {
-    let a = builder("a@127.0.0.1").max_frame(64 * 1024).start().await.unwrap();
+    let a = builder("a@127.0.0.1")
+        .max_frame(64 * 1024)
+        .start()
+        .await
+        .unwrap();
     let mut s = TcpStream::connect(a.local_addr()).await.unwrap();
     // A length prefix of 1 GiB: refused from the header alone.
     s.write_all(&(1u32 << 30).to_be_bytes()).await.unwrap();
@@ -116,7 +137,9 @@ async fn session_frames_before_the_handshake_are_refused() {
 async fn unsupported_version_is_refused() {
     let a = start("a@127.0.0.1").await;
     let mut f = framed(TcpStream::connect(a.local_addr()).await.unwrap());
-    f.send(hello("x@127.0.0.1", PROTOCOL_VERSION + 98).encode()).await.unwrap();
+    f.send(hello("x@127.0.0.1", PROTOCOL_VERSION + 98).encode())
+        .await
+        .unwrap();
     expect_refusal(&mut f, RefuseReason::Version(PROTOCOL_VERSION)).await;
     still_serves(&a).await;
 }
@@ -125,7 +148,9 @@ async fn unsupported_version_is_refused() {
 async fn a_peer_claiming_our_own_name_is_refused() {
     let a = start("a@127.0.0.1").await;
     let mut f = framed(TcpStream::connect(a.local_addr()).await.unwrap());
-    f.send(hello("a@127.0.0.1", PROTOCOL_VERSION).encode()).await.unwrap();
+    f.send(hello("a@127.0.0.1", PROTOCOL_VERSION).encode())
+        .await
+        .unwrap();
     expect_refusal(&mut f, RefuseReason::SameName).await;
 }
 
@@ -133,17 +158,28 @@ async fn a_peer_claiming_our_own_name_is_refused() {
 async fn a_forged_proof_is_refused() {
     let a = start("a@127.0.0.1").await;
     let mut f = framed(TcpStream::connect(a.local_addr()).await.unwrap());
-    f.send(hello("x@127.0.0.1", PROTOCOL_VERSION).encode()).await.unwrap();
+    f.send(hello("x@127.0.0.1", PROTOCOL_VERSION).encode())
+        .await
+        .unwrap();
     let challenge = within("challenge", f.next()).await.unwrap().unwrap();
-    assert!(matches!(Frame::decode(&challenge).unwrap(), Frame::Challenge(_)));
-    f.send(Frame::Response { proof: [0; 32] }.encode()).await.unwrap();
+    assert!(matches!(
+        Frame::decode(&challenge).unwrap(),
+        Frame::Challenge(_)
+    ));
+    f.send(Frame::Response { proof: [0; 32] }.encode())
+        .await
+        .unwrap();
     expect_refusal(&mut f, RefuseReason::BadCookie).await;
     assert!(a.nodes().is_empty());
 }
 
 #[tokio::test]
 async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
-    let a = builder("a@127.0.0.1").handshake_timeout(Duration::from_millis(300)).start().await.unwrap();
+    let a = builder("a@127.0.0.1")
+        .handshake_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
     let mut s = TcpStream::connect(a.local_addr()).await.unwrap();
     read_until_closed(&mut s).await;
     still_serves(&a).await;

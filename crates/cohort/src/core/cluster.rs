@@ -383,6 +383,8 @@ impl Cluster {
         };
         let expect = c.expect.clone();
         let was_up = matches!(c.state, State::Up { .. });
+        // Tell the driver too, so it releases what it holds for the connection.
+        fx.push(Effect::Close { conn, reason: why });
         self.drop_conn(conn, reason, now, fx, up);
         if !was_up {
             if let Some(name) = expect {

@@ -461,35 +461,6 @@ impl NodeCore {
         }
     }
 
-    /// Records a monitor whose `Monitor` frame the driver already wrote on
-    /// connection `conn` (so that it stays ordered with the watcher's later
-    /// sends). If that session has ended meanwhile, the watcher gets
-    /// `NoConnection` now: the frame was lost with it.
-    pub fn monitor_sent(&mut self, mref: MonitorRef, watcher: u64, target: &Pid, conn: ConnId) {
-        if self.cluster.peer_conn(target.node()) != Some(conn) {
-            self.fx.push(Effect::Deliver {
-                to: watcher,
-                msg: Message::Down {
-                    mref,
-                    pid: target.clone(),
-                    reason: ExitReason::NoConnection,
-                },
-            });
-            return;
-        }
-        if !self.procs.is_alive(watcher) {
-            let node = target.node().clone();
-            let frame = Frame::Demonitor {
-                mref: mref.0,
-                watcher: self.pid(watcher),
-                target: target.clone(),
-            };
-            self.cluster.send(&node, frame, &mut self.fx);
-            return;
-        }
-        self.procs.add_outgoing(mref, watcher, target.clone());
-    }
-
     /// A fresh monitor reference, for drivers that let the core number them.
     pub fn new_ref(&mut self) -> MonitorRef {
         self.procs.new_ref()

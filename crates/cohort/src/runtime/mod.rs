@@ -1,13 +1,14 @@
 //! The tokio runtime around the core: a [`Node`] handle, its driver task,
 //! connection tasks and process mailboxes.
 //!
-//! One driver task per node owns the [`NodeCore`](crate::core::NodeCore)
-//! and carries out its effects. Hot paths skip it: a send to a local pid
-//! goes straight to the mailbox, a send to a remote pid straight to the
-//! peer's connection writer, and a received message straight from the
-//! connection reader to the mailbox.
+//! The [`NodeCore`](crate::core::NodeCore) sits behind one lock (see
+//! `engine`); API calls, connection readers and the timer task take turns
+//! feeding it and carry out its effects. Hot paths skip it: a send to a
+//! local pid goes straight to the mailbox, a send to a remote pid straight
+//! to the peer's connection writer, and a received message straight from
+//! the connection reader to the mailbox.
 
-mod driver;
+mod engine;
 mod process;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +32,7 @@ use crate::core::{ConnectError, CoreConfig, DownReason, NodeCore};
 use crate::error::{CodecError, StartError};
 use crate::transport::tcp::TcpTransport;
 use crate::transport::Transport;
-use driver::Cmd;
+use engine::EngineCell;
 
 /// A change in the set of connected nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,26 +237,17 @@ impl NodeBuilder {
             rng,
             crate::core::time::Time::ZERO,
         );
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             name,
             creation,
             local_addr,
-            cmd: cmd_tx,
             mailboxes: DashMap::new(),
             links: DashMap::new(),
             next_serial: AtomicU64::new(1),
             next_ref: AtomicU64::new(1),
+            engine: EngineCell::new(core, transport, epoch, self.cluster.handshake_timeout),
         });
-        driver::spawn(
-            core,
-            shared.clone(),
-            transport,
-            listener,
-            cmd_rx,
-            epoch,
-            self.cluster.handshake_timeout,
-        );
+        engine::start(&shared, listener);
         Ok(Node {
             inner: Arc::new(Inner { shared }),
         })
@@ -268,29 +260,23 @@ pub(crate) struct Shared {
     pub(crate) name: NodeName,
     pub(crate) creation: u32,
     pub(crate) local_addr: String,
-    pub(crate) cmd: mpsc::UnboundedSender<Cmd>,
     /// Live local processes: serial → mailbox.
     pub(crate) mailboxes: DashMap<u64, mpsc::UnboundedSender<Message>>,
     /// Up peers: name → session writer.
     pub(crate) links: DashMap<NodeName, Link>,
     pub(crate) next_serial: AtomicU64,
     pub(crate) next_ref: AtomicU64,
+    pub(crate) engine: EngineCell,
 }
 
 /// The writer of an up session, for sends that skip the driver.
 #[derive(Clone)]
 pub(crate) struct Link {
     pub(crate) creation: u32,
-    pub(crate) conn: crate::core::ConnId,
     pub(crate) tx: mpsc::UnboundedSender<Bytes>,
 }
 
 impl Shared {
-    pub(crate) fn command(&self, cmd: Cmd) {
-        // The driver only stops at shutdown; commands after it have no effect.
-        let _ = self.cmd.send(cmd);
-    }
-
     /// Puts a message into a local mailbox; false when the process is gone.
     pub(crate) fn deliver_local(&self, to: &Pid, msg: Message) -> bool {
         if to.creation() != self.creation {
@@ -318,15 +304,13 @@ impl Shared {
     }
 
     /// Writes a frame straight onto the session with `about`'s node, if it
-    /// is up and of `about`'s creation. Frames written this way by one
-    /// caller stay in order with each other (Erlang's per-pair signal
-    /// order). Returns the connection used.
-    pub(crate) fn write_to(&self, about: &Pid, frame: &Frame) -> Option<crate::core::ConnId> {
-        let link = match self.links.get(about.node()) {
-            Some(l) if l.creation == about.creation() => l.clone(),
-            _ => return None,
-        };
-        link.tx.send(frame.encode()).ok().map(|_| link.conn)
+    /// is up and of `about`'s creation.
+    fn write_to(&self, about: &Pid, frame: &Frame) {
+        if let Some(l) = self.links.get(about.node()) {
+            if l.creation == about.creation() {
+                let _ = l.tx.send(frame.encode());
+            }
+        }
     }
 }
 
@@ -336,7 +320,13 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.shared.command(Cmd::Shutdown(None));
+        // The last handle is gone: leave the cluster in the background.
+        let shared = self.shared.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { shared.shutdown().await });
+        } else {
+            shared.abort();
+        }
     }
 }
 
@@ -386,44 +376,28 @@ impl Node {
     /// With the mesh on, the peer's peers are connected next, in the background.
     pub async fn connect(&self, addr: &str) -> Result<NodeName, ConnectError> {
         let (tx, rx) = oneshot::channel();
-        self.shared().command(Cmd::Connect {
-            addr: addr.to_string(),
-            reply: tx,
-        });
+        self.shared().connect_request(addr.to_string(), tx);
         rx.await.unwrap_or(Err(ConnectError::ShuttingDown))
     }
 
     /// Ends the session with `node` on purpose; neither side reconnects on
     /// its own. False when it was not connected.
     pub async fn disconnect(&self, node: &NodeName) -> bool {
-        let (tx, rx) = oneshot::channel();
-        self.shared().command(Cmd::Disconnect {
-            node: node.clone(),
-            reply: tx,
-        });
-        rx.await.unwrap_or(false)
+        self.shared()
+            .with(|core, now, _| core.disconnect(node, now))
     }
 
     /// Fault injection: drops and refuses all traffic with `node` until
     /// [`Node::unblock`].
     pub async fn block(&self, node: &NodeName) {
-        let (tx, rx) = oneshot::channel();
-        self.shared().command(Cmd::Block {
-            node: node.clone(),
-            reply: tx,
-        });
-        let _ = rx.await;
+        self.shared()
+            .with(|core, now, _| core.block(node.clone(), now));
     }
 
     /// Lifts a block and reconnects if the node is known. False when it was
     /// not blocked.
     pub async fn unblock(&self, node: &NodeName) -> bool {
-        let (tx, rx) = oneshot::channel();
-        self.shared().command(Cmd::Unblock {
-            node: node.clone(),
-            reply: tx,
-        });
-        rx.await.unwrap_or(false)
+        self.shared().with(|core, now, _| core.unblock(node, now))
     }
 
     /// The nodes with an up session, in name order. A local read.
@@ -441,7 +415,7 @@ impl Node {
     /// Subscribes to node up/down events from now on.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<NodeEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.shared().command(Cmd::Subscribe(tx));
+        self.shared().subscribe(tx);
         rx
     }
 
@@ -451,7 +425,7 @@ impl Node {
         let serial = shared.next_serial.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         shared.mailboxes.insert(serial, tx);
-        shared.command(Cmd::Spawned(serial));
+        shared.with(|core, _, _| core.spawned(serial));
         Process::new(
             self.clone(),
             Pid::new(shared.name.clone(), shared.creation, serial),
@@ -474,19 +448,7 @@ impl Node {
 
     /// Ends process `pid` (local or remote); its monitors see `reason`.
     pub fn kill(&self, pid: &Pid, reason: ExitReason) {
-        let s = self.shared();
-        if pid.node() != &s.name {
-            // Straight onto the session, in order with this caller's sends.
-            s.write_to(
-                pid,
-                &Frame::Exit {
-                    target: pid.clone(),
-                    reason,
-                },
-            );
-            return;
-        }
-        s.command(Cmd::Kill(pid.clone(), reason));
+        self.shared().with(|core, _, _| core.kill(pid, reason));
     }
 
     /// Whether a local pid names a live process. A local read.
@@ -500,40 +462,21 @@ impl Node {
     pub(crate) fn monitor(&self, watcher: &Pid, target: &Pid) -> MonitorRef {
         let s = self.shared();
         let mref = MonitorRef(s.next_ref.fetch_add(1, Ordering::Relaxed));
-        if target.node() != &s.name {
-            // Written here, not by the driver, so that the watcher's later
-            // sends to the target cannot overtake the monitor.
-            let frame = Frame::Monitor {
-                mref: mref.0,
-                watcher: watcher.clone(),
-                target: target.clone(),
-            };
-            if let Some(conn) = s.write_to(target, &frame) {
-                s.command(Cmd::MonitorSent {
-                    mref,
-                    watcher: watcher.serial(),
-                    target: target.clone(),
-                    conn,
-                });
-                return mref;
-            }
-        }
-        s.command(Cmd::Monitor {
-            mref,
-            watcher: watcher.serial(),
-            target: target.clone(),
-        });
+        // Under the lock the Monitor frame is queued before this call
+        // returns, so the watcher's later sends cannot overtake it.
+        s.with(|core, _, _| core.monitor(mref, watcher.serial(), target));
         mref
     }
 
     pub(crate) fn demonitor(&self, watcher: u64, mref: MonitorRef) {
-        self.shared().command(Cmd::Demonitor { watcher, mref });
+        self.shared()
+            .with(|core, _, _| core.demonitor(watcher, mref));
     }
 
     pub(crate) fn exited(&self, serial: u64, reason: ExitReason) {
         let s = self.shared();
         s.mailboxes.remove(&serial);
-        s.command(Cmd::Exited(serial, reason));
+        s.with(|core, _, _| core.exited(serial, reason));
     }
 
     pub(crate) fn send_from(&self, from: &Pid, to: &Pid, payload: Bytes) {
@@ -544,16 +487,12 @@ impl Node {
     /// process had died: peers see the connections drop. For tests and
     /// fault drills.
     pub async fn abort(&self) {
-        let (tx, rx) = oneshot::channel();
-        self.shared().command(Cmd::Abort(tx));
-        let _ = rx.await;
+        self.shared().abort();
     }
 
     /// Leaves the cluster: says goodbye to every peer (they drop this node
     /// at once instead of waiting for a timeout) and stops the node.
     pub async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        self.shared().command(Cmd::Shutdown(Some(tx)));
-        let _ = rx.await;
+        self.shared().shutdown().await;
     }
 }

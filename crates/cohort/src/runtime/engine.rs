@@ -1,0 +1,431 @@
+//! The engine: the node core behind one lock, and the tasks around it.
+//!
+//! Whoever has something for the core (an API call, a connection reader, the
+//! timer task) takes the lock, feeds the core, and carries out the effects
+//! before letting go. Effects never block: frames go into per-connection
+//! writer queues, messages into mailboxes, dials into spawned tasks. Writes
+//! are therefore serialised per node, as in an Erlang scope process, without
+//! a round trip through a driver task; reads use the published views and
+//! never take the lock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::{Link, NodeEvent, Shared};
+use crate::core::pid::NodeName;
+use crate::core::process::Message;
+use crate::core::proto::Frame;
+use crate::core::time::Time;
+use crate::core::{ConnId, ConnectError, Effect, NodeCore, ReqId};
+use crate::transport::{Connection, Listener, Transport};
+
+struct ConnTasks {
+    tx: mpsc::UnboundedSender<Bytes>,
+    authenticated: Arc<AtomicBool>,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
+
+/// The core and the bookkeeping needed to carry out its effects.
+pub(crate) struct Engine {
+    pub(crate) core: NodeCore,
+    conns: HashMap<ConnId, ConnTasks>,
+    dialing: HashMap<ConnId, JoinHandle<()>>,
+    reqs: HashMap<ReqId, oneshot::Sender<Result<NodeName, ConnectError>>>,
+    next_req: ReqId,
+    subscribers: Vec<mpsc::UnboundedSender<NodeEvent>>,
+    closing_writers: Vec<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
+    stopped: bool,
+}
+
+/// The lock around the engine plus what the tasks need to reach it.
+pub(crate) struct EngineCell {
+    engine: Mutex<Engine>,
+    timer: Arc<Notify>,
+    transport: Arc<dyn Transport>,
+    epoch: Instant,
+    dial_timeout: Duration,
+}
+
+impl EngineCell {
+    pub(crate) fn new(
+        core: NodeCore,
+        transport: Arc<dyn Transport>,
+        epoch: Instant,
+        dial_timeout: Duration,
+    ) -> Self {
+        EngineCell {
+            engine: Mutex::new(Engine {
+                core,
+                conns: HashMap::new(),
+                dialing: HashMap::new(),
+                reqs: HashMap::new(),
+                next_req: 1,
+                subscribers: Vec::new(),
+                closing_writers: Vec::new(),
+                tasks: Vec::new(),
+                stopped: false,
+            }),
+            timer: Arc::new(Notify::new()),
+            transport,
+            epoch,
+            dial_timeout,
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time(Instant::now().duration_since(self.epoch).as_micros() as u64)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Engine> {
+        // A panic while holding the lock is a bug; keep serving rather than
+        // poisoning every later call.
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Starts the accept loop and the timer task of a node.
+pub(crate) fn start(shared: &Arc<Shared>, listener: Box<dyn Listener>) {
+    let accept = tokio::spawn(accept_loop(listener, Arc::downgrade(shared)));
+    let timer = tokio::spawn(timer_loop(
+        Arc::downgrade(shared),
+        shared.engine.timer.clone(),
+    ));
+    let mut e = shared.engine.lock();
+    e.tasks.push(accept);
+    e.tasks.push(timer);
+}
+
+async fn accept_loop(mut listener: Box<dyn Listener>, shared: std::sync::Weak<Shared>) {
+    loop {
+        let conn = listener.accept().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        match conn {
+            Ok(conn) => shared.with(|core, now, e| {
+                let id = core.accepted(conn.remote_addr.clone(), now);
+                e.push(Pending::Attach(id, conn));
+            }),
+            Err(e) => {
+                warn!(node = %shared.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn timer_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let deadline = {
+            let e = s.engine.lock();
+            if e.stopped {
+                return;
+            }
+            s.engine.epoch + e.core.next_timeout().as_duration()
+        };
+        let notified = wake.notified();
+        let sleep = tokio::time::sleep_until(deadline);
+        // Do not keep the node alive while sleeping.
+        drop(s);
+        tokio::select! {
+            _ = sleep => {
+                let Some(s) = shared.upgrade() else { return };
+                s.with(|core, now, _| core.timeout(now));
+            }
+            _ = notified => {}
+        }
+    }
+}
+
+/// Work that needs the `Arc<Shared>` and so happens right after the core call.
+pub(crate) enum Pending {
+    Attach(ConnId, Connection),
+}
+
+impl Shared {
+    /// Runs `f` on the core under the lock, then carries out its effects.
+    pub(crate) fn with<R>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut NodeCore, Time, &mut Vec<Pending>) -> R,
+    ) -> R {
+        let mut pending = Vec::new();
+        let mut e = self.engine.lock();
+        let now = self.engine.now();
+        let before = e.core.next_timeout();
+        let r = f(&mut e.core, now, &mut pending);
+        for p in pending {
+            match p {
+                Pending::Attach(id, conn) => self.attach(&mut e, id, conn),
+            }
+        }
+        self.run_effects(&mut e);
+        if e.core.next_timeout() < before {
+            self.engine.timer.notify_one();
+        }
+        r
+    }
+
+    /// Registers a `connect` request and returns its id.
+    pub(crate) fn connect_request(
+        self: &Arc<Self>,
+        addr: String,
+        reply: oneshot::Sender<Result<NodeName, ConnectError>>,
+    ) {
+        let mut e = self.engine.lock();
+        if e.stopped {
+            let _ = reply.send(Err(ConnectError::ShuttingDown));
+            return;
+        }
+        let req = e.next_req;
+        e.next_req += 1;
+        e.reqs.insert(req, reply);
+        drop(e);
+        self.with(|core, now, _| core.connect(addr, Some(req), now));
+    }
+
+    /// Adds a node-event subscriber.
+    pub(crate) fn subscribe(&self, tx: mpsc::UnboundedSender<NodeEvent>) {
+        self.engine.lock().subscribers.push(tx);
+    }
+
+    /// A dial finished.
+    fn dialed(self: &Arc<Self>, conn: ConnId, result: std::io::Result<Connection>) {
+        self.with(|core, now, pending| {
+            match result {
+                Ok(c) => {
+                    pending.push(Pending::Attach(conn, c));
+                    core.dialed(conn, now);
+                }
+                Err(e) => core.dial_failed(conn, e.to_string(), now),
+            };
+        });
+    }
+
+    fn run_effects(self: &Arc<Self>, e: &mut Engine) {
+        while let Some(fx) = e.core.poll_effect() {
+            match fx {
+                Effect::Dial { conn, addr } => {
+                    let transport = self.engine.transport.clone();
+                    let timeout = self.engine.dial_timeout;
+                    let weak = Arc::downgrade(self);
+                    let task = tokio::spawn(async move {
+                        let result =
+                            match tokio::time::timeout(timeout, transport.connect(&addr)).await {
+                                Ok(r) => r,
+                                Err(_) => Err(std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    "connect timed out",
+                                )),
+                            };
+                        if let Some(s) = weak.upgrade() {
+                            s.dialed(conn, result);
+                        }
+                    });
+                    e.dialing.insert(conn, task);
+                }
+                Effect::Send { conn, frame } => {
+                    if let Some(c) = e.conns.get(&conn) {
+                        let _ = c.tx.send(frame.encode());
+                    }
+                }
+                Effect::Close { conn, reason } => {
+                    if let Some(d) = e.dialing.remove(&conn) {
+                        d.abort();
+                    }
+                    if let Some(c) = e.conns.remove(&conn) {
+                        debug!(node = %self.name, conn, %reason, "closing connection");
+                        c.reader.abort();
+                        // Dropping `tx` lets the writer flush what is queued, then close.
+                        e.closing_writers.retain(|w| !w.is_finished());
+                        e.closing_writers.push(c.writer);
+                    }
+                }
+                Effect::NodeUp {
+                    node,
+                    creation,
+                    conn,
+                } => {
+                    if let Some(c) = e.conns.get(&conn) {
+                        c.authenticated.store(true, Ordering::Release);
+                        self.links.insert(
+                            node.clone(),
+                            Link {
+                                creation,
+                                tx: c.tx.clone(),
+                            },
+                        );
+                    }
+                    notify(e, NodeEvent::Up { node, creation });
+                }
+                Effect::NodeDown {
+                    node,
+                    creation,
+                    reason,
+                } => {
+                    self.links.remove_if(&node, |_, l| l.creation == creation);
+                    notify(
+                        e,
+                        NodeEvent::Down {
+                            node,
+                            creation,
+                            reason,
+                        },
+                    );
+                }
+                Effect::Deliver { to, msg } => {
+                    if let Some(mb) = self.mailboxes.get(&to) {
+                        let _ = mb.send(msg);
+                    }
+                }
+                Effect::Kill { serial, reason } => {
+                    if let Some((_, mb)) = self.mailboxes.remove(&serial) {
+                        let _ = mb.send(Message::Exit { reason });
+                    }
+                }
+                Effect::ConnectDone { req, result } => {
+                    if let Some(r) = e.reqs.remove(&req) {
+                        let _ = r.send(result);
+                    }
+                }
+            }
+        }
+    }
+
+    fn attach(self: &Arc<Self>, e: &mut Engine, conn: ConnId, c: Connection) {
+        let Connection {
+            remote_addr,
+            mut sink,
+            mut stream,
+        } = c;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        let authenticated = Arc::new(AtomicBool::new(false));
+        let writer = tokio::spawn(async move {
+            while let Some(frame) = rx.recv().await {
+                if sink.feed(frame).await.is_err() {
+                    return;
+                }
+                // Batch whatever else is queued into one flush.
+                while let Ok(frame) = rx.try_recv() {
+                    if sink.feed(frame).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        let weak = Arc::downgrade(self);
+        let auth = authenticated.clone();
+        let reader = tokio::spawn(async move {
+            let why = loop {
+                let item = stream.next().await;
+                let Some(shared) = weak.upgrade() else { return };
+                match item {
+                    None => break "closed by peer".to_string(),
+                    Some(Err(err)) => {
+                        warn!(node = %shared.name, addr = %remote_addr, error = %err, "bad frame; disconnecting");
+                        break format!("bad frame: {err}");
+                    }
+                    Some(Ok(bytes)) => match Frame::decode(&bytes) {
+                        Ok(Frame::Send { to, from, payload }) if auth.load(Ordering::Acquire) => {
+                            // The hot path: straight into the mailbox.
+                            if to.node() == &shared.name {
+                                shared.deliver_local(&to, Message::Data { from, payload });
+                            }
+                        }
+                        Ok(frame) => shared.with(|core, now, _| core.frame(conn, frame, now)),
+                        Err(err) => {
+                            warn!(node = %shared.name, addr = %remote_addr, error = %err, "malformed frame; disconnecting");
+                            break err.to_string();
+                        }
+                    },
+                }
+            };
+            if let Some(shared) = weak.upgrade() {
+                shared.with(|core, now, _| core.closed(conn, why, now));
+            }
+        });
+        e.conns.insert(
+            conn,
+            ConnTasks {
+                tx,
+                authenticated,
+                reader,
+                writer,
+            },
+        );
+    }
+
+    /// Leaves the cluster: goodbyes are queued and flushed (for at most a
+    /// second), then every task stops.
+    pub(crate) async fn shutdown(self: &Arc<Self>) {
+        if self.engine.lock().stopped {
+            return;
+        }
+        self.with(|core, now, _| core.shutdown(now));
+        let writers = {
+            let mut e = self.engine.lock();
+            let mut writers = std::mem::take(&mut e.closing_writers);
+            writers.extend(stop_tasks(&mut e));
+            writers
+        };
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), futures::future::join_all(writers)).await;
+        self.mailboxes.clear();
+        self.links.clear();
+    }
+
+    /// Stops every task at once, without a goodbye.
+    pub(crate) fn abort(&self) {
+        let writers = {
+            let mut e = self.engine.lock();
+            let mut w = std::mem::take(&mut e.closing_writers);
+            w.extend(stop_tasks(&mut e));
+            w
+        };
+        for w in writers {
+            w.abort();
+        }
+        self.mailboxes.clear();
+        self.links.clear();
+    }
+}
+
+/// Marks the engine stopped and stops its tasks; returns the writers of the
+/// connections still open, to flush or abort.
+fn stop_tasks(e: &mut Engine) -> Vec<JoinHandle<()>> {
+    e.stopped = true;
+    for t in e.tasks.drain(..) {
+        t.abort();
+    }
+    for (_, d) in e.dialing.drain() {
+        d.abort();
+    }
+    let mut writers = Vec::new();
+    for (_, c) in e.conns.drain() {
+        c.reader.abort();
+        writers.push(c.writer);
+    }
+    for (_, r) in e.reqs.drain() {
+        let _ = r.send(Err(ConnectError::ShuttingDown));
+    }
+    writers
+}
+
+fn notify(e: &mut Engine, ev: NodeEvent) {
+    e.subscribers.retain(|s| s.send(ev.clone()).is_ok());
+}
