@@ -9,6 +9,9 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod ctx;
+pub mod names;
+pub mod pg;
 pub mod pid;
 pub mod process;
 pub mod proto;
@@ -23,6 +26,9 @@ use tracing::debug;
 
 use self::auth::Cookie;
 use self::cluster::{Cluster, ClusterConfig, Upcall};
+use self::ctx::{Ctx, Deferred};
+use self::names::{Names, NamesEffect};
+use self::pg::{Pg, PgEffect};
 use self::pid::{ExitReason, NodeName, Pid};
 use self::process::{Message, MonitorAction, MonitorRef, Processes};
 use self::proto::{Frame, RefuseReason};
@@ -163,6 +169,10 @@ pub enum Effect {
         /// The connected node, or why not.
         result: Result<NodeName, ConnectError>,
     },
+    /// Something for the process-group layer of the driver.
+    Pg(PgEffect),
+    /// Something for the name service of the driver.
+    Names(NamesEffect),
 }
 
 /// The queue of effects the core produced and the driver has not taken yet.
@@ -213,8 +223,27 @@ pub struct NodeCore {
     creation: u32,
     cluster: Cluster,
     procs: Processes,
+    pg: Pg,
+    names: Names,
     fx: Effects,
     up: Vec<Upcall>,
+    deferred: Vec<Deferred>,
+}
+
+/// Builds a [`Ctx`] from disjoint fields of a [`NodeCore`] and runs a
+/// sub-protocol handler with it.
+macro_rules! with_sub {
+    ($self:ident, $field:ident, $now:expr, |$sub:ident, $ctx:ident| $body:expr) => {{
+        let mut $ctx = Ctx {
+            now: $now,
+            cluster: &mut $self.cluster,
+            procs: &$self.procs,
+            fx: &mut $self.fx,
+            deferred: &mut $self.deferred,
+        };
+        let $sub = &mut $self.$field;
+        $body
+    }};
 }
 
 impl NodeCore {
@@ -235,8 +264,11 @@ impl NodeCore {
                 now,
             ),
             procs: Processes::default(),
+            pg: Pg::default(),
+            names: Names::default(),
             fx: Effects::default(),
             up: Vec::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -282,7 +314,46 @@ impl NodeCore {
 
     /// The next time [`NodeCore::timeout`] must be called.
     pub fn next_timeout(&self) -> Time {
-        self.cluster.next_timeout()
+        let mut t = self.cluster.next_timeout();
+        for sub in [self.pg.next_timeout(), self.names.next_timeout()]
+            .into_iter()
+            .flatten()
+        {
+            t = t.min(sub);
+        }
+        t
+    }
+
+    /// Runs `f` on the process-group layer, then the deferred actions.
+    pub fn with_pg<R>(&mut self, now: Time, f: impl FnOnce(&mut Pg, &mut Ctx<'_>) -> R) -> R {
+        let r = with_sub!(self, pg, now, |pg, ctx| f(pg, &mut ctx));
+        self.run_deferred(now);
+        r
+    }
+
+    /// Runs `f` on the name service, then the deferred actions.
+    pub fn with_names<R>(&mut self, now: Time, f: impl FnOnce(&mut Names, &mut Ctx<'_>) -> R) -> R {
+        let r = with_sub!(self, names, now, |names, ctx| f(names, &mut ctx));
+        self.run_deferred(now);
+        r
+    }
+
+    /// The process-group layer, for reads.
+    pub fn pg(&self) -> &Pg {
+        &self.pg
+    }
+
+    /// The name service, for reads.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    fn run_deferred(&mut self, now: Time) {
+        while let Some(d) = self.deferred.pop() {
+            match d {
+                Deferred::Kill(pid, reason) => self.kill_at(&pid, reason, now),
+            }
+        }
     }
 
     // ---- transport inputs ---------------------------------------------
@@ -320,6 +391,9 @@ impl NodeCore {
     pub fn timeout(&mut self, now: Time) {
         self.cluster.timeout(now, &mut self.fx, &mut self.up);
         self.run_upcalls(now);
+        with_sub!(self, pg, now, |pg, ctx| pg.timeout(&mut ctx));
+        with_sub!(self, names, now, |names, ctx| names.timeout(&mut ctx));
+        self.run_deferred(now);
     }
 
     // ---- cluster control ----------------------------------------------
@@ -362,22 +436,33 @@ impl NodeCore {
         self.procs.spawned(serial);
     }
 
-    /// A local process ended.
-    pub fn exited(&mut self, serial: u64, reason: ExitReason) {
+    /// A local process ended: its monitors fire, its memberships and names go.
+    pub fn exited(&mut self, serial: u64, reason: ExitReason, now: Time) {
         let me = self.pid(serial);
+        if !self.procs.is_alive(serial) {
+            return;
+        }
         let acts = self.procs.exited(&me, &reason, &self.name);
         self.run_monitor_actions(acts);
+        with_sub!(self, pg, now, |pg, ctx| pg.exited(&me, &reason, &mut ctx));
+        with_sub!(self, names, now, |names, ctx| names
+            .exited(&me, &reason, &mut ctx));
+        self.run_deferred(now);
     }
 
     /// Ends process `pid` (local or remote) with `reason`.
-    pub fn kill(&mut self, pid: &Pid, reason: ExitReason) {
+    pub fn kill(&mut self, pid: &Pid, reason: ExitReason, now: Time) {
+        self.kill_at(pid, reason, now);
+    }
+
+    fn kill_at(&mut self, pid: &Pid, reason: ExitReason, now: Time) {
         if pid.node() == &self.name {
             if pid.creation() == self.creation && self.procs.is_alive(pid.serial()) {
                 self.fx.push(Effect::Kill {
                     serial: pid.serial(),
                     reason: reason.clone(),
                 });
-                self.exited(pid.serial(), reason);
+                self.exited(pid.serial(), reason, now);
             }
         } else if self.cluster.peer_creation(pid.node()) == Some(pid.creation()) {
             let node = pid.node().clone();
@@ -491,24 +576,41 @@ impl NodeCore {
     // ---- internals ----------------------------------------------------
 
     fn run_upcalls(&mut self, now: Time) {
-        let _ = now;
         while !self.up.is_empty() {
             let batch = std::mem::take(&mut self.up);
             for u in batch {
                 match u {
-                    Upcall::PeerUp { .. } => {}
-                    Upcall::PeerDown { node, .. } => {
+                    Upcall::PeerUp { node, creation } => {
+                        with_sub!(self, pg, now, |pg, ctx| pg
+                            .peer_up(&node, creation, &mut ctx));
+                        with_sub!(self, names, now, |names, ctx| names
+                            .peer_up(&node, creation, &mut ctx));
+                    }
+                    Upcall::PeerDown { node, creation, .. } => {
                         let acts = self.procs.node_down(&node);
                         self.run_monitor_actions(acts);
+                        with_sub!(self, pg, now, |pg, ctx| pg
+                            .peer_down(&node, creation, &mut ctx));
+                        with_sub!(self, names, now, |names, ctx| names
+                            .peer_down(&node, creation, &mut ctx));
                     }
-                    Upcall::Frame { node, frame, .. } => self.session_frame(node, frame),
+                    Upcall::Frame {
+                        node,
+                        creation,
+                        frame,
+                    } => self.session_frame(node, creation, frame, now),
                 }
+                self.run_deferred(now);
             }
         }
     }
 
-    fn session_frame(&mut self, node: NodeName, frame: Frame) {
+    fn session_frame(&mut self, node: NodeName, creation: u32, frame: Frame, now: Time) {
         match frame {
+            Frame::Pg(f) => with_sub!(self, pg, now, |pg, ctx| pg
+                .frame(&node, creation, f, &mut ctx)),
+            Frame::Names(f) => with_sub!(self, names, now, |names, ctx| names
+                .frame(&node, creation, f, &mut ctx)),
             Frame::Send { to, from, payload } => {
                 if to.node() == &self.name {
                     self.deliver_local(&to, from, payload);
@@ -574,7 +676,7 @@ impl NodeCore {
             }
             Frame::Exit { target, reason } => {
                 if target.node() == &self.name {
-                    self.kill(&target, reason);
+                    self.kill_at(&target, reason, now);
                 }
             }
             other => {

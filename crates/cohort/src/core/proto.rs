@@ -7,6 +7,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::names::NamesFrame;
+use super::pg::PgFrame;
 use super::pid::{ExitReason, NodeName, Pid};
 
 /// The protocol version this build speaks.
@@ -98,6 +100,10 @@ pub enum Frame {
         /// The reason its monitors will see.
         reason: ExitReason,
     },
+    /// Process-group replication.
+    Pg(PgFrame),
+    /// Global names and locks.
+    Names(NamesFrame),
 }
 
 /// The identity part of the handshake, sent by both sides.
@@ -201,6 +207,8 @@ impl Frame {
             Frame::Demonitor { .. } => "demonitor",
             Frame::Down { .. } => "down",
             Frame::Exit { .. } => "exit",
+            Frame::Pg(_) => "pg",
+            Frame::Names(_) => "names",
         }
     }
 }

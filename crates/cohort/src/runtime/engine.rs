@@ -299,6 +299,8 @@ impl Shared {
                         let _ = r.send(result);
                     }
                 }
+                Effect::Pg(fx) => super::pg::execute(self, e, fx),
+                Effect::Names(fx) => super::names::execute(self, e, fx),
             }
         }
     }

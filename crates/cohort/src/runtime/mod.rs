@@ -9,6 +9,8 @@
 //! the connection reader to the mailbox.
 
 mod engine;
+mod names;
+mod pg;
 mod process;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -448,7 +450,8 @@ impl Node {
 
     /// Ends process `pid` (local or remote); its monitors see `reason`.
     pub fn kill(&self, pid: &Pid, reason: ExitReason) {
-        self.shared().with(|core, _, _| core.kill(pid, reason));
+        self.shared()
+            .with(|core, now, _| core.kill(pid, reason, now));
     }
 
     /// Whether a local pid names a live process. A local read.
@@ -476,7 +479,7 @@ impl Node {
     pub(crate) fn exited(&self, serial: u64, reason: ExitReason) {
         let s = self.shared();
         s.mailboxes.remove(&serial);
-        s.with(|core, _, _| core.exited(serial, reason));
+        s.with(|core, now, _| core.exited(serial, reason, now));
     }
 
     pub(crate) fn send_from(&self, from: &Pid, to: &Pid, payload: Bytes) {

@@ -1,0 +1,82 @@
+//! What a sub-protocol (process groups, global names) may do when it
+//! handles an input: send frames to up peers, queue effects for the driver,
+//! ask about local processes, and defer actions that re-enter the node core
+//! (killing a local process runs every exit hook, so it happens after the
+//! handler returns).
+
+use super::cluster::Cluster;
+use super::pid::{ExitReason, NodeName, Pid};
+use super::process::Processes;
+use super::proto::Frame;
+use super::time::Time;
+use super::{Effect, Effects};
+
+/// An action a handler asks the node core to take once it has returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferred {
+    /// End local process `pid` with `reason` (delivers `Message::Exit`,
+    /// fires monitors, runs every sub-protocol's exit hook).
+    Kill(Pid, ExitReason),
+}
+
+/// The handle a sub-protocol gets for one input.
+pub struct Ctx<'a> {
+    /// The time of the input.
+    pub now: Time,
+    pub(crate) cluster: &'a mut Cluster,
+    pub(crate) procs: &'a Processes,
+    pub(crate) fx: &'a mut Effects,
+    pub(crate) deferred: &'a mut Vec<Deferred>,
+}
+
+impl Ctx<'_> {
+    /// This node's name.
+    pub fn me(&self) -> &NodeName {
+        self.cluster.me()
+    }
+
+    /// This node's creation.
+    pub fn creation(&self) -> u32 {
+        self.cluster.creation()
+    }
+
+    /// The pid of local process `serial`.
+    pub fn pid(&self, serial: u64) -> Pid {
+        Pid::new(self.me().clone(), self.creation(), serial)
+    }
+
+    /// Whether `pid` is a live local process.
+    pub fn is_local_alive(&self, pid: &Pid) -> bool {
+        pid.node() == self.me()
+            && pid.creation() == self.creation()
+            && self.procs.is_alive(pid.serial())
+    }
+
+    /// The up peers with their creations, in name order.
+    pub fn peers(&self) -> Vec<(NodeName, u32)> {
+        self.cluster
+            .nodes()
+            .map(|n| (n.clone(), self.cluster.peer_creation(n).expect("up")))
+            .collect()
+    }
+
+    /// The creation of an up peer.
+    pub fn peer_creation(&self, node: &NodeName) -> Option<u32> {
+        self.cluster.peer_creation(node)
+    }
+
+    /// Sends a frame to an up peer; false when it is not up.
+    pub fn send(&mut self, node: &NodeName, frame: Frame) -> bool {
+        self.cluster.send(node, frame, self.fx)
+    }
+
+    /// Queues an effect for the driver.
+    pub fn push(&mut self, e: Effect) {
+        self.fx.push(e);
+    }
+
+    /// Asks the node core to kill a local process after this handler.
+    pub fn defer(&mut self, d: Deferred) {
+        self.deferred.push(d);
+    }
+}

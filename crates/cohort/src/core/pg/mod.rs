@@ -1,0 +1,52 @@
+//! Process groups (OTP `pg`, cpg): to be built.
+
+use serde::{Deserialize, Serialize};
+
+use super::ctx::Ctx;
+use super::pid::{ExitReason, NodeName, Pid};
+use super::time::Time;
+
+/// Wire messages of the process-group layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PgFrame {}
+
+/// Effects of the process-group layer for the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PgEffect {}
+
+/// The process-group scopes of one node.
+#[derive(Debug, Default)]
+pub struct Pg {}
+
+impl Pg {
+    /// A session with `node` is up.
+    pub fn peer_up(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
+        let _ = (node, creation, ctx);
+    }
+
+    /// The session with `node` ended.
+    pub fn peer_down(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
+        let _ = (node, creation, ctx);
+    }
+
+    /// A name-service frame from `node`.
+    pub fn frame(&mut self, node: &NodeName, creation: u32, frame: PgFrame, ctx: &mut Ctx<'_>) {
+        let _ = (node, creation, ctx);
+        match frame {}
+    }
+
+    /// A local process ended.
+    pub fn exited(&mut self, pid: &Pid, reason: &ExitReason, ctx: &mut Ctx<'_>) {
+        let _ = (pid, reason, ctx);
+    }
+
+    /// Time passed.
+    pub fn timeout(&mut self, ctx: &mut Ctx<'_>) {
+        let _ = ctx;
+    }
+
+    /// When [`Pg::timeout`] next has something to do.
+    pub fn next_timeout(&self) -> Option<Time> {
+        None
+    }
+}
