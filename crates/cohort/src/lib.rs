@@ -34,4 +34,5 @@ pub use crate::core::pid::{ExitReason, NodeName, Pid};
 pub use crate::core::process::{Message, MonitorRef};
 pub use crate::core::{ConnectError, DownReason};
 pub use crate::error::StartError;
-pub use crate::runtime::{Node, NodeBuilder, NodeEvent, Process};
+pub use crate::core::pg::{Group, Member, Members, PgError, PgEvent, PgEventKind, Select};
+pub use crate::runtime::{Node, NodeBuilder, NodeEvent, PgMonitor, Process, Scope};

@@ -24,6 +24,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+pub use self::pg::{PgMonitor, Scope};
 pub use self::process::Process;
 use crate::cookie::CookieSource;
 use crate::core::cluster::ClusterConfig;
@@ -248,7 +249,9 @@ impl NodeBuilder {
             next_serial: AtomicU64::new(1),
             next_ref: AtomicU64::new(1),
             engine: EngineCell::new(core, transport, epoch, self.cluster.handshake_timeout),
+            pg_subs: DashMap::new(),
         });
+        shared.with(|core, now, _| core.pg_start_scope(crate::core::pg::DEFAULT_SCOPE, now));
         engine::start(&shared, listener);
         Ok(Node {
             inner: Arc::new(Inner { shared }),
@@ -269,6 +272,8 @@ pub(crate) struct Shared {
     pub(crate) next_serial: AtomicU64,
     pub(crate) next_ref: AtomicU64,
     pub(crate) engine: EngineCell,
+    /// Process-group monitor subscriptions: id → event channel.
+    pub(crate) pg_subs: DashMap<u64, mpsc::UnboundedSender<crate::core::pg::PgEvent>>,
 }
 
 /// The writer of an up session, for sends that skip the driver.

@@ -1,14 +1,287 @@
-//! The runtime side of process groups: the `Node` API and the execution of
-//! process-group effects. To be built.
+//! The runtime side of process groups: [`Scope`] handles with the pg/cpg
+//! API, and delivery of monitor events.
+//!
+//! Writes go through the node's lock (they are applied at once, then
+//! streamed to peers); reads use the scope's published view and never
+//! take the lock.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
 use super::engine::Engine;
-use super::Shared;
-use crate::core::pg::PgEffect;
+use super::{Node, Shared};
+use crate::core::pg::{
+    Group, Members, PgEffect, PgError, PgEvent, ScopeName, ScopeView, Select, DEFAULT_SCOPE,
+};
+use crate::core::pid::Pid;
 
 /// Carries out one process-group effect, under the engine lock.
 pub(crate) fn execute(shared: &Arc<Shared>, engine: &mut Engine, fx: PgEffect) {
-    let _ = (shared, engine);
-    match fx {}
+    let _ = engine;
+    match fx {
+        PgEffect::Event { sub, event } => {
+            let closed = match shared.pg_subs.get(&sub) {
+                Some(tx) => tx.send(event).is_err(),
+                None => false,
+            };
+            if closed {
+                shared.pg_subs.remove(&sub);
+            }
+        }
+    }
+}
+
+impl Node {
+    /// The default scope (`"pg"`), running on every node.
+    pub fn pg(&self) -> Scope {
+        self.scope(DEFAULT_SCOPE)
+    }
+
+    /// The scope `name`, started on this node if it is not running yet. A
+    /// scope replicates only between nodes that run it.
+    pub fn scope(&self, name: &str) -> Scope {
+        let view = self
+            .shared()
+            .with(|core, now, _| core.pg_start_scope(name, now));
+        Scope {
+            node: self.clone(),
+            name: name.into(),
+            view,
+        }
+    }
+
+    /// Stops scope `name` here: local memberships are lost (peers drop
+    /// them) and remote ones forgotten. False when it was not running.
+    pub fn stop_scope(&self, name: &str) -> bool {
+        self.shared()
+            .with(|core, now, _| core.pg_stop_scope(name, now))
+    }
+
+    /// The scopes running on this node.
+    pub fn scopes(&self) -> Vec<ScopeName> {
+        self.shared().with(|core, _, _| core.pg().scopes())
+    }
+}
+
+/// A handle on one process-group scope of a node.
+#[derive(Clone)]
+pub struct Scope {
+    node: Node,
+    name: ScopeName,
+    view: Arc<ScopeView>,
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scope {
+    /// The scope's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    // ---- writes -------------------------------------------------------
+
+    /// Adds a local process to `group` once more (a second join needs a
+    /// second leave). A remote pid is refused with `NotLocal`.
+    pub fn join(&self, group: &str, pid: &Pid) -> Result<(), PgError> {
+        self.join_many(group, std::slice::from_ref(pid))
+    }
+
+    /// Adds local processes to `group` in one step, all or nothing.
+    pub fn join_many(&self, group: &str, pids: &[Pid]) -> Result<(), PgError> {
+        self.node
+            .shared()
+            .with(|core, now, _| core.pg_join(&self.name, group, pids, None, now))
+    }
+
+    /// Adds a local process to `group` with a small metadata value, readable
+    /// with the members and carried in events.
+    pub fn join_with_meta(
+        &self,
+        group: &str,
+        pid: &Pid,
+        meta: impl Into<Bytes>,
+    ) -> Result<(), PgError> {
+        let meta = Some(meta.into());
+        self.node.shared().with(|core, now, _| {
+            core.pg_join(&self.name, group, std::slice::from_ref(pid), meta, now)
+        })
+    }
+
+    /// Replaces the metadata of a local process's memberships in `group`.
+    pub fn update_meta(&self, group: &str, pid: &Pid, meta: Option<Bytes>) -> Result<(), PgError> {
+        self.node
+            .shared()
+            .with(|core, now, _| core.pg_update_meta(&self.name, group, pid, meta, now))
+    }
+
+    /// Removes one membership of a local process; `NotJoined` if it had none.
+    pub fn leave(&self, group: &str, pid: &Pid) -> Result<(), PgError> {
+        self.leave_many(group, std::slice::from_ref(pid))
+    }
+
+    /// Removes one membership of each process; `NotJoined` when none of
+    /// them had joined.
+    pub fn leave_many(&self, group: &str, pids: &[Pid]) -> Result<(), PgError> {
+        self.node
+            .shared()
+            .with(|core, now, _| core.pg_leave(&self.name, group, pids, now))
+    }
+
+    /// pg2 compatibility: groups need no creation; this does nothing.
+    pub fn create(&self, group: &str) {
+        let _ = group;
+    }
+
+    /// pg2 compatibility: groups vanish when their last member leaves; this
+    /// does nothing (only a member's own node may remove it).
+    pub fn delete(&self, group: &str) {
+        let _ = group;
+    }
+
+    // ---- reads (no lock, no round trip) --------------------------------
+
+    /// A snapshot of `group`'s members: cheap, never copied per member.
+    pub fn members(&self, group: &str) -> Members {
+        self.view.members(group)
+    }
+
+    /// The pids of local members (a copy).
+    pub fn local_members(&self, group: &str) -> Vec<Pid> {
+        self.view
+            .members(group)
+            .local()
+            .iter()
+            .map(|m| m.pid().clone())
+            .collect()
+    }
+
+    /// The pids of remote members (a copy).
+    pub fn remote_members(&self, group: &str) -> Vec<Pid> {
+        self.view
+            .members(group)
+            .remote()
+            .iter()
+            .map(|m| m.pid().clone())
+            .collect()
+    }
+
+    /// Every group with a member, sorted.
+    pub fn which_groups(&self) -> Vec<Group> {
+        let mut g = self.view.which_groups();
+        g.sort();
+        g
+    }
+
+    /// Every group with a local member, sorted.
+    pub fn which_local_groups(&self) -> Vec<Group> {
+        let mut g = self.view.which_local_groups();
+        g.sort();
+        g
+    }
+
+    /// How many times `pid` joined `group`.
+    pub fn join_count(&self, group: &str, pid: &Pid) -> usize {
+        self.view.members(group).count(pid)
+    }
+
+    /// Every group `pid` joined, with how many times, sorted by group.
+    pub fn join_counts(&self, pid: &Pid) -> Vec<(Group, usize)> {
+        self.which_groups()
+            .into_iter()
+            .filter_map(|g| {
+                let n = self.view.members(&g).count(pid);
+                (n > 0).then_some((g, n))
+            })
+            .collect()
+    }
+
+    /// Picks one member of `group` (cpg's selection helpers), never `exclude`.
+    pub fn select(&self, group: &str, how: Select, exclude: Option<&Pid>) -> Option<Pid> {
+        self.view.members(group).select(how, exclude)
+    }
+
+    // ---- monitors -----------------------------------------------------
+
+    fn subscribe(
+        &self,
+        group: Option<&str>,
+    ) -> Result<(PgMonitor, Vec<(Group, Vec<Pid>)>), PgError> {
+        let shared = self.node.shared();
+        let sub = shared.next_ref.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        shared.pg_subs.insert(sub, tx);
+        // Snapshot and subscription happen under the same lock: no event
+        // is missed or doubled between them.
+        match shared.with(|core, _, _| core.pg_monitor(&self.name, group, sub)) {
+            Ok(snapshot) => Ok((
+                PgMonitor {
+                    scope: self.clone(),
+                    sub,
+                    rx,
+                },
+                snapshot,
+            )),
+            Err(e) => {
+                shared.pg_subs.remove(&sub);
+                Err(e)
+            }
+        }
+    }
+
+    /// Watches the whole scope: the current groups with their members, then
+    /// every join, leave and metadata change in the order this node applies them.
+    pub fn monitor_scope(&self) -> Result<(PgMonitor, Vec<(Group, Vec<Pid>)>), PgError> {
+        self.subscribe(None)
+    }
+
+    /// Watches one group: its current members, then its changes.
+    pub fn monitor(&self, group: &str) -> Result<(PgMonitor, Vec<Pid>), PgError> {
+        let (m, snap) = self.subscribe(Some(group))?;
+        Ok((
+            m,
+            snap.into_iter().next().map(|(_, p)| p).unwrap_or_default(),
+        ))
+    }
+}
+
+/// A stream of group changes; dropping it (or [`PgMonitor::demonitor`]) ends it.
+#[derive(Debug)]
+pub struct PgMonitor {
+    scope: Scope,
+    sub: u64,
+    rx: mpsc::UnboundedReceiver<PgEvent>,
+}
+
+impl PgMonitor {
+    /// The next change.
+    pub async fn recv(&mut self) -> Option<PgEvent> {
+        self.rx.recv().await
+    }
+
+    /// The next change if one is waiting.
+    pub fn try_recv(&mut self) -> Option<PgEvent> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Stops the stream.
+    pub fn demonitor(self) {}
+}
+
+impl Drop for PgMonitor {
+    fn drop(&mut self) {
+        let shared = self.scope.node.shared();
+        shared.pg_subs.remove(&self.sub);
+        let (scope, sub) = (self.scope.name.clone(), self.sub);
+        shared.with(|core, _, _| core.pg_demonitor(&scope, sub));
+    }
 }

@@ -1,52 +1,1002 @@
-//! Process groups (OTP `pg`, cpg): to be built.
+//! Process groups (OTP `pg`, CloudI `cpg`): scopes of named groups whose
+//! members are pids, replicated to every node that runs the same scope.
+//!
+//! Each node is authoritative for its own processes: only the origin writes
+//! its entries (a remote pid cannot join from here), applies the write at
+//! once, and streams it to the scope's peers. No lock, no leader, nothing
+//! global to reconcile after a netsplit.
+//!
+//! Replication, per scope:
+//! - Every node numbers the changes of its own entries in a *stream*
+//!   (identified by creation and scope start) with a strictly increasing
+//!   sequence, and keeps the most recent ones in a bounded log.
+//! - When a session comes up, each side sends `Discover` with the cursor it
+//!   holds for the other's stream. The other answers with the missing
+//!   deltas when its log still has them and the stream is the same, or with
+//!   an exact snapshot of its own entries otherwise (installed atomically:
+//!   the differences are applied and reported as joins and leaves).
+//! - Afterwards each change goes out as a `Delta`. A receiver applies only
+//!   the next sequence number; a gap or an unknown stream makes it ask again
+//!   with `Discover`. Origins advertise their heads every second, so a lost
+//!   tail is repaired even when no later write comes.
+//! - When a node goes down, its entries vanish from every observer in one
+//!   step. Frames from nodes that are not peers of the scope are ignored.
 
+mod view;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tracing::debug;
 
+pub use self::view::{Group, GroupView, Member, Members, ScopeView, Select};
 use super::ctx::Ctx;
 use super::pid::{ExitReason, NodeName, Pid};
+use super::proto::Frame;
 use super::time::Time;
+use super::{Effect, NodeCore};
+
+/// A scope name.
+pub type ScopeName = Arc<str>;
+
+/// The scope every node runs unless told otherwise (OTP's default `pg` scope).
+pub const DEFAULT_SCOPE: &str = "pg";
+
+/// How many recent deltas each scope keeps for catch-up.
+const LOG_CAP: usize = 4096;
+
+/// Largest number of memberships in one snapshot frame.
+const SYNC_CHUNK: usize = 50_000;
+
+/// How often stream heads are advertised.
+const HEADS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A change to the origin's own entries; pids are the origin's serials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Processes joined `group` (once each), with optional metadata.
+    Join {
+        /// The group.
+        group: Group,
+        /// Serials of the joining processes.
+        serials: Vec<u64>,
+        /// Metadata of these memberships.
+        meta: Option<Bytes>,
+    },
+    /// Processes left `group`: `count` memberships of each serial.
+    Leave {
+        /// The group.
+        group: Group,
+        /// (serial, number of memberships removed).
+        serials: Vec<(u64, u32)>,
+    },
+    /// The metadata of every membership of `serial` in `group` changed.
+    Meta {
+        /// The group.
+        group: Group,
+        /// The process.
+        serial: u64,
+        /// The new metadata.
+        meta: Option<Bytes>,
+    },
+}
+
+/// One group in a snapshot: serial, membership count, metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncGroup {
+    /// The group.
+    pub group: Group,
+    /// (serial, count, metadata) of each member process.
+    pub members: Vec<(u64, u32, Option<Bytes>)>,
+}
 
 /// Wire messages of the process-group layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum PgFrame {}
+pub enum PgFrame {
+    /// "I run `scope`; send me your entries after `have` (stream, seq)."
+    Discover {
+        /// The scope.
+        scope: ScopeName,
+        /// The sender's cursor in the receiver's stream, if any.
+        have: Option<(u64, u64)>,
+    },
+    /// A snapshot of the sender's own entries at `seq`, possibly in parts.
+    Sync {
+        /// The scope.
+        scope: ScopeName,
+        /// The sender's stream.
+        stream: u64,
+        /// The stream head the snapshot reflects.
+        seq: u64,
+        /// Groups of this part.
+        groups: Vec<SyncGroup>,
+        /// More parts follow; install only after the last.
+        more: bool,
+    },
+    /// One change of the sender's own entries.
+    Delta {
+        /// The scope.
+        scope: ScopeName,
+        /// The sender's stream.
+        stream: u64,
+        /// Sequence number of this change.
+        seq: u64,
+        /// The changes, applied together.
+        ops: Vec<Op>,
+    },
+    /// The head of the sender's stream, advertised periodically.
+    Heads {
+        /// The scope.
+        scope: ScopeName,
+        /// The sender's stream.
+        stream: u64,
+        /// Its latest sequence number.
+        seq: u64,
+    },
+    /// The sender stopped `scope`: drop its entries.
+    Stopped {
+        /// The scope.
+        scope: ScopeName,
+    },
+}
+
+/// What happened to a group, as monitors see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PgEventKind {
+    /// These pids joined (a pid listed twice joined twice).
+    Join,
+    /// These pids left (or their process or node went away).
+    Leave,
+    /// The metadata of these pids' memberships changed.
+    Meta,
+}
+
+/// One change of a group, delivered to monitors in the order this node
+/// applied it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgEvent {
+    /// The scope.
+    pub scope: ScopeName,
+    /// The group.
+    pub group: Group,
+    /// What happened.
+    pub kind: PgEventKind,
+    /// The pids concerned, once per membership.
+    pub pids: Vec<Pid>,
+    /// The metadata, for joins and updates.
+    pub meta: Option<Bytes>,
+}
 
 /// Effects of the process-group layer for the driver.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PgEffect {}
+pub enum PgEffect {
+    /// Deliver an event to monitor subscription `sub`.
+    Event {
+        /// The subscription.
+        sub: u64,
+        /// The event.
+        event: PgEvent,
+    },
+}
+
+/// Why a process-group call failed; nothing changed when it does.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PgError {
+    /// The pid belongs to another node: only the origin writes its entries.
+    #[error("{0} is not a local process: only its own node can add it to a group")]
+    NotLocal(Pid),
+    /// The local process does not exist (any more).
+    #[error("{0} is not alive")]
+    NoProc(Pid),
+    /// None of the pids had joined the group.
+    #[error("not joined")]
+    NotJoined,
+    /// The scope does not run on this node.
+    #[error("scope {0:?} is not running")]
+    NoScope(ScopeName),
+}
+
+/// What this node holds of one peer's stream in one scope.
+#[derive(Debug, Default)]
+struct PeerScope {
+    /// The peer sent `Discover`: it runs the scope and wants our changes.
+    subscribed: bool,
+    /// We sent `Discover`: we accept its snapshot and deltas.
+    asked: bool,
+    /// (stream, seq) of its entries as applied here.
+    cursor: Option<(u64, u64)>,
+    /// Groups holding its entries here, with how many memberships each.
+    groups: HashMap<Group, u32>,
+    /// Snapshot parts received so far.
+    partial: Vec<SyncGroup>,
+    /// We asked again after a gap and wait for the answer.
+    resyncing: bool,
+}
+
+/// One scope on one node.
+#[derive(Debug)]
+struct Scope {
+    name: ScopeName,
+    stream: u64,
+    seq: u64,
+    log: VecDeque<(u64, Vec<Op>)>,
+    view: Arc<ScopeView>,
+    /// Memberships of local processes: serial → group → count.
+    local: HashMap<u64, HashMap<Group, u32>>,
+    peers: BTreeMap<NodeName, PeerScope>,
+    /// Monitor subscriptions: id → group (None: the whole scope).
+    monitors: BTreeMap<u64, Option<Group>>,
+    stamp: u64,
+}
 
 /// The process-group scopes of one node.
 #[derive(Debug, Default)]
-pub struct Pg {}
+pub struct Pg {
+    scopes: BTreeMap<ScopeName, Scope>,
+    starts: u32,
+    next_heads: Option<Time>,
+}
+
+impl Scope {
+    fn next_stamp(&mut self) -> u64 {
+        self.stamp += 1;
+        self.stamp
+    }
+
+    fn emit(
+        &self,
+        ctx: &mut Ctx<'_>,
+        group: &Group,
+        kind: PgEventKind,
+        pids: Vec<Pid>,
+        meta: Option<Bytes>,
+    ) {
+        if self.monitors.is_empty() || pids.is_empty() {
+            return;
+        }
+        let event = PgEvent {
+            scope: self.name.clone(),
+            group: group.clone(),
+            kind,
+            pids,
+            meta,
+        };
+        for (&sub, filter) in &self.monitors {
+            if filter.as_ref().is_none_or(|g| g == group) {
+                ctx.push(Effect::Pg(PgEffect::Event {
+                    sub,
+                    event: event.clone(),
+                }));
+            }
+        }
+    }
+
+    /// Records local changes in the stream and sends them to subscribers.
+    fn publish(&mut self, ctx: &mut Ctx<'_>, ops: Vec<Op>) {
+        self.seq += 1;
+        let frame = Frame::Pg(PgFrame::Delta {
+            scope: self.name.clone(),
+            stream: self.stream,
+            seq: self.seq,
+            ops: ops.clone(),
+        });
+        for (node, p) in &self.peers {
+            if p.subscribed {
+                ctx.send(node, frame.clone());
+            }
+        }
+        self.log.push_back((self.seq, ops));
+        if self.log.len() > LOG_CAP {
+            self.log.pop_front();
+        }
+    }
+
+    /// Applies a change of a peer's entries to the view.
+    fn apply(&mut self, ctx: &mut Ctx<'_>, origin: &NodeName, creation: u32, op: Op) {
+        let pid = |s: u64| Pid::new(origin.clone(), creation, s);
+        match op {
+            Op::Join {
+                group,
+                serials,
+                meta,
+            } => {
+                let mut pids = Vec::with_capacity(serials.len());
+                for s in serials {
+                    let stamp = self.next_stamp();
+                    self.view
+                        .add(&group, Member::new(pid(s), meta.clone(), stamp));
+                    pids.push(pid(s));
+                }
+                if let Some(p) = self.peers.get_mut(origin) {
+                    *p.groups.entry(group.clone()).or_default() += pids.len() as u32;
+                }
+                self.emit(ctx, &group, PgEventKind::Join, pids, meta);
+            }
+            Op::Leave { group, serials } => {
+                let mut pids = Vec::new();
+                for (s, n) in serials {
+                    for _ in 0..n {
+                        if self.view.remove_one(&group, &pid(s)) {
+                            pids.push(pid(s));
+                        }
+                    }
+                }
+                if let Some(p) = self.peers.get_mut(origin) {
+                    if let Some(c) = p.groups.get_mut(&group) {
+                        *c = c.saturating_sub(pids.len() as u32);
+                        if *c == 0 {
+                            p.groups.remove(&group);
+                        }
+                    }
+                }
+                self.emit(ctx, &group, PgEventKind::Leave, pids, None);
+            }
+            Op::Meta {
+                group,
+                serial,
+                meta,
+            } => {
+                let p = pid(serial);
+                let n = self.view.members(&group).count(&p);
+                if n > 0 {
+                    self.view.set_meta(&group, &p, meta.clone());
+                    self.emit(ctx, &group, PgEventKind::Meta, vec![p; n], meta);
+                }
+            }
+        }
+    }
+
+    /// Removes everything of `origin` from the view, in one step per group.
+    fn drop_origin(&mut self, ctx: &mut Ctx<'_>, origin: &NodeName) {
+        let Some(p) = self.peers.get_mut(origin) else {
+            return;
+        };
+        let groups = std::mem::take(&mut p.groups);
+        let mut groups: Vec<Group> = groups.into_keys().collect();
+        groups.sort();
+        for g in groups {
+            let removed = self.view.remove_node(&g, origin);
+            self.emit(ctx, &g, PgEventKind::Leave, removed, None);
+        }
+    }
+
+    /// Installs a complete snapshot of `origin`'s entries, reporting only
+    /// the differences.
+    fn install(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        origin: &NodeName,
+        creation: u32,
+        groups: Vec<SyncGroup>,
+    ) {
+        let pid = |s: u64| Pid::new(origin.clone(), creation, s);
+        let old: Vec<Group> = self
+            .peers
+            .get(origin)
+            .map(|p| p.groups.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut new: BTreeMap<Group, Vec<(u64, u32, Option<Bytes>)>> = BTreeMap::new();
+        for g in groups {
+            new.entry(g.group).or_default().extend(g.members);
+        }
+        // Groups no longer listed: everything of origin leaves.
+        let mut gone: Vec<Group> = old.into_iter().filter(|g| !new.contains_key(g)).collect();
+        gone.sort();
+        for g in gone {
+            let removed = self.view.remove_node(&g, origin);
+            self.emit(ctx, &g, PgEventKind::Leave, removed, None);
+            if let Some(p) = self.peers.get_mut(origin) {
+                p.groups.remove(&g);
+            }
+        }
+        for (g, members) in new {
+            let have = self.view.members(&g);
+            let mut have_counts: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
+            for m in have.remote().iter().filter(|m| m.pid().node() == origin) {
+                let e = have_counts.entry(m.pid().serial()).or_insert((0, None));
+                e.0 += 1;
+                e.1 = m.meta().cloned();
+            }
+            let mut total = 0u32;
+            let mut want: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
+            for (s, n, meta) in members {
+                let e = want.entry(s).or_insert((0, None));
+                e.0 += n;
+                e.1 = meta;
+            }
+            for (s, (n, meta)) in &want {
+                total += n;
+                let (h, hmeta) = have_counts.remove(s).unwrap_or((0, None));
+                if *n > h {
+                    let mut pids = Vec::new();
+                    for _ in h..*n {
+                        let stamp = self.next_stamp();
+                        self.view.add(&g, Member::new(pid(*s), meta.clone(), stamp));
+                        pids.push(pid(*s));
+                    }
+                    self.emit(ctx, &g, PgEventKind::Join, pids, meta.clone());
+                } else if *n < h {
+                    let mut pids = Vec::new();
+                    for _ in *n..h {
+                        self.view.remove_one(&g, &pid(*s));
+                        pids.push(pid(*s));
+                    }
+                    self.emit(ctx, &g, PgEventKind::Leave, pids, None);
+                }
+                if *n > 0 && h > 0 && hmeta != *meta {
+                    self.view.set_meta(&g, &pid(*s), meta.clone());
+                    self.emit(
+                        ctx,
+                        &g,
+                        PgEventKind::Meta,
+                        vec![pid(*s); *n as usize],
+                        meta.clone(),
+                    );
+                }
+            }
+            for (s, (h, _)) in have_counts {
+                let mut pids = Vec::new();
+                for _ in 0..h {
+                    self.view.remove_one(&g, &pid(s));
+                    pids.push(pid(s));
+                }
+                self.emit(ctx, &g, PgEventKind::Leave, pids, None);
+            }
+            if let Some(p) = self.peers.get_mut(origin) {
+                if total > 0 {
+                    p.groups.insert(g.clone(), total);
+                } else {
+                    p.groups.remove(&g);
+                }
+            }
+        }
+    }
+
+    /// The snapshot frames of this node's own entries.
+    fn snapshot(&self) -> Vec<PgFrame> {
+        let mut groups: BTreeMap<Group, BTreeMap<u64, (u32, Option<Bytes>)>> = BTreeMap::new();
+        for (&serial, gs) in &self.local {
+            for (g, &n) in gs {
+                let meta = self
+                    .view
+                    .members(g)
+                    .local()
+                    .iter()
+                    .find(|m| m.pid().serial() == serial)
+                    .and_then(|m| m.meta().cloned());
+                groups
+                    .entry(g.clone())
+                    .or_default()
+                    .insert(serial, (n, meta));
+            }
+        }
+        let mut frames = Vec::new();
+        let mut part = Vec::new();
+        let mut size = 0;
+        for (group, members) in groups {
+            size += members.len();
+            part.push(SyncGroup {
+                group,
+                members: members.into_iter().map(|(s, (n, m))| (s, n, m)).collect(),
+            });
+            if size >= SYNC_CHUNK {
+                frames.push(std::mem::take(&mut part));
+                size = 0;
+            }
+        }
+        frames.push(part);
+        let last = frames.len() - 1;
+        frames
+            .into_iter()
+            .enumerate()
+            .map(|(i, groups)| PgFrame::Sync {
+                scope: self.name.clone(),
+                stream: self.stream,
+                seq: self.seq,
+                groups,
+                more: i < last,
+            })
+            .collect()
+    }
+
+    /// Answers a `Discover`: the missing deltas, or a snapshot.
+    fn catch_up(&self, ctx: &mut Ctx<'_>, node: &NodeName, have: Option<(u64, u64)>) {
+        if let Some((stream, seq)) = have {
+            let first_logged = self.log.front().map(|(s, _)| *s).unwrap_or(self.seq + 1);
+            if stream == self.stream && seq <= self.seq && seq + 1 >= first_logged {
+                for (s, ops) in self.log.iter().filter(|(s, _)| *s > seq) {
+                    ctx.send(
+                        node,
+                        Frame::Pg(PgFrame::Delta {
+                            scope: self.name.clone(),
+                            stream: self.stream,
+                            seq: *s,
+                            ops: ops.clone(),
+                        }),
+                    );
+                }
+                return;
+            }
+        }
+        for f in self.snapshot() {
+            ctx.send(node, Frame::Pg(f));
+        }
+    }
+
+    fn discover(&mut self, ctx: &mut Ctx<'_>, node: &NodeName) {
+        let p = self.peers.entry(node.clone()).or_default();
+        p.asked = true;
+        p.resyncing = true;
+        let have = p.cursor;
+        ctx.send(
+            node,
+            Frame::Pg(PgFrame::Discover {
+                scope: self.name.clone(),
+                have,
+            }),
+        );
+    }
+}
 
 impl Pg {
-    /// A session with `node` is up.
+    fn scope_mut(&mut self, name: &str) -> Result<&mut Scope, PgError> {
+        self.scopes
+            .get_mut(name)
+            .ok_or_else(|| PgError::NoScope(name.into()))
+    }
+
+    /// The published view of a running scope.
+    pub fn view(&self, scope: &str) -> Option<Arc<ScopeView>> {
+        self.scopes.get(scope).map(|s| s.view.clone())
+    }
+
+    /// The running scopes, in name order.
+    pub fn scopes(&self) -> Vec<ScopeName> {
+        self.scopes.keys().cloned().collect()
+    }
+
+    /// The stream cursor this node holds for `node` in `scope`, if any.
+    pub fn cursor(&self, scope: &str, node: &NodeName) -> Option<(u64, u64)> {
+        self.scopes.get(scope)?.peers.get(node)?.cursor
+    }
+
+    /// The scope's own stream and head.
+    pub fn head(&self, scope: &str) -> Option<(u64, u64)> {
+        self.scopes.get(scope).map(|s| (s.stream, s.seq))
+    }
+
+    /// Starts `scope` (if not running) and discovers it on every up peer.
+    pub fn start_scope(&mut self, scope: &str, ctx: &mut Ctx<'_>) -> Arc<ScopeView> {
+        if let Some(s) = self.scopes.get(scope) {
+            return s.view.clone();
+        }
+        self.starts += 1;
+        let name: ScopeName = scope.into();
+        let mut s = Scope {
+            name: name.clone(),
+            stream: ((ctx.creation() as u64) << 32) | self.starts as u64,
+            seq: 0,
+            log: VecDeque::new(),
+            view: Arc::new(ScopeView::new(ctx.me().clone())),
+            local: HashMap::new(),
+            peers: BTreeMap::new(),
+            monitors: BTreeMap::new(),
+            stamp: 0,
+        };
+        for (node, _) in ctx.peers() {
+            s.discover(ctx, &node);
+        }
+        let view = s.view.clone();
+        self.scopes.insert(name, s);
+        if self.next_heads.is_none() {
+            self.next_heads = Some(ctx.now + HEADS_INTERVAL);
+        }
+        view
+    }
+
+    /// Stops `scope`: its local memberships are lost, peers drop them, and
+    /// this node forgets the remote ones. False when it was not running.
+    pub fn stop_scope(&mut self, scope: &str, ctx: &mut Ctx<'_>) -> bool {
+        let Some(s) = self.scopes.remove(scope) else {
+            return false;
+        };
+        for node in s.peers.keys() {
+            ctx.send(
+                node,
+                Frame::Pg(PgFrame::Stopped {
+                    scope: s.name.clone(),
+                }),
+            );
+        }
+        s.view.clear();
+        true
+    }
+
+    /// Adds local `pids` to `group` (each once more); all or nothing.
+    pub fn join(
+        &mut self,
+        scope: &str,
+        group: &str,
+        pids: &[Pid],
+        meta: Option<Bytes>,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), PgError> {
+        let s = self.scope_mut(scope)?;
+        for p in pids {
+            if p.node() != ctx.me() {
+                return Err(PgError::NotLocal(p.clone()));
+            }
+            if !ctx.is_local_alive(p) {
+                return Err(PgError::NoProc(p.clone()));
+            }
+        }
+        if pids.is_empty() {
+            return Ok(());
+        }
+        let group: Group = group.into();
+        for p in pids {
+            let stamp = s.next_stamp();
+            s.view
+                .add(&group, Member::new(p.clone(), meta.clone(), stamp));
+            *s.local
+                .entry(p.serial())
+                .or_default()
+                .entry(group.clone())
+                .or_default() += 1;
+        }
+        s.emit(ctx, &group, PgEventKind::Join, pids.to_vec(), meta.clone());
+        let serials = pids.iter().map(Pid::serial).collect();
+        s.publish(
+            ctx,
+            vec![Op::Join {
+                group,
+                serials,
+                meta,
+            }],
+        );
+        Ok(())
+    }
+
+    /// Removes one membership of each joined pid; `NotJoined` when none had joined.
+    pub fn leave(
+        &mut self,
+        scope: &str,
+        group: &str,
+        pids: &[Pid],
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), PgError> {
+        let s = self.scope_mut(scope)?;
+        for p in pids {
+            if p.node() != ctx.me() {
+                return Err(PgError::NotLocal(p.clone()));
+            }
+        }
+        let mut left = Vec::new();
+        for p in pids {
+            let Some(gs) = s.local.get_mut(&p.serial()) else {
+                continue;
+            };
+            let Some(n) = gs.get_mut(group) else { continue };
+            *n -= 1;
+            if *n == 0 {
+                gs.remove(group);
+                if gs.is_empty() {
+                    s.local.remove(&p.serial());
+                }
+            }
+            s.view.remove_one(group, p);
+            left.push(p.clone());
+        }
+        if left.is_empty() {
+            return Err(PgError::NotJoined);
+        }
+        let group: Group = group.into();
+        let serials = left.iter().map(|p| (p.serial(), 1)).collect();
+        s.emit(ctx, &group, PgEventKind::Leave, left, None);
+        s.publish(ctx, vec![Op::Leave { group, serials }]);
+        Ok(())
+    }
+
+    /// Replaces the metadata of `pid`'s memberships in `group`.
+    pub fn update_meta(
+        &mut self,
+        scope: &str,
+        group: &str,
+        pid: &Pid,
+        meta: Option<Bytes>,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), PgError> {
+        let s = self.scope_mut(scope)?;
+        if pid.node() != ctx.me() {
+            return Err(PgError::NotLocal(pid.clone()));
+        }
+        let n = s
+            .local
+            .get(&pid.serial())
+            .and_then(|gs| gs.get(group))
+            .copied()
+            .unwrap_or(0);
+        if n == 0 {
+            return Err(PgError::NotJoined);
+        }
+        let group: Group = group.into();
+        s.view.set_meta(&group, pid, meta.clone());
+        s.emit(
+            ctx,
+            &group,
+            PgEventKind::Meta,
+            vec![pid.clone(); n as usize],
+            meta.clone(),
+        );
+        s.publish(
+            ctx,
+            vec![Op::Meta {
+                group,
+                serial: pid.serial(),
+                meta,
+            }],
+        );
+        Ok(())
+    }
+
+    /// Subscribes `sub` to a scope's (or one group's) changes; returns the
+    /// current members as the starting snapshot, in group order.
+    pub fn monitor(
+        &mut self,
+        scope: &str,
+        group: Option<&str>,
+        sub: u64,
+    ) -> Result<Vec<(Group, Vec<Pid>)>, PgError> {
+        let s = self.scope_mut(scope)?;
+        s.monitors.insert(sub, group.map(Group::from));
+        let groups = match group {
+            Some(g) => vec![Group::from(g)],
+            None => {
+                let mut all = s.view.which_groups();
+                all.sort();
+                all
+            }
+        };
+        Ok(groups
+            .into_iter()
+            .map(|g| {
+                let pids = s.view.members(&g).to_vec();
+                (g, pids)
+            })
+            .filter(|(_, p)| !p.is_empty())
+            .collect())
+    }
+
+    /// Ends a subscription.
+    pub fn demonitor(&mut self, scope: &str, sub: u64) -> bool {
+        self.scopes
+            .get_mut(scope)
+            .is_some_and(|s| s.monitors.remove(&sub).is_some())
+    }
+
+    /// A session with `node` is up: discover every scope on it.
     pub fn peer_up(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
-        let _ = (node, creation, ctx);
+        let _ = creation;
+        for s in self.scopes.values_mut() {
+            s.discover(ctx, node);
+        }
     }
 
-    /// The session with `node` ended.
+    /// The session with `node` ended: everything it owned goes, at once.
     pub fn peer_down(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
-        let _ = (node, creation, ctx);
+        let _ = creation;
+        for s in self.scopes.values_mut() {
+            s.drop_origin(ctx, node);
+            s.peers.remove(node);
+        }
     }
 
-    /// A name-service frame from `node`.
+    /// A process-group frame from an up peer.
     pub fn frame(&mut self, node: &NodeName, creation: u32, frame: PgFrame, ctx: &mut Ctx<'_>) {
-        let _ = (node, creation, ctx);
-        match frame {}
+        match frame {
+            PgFrame::Discover { scope, have } => {
+                let Some(s) = self.scopes.get_mut(&scope) else {
+                    return;
+                };
+                let p = s.peers.entry(node.clone()).or_default();
+                p.subscribed = true;
+                let asked = p.asked;
+                s.catch_up(ctx, node, have);
+                if !asked {
+                    s.discover(ctx, node);
+                }
+            }
+            PgFrame::Sync {
+                scope,
+                stream,
+                seq,
+                groups,
+                more,
+            } => {
+                let Some(s) = self.scopes.get_mut(&scope) else {
+                    return;
+                };
+                let Some(p) = s.peers.get_mut(node).filter(|p| p.asked) else {
+                    debug!(peer = %node, %scope, "snapshot from a node that is not a peer of the scope; ignored");
+                    return;
+                };
+                p.partial.extend(groups);
+                if more {
+                    return;
+                }
+                let groups = std::mem::take(&mut p.partial);
+                p.cursor = Some((stream, seq));
+                p.resyncing = false;
+                s.install(ctx, node, creation, groups);
+            }
+            PgFrame::Delta {
+                scope,
+                stream,
+                seq,
+                ops,
+            } => {
+                let Some(s) = self.scopes.get_mut(&scope) else {
+                    return;
+                };
+                let Some(p) = s.peers.get(node).filter(|p| p.asked) else {
+                    debug!(peer = %node, %scope, "delta from a node that is not a peer of the scope; ignored");
+                    return;
+                };
+                match p.cursor {
+                    Some((st, cur)) if st == stream && seq == cur + 1 => {
+                        let p = s.peers.get_mut(node).expect("present");
+                        p.cursor = Some((stream, seq));
+                        p.resyncing = false;
+                        for op in ops {
+                            s.apply(ctx, node, creation, op);
+                        }
+                    }
+                    Some((st, cur)) if st == stream && seq <= cur => {}
+                    // A snapshot or the missing deltas are on their way.
+                    _ if p.resyncing || !p.partial.is_empty() => {}
+                    _ => s.discover(ctx, node),
+                }
+            }
+            PgFrame::Heads { scope, stream, seq } => {
+                let Some(s) = self.scopes.get_mut(&scope) else {
+                    return;
+                };
+                let Some(p) = s.peers.get(node).filter(|p| p.asked) else {
+                    return;
+                };
+                let behind = match p.cursor {
+                    Some((st, cur)) => st != stream || cur < seq,
+                    None => true,
+                };
+                if behind && !p.resyncing && p.partial.is_empty() {
+                    s.discover(ctx, node);
+                }
+            }
+            PgFrame::Stopped { scope } => {
+                let Some(s) = self.scopes.get_mut(&scope) else {
+                    return;
+                };
+                s.drop_origin(ctx, node);
+                s.peers.remove(node);
+            }
+        }
     }
 
-    /// A local process ended.
+    /// A local process ended: its memberships vanish here and everywhere.
     pub fn exited(&mut self, pid: &Pid, reason: &ExitReason, ctx: &mut Ctx<'_>) {
-        let _ = (pid, reason, ctx);
+        let _ = reason;
+        for s in self.scopes.values_mut() {
+            let Some(gs) = s.local.remove(&pid.serial()) else {
+                continue;
+            };
+            let mut gs: Vec<(Group, u32)> = gs.into_iter().collect();
+            gs.sort();
+            let mut ops = Vec::with_capacity(gs.len());
+            for (g, n) in gs {
+                let mut pids = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    s.view.remove_one(&g, pid);
+                    pids.push(pid.clone());
+                }
+                s.emit(ctx, &g, PgEventKind::Leave, pids, None);
+                ops.push(Op::Leave {
+                    group: g,
+                    serials: vec![(pid.serial(), n)],
+                });
+            }
+            s.publish(ctx, ops);
+        }
     }
 
-    /// Time passed.
+    /// Advertises stream heads.
     pub fn timeout(&mut self, ctx: &mut Ctx<'_>) {
-        let _ = ctx;
+        let Some(t) = self.next_heads else { return };
+        if ctx.now < t {
+            return;
+        }
+        self.next_heads = (!self.scopes.is_empty()).then(|| ctx.now + HEADS_INTERVAL);
+        for s in self.scopes.values() {
+            let f = Frame::Pg(PgFrame::Heads {
+                scope: s.name.clone(),
+                stream: s.stream,
+                seq: s.seq,
+            });
+            for (node, p) in &s.peers {
+                if p.subscribed {
+                    ctx.send(node, f.clone());
+                }
+            }
+        }
     }
 
     /// When [`Pg::timeout`] next has something to do.
     pub fn next_timeout(&self) -> Option<Time> {
-        None
+        self.next_heads
+    }
+}
+
+/// The process-group API of the node core.
+impl NodeCore {
+    /// Starts a scope (idempotent); returns its published view.
+    pub fn pg_start_scope(&mut self, scope: &str, now: Time) -> Arc<ScopeView> {
+        self.with_pg(now, |pg, ctx| pg.start_scope(scope, ctx))
+    }
+
+    /// Stops a scope.
+    pub fn pg_stop_scope(&mut self, scope: &str, now: Time) -> bool {
+        self.with_pg(now, |pg, ctx| pg.stop_scope(scope, ctx))
+    }
+
+    /// Joins local `pids` to `group` in `scope`.
+    pub fn pg_join(
+        &mut self,
+        scope: &str,
+        group: &str,
+        pids: &[Pid],
+        meta: Option<Bytes>,
+        now: Time,
+    ) -> Result<(), PgError> {
+        self.with_pg(now, |pg, ctx| pg.join(scope, group, pids, meta, ctx))
+    }
+
+    /// Removes one membership of each of `pids` from `group`.
+    pub fn pg_leave(
+        &mut self,
+        scope: &str,
+        group: &str,
+        pids: &[Pid],
+        now: Time,
+    ) -> Result<(), PgError> {
+        self.with_pg(now, |pg, ctx| pg.leave(scope, group, pids, ctx))
+    }
+
+    /// Updates the metadata of a local pid's memberships.
+    pub fn pg_update_meta(
+        &mut self,
+        scope: &str,
+        group: &str,
+        pid: &Pid,
+        meta: Option<Bytes>,
+        now: Time,
+    ) -> Result<(), PgError> {
+        self.with_pg(now, |pg, ctx| pg.update_meta(scope, group, pid, meta, ctx))
+    }
+
+    /// Subscribes to changes of a scope or group.
+    pub fn pg_monitor(
+        &mut self,
+        scope: &str,
+        group: Option<&str>,
+        sub: u64,
+    ) -> Result<Vec<(Group, Vec<Pid>)>, PgError> {
+        self.pg.monitor(scope, group, sub)
+    }
+
+    /// Ends a subscription.
+    pub fn pg_demonitor(&mut self, scope: &str, sub: u64) -> bool {
+        self.pg.demonitor(scope, sub)
     }
 }
