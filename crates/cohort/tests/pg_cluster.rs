@@ -6,7 +6,7 @@
 
 mod common;
 
-use cohort::{Group, Node, Pid, PgEvent, PgEventKind, Scope};
+use cohort::{Group, Node, PgEvent, PgEventKind, Pid, Scope};
 use common::*;
 
 fn sorted(mut v: Vec<Pid>) -> Vec<Pid> {
@@ -31,7 +31,10 @@ async fn pair() -> (Node, Node) {
 /// other's entries) and waits until both see it.
 async fn split(a: &Node, b: &Node) {
     assert!(a.disconnect(b.name()).await);
-    wait_for("split seen on both sides", || !a.nodes().contains(b.name()) && !b.nodes().contains(a.name())).await;
+    wait_for("split seen on both sides", || {
+        !a.nodes().contains(b.name()) && !b.nodes().contains(a.name())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -49,7 +52,13 @@ async fn two() {
     let (p2, p3) = (b.spawn(), b.spawn());
     sb.join("two", p2.pid()).unwrap();
     sb.join("two", p3.pid()).unwrap();
-    wait_members("a sees b's two", &sa, "two", &[p2.pid().clone(), p3.pid().clone()]).await;
+    wait_members(
+        "a sees b's two",
+        &sa,
+        "two",
+        &[p2.pid().clone(), p3.pid().clone()],
+    )
+    .await;
     b.shutdown().await;
     wait_members("b's members vanish with b", &sa, "two", &[]).await;
 }
@@ -63,7 +72,13 @@ async fn initial_members_reach_a_new_node_and_a_kill_propagates() {
     let b = start("b@127.0.0.1").await;
     let sb = b.scope("initial");
     b.connect(&a.local_addr()).await.unwrap();
-    wait_members("existing member reaches b", &sb, "initial", &[p.pid().clone()]).await;
+    wait_members(
+        "existing member reaches b",
+        &sb,
+        "initial",
+        &[p.pid().clone()],
+    )
+    .await;
     assert!(sb.local_members("initial").is_empty());
     b.kill(p.pid(), cohort::ExitReason::Killed("test".into()));
     wait_members("killed member leaves on a", &sa, "initial", &[]).await;
@@ -76,9 +91,18 @@ async fn netsplit_joins_and_leaves_merge_on_heal() {
     let (sa, sb) = (a.scope("ns"), b.scope("ns"));
     let remote_old = b.spawn();
     sb.join("$invisible", remote_old.pid()).unwrap();
-    wait_members("a sees $invisible", &sa, "$invisible", &[remote_old.pid().clone()]).await;
+    wait_members(
+        "a sees $invisible",
+        &sa,
+        "$invisible",
+        &[remote_old.pid().clone()],
+    )
+    .await;
     split(&a, &b).await;
-    assert!(sa.members("$invisible").is_empty(), "a dropped b's entries at the split");
+    assert!(
+        sa.members("$invisible").is_empty(),
+        "a dropped b's entries at the split"
+    );
     let remote = b.spawn();
     sb.join("ns", remote.pid()).unwrap();
     sb.leave("$invisible", remote_old.pid()).unwrap();
@@ -89,7 +113,13 @@ async fn netsplit_joins_and_leaves_merge_on_heal() {
     let both = [remote.pid().clone(), local.pid().clone()];
     wait_members("b has the union", &sb, "ns", &both).await;
     wait_members("a has the union", &sa, "ns", &both).await;
-    wait_members("a sees $visible", &sa, "$visible", &[remote_old.pid().clone()]).await;
+    wait_members(
+        "a sees $visible",
+        &sa,
+        "$visible",
+        &[remote_old.pid().clone()],
+    )
+    .await;
     assert!(sa.members("$invisible").is_empty());
 }
 
@@ -172,7 +202,10 @@ async fn exchange_kills_partition_and_union_after_reconnect() {
     let (left, stay) = procs11.split_at(3);
     sb.leave_many("third", &pids(left)).unwrap();
     wait_members("a sees stay", &sa, "third", &pids(stay)).await;
-    assert_eq!(sb.leave_many("left", &pids(stay)), Err(cohort::PgError::NotJoined));
+    assert_eq!(
+        sb.leave_many("left", &pids(stay)),
+        Err(cohort::PgError::NotJoined)
+    );
     sb.leave_many("third", &pids(stay)).unwrap();
     wait_members("third empty on a", &sa, "third", &[]).await;
     wait_members("third empty on c", &sc, "third", &[]).await;
@@ -185,7 +218,13 @@ async fn nolocal_remote_joins_are_not_local() {
     let rp = b.spawn();
     sb.join("g", rp.pid()).unwrap();
     sb.join("g", rp.pid()).unwrap();
-    wait_members("a sees both joins", &sa, "g", &[rp.pid().clone(), rp.pid().clone()]).await;
+    wait_members(
+        "a sees both joins",
+        &sa,
+        "g",
+        &[rp.pid().clone(), rp.pid().clone()],
+    )
+    .await;
     assert!(sa.local_members("g").is_empty());
     assert_eq!(sa.remote_members("g"), vec![rp.pid().clone(); 2]);
 }
@@ -201,7 +240,13 @@ async fn double_join_replicates_as_double() {
     b.connect(&a.local_addr()).await.unwrap();
     sa.join_many("g", &[p.pid().clone()]).unwrap();
     assert_eq!(sa.members("g").to_vec(), vec![p.pid().clone(); 2]);
-    wait_members("b sees the double", &sb, "g", &[p.pid().clone(), p.pid().clone()]).await;
+    wait_members(
+        "b sees the double",
+        &sb,
+        "g",
+        &[p.pid().clone(), p.pid().clone()],
+    )
+    .await;
     assert_eq!(sb.join_count("g", p.pid()), 2);
 }
 
@@ -210,11 +255,24 @@ async fn scope_restart_loses_local_members_keeps_remote() {
     let (a, b) = pair().await;
     let (sa, sb) = (a.scope("restart"), b.scope("restart"));
     let p = a.spawn();
-    sa.join_many("g", &[p.pid().clone(), p.pid().clone()]).unwrap();
+    sa.join_many("g", &[p.pid().clone(), p.pid().clone()])
+        .unwrap();
     let rp = b.spawn();
     sb.join("g", rp.pid()).unwrap();
-    wait_members("a sees all", &sa, "g", &[p.pid().clone(), p.pid().clone(), rp.pid().clone()]).await;
-    wait_members("b sees all", &sb, "g", &[p.pid().clone(), p.pid().clone(), rp.pid().clone()]).await;
+    wait_members(
+        "a sees all",
+        &sa,
+        "g",
+        &[p.pid().clone(), p.pid().clone(), rp.pid().clone()],
+    )
+    .await;
+    wait_members(
+        "b sees all",
+        &sb,
+        "g",
+        &[p.pid().clone(), p.pid().clone(), rp.pid().clone()],
+    )
+    .await;
     assert!(a.stop_scope("restart"));
     let sa = a.scope("restart");
     wait_members("a: remote back, local gone", &sa, "g", &[rp.pid().clone()]).await;
@@ -227,8 +285,14 @@ async fn missing_scope_refuses_writes() {
     let s = a.scope("gone");
     assert!(a.stop_scope("gone"));
     let p = a.spawn();
-    assert_eq!(s.join("g", p.pid()), Err(cohort::PgError::NoScope("gone".into())));
-    assert_eq!(s.leave("g", p.pid()), Err(cohort::PgError::NoScope("gone".into())));
+    assert_eq!(
+        s.join("g", p.pid()),
+        Err(cohort::PgError::NoScope("gone".into()))
+    );
+    assert_eq!(
+        s.leave("g", p.pid()),
+        Err(cohort::PgError::NoScope("gone".into()))
+    );
 }
 
 #[tokio::test]
@@ -241,9 +305,17 @@ async fn empty_group_by_remote_leave_disappears() {
     sb.leave("g", rp.pid()).unwrap();
     wait_for("group gone on a", || sa.which_groups().is_empty()).await;
     let rp2 = b.spawn();
-    sb.join_many("g", &[rp.pid().clone(), rp2.pid().clone()]).unwrap();
-    wait_members("a sees both", &sa, "g", &[rp.pid().clone(), rp2.pid().clone()]).await;
-    sb.leave_many("g", &[rp2.pid().clone(), rp.pid().clone()]).unwrap();
+    sb.join_many("g", &[rp.pid().clone(), rp2.pid().clone()])
+        .unwrap();
+    wait_members(
+        "a sees both",
+        &sa,
+        "g",
+        &[rp.pid().clone(), rp2.pid().clone()],
+    )
+    .await;
+    sb.leave_many("g", &[rp2.pid().clone(), rp.pid().clone()])
+        .unwrap();
     wait_for("group gone again", || sa.which_groups().is_empty()).await;
 }
 
@@ -345,7 +417,12 @@ async fn remote_monitor_sees_exact_sequence() {
         meta: meta.map(bytes::Bytes::from_static),
     };
     let want = vec![
-        ev("g", PgEventKind::Join, vec![rpid.clone(), rpid.clone()], None),
+        ev(
+            "g",
+            PgEventKind::Join,
+            vec![rpid.clone(), rpid.clone()],
+            None,
+        ),
         ev("h", PgEventKind::Join, vec![rpid.clone()], Some(b"m")),
         ev("g", PgEventKind::Leave, vec![rpid.clone()], None),
         ev("g", PgEventKind::Leave, vec![rpid.clone()], None),
@@ -357,11 +434,17 @@ async fn remote_monitor_sees_exact_sequence() {
     // A node going down is reported as leaves of everything it owned.
     let rp2 = b.spawn();
     sb.join("x", rp2.pid()).unwrap();
-    assert_eq!(within("join", mon.recv()).await.unwrap(), ev("x", PgEventKind::Join, vec![rp2.pid().clone()], None));
+    assert_eq!(
+        within("join", mon.recv()).await.unwrap(),
+        ev("x", PgEventKind::Join, vec![rp2.pid().clone()], None)
+    );
     std::mem::forget(rp2.pid().clone());
     let pid2 = rp2.pid().clone();
     std::mem::forget(rp2);
     b.abort().await;
-    assert_eq!(within("leave on node down", mon.recv()).await.unwrap(), ev("x", PgEventKind::Leave, vec![pid2], None));
+    assert_eq!(
+        within("leave on node down", mon.recv()).await.unwrap(),
+        ev("x", PgEventKind::Leave, vec![pid2], None)
+    );
     assert!(sa.which_groups().is_empty());
 }

@@ -1,0 +1,154 @@
+//! A tiny deterministic network of sans-IO node cores for white-box tests:
+//! frames go through `Frame::encode`/`decode` in FIFO order per connection,
+//! and tests may inject frames a real peer would never send.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+
+use cohort::core::auth::Cookie;
+use cohort::core::cluster::ClusterConfig;
+use cohort::core::proto::Frame;
+use cohort::core::time::Time;
+use cohort::core::{ConnId, CoreConfig, Effect, NodeCore};
+use cohort::NodeName;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+pub struct CoreNet {
+    pub nodes: Vec<NodeCore>,
+    pub now: Time,
+    /// (node, conn) → (peer node, peer conn).
+    links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    queue: VecDeque<(usize, ConnId, Frame)>,
+    /// Effects other than transport ones, per node, for inspection.
+    pub seen: Vec<Vec<Effect>>,
+    /// Every frame sent, with its sender, in order.
+    pub sent: Vec<(usize, Frame)>,
+}
+
+impl CoreNet {
+    pub fn new(names: &[&str]) -> Self {
+        let nodes = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                NodeCore::new(
+                    CoreConfig {
+                        name: NodeName::new(n).unwrap(),
+                        creation: 100 + i as u32,
+                        listen: Some(n.to_string()),
+                        cookie: Cookie::new("c"),
+                        cluster: ClusterConfig::default(),
+                    },
+                    StdRng::seed_from_u64(i as u64),
+                    Time::ZERO,
+                )
+            })
+            .collect::<Vec<_>>();
+        let n = nodes.len();
+        CoreNet {
+            nodes,
+            now: Time::ZERO,
+            links: BTreeMap::new(),
+            queue: VecDeque::new(),
+            seen: vec![Vec::new(); n],
+            sent: Vec::new(),
+        }
+    }
+
+    fn index(&self, addr: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name().as_str() == addr)
+            .expect("known address")
+    }
+
+    /// Carries out effects and delivers frames until nothing moves.
+    pub fn settle(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.nodes.len() {
+                while let Some(e) = self.nodes[i].poll_effect() {
+                    moved = true;
+                    self.effect(i, e);
+                }
+            }
+            if let Some((to, conn, frame)) = self.queue.pop_front() {
+                moved = true;
+                let frame = Frame::decode(&frame.encode()).expect("own frames decode");
+                self.nodes[to].frame(conn, frame, self.now);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn effect(&mut self, i: usize, e: Effect) {
+        match e {
+            Effect::Dial { conn, addr } => {
+                let j = self.index(&addr);
+                let me = self.nodes[i].name().to_string();
+                let peer_conn = self.nodes[j].accepted(me, self.now);
+                self.links.insert((i, conn), (j, peer_conn));
+                self.links.insert((j, peer_conn), (i, conn));
+                self.nodes[i].dialed(conn, self.now);
+            }
+            Effect::Send { conn, frame } => {
+                if let Some(&(j, pc)) = self.links.get(&(i, conn)) {
+                    self.sent.push((i, frame.clone()));
+                    self.queue.push_back((j, pc, frame));
+                }
+            }
+            Effect::Close { conn, .. } => {
+                if let Some((j, pc)) = self.links.remove(&(i, conn)) {
+                    self.links.remove(&(j, pc));
+                    self.nodes[j].closed(pc, "closed by peer".into(), self.now);
+                }
+            }
+            other => self.seen[i].push(other),
+        }
+    }
+
+    /// Connects node `i` to node `j` and settles.
+    pub fn connect(&mut self, i: usize, j: usize) {
+        let addr = self.nodes[j].name().to_string();
+        self.nodes[i].connect(addr, None, self.now);
+        self.settle();
+    }
+
+    /// Delivers `frame` to node `to` as if node `from` had sent it.
+    pub fn inject(&mut self, from: usize, to: usize, frame: Frame) {
+        let conn = self
+            .links
+            .iter()
+            .find(|((n, _), (p, _))| *n == to && *p == from)
+            .map(|((_, c), _)| *c)
+            .expect("connected");
+        self.nodes[to].frame(conn, frame, self.now);
+        self.settle();
+    }
+
+    /// Frames node `from` sends next are dropped instead of delivered.
+    pub fn drop_queued_from(&mut self, from: usize) -> usize {
+        for i in 0..self.nodes.len() {
+            while let Some(e) = self.nodes[i].poll_effect() {
+                self.effect(i, e);
+            }
+        }
+        let before = self.queue.len();
+        let links = self.links.clone();
+        self.queue
+            .retain(|(to, conn, _)| links.get(&(*to, *conn)).map(|(src, _)| *src) != Some(from));
+        before - self.queue.len()
+    }
+
+    /// Lets time pass by `ms` milliseconds, running timers.
+    pub fn advance(&mut self, ms: u64) {
+        self.now = Time(self.now.0 + ms * 1000);
+        for n in &mut self.nodes {
+            n.timeout(self.now);
+        }
+        self.settle();
+    }
+}

@@ -1,0 +1,231 @@
+//! White-box process-group tests on sans-IO cores: pg_SUITE's
+//! `forced_sync` (a corrupted view is repaired by re-sync), catch-up by
+//! deltas when a peer already holds an earlier part of the stream, repair
+//! of a lost tail by head advertisements, and hostile replication frames.
+
+mod common;
+
+use cohort::core::pg::{Op, PgFrame, SyncGroup};
+use cohort::core::proto::Frame;
+use cohort::Pid;
+use common::corenet::CoreNet;
+
+fn sorted(mut v: Vec<Pid>) -> Vec<Pid> {
+    v.sort();
+    v
+}
+
+fn members(net: &CoreNet, node: usize, group: &str) -> Vec<Pid> {
+    sorted(
+        net.nodes[node]
+            .pg()
+            .view("pg")
+            .unwrap()
+            .members(group)
+            .to_vec(),
+    )
+}
+
+fn two_nodes() -> CoreNet {
+    let mut net = CoreNet::new(&["a@h", "b@h"]);
+    for i in 0..2 {
+        let now = net.now;
+        net.nodes[i].pg_start_scope("pg", now);
+    }
+    net.connect(0, 1);
+    net
+}
+
+fn spawn(net: &mut CoreNet, node: usize, serial: u64) -> Pid {
+    net.nodes[node].spawned(serial);
+    net.nodes[node].pid(serial)
+}
+
+#[test]
+fn forced_sync_repairs_a_corrupted_view() {
+    let mut net = two_nodes();
+    let (pa, pb) = (spawn(&mut net, 0, 1), spawn(&mut net, 1, 1));
+    let now = net.now;
+    net.nodes[0]
+        .pg_join("pg", "one", &[pa.clone()], None, now)
+        .unwrap();
+    net.nodes[1]
+        .pg_join("pg", "one", &[pb.clone()], None, now)
+        .unwrap();
+    net.settle();
+    let expected = sorted(vec![pa.clone(), pb.clone()]);
+    assert_eq!(members(&net, 0, "one"), expected);
+    // A broken snapshot from b (as OTP's test casts by hand): `one` holds b's
+    // pid twice and a group `forced` appears.
+    let (stream, seq) = net.nodes[1].pg().head("pg").unwrap();
+    let fake = PgFrame::Sync {
+        scope: "pg".into(),
+        stream,
+        seq,
+        groups: vec![
+            SyncGroup {
+                group: "one".into(),
+                members: vec![(pb.serial(), 2, None)],
+            },
+            SyncGroup {
+                group: "forced".into(),
+                members: vec![(pb.serial(), 2, None)],
+            },
+        ],
+        more: false,
+    };
+    net.inject(1, 0, Frame::Pg(fake));
+    assert_eq!(members(&net, 0, "forced"), vec![pb.clone(), pb.clone()]);
+    assert_eq!(
+        members(&net, 0, "one"),
+        sorted(vec![pa.clone(), pb.clone(), pb.clone()])
+    );
+    // Forced re-sync: a asks b for a full snapshot.
+    net.inject(
+        0,
+        1,
+        Frame::Pg(PgFrame::Discover {
+            scope: "pg".into(),
+            have: None,
+        }),
+    );
+    assert_eq!(members(&net, 0, "one"), expected);
+    assert!(members(&net, 0, "forced").is_empty());
+    // An extra sync changes nothing.
+    net.inject(
+        0,
+        1,
+        Frame::Pg(PgFrame::Discover {
+            scope: "pg".into(),
+            have: None,
+        }),
+    );
+    assert_eq!(members(&net, 0, "one"), expected);
+}
+
+#[test]
+fn a_peer_behind_in_the_same_stream_gets_only_the_missing_deltas() {
+    let mut net = two_nodes();
+    let pb = spawn(&mut net, 1, 1);
+    let now = net.now;
+    net.nodes[1]
+        .pg_join("pg", "g1", &[pb.clone()], None, now)
+        .unwrap();
+    net.settle();
+    let cursor = net.nodes[0].pg().cursor("pg", net.nodes[1].name()).unwrap();
+    // b's next two changes are lost on the way to a.
+    net.nodes[1]
+        .pg_join("pg", "g2", &[pb.clone()], None, now)
+        .unwrap();
+    net.nodes[1]
+        .pg_join("pg", "g3", &[pb.clone()], None, now)
+        .unwrap();
+    assert_eq!(net.drop_queued_from(1), 2);
+    assert_eq!(members(&net, 0, "g2"), Vec::<Pid>::new());
+    // a asks from its cursor: b answers with the two deltas, not a snapshot.
+    net.sent.clear();
+    net.inject(
+        0,
+        1,
+        Frame::Pg(PgFrame::Discover {
+            scope: "pg".into(),
+            have: Some(cursor),
+        }),
+    );
+    assert_eq!(members(&net, 0, "g2"), vec![pb.clone()]);
+    assert_eq!(members(&net, 0, "g3"), vec![pb.clone()]);
+    let kinds: Vec<&str> = net
+        .sent
+        .iter()
+        .map(|(_, f)| match f {
+            Frame::Pg(PgFrame::Delta { .. }) => "delta",
+            Frame::Pg(PgFrame::Sync { .. }) => "sync",
+            other => other.kind(),
+        })
+        .collect();
+    assert_eq!(kinds, vec!["delta", "delta"]);
+    assert_eq!(
+        net.nodes[0].pg().cursor("pg", net.nodes[1].name()),
+        net.nodes[1].pg().head("pg")
+    );
+}
+
+#[test]
+fn a_lost_tail_is_repaired_by_head_advertisements() {
+    let mut net = two_nodes();
+    let pb = spawn(&mut net, 1, 1);
+    let now = net.now;
+    net.nodes[1]
+        .pg_join("pg", "tail", &[pb.clone()], None, now)
+        .unwrap();
+    assert_eq!(net.drop_queued_from(1), 1);
+    assert!(members(&net, 0, "tail").is_empty());
+    // No later write comes; b's periodic head tells a it is behind.
+    net.advance(1500);
+    assert_eq!(members(&net, 0, "tail"), vec![pb]);
+}
+
+#[test]
+fn hostile_replication_frames_change_nothing() {
+    let mut net = two_nodes();
+    let pb = spawn(&mut net, 1, 1);
+    let now = net.now;
+    net.nodes[1]
+        .pg_join("pg", "g", &[pb.clone()], None, now)
+        .unwrap();
+    net.settle();
+    let before = members(&net, 0, "g");
+    let (stream, seq) = net.nodes[1].pg().head("pg").unwrap();
+    // A delta far ahead, a stale delta, a leave of something never joined,
+    // frames for a scope a does not run.
+    let frames = vec![
+        PgFrame::Delta {
+            scope: "pg".into(),
+            stream,
+            seq: seq + 10,
+            ops: vec![],
+        },
+        PgFrame::Delta {
+            scope: "pg".into(),
+            stream,
+            seq,
+            ops: vec![Op::Join {
+                group: "g".into(),
+                serials: vec![99],
+                meta: None,
+            }],
+        },
+        PgFrame::Delta {
+            scope: "nope".into(),
+            stream,
+            seq: seq + 1,
+            ops: vec![],
+        },
+        PgFrame::Sync {
+            scope: "nope".into(),
+            stream,
+            seq,
+            groups: vec![],
+            more: false,
+        },
+        PgFrame::Stopped {
+            scope: "nope".into(),
+        },
+    ];
+    for f in frames {
+        net.inject(1, 0, Frame::Pg(f));
+    }
+    assert_eq!(members(&net, 0, "g"), before);
+    let leave = PgFrame::Delta {
+        scope: "pg".into(),
+        stream,
+        seq: seq + 1,
+        ops: vec![Op::Leave {
+            group: "never".into(),
+            serials: vec![(77, 3)],
+        }],
+    };
+    net.inject(1, 0, Frame::Pg(leave));
+    assert_eq!(members(&net, 0, "g"), before);
+    assert!(members(&net, 0, "never").is_empty());
+}
