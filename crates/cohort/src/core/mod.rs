@@ -214,6 +214,8 @@ pub struct CoreConfig {
     pub cookie: Cookie,
     /// Peer-session settings.
     pub cluster: ClusterConfig,
+    /// Global name tables.
+    pub names: names::NamesConfig,
 }
 
 /// All protocol state of one node.
@@ -251,6 +253,7 @@ impl NodeCore {
     /// nonces, reconnect jitter): seed it from the OS in production and from
     /// the simulation seed in tests.
     pub fn new(cfg: CoreConfig, rng: StdRng, now: Time) -> Self {
+        let names = Names::new(cfg.names, u64::from(cfg.creation));
         NodeCore {
             name: cfg.name.clone(),
             creation: cfg.creation,
@@ -265,7 +268,7 @@ impl NodeCore {
             ),
             procs: Processes::default(),
             pg: Pg::default(),
-            names: Names::default(),
+            names,
             fx: Effects::default(),
             up: Vec::new(),
             deferred: Vec::new(),

@@ -39,6 +39,16 @@ pub enum Message {
         /// The reason given to `kill`.
         reason: ExitReason,
     },
+    /// This process lost a clash on a global name and is no longer
+    /// registered under it (loss policies `Notify` and `DropBoth`).
+    NameConflict {
+        /// The name table.
+        table: String,
+        /// The name.
+        name: String,
+        /// The process that kept the name, if any.
+        winner: Option<Pid>,
+    },
 }
 
 /// A `Down` to deliver, or a frame to send about a monitor.

@@ -25,6 +25,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use self::pg::{PgMonitor, Scope};
+pub use self::names::NameTable;
 pub use self::process::Process;
 use crate::cookie::CookieSource;
 use crate::core::cluster::ClusterConfig;
@@ -72,6 +73,7 @@ pub struct NodeBuilder {
     max_frame: usize,
     transport: Option<Arc<dyn Transport>>,
     seed: Option<u64>,
+    names: crate::core::names::NamesConfig,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -93,6 +95,7 @@ impl Default for NodeBuilder {
             max_frame: DEFAULT_MAX_FRAME,
             transport: None,
             seed: None,
+            names: Default::default(),
         }
     }
 }
@@ -185,6 +188,12 @@ impl NodeBuilder {
         self
     }
 
+    /// The global name tables (default: one locked table, `global`).
+    pub fn names(mut self, cfg: crate::core::names::NamesConfig) -> Self {
+        self.names = cfg;
+        self
+    }
+
     /// Checks the settings, binds the listener and starts the node.
     pub async fn start(self) -> Result<Node, StartError> {
         let name = NodeName::new(self.name.as_deref().ok_or(StartError::MissingName)?)?;
@@ -236,6 +245,7 @@ impl NodeBuilder {
                 listen: Some(local_addr.clone()),
                 cookie,
                 cluster: self.cluster.clone(),
+                names: self.names.clone(),
             },
             rng,
             crate::core::time::Time::ZERO,
@@ -248,6 +258,7 @@ impl NodeBuilder {
             links: DashMap::new(),
             next_serial: AtomicU64::new(1),
             next_ref: AtomicU64::new(1),
+            names: names::NamesShared::new(&self.names, u64::from(creation)),
             engine: EngineCell::new(core, transport, epoch, self.cluster.handshake_timeout),
             pg_subs: DashMap::new(),
         });
@@ -271,6 +282,7 @@ pub(crate) struct Shared {
     pub(crate) links: DashMap<NodeName, Link>,
     pub(crate) next_serial: AtomicU64,
     pub(crate) next_ref: AtomicU64,
+    pub(crate) names: names::NamesShared,
     pub(crate) engine: EngineCell,
     /// Process-group monitor subscriptions: id → event channel.
     pub(crate) pg_subs: DashMap<u64, mpsc::UnboundedSender<crate::core::pg::PgEvent>>,

@@ -1,14 +1,425 @@
-//! The runtime side of global names: the `Node` API and the execution of
-//! name-service effects. To be built.
+//! The runtime side of global names: the `Node` API, the lock-free read
+//! views, and the execution of name-service effects.
+//!
+//! The core decides; this module keeps, per table, a concurrent map that
+//! the core's `View` effects update under the engine lock, so `whereis`
+//! and `registered_names` never take that lock.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use tokio::sync::{mpsc, oneshot};
 
 use super::engine::Engine;
-use super::Shared;
-use crate::core::names::NamesEffect;
+use super::{Node, Shared};
+use crate::core::names::{
+    LockId, LossPolicy, NameEvent, NamesConfig, NamesEffect, NamesError, Outcome, RegisterArgs,
+};
+use crate::core::pid::{NodeName, Pid};
+use crate::core::time::Time;
+use crate::core::NodeCore;
+
+/// A fast seeded hasher for the read views (names come from
+/// authenticated peers only; the seed differs per node).
+#[derive(Clone)]
+pub(crate) struct FoldHash(u64);
+
+impl BuildHasher for FoldHash {
+    type Hasher = FoldHasher;
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher(self.0)
+    }
+}
+
+pub(crate) struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            h = (h ^ w).wrapping_mul(K).rotate_left(26);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            h = (h ^ u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 56))
+                .wrapping_mul(K)
+                .rotate_left(26);
+        }
+        self.0 = h;
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write(&[i]);
+    }
+
+    fn finish(&self) -> u64 {
+        let h = self.0 ^ (self.0 >> 29);
+        h.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
+    }
+}
+
+type View = DashMap<String, (Pid, Bytes), FoldHash>;
+
+/// The read side of the name tables and the callers waiting for answers.
+pub(crate) struct NamesShared {
+    tables: Vec<(String, View)>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Result<bool, NamesError>>>>,
+    next_op: AtomicU64,
+    subs: Mutex<Vec<(usize, mpsc::UnboundedSender<NameEvent>)>>,
+}
+
+impl NamesShared {
+    pub(crate) fn new(cfg: &NamesConfig, seed: u64) -> Self {
+        NamesShared {
+            tables: cfg
+                .tables
+                .iter()
+                .map(|t| (t.name.clone(), DashMap::with_hasher(FoldHash(seed | 1))))
+                .collect(),
+            pending: Mutex::new(HashMap::new()),
+            next_op: AtomicU64::new(1),
+            subs: Mutex::new(Vec::new()),
+        }
+    }
+}
 
 /// Carries out one name-service effect, under the engine lock.
 pub(crate) fn execute(shared: &Arc<Shared>, engine: &mut Engine, fx: NamesEffect) {
-    let _ = (shared, engine);
-    match fx {}
+    let _ = engine;
+    let n = &shared.names;
+    match fx {
+        NamesEffect::View { table, name, entry } => {
+            if let Some((_, view)) = n.tables.get(table) {
+                match entry {
+                    Some(e) => {
+                        view.insert(name, e);
+                    }
+                    None => {
+                        view.remove(&name);
+                    }
+                }
+            }
+        }
+        NamesEffect::Event { table, event } => {
+            let mut subs = n.subs.lock().unwrap_or_else(|p| p.into_inner());
+            subs.retain(|(t, tx)| *t != table || tx.send(event.clone()).is_ok());
+        }
+        NamesEffect::Reply { op, result } => {
+            let tx = n
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&op);
+            if let Some(tx) = tx {
+                let _ = tx.send(result);
+            }
+        }
+    }
+}
+
+/// A name table of a node: register, look up and send by name.
+///
+/// Reads (`whereis`, `registered_names`, `send`) are local and never wait
+/// for the node's engine; writes follow the table's [`Mode`](crate::core::names::Mode).
+///
+/// ```no_run
+/// # async fn demo(node: cohort::Node) -> Result<(), Box<dyn std::error::Error>> {
+/// let p = node.spawn();
+/// let names = node.names();
+/// names.register("db", p.pid()).await?;
+/// assert_eq!(names.whereis("db").as_ref(), Some(p.pid()));
+/// names.send("db", "hello")?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct NameTable {
+    node: Node,
+    idx: usize,
+}
+
+impl NameTable {
+    fn shared(&self) -> &Arc<Shared> {
+        self.node.shared()
+    }
+
+    fn table(&self) -> Result<&str, NamesError> {
+        self.shared()
+            .names
+            .tables
+            .get(self.idx)
+            .map(|(n, _)| n.as_str())
+            .ok_or_else(|| NamesError::UnknownTable("(default)".into()))
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        self.table().unwrap_or("")
+    }
+
+    /// Registers local `pid` as `name`: `Taken` if another process holds
+    /// it, `AlreadyNamed` if `pid` has another name and the table allows one.
+    pub async fn register(&self, name: impl Into<String>, pid: &Pid) -> Result<(), NamesError> {
+        self.register_with(name, pid, Bytes::new(), None).await
+    }
+
+    /// Registers with metadata and, optionally, a loss policy of its own.
+    pub async fn register_with(
+        &self,
+        name: impl Into<String>,
+        pid: &Pid,
+        meta: impl Into<Bytes>,
+        policy: Option<LossPolicy>,
+    ) -> Result<(), NamesError> {
+        self.write(name.into(), pid, meta.into(), policy, false)
+            .await
+    }
+
+    /// Registers `pid` as `name` even if another process holds it (which
+    /// then loses the name, without being killed).
+    pub async fn re_register(&self, name: impl Into<String>, pid: &Pid) -> Result<(), NamesError> {
+        self.write(name.into(), pid, Bytes::new(), None, true).await
+    }
+
+    /// `re_register` with metadata and a loss policy.
+    pub async fn re_register_with(
+        &self,
+        name: impl Into<String>,
+        pid: &Pid,
+        meta: impl Into<Bytes>,
+        policy: Option<LossPolicy>,
+    ) -> Result<(), NamesError> {
+        self.write(name.into(), pid, meta.into(), policy, true)
+            .await
+    }
+
+    async fn write(
+        &self,
+        name: String,
+        pid: &Pid,
+        meta: Bytes,
+        policy: Option<LossPolicy>,
+        replace: bool,
+    ) -> Result<(), NamesError> {
+        let args = RegisterArgs {
+            table: self.table()?.to_string(),
+            name,
+            pid: pid.clone(),
+            meta,
+            policy,
+            replace,
+        };
+        call(self.shared(), |core, now, op| {
+            core.names_register(now, op, args)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Unregisters `name`, whichever node holds it. `NotRegistered` when
+    /// this node sees no holder.
+    pub async fn unregister(&self, name: &str) -> Result<(), NamesError> {
+        let table = self.table()?.to_string();
+        call(self.shared(), |core, now, op| {
+            core.names_unregister(now, op, &table, name)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The process registered as `name`, from this node's view (no round
+    /// trip). A local process that has ended reads as absent.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.whereis_meta(name).map(|(p, _)| p)
+    }
+
+    /// The process registered as `name` and its metadata.
+    pub fn whereis_meta(&self, name: &str) -> Option<(Pid, Bytes)> {
+        let s = self.shared();
+        let (_, view) = s.names.tables.get(self.idx)?;
+        let e = view.get(name)?;
+        let (pid, meta) = e.value();
+        if pid.node() == &s.name
+            && (pid.creation() != s.creation || !s.mailboxes.contains_key(&pid.serial()))
+        {
+            return None;
+        }
+        Some((pid.clone(), meta.clone()))
+    }
+
+    /// Sends `payload` to the process registered as `name`; returns its pid.
+    pub fn send(&self, name: &str, payload: impl Into<Bytes>) -> Result<Pid, NamesError> {
+        let pid = self.whereis(name).ok_or(NamesError::NotRegistered)?;
+        self.node.send(&pid, payload);
+        Ok(pid)
+    }
+
+    /// The names this node sees, sorted.
+    pub fn registered_names(&self) -> Vec<String> {
+        let Some((_, view)) = self.shared().names.tables.get(self.idx) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = view.iter().map(|e| e.key().clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// Returns once this node has exchanged names with every connected
+    /// node of the table (as of the call).
+    pub async fn sync(&self) -> Result<(), NamesError> {
+        self.table()?;
+        call(self.shared(), |core, now, op| core.names_sync(now, op))
+            .await
+            .map(|_| ())
+    }
+
+    /// Subscribes to this table's events from now on, in the order this
+    /// node applies them.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<NameEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Under the engine lock, so no event is half-published.
+        self.shared().with(|_, _, _| {
+            self.shared()
+                .names
+                .subs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((self.idx, tx));
+        });
+        rx
+    }
+}
+
+/// Runs a core operation and waits for its answer.
+async fn call(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&mut NodeCore, Time, u64) -> Outcome,
+) -> Result<bool, NamesError> {
+    let n = &shared.names;
+    let op = n.next_op.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = oneshot::channel();
+    n.pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(op, tx);
+    match shared.with(|core, now, _| f(core, now, op)) {
+        Outcome::Done(r) => {
+            n.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&op);
+            r
+        }
+        Outcome::Pending => rx.await.unwrap_or(Err(NamesError::Stopped)),
+    }
+}
+
+impl Node {
+    /// The default name table (the first configured one).
+    pub fn names(&self) -> NameTable {
+        NameTable {
+            node: self.clone(),
+            idx: 0,
+        }
+    }
+
+    /// The name table called `table`, if configured.
+    pub fn names_table(&self, table: &str) -> Option<NameTable> {
+        let idx = self
+            .shared()
+            .names
+            .tables
+            .iter()
+            .position(|(n, _)| n == table)?;
+        Some(NameTable {
+            node: self.clone(),
+            idx,
+        })
+    }
+
+    /// Registers local `pid` as `name` in the default table.
+    pub async fn register(&self, name: impl Into<String>, pid: &Pid) -> Result<(), NamesError> {
+        self.names().register(name, pid).await
+    }
+
+    /// Re-registers `name` to local `pid` in the default table.
+    pub async fn re_register(&self, name: impl Into<String>, pid: &Pid) -> Result<(), NamesError> {
+        self.names().re_register(name, pid).await
+    }
+
+    /// Unregisters `name` in the default table.
+    pub async fn unregister(&self, name: &str) -> Result<(), NamesError> {
+        self.names().unregister(name).await
+    }
+
+    /// The process registered as `name` in the default table (a local read).
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.names().whereis(name)
+    }
+
+    /// The names of the default table, sorted (a local read).
+    pub fn registered_names(&self) -> Vec<String> {
+        self.names().registered_names()
+    }
+
+    /// Takes `lock` for local process `holder` on `nodes` (this node and
+    /// every connected one when `None`), retrying `retries` more times
+    /// (forever when `None`) with a jittered backoff. `Ok(false)` when the
+    /// retries ran out. Holders with the same requester id share the lock;
+    /// it is released by [`Node::del_lock`], the holder's death or its
+    /// node going down.
+    pub async fn set_lock(
+        &self,
+        lock: &LockId,
+        holder: &Pid,
+        nodes: Option<&[NodeName]>,
+        retries: Option<u32>,
+    ) -> Result<bool, NamesError> {
+        let nodes = nodes.map(|n| n.to_vec());
+        call(self.shared(), |core, now, op| {
+            core.names_set_lock(now, op, lock.clone(), holder, nodes, retries)
+        })
+        .await
+    }
+
+    /// Releases `lock` for `holder` on `nodes` (as for [`Node::set_lock`]).
+    pub fn del_lock(&self, lock: &LockId, holder: &Pid, nodes: Option<&[NodeName]>) {
+        let nodes = nodes.map(|n| n.to_vec());
+        self.shared()
+            .with(|core, now, _| core.names_del_lock(now, lock.clone(), holder, nodes));
+    }
+
+    /// Runs `f` while holding `lock` (OTP `global:trans`): `Ok(None)` when
+    /// the lock could not be taken.
+    pub async fn trans<T, Fut: Future<Output = T>>(
+        &self,
+        lock: &LockId,
+        holder: &Pid,
+        nodes: Option<&[NodeName]>,
+        retries: Option<u32>,
+        f: impl FnOnce() -> Fut,
+    ) -> Result<Option<T>, NamesError> {
+        if !self.set_lock(lock, holder, nodes, retries).await? {
+            return Ok(None);
+        }
+        let out = f().await;
+        self.del_lock(lock, holder, nodes);
+        Ok(Some(out))
+    }
+
+    /// The holders of the lock on `resource` on this node, with the lock's
+    /// requester id. For inspection: takes the engine lock.
+    pub fn lock_holders(&self, resource: &str) -> Option<(String, Vec<Pid>)> {
+        self.shared()
+            .with(|core, _, _| core.names().lock_holders(resource))
+    }
 }

@@ -1,52 +1,878 @@
-//! Global names and locks (OTP `global`): to be built.
+//! Global names and locks (OTP `global`), as a sans-IO state machine.
+//!
+//! # Model
+//! A node keeps, per name table, every *claim* it knows of: `(name, pid,
+//! metadata, stamp, loss policy)`. Only a claim's origin (the node of its
+//! pid) creates or retracts it; peers learn of claims by a snapshot when a
+//! session comes up and by ordered deltas (`Add`/`Remove`) after that, and
+//! drop every claim of a node whose session ends. Sessions are ordered and
+//! reliable, and a lost session drops the origin's claims, so a peer's view
+//! of an origin is always a prefix of what the origin sent.
+//!
+//! The visible entry of a name is the *winner* among its claims, computed by
+//! every node from the claims alone ([`rank`]): claims replaced by a
+//! `re_register` never win; if any clashing claim asks for
+//! [`LossPolicy::DropBoth`] nobody wins; otherwise the lowest rank wins:
+//! the table's [`RankFn`] if it has one, then `(stamp, pid)`. Stamps come
+//! from a Lamport clock that every claim and lock request carries, so a
+//! claim made after its maker saw another claim always ranks later
+//! ("earliest claim wins"); concurrent claims are ordered by node name,
+//! then pid. Only the origin of a losing claim acts on it (kill, notify or
+//! drop), and retracts it; the other nodes just wait for the retraction.
+//!
+//! # Modes
+//! - [`Mode::Eventual`]: a registration writes locally and replicates;
+//!   concurrent claims are settled by the rank within one round.
+//! - [`Mode::Locked`]: a registration first locks the *name* on every member
+//!   node (`Prepare`): a node grants when the name is free and not locked,
+//!   makes an older request wait and tells a younger one to retry
+//!   (wait-die on `(stamp, node)`: no deadlock, no starvation). When all
+//!   granted, the origin commits (`Add` with an ack request) and answers
+//!   once every member acknowledged. Locks are per name: unrelated names
+//!   never wait for each other, and many registrations are in flight at once.
+//!
+//! # Locks
+//! `set_lock` takes a lock on a resource on a set of nodes; holders with
+//! the same requester id share it. A node that finds the lock held by
+//! another requester refuses; the caller releases what it got and retries
+//! with a jittered backoff, as OTP does. A lock goes when its holders
+//! release it, die, or their node goes down.
+//!
+//! The set of nodes a table spans is computed in one place
+//! ([`Names::members`]) so that global groups can restrict it later.
 
+mod api;
+mod locked;
+mod locks;
+pub mod rank;
+mod table;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tracing::debug;
 
 use super::ctx::Ctx;
 use super::pid::{ExitReason, NodeName, Pid};
+use super::proto::Frame;
 use super::time::Time;
+
+pub use self::api::{Outcome, RegisterArgs};
+
+/// How a table keeps names consistent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// A registration locks the name on every member node and returns once
+    /// all of them hold the entry (OTP's contract).
+    Locked,
+    /// A registration returns after the local write; clashes are settled
+    /// by the rank within one round of replication.
+    Eventual,
+}
+
+/// What happens to the losing claim of a clash. Only the loser's own node acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum LossPolicy {
+    /// The loser is killed (OTP's `random_exit_name`).
+    #[default]
+    Kill,
+    /// The loser keeps running, unregistered, and finds
+    /// [`Message::NameConflict`](super::process::Message::NameConflict) in
+    /// its mailbox (OTP's `random_notify_name`).
+    Notify,
+    /// Both claimants are notified and the name is dropped (OTP's
+    /// `notify_all_names`). Wins over the other policies in a clash.
+    DropBoth,
+}
+
+/// A user rank: `Less` means the first claim wins. Must be deterministic
+/// and identical on every node of the table; `Equal` falls back to the
+/// default rank (stamp, then pid).
+#[derive(Clone)]
+pub struct RankFn(pub Arc<RankFnInner>);
+
+/// The function inside a [`RankFn`].
+pub type RankFnInner = dyn Fn(&Claim, &Claim) -> Ordering + Send + Sync;
+
+impl RankFn {
+    /// Wraps a rank function.
+    pub fn new(f: impl Fn(&Claim, &Claim) -> Ordering + Send + Sync + 'static) -> Self {
+        RankFn(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for RankFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RankFn(..)")
+    }
+}
+
+/// Settings of one name table.
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    /// The table's name, the same on every node.
+    pub name: String,
+    /// Locked or eventual.
+    pub mode: Mode,
+    /// Default policy for losers (a registration may pick another).
+    pub policy: LossPolicy,
+    /// A user rank replacing "earliest claim wins".
+    pub rank: Option<RankFn>,
+    /// Whether one pid may hold several names in this table.
+    pub multiple_names: bool,
+}
+
+impl TableConfig {
+    /// A locked table with the kill policy, one name per pid.
+    pub fn new(name: impl Into<String>) -> Self {
+        TableConfig {
+            name: name.into(),
+            mode: Mode::Locked,
+            policy: LossPolicy::Kill,
+            rank: None,
+            multiple_names: false,
+        }
+    }
+
+    /// Sets the mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the default loss policy.
+    pub fn policy(mut self, policy: LossPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets a user rank function.
+    pub fn rank(
+        mut self,
+        rank: impl Fn(&Claim, &Claim) -> Ordering + Send + Sync + 'static,
+    ) -> Self {
+        self.rank = Some(RankFn::new(rank));
+        self
+    }
+
+    /// Allows one pid to hold several names.
+    pub fn multiple_names(mut self, on: bool) -> Self {
+        self.multiple_names = on;
+        self
+    }
+}
+
+/// The name tables of a node. The first table is the default one.
+#[derive(Debug, Clone)]
+pub struct NamesConfig {
+    /// The tables, the default first.
+    pub tables: Vec<TableConfig>,
+}
+
+impl Default for NamesConfig {
+    /// One locked table named `global` with the kill policy.
+    fn default() -> Self {
+        NamesConfig {
+            tables: vec![TableConfig::new("global")],
+        }
+    }
+}
+
+impl NamesConfig {
+    /// No tables at all.
+    pub fn empty() -> Self {
+        NamesConfig { tables: Vec::new() }
+    }
+
+    /// Adds a table, replacing one of the same name.
+    pub fn table(mut self, t: TableConfig) -> Self {
+        match self.tables.iter_mut().find(|x| x.name == t.name) {
+            Some(x) => *x = t,
+            None => self.tables.push(t),
+        }
+        self
+    }
+}
+
+/// One claim of a name by a process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The name.
+    pub name: String,
+    /// The claiming process; its node is the claim's origin.
+    pub pid: Pid,
+    /// Application metadata.
+    pub meta: Bytes,
+    /// Lamport stamp of the claim (unique per origin).
+    pub stamp: u64,
+    /// What happens to this claim if it loses a clash.
+    pub policy: LossPolicy,
+    /// The claim this one replaces (`re_register` of a name held elsewhere).
+    pub supersedes: Option<(Pid, u64)>,
+}
+
+/// Why a name left the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnregisterReason {
+    /// `unregister` was called.
+    Unregistered,
+    /// The process ended.
+    Exited(ExitReason),
+    /// The process's node went down or out of reach.
+    NodeDown,
+    /// The claim lost a clash (or both were dropped).
+    Conflict,
+    /// `re_register` gave the name to another process.
+    Replaced,
+}
+
+/// A change in a table, in the order this node applied it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameEvent {
+    /// `name` now resolves to `pid`.
+    Registered {
+        /// The name.
+        name: String,
+        /// Its process.
+        pid: Pid,
+        /// Its metadata.
+        meta: Bytes,
+    },
+    /// `name` no longer resolves to `pid`.
+    Unregistered {
+        /// The name.
+        name: String,
+        /// The process that held it.
+        pid: Pid,
+        /// Why.
+        reason: UnregisterReason,
+    },
+    /// A clash on `name` was settled: `loser`'s claim is dropped.
+    ConflictResolved {
+        /// The name.
+        name: String,
+        /// The surviving holder (none under [`LossPolicy::DropBoth`]).
+        winner: Option<Pid>,
+        /// The losing process.
+        loser: Pid,
+        /// What its node does to it.
+        action: LossPolicy,
+    },
+}
+
+/// Why a name or lock operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NamesError {
+    /// Another process holds the name; nothing changed.
+    #[error("name is taken")]
+    Taken,
+    /// The process already holds this other name and the table allows one per pid; nothing changed.
+    #[error("process already registered as {0:?}")]
+    AlreadyNamed(String),
+    /// The pid belongs to another node; only its own node registers it; nothing changed.
+    #[error("pid is not a local process")]
+    NotLocal,
+    /// The process is not alive (or ended during the operation); nothing is registered.
+    #[error("no such process")]
+    NoProc,
+    /// No process holds the name; nothing changed.
+    #[error("name is not registered")]
+    NotRegistered,
+    /// No table of this name is configured on this node.
+    #[error("unknown name table {0:?}")]
+    UnknownTable(String),
+    /// The node stopped before the operation finished; its outcome is unknown.
+    #[error("node stopped")]
+    Stopped,
+}
+
+/// Identifies a lock: a resource and the requester id that may share it
+/// (OTP's `{ResourceId, LockRequesterId}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LockId {
+    /// The locked resource.
+    pub resource: String,
+    /// Holders with the same requester id share the lock.
+    pub requester: String,
+}
+
+impl LockId {
+    /// A lock id.
+    pub fn new(resource: impl Into<String>, requester: impl Into<String>) -> Self {
+        LockId {
+            resource: resource.into(),
+            requester: requester.into(),
+        }
+    }
+}
+
+/// A node's answer to a `Prepare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrepareAnswer {
+    /// The name is locked for the requester.
+    Granted,
+    /// The name is held by a process.
+    Taken,
+    /// An older request holds the name lock: retry later.
+    Busy,
+}
 
 /// Wire messages of the name service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum NamesFrame {}
+pub enum NamesFrame {
+    /// All of the sender's own claims in `table`, sent when a session comes up.
+    Snapshot {
+        /// The table.
+        table: String,
+        /// The sender's claims.
+        claims: Vec<Claim>,
+    },
+    /// The sender made a claim; answer `Ack { op }` when `ack` is set.
+    Add {
+        /// The table.
+        table: String,
+        /// The claim.
+        claim: Claim,
+        /// The sender's operation waiting for an ack.
+        ack: Option<u64>,
+    },
+    /// The sender retracted a claim; answer `Ack { op }` when `ack` is set.
+    Remove {
+        /// The table.
+        table: String,
+        /// The name.
+        name: String,
+        /// The claiming process.
+        pid: Pid,
+        /// The claim's stamp.
+        stamp: u64,
+        /// Why, for the events.
+        reason: WireReason,
+        /// The sender's operation waiting for an ack.
+        ack: Option<u64>,
+    },
+    /// Lock `name` for a locked registration.
+    Prepare {
+        /// The table.
+        table: String,
+        /// The name.
+        name: String,
+        /// The request's priority stamp (also its claim's stamp).
+        stamp: u64,
+        /// The sender's operation.
+        op: u64,
+        /// The attempt of that operation.
+        attempt: u32,
+        /// A `re_register`: grant even when the name is held.
+        replace: bool,
+    },
+    /// Answer to a `Prepare`.
+    Prepared {
+        /// The operation.
+        op: u64,
+        /// Its attempt.
+        attempt: u32,
+        /// The answer.
+        answer: PrepareAnswer,
+    },
+    /// Drop the name lock (held or awaited) of the sender's request `stamp`.
+    Release {
+        /// The table.
+        table: String,
+        /// The name.
+        name: String,
+        /// The request's stamp.
+        stamp: u64,
+    },
+    /// Acknowledges an `Add`, `Remove`, `Unregister` or `Ping`.
+    Ack {
+        /// The operation.
+        op: u64,
+    },
+    /// Asks the origin of `name`'s holder to unregister it.
+    Unregister {
+        /// The table.
+        table: String,
+        /// The name.
+        name: String,
+        /// The sender's operation waiting for an ack.
+        op: u64,
+    },
+    /// Answered by `Ack` once everything before it was applied.
+    Ping {
+        /// The sender's operation.
+        op: u64,
+    },
+    /// Take a lock for `holder` (a process of the sender).
+    LockSet {
+        /// The sender's operation.
+        op: u64,
+        /// Its attempt.
+        attempt: u32,
+        /// The lock.
+        lock: LockId,
+        /// The holding process.
+        holder: Pid,
+    },
+    /// Answer to `LockSet`.
+    LockReply {
+        /// The operation.
+        op: u64,
+        /// Its attempt.
+        attempt: u32,
+        /// Whether the lock is held now.
+        granted: bool,
+        /// Whether this holder was added by this request (not held before).
+        fresh: bool,
+    },
+    /// `holder` releases `lock`.
+    LockDel {
+        /// The lock.
+        lock: LockId,
+        /// The holding process.
+        holder: Pid,
+    },
+    /// `holder` ended: it releases every lock.
+    LockGone {
+        /// The process.
+        holder: Pid,
+    },
+}
+
+/// [`UnregisterReason`] as carried on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireReason {
+    /// `unregister`.
+    Unregistered,
+    /// The process ended.
+    Exited(ExitReason),
+    /// Lost a clash.
+    Conflict,
+    /// Replaced by `re_register`.
+    Replaced,
+}
 
 /// Effects of the name service for the driver.
 #[derive(Debug, Clone, PartialEq)]
-pub enum NamesEffect {}
+pub enum NamesEffect {
+    /// The visible entry of `name` in table `table` (an index) changed.
+    View {
+        /// Table index in the config.
+        table: usize,
+        /// The name.
+        name: String,
+        /// The new holder and metadata, or none.
+        entry: Option<(Pid, Bytes)>,
+    },
+    /// An event for the table's subscribers.
+    Event {
+        /// Table index.
+        table: usize,
+        /// The event.
+        event: NameEvent,
+    },
+    /// Operation `op` finished.
+    Reply {
+        /// The operation.
+        op: u64,
+        /// `Ok(true)` on success, `Ok(false)` for a lock not taken.
+        result: Result<bool, NamesError>,
+    },
+}
 
-/// The name tables of one node.
-#[derive(Debug, Default)]
-pub struct Names {}
+/// A stored claim and whether this node already reported its clash.
+#[derive(Debug, Clone)]
+struct Stored {
+    claim: Claim,
+    reported: bool,
+}
+
+/// One name table.
+#[derive(Debug)]
+struct Table {
+    cfg: TableConfig,
+    /// Every known claim, by name.
+    claims: HashMap<String, Vec<Stored>>,
+    /// Names claimed by each local pid.
+    local: HashMap<Pid, BTreeSet<String>>,
+    /// Name locks of locked registrations.
+    slots: HashMap<String, locked::Slot>,
+}
+
+/// What an operation waits for after its first phase.
+#[derive(Debug)]
+struct Wait {
+    awaiting: BTreeSet<NodeName>,
+    result: Result<bool, NamesError>,
+}
+
+/// The name tables and locks of one node.
+#[derive(Debug)]
+pub struct Names {
+    tables: Vec<Table>,
+    clock: u64,
+    /// Frames this node sends to itself, handled after the current input.
+    loopback: VecDeque<NamesFrame>,
+    /// Locked registrations in their lock phase, by operation.
+    regs: HashMap<u64, locked::PendingReg>,
+    /// Operations waiting for acks.
+    waits: HashMap<u64, Wait>,
+    /// Lock requests in flight.
+    lock_ops: HashMap<u64, locks::LockOp>,
+    /// Locks held on this node.
+    locks: BTreeMap<String, locks::LockEntry>,
+    /// Nodes where each local holder may hold locks.
+    held_at: HashMap<Pid, BTreeSet<NodeName>>,
+    /// Retries due: (time, op).
+    timers: BTreeSet<(Time, u64)>,
+    /// Operation ids the core makes up itself (internal waits), counted down.
+    internal_op: u64,
+    rng: u64,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::new(NamesConfig::empty(), 0)
+    }
+}
 
 impl Names {
-    /// A session with `node` is up.
+    /// The name service of a node with these tables; `seed` feeds the retry jitter.
+    pub fn new(cfg: NamesConfig, seed: u64) -> Self {
+        Names {
+            tables: cfg
+                .tables
+                .into_iter()
+                .map(|cfg| Table {
+                    cfg,
+                    claims: HashMap::new(),
+                    local: HashMap::new(),
+                    slots: HashMap::new(),
+                })
+                .collect(),
+            clock: 0,
+            loopback: VecDeque::new(),
+            regs: HashMap::new(),
+            waits: HashMap::new(),
+            lock_ops: HashMap::new(),
+            locks: BTreeMap::new(),
+            held_at: HashMap::new(),
+            timers: BTreeSet::new(),
+            internal_op: u64::MAX,
+            rng: seed | 1,
+        }
+    }
+
+    /// The configured table names, the default first.
+    pub fn table_names(&self) -> Vec<String> {
+        self.tables.iter().map(|t| t.cfg.name.clone()).collect()
+    }
+
+    /// The nodes a table spans besides this one: every up peer. The one
+    /// place to restrict names to the own global group.
+    pub fn members(&self, ctx: &Ctx<'_>) -> Vec<NodeName> {
+        ctx.peers().into_iter().map(|(n, _)| n).collect()
+    }
+
+    fn is_member(&self, node: &NodeName, ctx: &Ctx<'_>) -> bool {
+        ctx.peer_creation(node).is_some()
+    }
+
+    fn table_index(&self, name: &str) -> Option<usize> {
+        self.tables.iter().position(|t| t.cfg.name == name)
+    }
+
+    fn tick(&mut self, seen: u64) -> u64 {
+        self.clock = self.clock.max(seen) + 1;
+        self.clock
+    }
+
+    fn observe(&mut self, seen: u64) {
+        self.clock = self.clock.max(seen);
+    }
+
+    fn jitter(&mut self, below: u64) -> u64 {
+        // xorshift64: reproducible from the seed.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng % below.max(1)
+    }
+
+    /// Sends a frame to `node`, or to this node itself through the loopback.
+    fn send(&mut self, node: &NodeName, frame: NamesFrame, ctx: &mut Ctx<'_>) {
+        if node == ctx.me() {
+            self.loopback.push_back(frame);
+        } else {
+            ctx.send(node, Frame::Names(frame));
+        }
+    }
+
+    /// Handles the frames this node sent itself.
+    fn pump(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some(f) = self.loopback.pop_front() {
+            let me = ctx.me().clone();
+            let c = ctx.creation();
+            self.handle(&me, c, f, ctx);
+        }
+    }
+
+    fn reply(&mut self, op: u64, result: Result<bool, NamesError>, ctx: &mut Ctx<'_>) {
+        if op < self.internal_op {
+            ctx.push(super::Effect::Names(NamesEffect::Reply { op, result }));
+        }
+    }
+
+    /// Waits for acks of `op` from `awaiting`, then replies `result`.
+    fn wait_acks(
+        &mut self,
+        op: u64,
+        awaiting: BTreeSet<NodeName>,
+        result: Result<bool, NamesError>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        if awaiting.is_empty() {
+            self.reply(op, result, ctx);
+        } else {
+            self.waits.insert(op, Wait { awaiting, result });
+        }
+    }
+
+    fn acked(&mut self, from: &NodeName, op: u64, ctx: &mut Ctx<'_>) {
+        if let Some(w) = self.waits.get_mut(&op) {
+            w.awaiting.remove(from);
+            if w.awaiting.is_empty() {
+                let w = self.waits.remove(&op).expect("present");
+                self.reply(op, w.result, ctx);
+            }
+        }
+    }
+
+    /// A session with `node` is up: it gets this node's own claims.
     pub fn peer_up(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
-        let _ = (node, creation, ctx);
+        let _ = creation;
+        if !self.is_member(node, ctx) {
+            return;
+        }
+        for i in 0..self.tables.len() {
+            let t = &self.tables[i];
+            let claims: Vec<Claim> = t
+                .local
+                .iter()
+                .flat_map(|(pid, names)| {
+                    names.iter().filter_map(move |n| {
+                        t.claims
+                            .get(n)?
+                            .iter()
+                            .find(|s| &s.claim.pid == pid)
+                            .map(|s| s.claim.clone())
+                    })
+                })
+                .collect();
+            let table = t.cfg.name.clone();
+            ctx.send(node, Frame::Names(NamesFrame::Snapshot { table, claims }));
+        }
     }
 
-    /// The session with `node` ended.
+    /// The session with `node` ended: its claims, name locks, locks and
+    /// pending answers go.
     pub fn peer_down(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
-        let _ = (node, creation, ctx);
+        let _ = creation;
+        for i in 0..self.tables.len() {
+            self.drop_origin(i, node, ctx);
+            self.release_slots_of(i, node, ctx);
+        }
+        self.regs_peer_down(node, ctx);
+        let done: Vec<u64> = self
+            .waits
+            .iter_mut()
+            .filter_map(|(op, w)| (w.awaiting.remove(node) && w.awaiting.is_empty()).then_some(*op))
+            .collect();
+        for op in done {
+            let w = self.waits.remove(&op).expect("present");
+            self.reply(op, w.result, ctx);
+        }
+        self.locks_peer_down(node, ctx);
+        self.pump(ctx);
     }
 
-    /// A name-service frame from `node`.
+    /// A name-service frame from `node`. Malformed or hostile frames
+    /// (claims for another node's pids, unknown tables) are logged and ignored.
     pub fn frame(&mut self, node: &NodeName, creation: u32, frame: NamesFrame, ctx: &mut Ctx<'_>) {
-        let _ = (node, creation, ctx);
-        match frame {}
+        if !self.is_member(node, ctx) {
+            return;
+        }
+        self.handle(node, creation, frame, ctx);
+        self.pump(ctx);
     }
 
-    /// A local process ended.
+    fn handle(&mut self, node: &NodeName, creation: u32, frame: NamesFrame, ctx: &mut Ctx<'_>) {
+        let own = |pid: &Pid| pid.node() == node && pid.creation() == creation;
+        let me = node == ctx.me();
+        match frame {
+            NamesFrame::Snapshot { table, claims } => {
+                let Some(i) = self.table_index(&table) else {
+                    return debug!(peer = %node, %table, "snapshot for an unknown table");
+                };
+                if me || claims.iter().any(|c| !own(&c.pid)) {
+                    return debug!(peer = %node, "snapshot with foreign claims; ignored");
+                }
+                for c in claims {
+                    self.observe(c.stamp);
+                    self.add_claim(i, c, ctx);
+                }
+            }
+            NamesFrame::Add { table, claim, ack } => {
+                let Some(i) = self.table_index(&table) else {
+                    return debug!(peer = %node, %table, "claim for an unknown table");
+                };
+                if me || !own(&claim.pid) {
+                    return debug!(peer = %node, "claim for a foreign pid; ignored");
+                }
+                self.observe(claim.stamp);
+                let (name, stamp) = (claim.name.clone(), claim.stamp);
+                self.add_claim(i, claim, ctx);
+                self.release_slot(i, &name, node, stamp, ctx);
+                if let Some(op) = ack {
+                    self.send(node, NamesFrame::Ack { op }, ctx);
+                }
+            }
+            NamesFrame::Remove {
+                table,
+                name,
+                pid,
+                stamp,
+                reason,
+                ack,
+            } => {
+                let Some(i) = self.table_index(&table) else {
+                    return debug!(peer = %node, %table, "retraction for an unknown table");
+                };
+                if !me && own(&pid) {
+                    let reason = match reason {
+                        WireReason::Unregistered => UnregisterReason::Unregistered,
+                        WireReason::Exited(r) => UnregisterReason::Exited(r),
+                        WireReason::Conflict => UnregisterReason::Conflict,
+                        WireReason::Replaced => UnregisterReason::Replaced,
+                    };
+                    self.remove_claim(i, &name, &pid, Some(stamp), reason, ctx);
+                }
+                if let Some(op) = ack {
+                    self.send(node, NamesFrame::Ack { op }, ctx);
+                }
+            }
+            NamesFrame::Prepare {
+                table,
+                name,
+                stamp,
+                op,
+                attempt,
+                replace,
+            } => {
+                let Some(i) = self.table_index(&table) else {
+                    return debug!(peer = %node, %table, "prepare for an unknown table");
+                };
+                self.observe(stamp);
+                let req = locked::Req {
+                    stamp,
+                    node: node.clone(),
+                    op,
+                    attempt,
+                    replace,
+                };
+                self.prepare(i, name, req, ctx);
+            }
+            NamesFrame::Prepared {
+                op,
+                attempt,
+                answer,
+            } => self.prepared(node, op, attempt, answer, ctx),
+            NamesFrame::Release { table, name, stamp } => {
+                if let Some(i) = self.table_index(&table) {
+                    self.release_slot(i, &name, node, stamp, ctx);
+                }
+            }
+            NamesFrame::Ack { op } => self.acked(node, op, ctx),
+            NamesFrame::Unregister { table, name, op } => {
+                if let Some(i) = self.table_index(&table) {
+                    self.unregister_local(i, &name, None, ctx);
+                }
+                self.send(node, NamesFrame::Ack { op }, ctx);
+            }
+            NamesFrame::Ping { op } => self.send(node, NamesFrame::Ack { op }, ctx),
+            NamesFrame::LockSet {
+                op,
+                attempt,
+                lock,
+                holder,
+            } => {
+                if !own(&holder) {
+                    return debug!(peer = %node, "lock for a foreign holder; ignored");
+                }
+                self.lock_set(node, op, attempt, lock, holder, ctx);
+            }
+            NamesFrame::LockReply {
+                op,
+                attempt,
+                granted,
+                fresh,
+            } => self.lock_reply(node, op, attempt, granted, fresh, ctx),
+            NamesFrame::LockDel { lock, holder } => {
+                if own(&holder) {
+                    self.lock_del(&lock, &holder);
+                }
+            }
+            NamesFrame::LockGone { holder } => {
+                if own(&holder) {
+                    self.lock_gone(&holder);
+                }
+            }
+        }
+    }
+
+    /// A local process ended: its names, pending registrations and locks go.
     pub fn exited(&mut self, pid: &Pid, reason: &ExitReason, ctx: &mut Ctx<'_>) {
-        let _ = (pid, reason, ctx);
+        for i in 0..self.tables.len() {
+            let names = self.tables[i].local.get(pid).cloned().unwrap_or_default();
+            for name in names {
+                self.retract(
+                    i,
+                    &name,
+                    pid,
+                    UnregisterReason::Exited(reason.clone()),
+                    WireReason::Exited(reason.clone()),
+                    None,
+                    ctx,
+                );
+            }
+        }
+        self.regs_exited(pid, ctx);
+        self.locks_exited(pid, ctx);
+        self.pump(ctx);
     }
 
-    /// Time passed.
+    /// Time passed: retries of busy registrations and refused locks.
     pub fn timeout(&mut self, ctx: &mut Ctx<'_>) {
-        let _ = ctx;
+        while let Some(&(at, op)) = self.timers.first() {
+            if at > ctx.now {
+                break;
+            }
+            self.timers.pop_first();
+            if self.regs.contains_key(&op) {
+                self.retry_reg(op, ctx);
+            } else if self.lock_ops.contains_key(&op) {
+                self.retry_lock(op, ctx);
+            }
+        }
+        self.pump(ctx);
     }
 
     /// When [`Names::timeout`] next has something to do.
     pub fn next_timeout(&self) -> Option<Time> {
-        None
+        self.timers.first().map(|(t, _)| *t)
     }
 }

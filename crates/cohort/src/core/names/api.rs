@@ -1,0 +1,264 @@
+//! The name service's operations, and their [`NodeCore`] entry points.
+//!
+//! Operations carry an id `op` chosen by the driver; an operation that
+//! cannot finish at once answers later with [`NamesEffect::Reply`].
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+
+use super::super::ctx::Ctx;
+use super::super::pid::{NodeName, Pid};
+use super::super::time::Time;
+use super::super::NodeCore;
+#[allow(unused_imports)]
+use super::NamesEffect;
+use super::{Claim, LockId, LossPolicy, Mode, Names, NamesError, NamesFrame};
+
+/// The result of an operation: done now, or later through
+/// [`NamesEffect::Reply`] with the same `op`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished: `Ok(true)` on success, `Ok(false)` for a lock not taken.
+    Done(Result<bool, NamesError>),
+    /// The answer comes later as a [`NamesEffect::Reply`].
+    Pending,
+}
+
+/// A registration request.
+#[derive(Debug, Clone)]
+pub struct RegisterArgs {
+    /// The table.
+    pub table: String,
+    /// The name.
+    pub name: String,
+    /// The local process.
+    pub pid: Pid,
+    /// Application metadata.
+    pub meta: Bytes,
+    /// Loss policy for this claim; the table's when `None`.
+    pub policy: Option<LossPolicy>,
+    /// `re_register`: take the name even when it is held.
+    pub replace: bool,
+}
+
+impl Names {
+    fn index(&self, table: &str) -> Result<usize, NamesError> {
+        self.table_index(table)
+            .ok_or_else(|| NamesError::UnknownTable(table.to_string()))
+    }
+
+    /// Registers (or re-registers) a local pid.
+    pub fn register(&mut self, op: u64, a: RegisterArgs, ctx: &mut Ctx<'_>) -> Outcome {
+        let i = match self.index(&a.table) {
+            Ok(i) => i,
+            Err(e) => return Outcome::Done(Err(e)),
+        };
+        if let Err(e) = self.local_checks(i, &a.name, &a.pid, a.replace, ctx) {
+            return Outcome::Done(Err(e));
+        }
+        let cfg = &self.tables[i].cfg;
+        let (mode, policy) = (cfg.mode, a.policy.unwrap_or(cfg.policy));
+        let stamp = self.tick(0);
+        let mut claim = Claim {
+            name: a.name,
+            pid: a.pid,
+            meta: a.meta,
+            stamp,
+            policy,
+            supersedes: None,
+        };
+        let out = match mode {
+            Mode::Eventual => {
+                if a.replace {
+                    self.displace(i, &mut claim, ctx);
+                }
+                self.add_local(i, claim, None, ctx);
+                Outcome::Done(Ok(true))
+            }
+            Mode::Locked => {
+                self.start_reg(op, i, claim, a.replace, ctx);
+                Outcome::Pending
+            }
+        };
+        self.pump(ctx);
+        out
+    }
+
+    /// Unregisters `name`: at once when a local pid holds it (waiting for
+    /// every member's ack in locked mode), else through the holder's node.
+    pub fn unregister(&mut self, op: u64, table: &str, name: &str, ctx: &mut Ctx<'_>) -> Outcome {
+        let i = match self.index(table) {
+            Ok(i) => i,
+            Err(e) => return Outcome::Done(Err(e)),
+        };
+        let Some((holder, _)) = self.tables[i].view(name) else {
+            // A clash being dropped has claims but no holder: retract ours.
+            self.unregister_local(i, name, None, ctx);
+            self.pump(ctx);
+            return Outcome::Done(Err(NamesError::NotRegistered));
+        };
+        let locked = self.tables[i].cfg.mode == Mode::Locked;
+        let out = if holder.node() == ctx.me() {
+            let ack = locked.then_some(op);
+            let awaiting = self.unregister_local(i, name, ack, ctx).unwrap_or_default();
+            if awaiting.is_empty() {
+                Outcome::Done(Ok(true))
+            } else {
+                self.wait_acks(op, awaiting, Ok(true), ctx);
+                Outcome::Pending
+            }
+        } else {
+            let node = holder.node().clone();
+            let frame = NamesFrame::Unregister {
+                table: table.to_string(),
+                name: name.to_string(),
+                op,
+            };
+            self.send(&node, frame, ctx);
+            self.wait_acks(op, BTreeSet::from([node]), Ok(true), ctx);
+            Outcome::Pending
+        };
+        self.pump(ctx);
+        out
+    }
+
+    /// Answers once every member acknowledged a ping sent after this
+    /// node's snapshot, so both sides exchanged their names.
+    pub fn sync(&mut self, op: u64, ctx: &mut Ctx<'_>) -> Outcome {
+        let members = self.members(ctx);
+        for m in &members {
+            self.send(m, NamesFrame::Ping { op }, ctx);
+        }
+        let awaiting: BTreeSet<NodeName> = members.into_iter().collect();
+        if awaiting.is_empty() {
+            return Outcome::Done(Ok(true));
+        }
+        self.wait_acks(op, awaiting, Ok(true), ctx);
+        Outcome::Pending
+    }
+
+    /// Takes `lock` for local `holder` on `nodes` (every member and this
+    /// node when `None`).
+    pub fn set_lock(
+        &mut self,
+        op: u64,
+        lock: LockId,
+        holder: Pid,
+        nodes: Option<Vec<NodeName>>,
+        retries: Option<u32>,
+        ctx: &mut Ctx<'_>,
+    ) -> Outcome {
+        if holder.node() != ctx.me() || holder.creation() != ctx.creation() {
+            return Outcome::Done(Err(NamesError::NotLocal));
+        }
+        if !ctx.is_local_alive(&holder) {
+            return Outcome::Done(Err(NamesError::NoProc));
+        }
+        let nodes = nodes.unwrap_or_else(|| self.all_nodes(ctx));
+        self.start_lock(op, lock, holder, nodes, retries, ctx);
+        self.pump(ctx);
+        Outcome::Pending
+    }
+
+    /// Releases `lock` for local `holder` on `nodes` (every member and this
+    /// node when `None`).
+    pub fn release_lock(
+        &mut self,
+        lock: LockId,
+        holder: Pid,
+        nodes: Option<Vec<NodeName>>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let nodes = nodes.unwrap_or_else(|| self.all_nodes(ctx));
+        self.del_lock(lock, holder, nodes, ctx);
+        self.pump(ctx);
+    }
+
+    fn all_nodes(&self, ctx: &Ctx<'_>) -> Vec<NodeName> {
+        let mut v = self.members(ctx);
+        v.push(ctx.me().clone());
+        v
+    }
+
+    /// The pid registered as `name` in `table`, from this node's view.
+    pub fn whereis(&self, table: &str, name: &str) -> Option<Pid> {
+        let i = self.table_index(table)?;
+        self.tables[i].view(name).map(|(p, _)| p)
+    }
+
+    /// The names visible in `table`, sorted.
+    pub fn registered_names(&self, table: &str) -> Vec<String> {
+        let Some(i) = self.table_index(table) else {
+            return Vec::new();
+        };
+        let t = &self.tables[i];
+        let mut v: Vec<String> = t
+            .claims
+            .keys()
+            .filter(|n| t.view(n).is_some())
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every claim known in `table` (winners and not yet settled losers).
+    pub fn claims(&self, table: &str) -> Vec<Claim> {
+        let Some(i) = self.table_index(table) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Claim> = self.tables[i]
+            .claims
+            .values()
+            .flat_map(|l| l.iter().map(|s| s.claim.clone()))
+            .collect();
+        v.sort_by(|a, b| (&a.name, &a.pid).cmp(&(&b.name, &b.pid)));
+        v
+    }
+}
+
+impl NodeCore {
+    /// Registers a local pid under a name (see [`Names::register`]).
+    pub fn names_register(&mut self, now: Time, op: u64, args: RegisterArgs) -> Outcome {
+        self.with_names(now, |n, ctx| n.register(op, args, ctx))
+    }
+
+    /// Unregisters a name (see [`Names::unregister`]).
+    pub fn names_unregister(&mut self, now: Time, op: u64, table: &str, name: &str) -> Outcome {
+        self.with_names(now, |n, ctx| n.unregister(op, table, name, ctx))
+    }
+
+    /// Exchanges names with every member (see [`Names::sync`]).
+    pub fn names_sync(&mut self, now: Time, op: u64) -> Outcome {
+        self.with_names(now, |n, ctx| n.sync(op, ctx))
+    }
+
+    /// Takes a lock (see [`Names::set_lock`]).
+    pub fn names_set_lock(
+        &mut self,
+        now: Time,
+        op: u64,
+        lock: LockId,
+        holder: &Pid,
+        nodes: Option<Vec<NodeName>>,
+        retries: Option<u32>,
+    ) -> Outcome {
+        let holder = holder.clone();
+        self.with_names(now, |n, ctx| {
+            n.set_lock(op, lock, holder, nodes, retries, ctx)
+        })
+    }
+
+    /// Releases a lock (see [`Names::release_lock`]).
+    pub fn names_del_lock(
+        &mut self,
+        now: Time,
+        lock: LockId,
+        holder: &Pid,
+        nodes: Option<Vec<NodeName>>,
+    ) {
+        let holder = holder.clone();
+        self.with_names(now, |n, ctx| n.release_lock(lock, holder, nodes, ctx))
+    }
+}

@@ -1,0 +1,389 @@
+//! Locked registrations: per-name locks on every member (wait-die on the
+//! request's `(stamp, node)`), then a commit acknowledged by every member.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::super::ctx::Ctx;
+use super::super::pid::{NodeName, Pid};
+use super::{Claim, Names, NamesError, NamesFrame, PrepareAnswer, UnregisterReason, WireReason};
+
+/// A request for a name lock.
+#[derive(Debug, Clone)]
+pub(super) struct Req {
+    pub(super) stamp: u64,
+    pub(super) node: NodeName,
+    pub(super) op: u64,
+    pub(super) attempt: u32,
+    pub(super) replace: bool,
+}
+
+impl Req {
+    fn key(&self) -> (u64, &NodeName) {
+        (self.stamp, &self.node)
+    }
+}
+
+/// The lock of one name on this node: its holder and the older requests
+/// waiting for it, oldest first.
+#[derive(Debug, Default)]
+pub(super) struct Slot {
+    holder: Option<Req>,
+    waiters: Vec<Req>,
+}
+
+/// A locked registration of a local pid in its lock phase.
+#[derive(Debug)]
+pub(super) struct PendingReg {
+    table: usize,
+    claim: Claim,
+    replace: bool,
+    attempt: u32,
+    asked: BTreeSet<NodeName>,
+    awaiting: BTreeSet<NodeName>,
+    /// Waiting for a retry timer (after a `Busy`).
+    backing_off: bool,
+}
+
+impl Names {
+    /// Starts a locked registration of `claim` (stamped already).
+    pub(super) fn start_reg(
+        &mut self,
+        op: u64,
+        table: usize,
+        claim: Claim,
+        replace: bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        self.regs.insert(
+            op,
+            PendingReg {
+                table,
+                claim,
+                replace,
+                attempt: 0,
+                asked: BTreeSet::new(),
+                awaiting: BTreeSet::new(),
+                backing_off: false,
+            },
+        );
+        self.send_prepares(op, ctx);
+    }
+
+    fn send_prepares(&mut self, op: u64, ctx: &mut Ctx<'_>) {
+        let mut nodes: BTreeSet<NodeName> = self.members(ctx).into_iter().collect();
+        nodes.insert(ctx.me().clone());
+        let Some(r) = self.regs.get_mut(&op) else {
+            return;
+        };
+        r.backing_off = false;
+        r.asked = nodes.clone();
+        r.awaiting = nodes.clone();
+        let frame = NamesFrame::Prepare {
+            table: self.tables[r.table].cfg.name.clone(),
+            name: r.claim.name.clone(),
+            stamp: r.claim.stamp,
+            op,
+            attempt: r.attempt,
+            replace: r.replace,
+        };
+        for n in &nodes {
+            self.send(n, frame.clone(), ctx);
+        }
+    }
+
+    pub(super) fn retry_reg(&mut self, op: u64, ctx: &mut Ctx<'_>) {
+        if self.regs.get(&op).is_some_and(|r| r.backing_off) {
+            self.send_prepares(op, ctx);
+        }
+    }
+
+    /// Whether a request may lock `name` now.
+    fn check(&self, i: usize, name: &str, req: &Req) -> PrepareAnswer {
+        if !req.replace && self.tables[i].claims.contains_key(name) {
+            PrepareAnswer::Taken
+        } else {
+            PrepareAnswer::Granted
+        }
+    }
+
+    fn answer(&mut self, req: &Req, answer: PrepareAnswer, ctx: &mut Ctx<'_>) {
+        let frame = NamesFrame::Prepared {
+            op: req.op,
+            attempt: req.attempt,
+            answer,
+        };
+        let node = req.node.clone();
+        self.send(&node, frame, ctx);
+    }
+
+    /// A `Prepare` arrived (from a peer or this node).
+    pub(super) fn prepare(&mut self, i: usize, name: String, req: Req, ctx: &mut Ctx<'_>) {
+        let slot = self.tables[i].slots.entry(name.clone()).or_default();
+        let older = match &slot.holder {
+            None => None,
+            Some(h) if h.key() == req.key() => {
+                return self.answer(&req, PrepareAnswer::Granted, ctx)
+            }
+            Some(h) => Some(req.key() < h.key()),
+        };
+        match older {
+            None => {
+                let a = self.check(i, &name, &req);
+                if a == PrepareAnswer::Granted {
+                    self.tables[i].slots.get_mut(&name).expect("present").holder =
+                        Some(req.clone());
+                } else {
+                    self.drop_empty_slot(i, &name);
+                }
+                self.answer(&req, a, ctx);
+            }
+            Some(true) => {
+                // Older than the holder: wait (wait-die never waits for an older one).
+                let slot = self.tables[i].slots.get_mut(&name).expect("present");
+                let pos = slot.waiters.partition_point(|w| w.key() < req.key());
+                slot.waiters.insert(pos, req);
+            }
+            Some(false) => self.answer(&req, PrepareAnswer::Busy, ctx),
+        }
+    }
+
+    fn drop_empty_slot(&mut self, i: usize, name: &str) {
+        let t = &mut self.tables[i];
+        if t.slots
+            .get(name)
+            .is_some_and(|s| s.holder.is_none() && s.waiters.is_empty())
+        {
+            t.slots.remove(name);
+        }
+    }
+
+    /// Releases the lock of `name` held or awaited by `node`'s request `stamp`.
+    pub(super) fn release_slot(
+        &mut self,
+        i: usize,
+        name: &str,
+        node: &NodeName,
+        stamp: u64,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(slot) = self.tables[i].slots.get_mut(name) else {
+            return;
+        };
+        if slot
+            .holder
+            .as_ref()
+            .is_some_and(|h| h.key() == (stamp, node))
+        {
+            slot.holder = None;
+            self.grant_next(i, name, ctx);
+        } else {
+            slot.waiters.retain(|w| w.key() != (stamp, node));
+            self.drop_empty_slot(i, name);
+        }
+    }
+
+    fn grant_next(&mut self, i: usize, name: &str, ctx: &mut Ctx<'_>) {
+        loop {
+            let Some(slot) = self.tables[i].slots.get_mut(name) else {
+                return;
+            };
+            if slot.holder.is_some() || slot.waiters.is_empty() {
+                break;
+            }
+            let w = slot.waiters.remove(0);
+            let a = self.check(i, name, &w);
+            if a == PrepareAnswer::Granted {
+                self.tables[i].slots.get_mut(name).expect("present").holder = Some(w.clone());
+            }
+            self.answer(&w, a, ctx);
+        }
+        self.drop_empty_slot(i, name);
+    }
+
+    /// `node` is gone: its name locks are released.
+    pub(super) fn release_slots_of(&mut self, i: usize, node: &NodeName, ctx: &mut Ctx<'_>) {
+        let names: Vec<String> = self.tables[i].slots.keys().cloned().collect();
+        for name in names {
+            let slot = self.tables[i].slots.get_mut(&name).expect("present");
+            slot.waiters.retain(|w| &w.node != node);
+            if slot.holder.as_ref().is_some_and(|h| &h.node == node) {
+                slot.holder = None;
+                self.grant_next(i, &name, ctx);
+            } else {
+                self.drop_empty_slot(i, &name);
+            }
+        }
+    }
+
+    /// An answer to one of this node's `Prepare`s.
+    pub(super) fn prepared(
+        &mut self,
+        from: &NodeName,
+        op: u64,
+        attempt: u32,
+        answer: PrepareAnswer,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(r) = self.regs.get_mut(&op) else {
+            return;
+        };
+        if r.attempt != attempt || r.backing_off || !r.awaiting.remove(from) {
+            return;
+        }
+        match answer {
+            PrepareAnswer::Granted => {
+                if r.awaiting.is_empty() {
+                    self.commit(op, ctx);
+                }
+            }
+            PrepareAnswer::Taken => {
+                self.abort_reg(op, ctx);
+                self.reply(op, Err(NamesError::Taken), ctx);
+            }
+            PrepareAnswer::Busy => {
+                self.release_all(op, ctx);
+                let r = self.regs.get_mut(&op).expect("present");
+                r.attempt += 1;
+                r.backing_off = true;
+                let base = 500u64 << r.attempt.min(7);
+                let delay = base + self.jitter(base);
+                let at = ctx.now + Duration::from_micros(delay);
+                self.timers.insert((at, op));
+            }
+        }
+    }
+
+    /// Tells every asked node to drop this request's lock.
+    fn release_all(&mut self, op: u64, ctx: &mut Ctx<'_>) {
+        let Some(r) = self.regs.get_mut(&op) else {
+            return;
+        };
+        let asked = std::mem::take(&mut r.asked);
+        r.awaiting.clear();
+        let frame = NamesFrame::Release {
+            table: self.tables[r.table].cfg.name.clone(),
+            name: r.claim.name.clone(),
+            stamp: r.claim.stamp,
+        };
+        for n in &asked {
+            self.send(n, frame.clone(), ctx);
+        }
+    }
+
+    fn abort_reg(&mut self, op: u64, ctx: &mut Ctx<'_>) {
+        self.release_all(op, ctx);
+        self.regs.remove(&op);
+    }
+
+    /// Every member granted: check again, install the claim, wait for acks.
+    fn commit(&mut self, op: u64, ctx: &mut Ctx<'_>) {
+        let r = self.regs.remove(&op).expect("present");
+        let (i, mut claim) = (r.table, r.claim);
+        let release = |names: &mut Names, ctx: &mut Ctx<'_>, claim: &Claim| {
+            for n in &r.asked {
+                let frame = NamesFrame::Release {
+                    table: names.tables[i].cfg.name.clone(),
+                    name: claim.name.clone(),
+                    stamp: claim.stamp,
+                };
+                names.send(n, frame, ctx);
+            }
+        };
+        if let Err(e) = self.local_checks(i, &claim.name, &claim.pid, r.replace, ctx) {
+            release(self, ctx, &claim);
+            return self.reply(op, Err(e), ctx);
+        }
+        if r.replace {
+            self.displace(i, &mut claim, ctx);
+        }
+        let me = ctx.me().clone();
+        let (name, stamp) = (claim.name.clone(), claim.stamp);
+        let awaiting = self.add_local(i, claim, Some(op), ctx);
+        // Peers release on the Add; this node releases here. Asked nodes
+        // that are no longer members need nothing.
+        self.release_slot(i, &name, &me, stamp, ctx);
+        self.wait_acks(op, awaiting, Ok(true), ctx);
+    }
+
+    /// For a `re_register`: retracts a local holder of the name, or marks
+    /// the claim as replacing a remote one.
+    pub(super) fn displace(&mut self, i: usize, claim: &mut Claim, ctx: &mut Ctx<'_>) {
+        let Some((holder, _)) = self.tables[i].view(&claim.name) else {
+            return;
+        };
+        if holder.node() == ctx.me() {
+            self.retract(
+                i,
+                &claim.name.clone(),
+                &holder,
+                UnregisterReason::Replaced,
+                WireReason::Replaced,
+                None,
+                ctx,
+            );
+        } else if let Some(old) = self.tables[i].claim_of(&claim.name, &holder) {
+            claim.supersedes = Some((holder.clone(), old.stamp));
+        }
+    }
+
+    /// The checks done at the origin before a claim is made.
+    pub(super) fn local_checks(
+        &self,
+        i: usize,
+        name: &str,
+        pid: &Pid,
+        replace: bool,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), NamesError> {
+        if pid.node() != ctx.me() || pid.creation() != ctx.creation() {
+            return Err(NamesError::NotLocal);
+        }
+        if !ctx.is_local_alive(pid) {
+            return Err(NamesError::NoProc);
+        }
+        let t = &self.tables[i];
+        if !t.cfg.multiple_names {
+            if let Some(other) = t
+                .local
+                .get(pid)
+                .and_then(|ns| ns.iter().find(|n| *n != name))
+            {
+                return Err(NamesError::AlreadyNamed(other.clone()));
+            }
+        }
+        if !replace && t.claims.contains_key(name) {
+            return Err(NamesError::Taken);
+        }
+        Ok(())
+    }
+
+    /// `node` is gone: registrations stop waiting for it.
+    pub(super) fn regs_peer_down(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
+        let ready: Vec<u64> = self
+            .regs
+            .iter_mut()
+            .filter_map(|(op, r)| {
+                r.asked.remove(node);
+                (!r.backing_off && r.awaiting.remove(node) && r.awaiting.is_empty()).then_some(*op)
+            })
+            .collect();
+        for op in ready {
+            self.commit(op, ctx);
+        }
+    }
+
+    /// A local process ended: its registrations in flight fail.
+    pub(super) fn regs_exited(&mut self, pid: &Pid, ctx: &mut Ctx<'_>) {
+        let ops: Vec<u64> = self
+            .regs
+            .iter()
+            .filter(|(_, r)| &r.claim.pid == pid)
+            .map(|(op, _)| *op)
+            .collect();
+        for op in ops {
+            self.abort_reg(op, ctx);
+            self.reply(op, Err(NamesError::NoProc), ctx);
+        }
+    }
+}
