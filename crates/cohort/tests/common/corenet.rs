@@ -39,6 +39,7 @@ impl CoreNet {
                         listen: Some(n.to_string()),
                         cookie: Cookie::new("c"),
                         cluster: ClusterConfig::default(),
+                        names: Default::default(),
                     },
                     StdRng::seed_from_u64(i as u64),
                     Time::ZERO,
