@@ -7,7 +7,14 @@
 //! case), by copy when one does. A reader clones the `Arc` and keeps a
 //! consistent snapshot for as long as it likes, so reading a large group
 //! never copies it member by member.
+//!
+//! Removal is O(1): members are an unordered bag (swap-remove), join order
+//! is kept as a stamp per membership, and groups larger than
+//! [`INDEX_FROM`] members carry a pid → positions index. A mass exit from a
+//! group of 100,000 members therefore costs 100,000 small steps, not
+//! 100,000 scans.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -48,18 +55,173 @@ impl Member {
     }
 }
 
+/// Groups with at least this many memberships on one side keep a
+/// pid → positions index so that removals need no scan.
+pub const INDEX_FROM: usize = 64;
+
+type Hasher = foldhash::fast::RandomState;
+
+/// Positions of one pid's memberships in a member list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pos {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+/// A member list: an unordered bag with O(1) removal.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Bag {
+    items: Vec<Member>,
+    index: Option<HashMap<Pid, Pos, Hasher>>,
+}
+
+impl PartialEq for Bag {
+    fn eq(&self, other: &Self) -> bool {
+        self.items == other.items
+    }
+}
+
+impl Eq for Bag {}
+
+impl Bag {
+    fn index_add(index: &mut HashMap<Pid, Pos, Hasher>, pid: &Pid, at: u32) {
+        match index.get_mut(pid) {
+            None => {
+                index.insert(pid.clone(), Pos::One(at));
+            }
+            Some(Pos::One(p)) => {
+                let first = *p;
+                index.insert(pid.clone(), Pos::Many(vec![first, at]));
+            }
+            Some(Pos::Many(v)) => v.push(at),
+        }
+    }
+
+    fn build_index(&mut self) {
+        let mut index = HashMap::with_capacity_and_hasher(self.items.len(), Hasher::default());
+        for (i, m) in self.items.iter().enumerate() {
+            Self::index_add(&mut index, &m.pid, i as u32);
+        }
+        self.index = Some(index);
+    }
+
+    fn push(&mut self, m: Member) {
+        let at = self.items.len() as u32;
+        if let Some(index) = &mut self.index {
+            Self::index_add(index, &m.pid, at);
+        }
+        self.items.push(m);
+        if self.index.is_none() && self.items.len() >= INDEX_FROM {
+            self.build_index();
+        }
+    }
+
+    /// A position of one membership of `pid`, without removing it.
+    fn find(&self, pid: &Pid) -> Option<usize> {
+        match &self.index {
+            Some(index) => match index.get(pid)? {
+                Pos::One(p) => Some(*p as usize),
+                Pos::Many(v) => v.last().map(|p| *p as usize),
+            },
+            None => self.items.iter().rposition(|m| &m.pid == pid),
+        }
+    }
+
+    /// Removes the membership at `at` (found by [`Bag::find`]).
+    fn remove_at(&mut self, at: usize) {
+        let last = self.items.len() - 1;
+        if let Some(index) = &mut self.index {
+            let pid = self.items[at].pid.clone();
+            let drop_entry = match index.get_mut(&pid).expect("indexed") {
+                Pos::One(_) => true,
+                Pos::Many(v) => {
+                    let k = v
+                        .iter()
+                        .position(|p| *p as usize == at)
+                        .expect("indexed position");
+                    v.swap_remove(k);
+                    if v.len() == 1 {
+                        let only = v[0];
+                        *index.get_mut(&pid).expect("indexed") = Pos::One(only);
+                    }
+                    false
+                }
+            };
+            if drop_entry {
+                index.remove(&pid);
+            }
+            if at != last {
+                let moved = self.items[last].pid.clone();
+                match index.get_mut(&moved).expect("indexed") {
+                    Pos::One(p) => *p = at as u32,
+                    Pos::Many(v) => {
+                        let k = v
+                            .iter()
+                            .position(|p| *p as usize == last)
+                            .expect("indexed position");
+                        v[k] = at as u32;
+                    }
+                }
+            }
+        }
+        self.items.swap_remove(at);
+        if self.items.len() < INDEX_FROM / 2 {
+            self.index = None;
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Member) -> bool) {
+        self.items.retain(|m| keep(m));
+        if self.index.is_some() {
+            if self.items.len() < INDEX_FROM / 2 {
+                self.index = None;
+            } else {
+                self.build_index();
+            }
+        }
+    }
+
+    fn set_meta(&mut self, pid: &Pid, meta: Option<Bytes>) {
+        let positions: Vec<usize> = match &self.index {
+            Some(index) => match index.get(pid) {
+                None => Vec::new(),
+                Some(Pos::One(p)) => vec![*p as usize],
+                Some(Pos::Many(v)) => v.iter().map(|p| *p as usize).collect(),
+            },
+            None => (0..self.items.len())
+                .filter(|&i| &self.items[i].pid == pid)
+                .collect(),
+        };
+        for i in positions {
+            self.items[i].set_meta(meta.clone());
+        }
+    }
+
+    fn count(&self, pid: &Pid) -> usize {
+        match &self.index {
+            Some(index) => match index.get(pid) {
+                None => 0,
+                Some(Pos::One(_)) => 1,
+                Some(Pos::Many(v)) => v.len(),
+            },
+            None => self.items.iter().filter(|m| &m.pid == pid).count(),
+        }
+    }
+}
+
 /// The members of one group at one moment: local ones (on the reading
-/// node) and remote ones, each in the order this node applied the joins.
-/// A pid that joined twice is listed twice.
+/// node) and remote ones, in no particular order (each membership carries
+/// the order in which this node applied its join). A pid that joined twice
+/// is listed twice.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupView {
-    pub(crate) local: Vec<Member>,
-    pub(crate) remote: Vec<Member>,
+    pub(crate) local: Bag,
+    pub(crate) remote: Bag,
 }
 
 impl GroupView {
     pub(crate) fn is_empty(&self) -> bool {
-        self.local.is_empty() && self.remote.is_empty()
+        self.local.items.is_empty() && self.remote.items.is_empty()
     }
 }
 
@@ -74,11 +236,11 @@ impl Members {
     }
 
     fn local_slice(&self) -> &[Member] {
-        self.view().map(|v| &v.local[..]).unwrap_or(&[])
+        self.view().map(|v| &v.local.items[..]).unwrap_or(&[])
     }
 
     fn remote_slice(&self) -> &[Member] {
-        self.view().map(|v| &v.remote[..]).unwrap_or(&[])
+        self.view().map(|v| &v.remote.items[..]).unwrap_or(&[])
     }
 
     /// Number of memberships (a pid that joined twice counts twice).
@@ -118,7 +280,8 @@ impl Members {
 
     /// How many times `pid` joined.
     pub fn count(&self, pid: &Pid) -> usize {
-        self.pids().filter(|p| *p == pid).count()
+        self.view()
+            .map_or(0, |v| v.local.count(pid) + v.remote.count(pid))
     }
 }
 
@@ -163,45 +326,31 @@ impl Members {
         };
         let local = || self.local().iter().filter(ok).collect::<Vec<_>>();
         let remote = || self.remote().iter().filter(ok).collect::<Vec<_>>();
-        fn first<'a>(
-            mut it: impl Iterator<Item = &'a Member>,
-            exclude: Option<&Pid>,
-        ) -> Option<Member> {
-            it.find(|m| Some(&m.pid) != exclude).cloned()
-        }
+        let oldest = |list: &[Member]| list.iter().filter(ok).min_by_key(|m| m.stamp).cloned();
+        let newest = |list: &[Member]| list.iter().filter(ok).max_by_key(|m| m.stamp).cloned();
         match how {
             Select::Closest => pick(local()).or_else(|| pick(remote())),
             Select::Furthest => pick(remote()).or_else(|| pick(local())),
             Select::Random => pick(self.iter().filter(ok).collect()),
             Select::Local => pick(local()),
             Select::Remote => pick(remote()),
-            Select::LocalOldest => first(self.local().iter(), exclude).map(|m| m.pid),
-            Select::LocalNewest => first(self.local().iter().rev(), exclude).map(|m| m.pid),
-            Select::RemoteOldest => first(self.remote().iter(), exclude).map(|m| m.pid),
-            Select::RemoteNewest => first(self.remote().iter().rev(), exclude).map(|m| m.pid),
-            Select::Oldest => {
-                let l = first(self.local().iter(), exclude);
-                let r = first(self.remote().iter(), exclude);
-                [l, r]
-                    .into_iter()
-                    .flatten()
-                    .min_by_key(|m| m.stamp)
-                    .map(|m| m.pid)
-            }
-            Select::Newest => {
-                let l = first(self.local().iter().rev(), exclude);
-                let r = first(self.remote().iter().rev(), exclude);
-                [l, r]
-                    .into_iter()
-                    .flatten()
-                    .max_by_key(|m| m.stamp)
-                    .map(|m| m.pid)
-            }
+            Select::LocalOldest => oldest(self.local()).map(|m| m.pid),
+            Select::LocalNewest => newest(self.local()).map(|m| m.pid),
+            Select::RemoteOldest => oldest(self.remote()).map(|m| m.pid),
+            Select::RemoteNewest => newest(self.remote()).map(|m| m.pid),
+            Select::Oldest => [oldest(self.local()), oldest(self.remote())]
+                .into_iter()
+                .flatten()
+                .min_by_key(|m| m.stamp)
+                .map(|m| m.pid),
+            Select::Newest => [newest(self.local()), newest(self.remote())]
+                .into_iter()
+                .flatten()
+                .max_by_key(|m| m.stamp)
+                .map(|m| m.pid),
         }
     }
 }
-
-type Hasher = foldhash::fast::RandomState;
 
 /// The published state of one scope on one node.
 #[derive(Debug)]
@@ -232,7 +381,7 @@ impl ScopeView {
     pub fn which_local_groups(&self) -> Vec<Group> {
         self.groups
             .iter()
-            .filter(|e| !e.value().local.is_empty())
+            .filter(|e| !e.value().local.items.is_empty())
             .map(|e| e.key().clone())
             .collect()
     }
@@ -266,17 +415,15 @@ impl ScopeView {
         let Some(mut e) = self.groups.get_mut(group) else {
             return false;
         };
-        let list = if local { &e.local } else { &e.remote };
-        // The newest membership goes first, like OTP's `lists:delete` on a
-        // list kept newest-first.
-        let Some(pos) = list.iter().rposition(|m| &m.pid == pid) else {
+        let bag = if local { &e.local } else { &e.remote };
+        let Some(at) = bag.find(pid) else {
             return false;
         };
         let g = Arc::make_mut(e.value_mut());
         if local {
-            g.local.remove(pos);
+            g.local.remove_at(at);
         } else {
-            g.remote.remove(pos);
+            g.remote.remove_at(at);
         }
         let empty = g.is_empty();
         drop(e);
@@ -291,9 +438,10 @@ impl ScopeView {
         let local = self.is_local(pid);
         if let Some(mut e) = self.groups.get_mut(group) {
             let g = Arc::make_mut(e.value_mut());
-            let list = if local { &mut g.local } else { &mut g.remote };
-            for m in list.iter_mut().filter(|m| &m.pid == pid) {
-                m.set_meta(meta.clone());
+            if local {
+                g.local.set_meta(pid, meta);
+            } else {
+                g.remote.set_meta(pid, meta);
             }
         }
     }
@@ -324,5 +472,73 @@ impl ScopeView {
     /// Removes every local membership (scope stopped).
     pub(crate) fn clear(&self) {
         self.groups.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pid(node: &str, s: u64) -> Pid {
+        Pid::new(NodeName::new(node).unwrap(), 1, s)
+    }
+
+    proptest! {
+        /// The bag (with its index past INDEX_FROM) always holds the same
+        /// multiset as a plain model, through joins, removals, node drops.
+        #[test]
+        fn bag_matches_a_model(ops in proptest::collection::vec((0u8..4, 0u64..40), 1..600)) {
+            let view = ScopeView::new(NodeName::new("me@h").unwrap());
+            let g: Group = "g".into();
+            let mut model: Vec<Pid> = Vec::new();
+            let mut stamp = 0;
+            for (op, s) in ops {
+                let p = if s % 3 == 0 { pid("me@h", s) } else { pid(if s % 2 == 0 { "x@h" } else { "y@h" }, s) };
+                match op {
+                    0 | 1 => {
+                        stamp += 1;
+                        view.add(&g, Member::new(p.clone(), None, stamp));
+                        model.push(p.clone());
+                    }
+                    2 => {
+                        let had = model.iter().position(|q| *q == p);
+                        prop_assert_eq!(view.remove_one(&g, &p), had.is_some());
+                        if let Some(i) = had { model.swap_remove(i); }
+                    }
+                    _ => {
+                        let node = NodeName::new("x@h").unwrap();
+                        let removed = view.remove_node(&g, &node);
+                        prop_assert_eq!(removed.len(), model.iter().filter(|q| q.node() == &node).count());
+                        model.retain(|q| q.node() != &node);
+                    }
+                }
+                let m = view.members(&g);
+                let mut got = m.to_vec();
+                got.sort();
+                let mut want = model.clone();
+                want.sort();
+                prop_assert_eq!(&got, &want);
+                prop_assert_eq!(m.count(&p), model.iter().filter(|q| **q == p).count());
+            }
+        }
+    }
+
+    #[test]
+    fn oldest_and_newest_follow_join_order_not_position() {
+        let view = ScopeView::new(NodeName::new("me@h").unwrap());
+        let g: Group = "g".into();
+        for s in 1..=5 {
+            view.add(&g, Member::new(pid("me@h", s), None, s));
+        }
+        // Removing the first swaps the last into its place.
+        view.remove_one(&g, &pid("me@h", 1));
+        let m = view.members(&g);
+        assert_eq!(m.select(Select::LocalOldest, None), Some(pid("me@h", 2)));
+        assert_eq!(m.select(Select::LocalNewest, None), Some(pid("me@h", 5)));
+        assert_eq!(
+            m.select(Select::Oldest, Some(&pid("me@h", 2))),
+            Some(pid("me@h", 3))
+        );
     }
 }
