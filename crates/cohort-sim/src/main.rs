@@ -1,0 +1,245 @@
+//! `cohort-sim`: runs simulation seeds, replays one, or measures convergence.
+//!
+//! ```text
+//! cohort-sim --seeds 1000                  # seeds 0..1000, 3-7 nodes each, all faults
+//! cohort-sim --seeds 200 --nodes 5 --faults partition,crash,restart --steps 500
+//! cohort-sim --seed 42 --trace             # replay seed 42 and print every event
+//! cohort-sim --measure                     # convergence vs node count (10, 50, 200)
+//! ```
+#![deny(missing_docs, unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Parser;
+use cohort_sim::config::{FaultSet, SimConfig};
+use cohort_sim::measure::{self, show};
+use cohort_sim::runner::{self, Outcome};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cohort-sim",
+    about = "Deterministic simulation of cohort clusters"
+)]
+struct Args {
+    /// Number of seeds to run (from --first-seed on).
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// First seed of a --seeds run.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Replay exactly this seed (ignores --seeds).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Nodes per run; by default each seed draws 3 to 7.
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Fault kinds: all, none, or a comma-separated list of partition,
+    /// oneway, overlap, reset, loss, delay, crash, stop, restart.
+    #[arg(long, default_value = "all")]
+    faults: FaultSet,
+    /// Workload/fault steps per run.
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    /// With --seed: print the whole event trace even when the run passes.
+    #[arg(long)]
+    trace: bool,
+    /// Trace lines to print for a failure (the last ones); 0 prints all.
+    #[arg(long, default_value_t = 400)]
+    trace_tail: usize,
+    /// Do not shrink a failing seed to fewer steps.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Let processes monitor themselves (off by default: see the known
+    /// core finding in the crate's config docs).
+    #[arg(long)]
+    self_monitors: bool,
+    /// Measure convergence time and traffic for these cluster sizes.
+    #[arg(long)]
+    measure: bool,
+    /// Cluster sizes for --measure.
+    #[arg(long, value_delimiter = ',', default_value = "10,50,200")]
+    sizes: Vec<usize>,
+}
+
+fn main() -> Result<ExitCode> {
+    let args = Args::parse();
+    if args.measure {
+        run_measure(&args);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut base = SimConfig::new(args.seed.unwrap_or(args.first_seed));
+    base.nodes = args.nodes;
+    base.steps = args.steps;
+    base.faults = args.faults.clone();
+    base.self_monitors = args.self_monitors;
+    if let Some(seed) = args.seed {
+        return Ok(replay(&args, seed, base));
+    }
+    let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
+    println!(
+        "running {} seeds ({}..{}), {} steps, nodes {}, faults {}",
+        seeds.len(),
+        args.first_seed,
+        args.first_seed + args.seeds,
+        args.steps,
+        args.nodes
+            .map_or_else(|| "3-7".to_string(), |n| n.to_string()),
+        args.faults
+    );
+    let started = Instant::now();
+    let every = (seeds.len() / 20).max(1);
+    let outcomes = runner::run_many(&seeds, &base, |done, o| {
+        if let Some(v) = &o.violation {
+            println!("seed {} FAILED: {}: {}", o.seed, v.invariant, v.message);
+        }
+        if done % every == 0 || done == seeds.len() {
+            println!(
+                "  {done}/{} seeds done ({:.1}s)",
+                seeds.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    });
+    let events: u64 = outcomes.iter().map(|o| o.events).sum();
+    let mut counters: BTreeMap<&str, u64> = BTreeMap::new();
+    for o in &outcomes {
+        for (k, v) in &o.counters {
+            *counters.entry(k).or_default() += v;
+        }
+    }
+    println!("coverage over all seeds:");
+    for (k, v) in &counters {
+        println!("  {k:<32} {v}");
+    }
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed()).collect();
+    println!(
+        "{} seeds, {} failed, {events} events, {:.1}s",
+        outcomes.len(),
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let Some(first) = failed.first() else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut cfg = base.clone();
+    cfg.seed = first.seed;
+    report_failure(&args, cfg);
+    let list: Vec<String> = failed.iter().map(|o| o.seed.to_string()).collect();
+    println!("failing seeds: {}", list.join(" "));
+    Ok(ExitCode::FAILURE)
+}
+
+fn replay(args: &Args, seed: u64, mut cfg: SimConfig) -> ExitCode {
+    cfg.record_trace = true;
+    let o = runner::run(cfg.clone());
+    if args.trace {
+        for line in &o.trace {
+            println!("{line}");
+        }
+    }
+    println!(
+        "seed {seed}: {} nodes, {} steps, {} events, trace hash {:016x}, ended at {:.3}s",
+        o.nodes,
+        o.steps,
+        o.events,
+        o.trace_hash,
+        measure::secs(o.end)
+    );
+    match &o.violation {
+        None => {
+            println!("seed {seed} passed");
+            ExitCode::SUCCESS
+        }
+        Some(_) => {
+            report_failure(args, cfg);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report_failure(args: &Args, cfg: SimConfig) {
+    let (cfg, o) = if args.no_shrink {
+        let mut c = cfg;
+        c.record_trace = true;
+        let o = runner::run(c.clone());
+        (c, o)
+    } else {
+        println!("shrinking seed {} from {} steps...", cfg.seed, cfg.steps);
+        runner::shrink(&cfg)
+    };
+    let v = o.violation.as_ref().expect("the shrunk run fails");
+    let skip = match args.trace_tail {
+        0 => 0,
+        n => o.trace.len().saturating_sub(n),
+    };
+    if skip > 0 {
+        println!("... ({skip} earlier events; --trace-tail 0 prints all)");
+    }
+    for line in &o.trace[skip..] {
+        println!("{line}");
+    }
+    println!(
+        "FAILED seed {} with {} steps ({} nodes): invariant {} at {:.6}s{}: {}",
+        cfg.seed,
+        cfg.steps,
+        o.nodes,
+        v.invariant,
+        measure::secs(v.at),
+        v.step
+            .map_or_else(|| " (after heal)".to_string(), |s| format!(" (step {s})")),
+        v.message
+    );
+    println!(
+        "replay: cohort-sim --seed {} --steps {} --faults {}{}{} --trace",
+        cfg.seed,
+        cfg.steps,
+        cfg.faults,
+        cfg.nodes
+            .map_or_else(String::new, |n| format!(" --nodes {n}")),
+        if cfg.self_monitors {
+            " --self-monitors"
+        } else {
+            ""
+        }
+    );
+}
+
+fn run_measure(args: &Args) {
+    println!(
+        "convergence (simulated time; default settings: tick 1s, peer timeout 5s, backoff 0.1-5s)"
+    );
+    println!(
+        "{:>6} {:>12} {:>16} {:>14} {:>18} {:>16} {:>14}",
+        "nodes",
+        "form mesh",
+        "form frames/node",
+        "form KB/node",
+        "idle frames/node/s",
+        "heal after split",
+        "heal KB/node"
+    );
+    for &n in &args.sizes {
+        let started = Instant::now();
+        let m = measure::measure(n, args.seed.unwrap_or(1));
+        println!(
+            "{:>6} {:>12} {:>16} {:>14.1} {:>18} {:>16} {:>14.1}   ({:.1}s wall)",
+            m.nodes,
+            show(m.form),
+            m.form_traffic.frames,
+            m.form_traffic.bytes as f64 / 1024.0,
+            m.idle_traffic.frames,
+            show(m.heal),
+            m.heal_traffic.bytes as f64 / 1024.0,
+            started.elapsed().as_secs_f64()
+        );
+        let kinds: Vec<String> = m
+            .by_kind
+            .iter()
+            .map(|(k, t)| format!("{k} {}f/{:.1}KB", t.frames, t.bytes as f64 / 1024.0))
+            .collect();
+        println!("       per node by kind: {}", kinds.join(", "));
+    }
+}

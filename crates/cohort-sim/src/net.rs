@@ -1,0 +1,170 @@
+//! The simulated network: connections with TCP semantics and the fault
+//! state (partitions, black holes) that decides what gets through.
+//!
+//! A connection ([`Link`]) has two ends and one FIFO [`Pipe`] per
+//! direction. Frames in a pipe are delivered in order, once, each after its
+//! own random latency but never before the frame ahead of it (head-of-line
+//! blocking, as in TCP). A partition does not drop frames on a connection:
+//! it stalls the pipe, and the frames flow again after the heal, unless one
+//! side has given up on the connection by then. That is what TCP does, and
+//! it keeps the simulator from reporting bugs no real network can cause.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+use cohort::core::proto::Frame;
+use cohort::core::time::Time;
+use cohort::core::ConnId;
+
+/// Index of a node in the simulation.
+pub type NodeIdx = usize;
+
+/// Identifies one simulated connection.
+pub type LinkId = u64;
+
+/// One end of a connection.
+#[derive(Debug, Clone)]
+pub struct End {
+    /// The node owning this end.
+    pub node: NodeIdx,
+    /// The node's creation when the end was made; a later incarnation of
+    /// the node does not own it.
+    pub creation: u32,
+    /// The node core's id for the connection (the acceptor's is known only
+    /// once it accepted).
+    pub conn: Option<ConnId>,
+    /// Whether the node still uses this end (not closed, not told closed).
+    pub open: bool,
+}
+
+/// What travels through a pipe.
+#[derive(Debug, Clone)]
+pub enum PipeMsg {
+    /// The acceptor took the connection: the dialer's connect succeeded.
+    Connected,
+    /// Nobody listens at the address: the dialer's connect failed.
+    Refused,
+    /// One encoded frame, and the frame it was encoded from (to check the
+    /// codec round trip).
+    Data(Bytes, Box<Frame>),
+    /// The sender closed its end after the frames ahead of this.
+    Fin,
+}
+
+/// One direction of a connection.
+#[derive(Debug, Default)]
+pub struct Pipe {
+    /// Messages not yet delivered, each with the earliest time it may arrive.
+    pub queue: VecDeque<(Time, PipeMsg)>,
+    /// Whether a delivery event for the head is scheduled.
+    pub armed: bool,
+    /// Every frame sent into this direction vanishes.
+    pub blackhole: bool,
+}
+
+/// A simulated connection. `ends[0]` dialed, `ends[1]` accepted;
+/// `pipes[d]` carries what `ends[d]` sends.
+#[derive(Debug)]
+pub struct Link {
+    /// The two ends.
+    pub ends: [End; 2],
+    /// The two directions.
+    pub pipes: [Pipe; 2],
+    /// The node the dialer wanted to reach.
+    pub target: Option<NodeIdx>,
+    /// When the dial started.
+    pub dialed_at: Time,
+    /// The connection was reset: nothing more is delivered on it.
+    pub broken: bool,
+}
+
+impl Link {
+    /// Whether nothing on this link can matter any more.
+    pub fn is_dead(&self) -> bool {
+        !self.ends[0].open
+            && !self.ends[1].open
+            && self.pipes[0].queue.is_empty()
+            && self.pipes[1].queue.is_empty()
+    }
+}
+
+/// A set of directed cuts that is healed as a whole.
+#[derive(Debug, Clone)]
+pub struct Partition {
+    /// Identifies the partition in the trace.
+    pub id: u64,
+    /// The cut directions `(from, to)`.
+    pub cuts: Vec<(NodeIdx, NodeIdx)>,
+}
+
+/// All connections and the fault state of the network.
+#[derive(Debug, Default)]
+pub struct Net {
+    /// Live connections by id (ids are never reused).
+    pub links: BTreeMap<LinkId, Link>,
+    /// `(node, creation, conn)` to the link and end carrying it.
+    pub by_conn: BTreeMap<(NodeIdx, u32, ConnId), (LinkId, usize)>,
+    next_link: LinkId,
+    /// Active partitions; they may overlap.
+    pub partitions: Vec<Partition>,
+    next_partition: u64,
+    /// How many active partitions cut each direction.
+    cut: BTreeMap<(NodeIdx, NodeIdx), u32>,
+}
+
+impl Net {
+    /// A new link id.
+    pub fn alloc_link(&mut self) -> LinkId {
+        self.next_link += 1;
+        self.next_link
+    }
+
+    /// Whether traffic from `from` to `to` is cut.
+    pub fn is_cut(&self, from: NodeIdx, to: NodeIdx) -> bool {
+        self.cut.contains_key(&(from, to))
+    }
+
+    /// Adds a partition cutting `cuts`; returns its id.
+    pub fn partition(&mut self, cuts: Vec<(NodeIdx, NodeIdx)>) -> u64 {
+        self.next_partition += 1;
+        for &c in &cuts {
+            *self.cut.entry(c).or_default() += 1;
+        }
+        self.partitions.push(Partition {
+            id: self.next_partition,
+            cuts,
+        });
+        self.next_partition
+    }
+
+    /// Removes the partition at `index` in [`Net::partitions`].
+    pub fn heal(&mut self, index: usize) -> Partition {
+        let p = self.partitions.remove(index);
+        for c in &p.cuts {
+            if let Some(n) = self.cut.get_mut(c) {
+                *n -= 1;
+                if *n == 0 {
+                    self.cut.remove(c);
+                }
+            }
+        }
+        p
+    }
+
+    /// The link and end of a node's connection.
+    pub fn find(&self, node: NodeIdx, creation: u32, conn: ConnId) -> Option<(LinkId, usize)> {
+        self.by_conn.get(&(node, creation, conn)).copied()
+    }
+
+    /// Forgets a link once nothing on it can matter.
+    pub fn collect(&mut self, id: LinkId) {
+        if self.links.get(&id).is_some_and(Link::is_dead) {
+            let link = self.links.remove(&id).expect("present");
+            for end in &link.ends {
+                if let Some(conn) = end.conn {
+                    self.by_conn.remove(&(end.node, end.creation, conn));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The event trace of a run: a hash of every event (always) and the events
+//! as text (when asked), so two runs can be compared event for event.
+
+use std::fmt::{self, Write};
+
+use cohort::core::time::Time;
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// FNV-1a over everything written to it. Hand-rolled because std's hashers
+/// promise no stable output across releases, and the trace hash is compared
+/// across runs.
+struct Fnv<'a>(&'a mut u64);
+
+impl Fnv<'_> {
+    fn bytes(&mut self, b: &[u8]) {
+        for &x in b {
+            *self.0 ^= u64::from(x);
+            *self.0 = self.0.wrapping_mul(FNV_PRIME);
+        }
+    }
+}
+
+impl Write for Fnv<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The trace of one run.
+#[derive(Debug)]
+pub struct Trace {
+    hash: u64,
+    events: u64,
+    lines: Option<Vec<String>>,
+}
+
+impl Trace {
+    /// A trace that keeps its lines when `record` is set.
+    pub fn new(record: bool) -> Self {
+        Trace {
+            hash: FNV_OFFSET,
+            events: 0,
+            lines: record.then(Vec::new),
+        }
+    }
+
+    /// Records one event at `now`.
+    pub fn event(&mut self, now: Time, args: fmt::Arguments<'_>) {
+        self.events += 1;
+        match &mut self.lines {
+            Some(lines) => {
+                let line = format!("{:>12.6} {args}", now.0 as f64 / 1e6);
+                Fnv(&mut self.hash).bytes(line.as_bytes());
+                Fnv(&mut self.hash).bytes(b"\n");
+                lines.push(line);
+            }
+            None => {
+                // Same bytes as the recorded line, without the allocation.
+                let _ = writeln!(Fnv(&mut self.hash), "{:>12.6} {args}", now.0 as f64 / 1e6);
+            }
+        }
+    }
+
+    /// Mixes raw bytes (frame bodies) into the hash without a trace line.
+    pub fn mix(&mut self, bytes: &[u8]) {
+        Fnv(&mut self.hash).bytes(bytes);
+    }
+
+    /// The hash of everything recorded so far.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Number of events recorded.
+    pub fn len(&self) -> u64 {
+        self.events
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// The recorded lines (empty unless recording was asked for).
+    pub fn lines(&self) -> &[String] {
+        self.lines.as_deref().unwrap_or(&[])
+    }
+}

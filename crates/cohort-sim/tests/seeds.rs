@@ -1,0 +1,74 @@
+//! Runs a few hundred seeds with every fault kind, and a few dozen with
+//! each fault kind alone; every invariant must hold on every seed.
+
+use cohort_sim::config::{FaultKind, FaultSet, SimConfig};
+use cohort_sim::runner::{self, Outcome};
+
+fn check(outcomes: &[Outcome], base: &SimConfig) {
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.violation.as_ref().map(|v| {
+                format!(
+                    "seed {} ({} nodes): {}: {}\n  replay: cargo run -p cohort-sim -- --seed {} --steps {} --faults {} --trace",
+                    o.seed, o.nodes, v.invariant, v.message, o.seed, base.steps, base.faults
+                )
+            })
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} seeds failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn three_hundred_seeds_all_faults() {
+    let mut base = SimConfig::new(0);
+    base.steps = 150;
+    let seeds: Vec<u64> = (0..300).collect();
+    let outcomes = runner::run_many(&seeds, &base, |_, _| {});
+    check(&outcomes, &base);
+    // The runs did exercise the faults and the monitors.
+    let total = |k: &str| {
+        outcomes
+            .iter()
+            .filter_map(|o| o.counters.get(k))
+            .sum::<u64>()
+    };
+    for kind in FaultKind::ALL {
+        assert!(total(kind.name()) > 0, "no {kind} injected in 300 seeds");
+    }
+    for what in [
+        "down: noconnection",
+        "down: noproc",
+        "down: exit reason",
+        "node-down: timeout",
+    ] {
+        assert!(total(what) > 0, "no {what} in 300 seeds");
+    }
+}
+
+#[test]
+fn each_fault_kind_alone() {
+    for kind in FaultKind::ALL {
+        let mut base = SimConfig::new(0);
+        base.steps = 100;
+        base.faults = kind.name().parse::<FaultSet>().expect("valid fault name");
+        let seeds: Vec<u64> = (1000..1030).collect();
+        let outcomes = runner::run_many(&seeds, &base, |_, _| {});
+        check(&outcomes, &base);
+    }
+}
+
+#[test]
+fn larger_clusters() {
+    let mut base = SimConfig::new(0);
+    base.steps = 100;
+    base.nodes = Some(12);
+    let seeds: Vec<u64> = (2000..2010).collect();
+    let outcomes = runner::run_many(&seeds, &base, |_, _| {});
+    check(&outcomes, &base);
+}
