@@ -57,8 +57,11 @@ async fn names_on_four_nodes_over_tcp() {
 #[tokio::test(start_paused = true)]
 async fn a_second_name_for_one_pid_is_refused_unless_allowed() {
     let net = cohort::transport::mem::MemNetwork::default();
-    let cfg = NamesConfig::default()
-        .table(TableConfig::new("multi").multiple_names(true).mode(Mode::Eventual));
+    let cfg = NamesConfig::default().table(
+        TableConfig::new("multi")
+            .multiple_names(true)
+            .mode(Mode::Eventual),
+    );
     let nodes = mem_cluster(&net, &["a@mem", "b@mem"], cfg).await;
     let (a, b) = (&nodes[0], &nodes[1]);
     let p = a.spawn();
@@ -73,7 +76,10 @@ async fn a_second_name_for_one_pid_is_refused_unless_allowed() {
     let bm = b.names_table("multi").unwrap();
     bm.sync().await.unwrap();
     multi.sync().await.unwrap();
-    assert_eq!(bm.registered_names(), vec!["x".to_string(), "y".to_string()]);
+    assert_eq!(
+        bm.registered_names(),
+        vec!["x".to_string(), "y".to_string()]
+    );
     assert_eq!(b.registered_names(), vec!["x".to_string()]);
     // Remote pids are refused, and so are dead ones.
     let q = b.spawn();
@@ -100,7 +106,10 @@ async fn re_register_name_moves_the_name_without_killing() {
         let p2 = b.spawn();
         b.re_register("name", p2.pid()).await.unwrap();
         wait_views(&all, &[("name", p2.pid())]).await;
-        assert!(a.is_alive(p1.pid()), "the old holder keeps running ({mode:?})");
+        assert!(
+            a.is_alive(p1.pid()),
+            "the old holder keeps running ({mode:?})"
+        );
         // Re-registered again, on the same node as the holder.
         let p3 = b.spawn();
         b.re_register("name", p3.pid()).await.unwrap();
@@ -215,7 +224,10 @@ async fn racing_locked_registrations_never_both_succeed() {
             .collect();
         assert_eq!(winners.len(), 1, "round {round}: {results:?}");
         assert_eq!(
-            results.iter().filter(|r| **r == Err(NamesError::Taken)).count(),
+            results
+                .iter()
+                .filter(|r| **r == Err(NamesError::Taken))
+                .count(),
             2
         );
         // Locked: every node holds the winner as soon as the call returned.

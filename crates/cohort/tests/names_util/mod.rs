@@ -51,7 +51,13 @@ pub async fn mem_cluster_with(
 pub async fn tcp_cluster(names: &[&str], cfg: NamesConfig) -> Vec<Node> {
     let mut nodes = Vec::new();
     for n in names {
-        nodes.push(builder(n).names(cfg.clone()).start().await.expect("node starts"));
+        nodes.push(
+            builder(n)
+                .names(cfg.clone())
+                .start()
+                .await
+                .expect("node starts"),
+        );
     }
     for n in &nodes[1..] {
         n.connect(&nodes[0].local_addr()).await.expect("connects");
@@ -123,7 +129,10 @@ pub async fn bump_clock(node: &Node, k: usize) {
     let p = node.spawn();
     for i in 0..k {
         let n = format!("tmp-{}-{i}", node.name());
-        node.names().register(n.clone(), p.pid()).await.expect("tmp name");
+        node.names()
+            .register(n.clone(), p.pid())
+            .await
+            .expect("tmp name");
         node.names().unregister(&n).await.expect("tmp name goes");
     }
 }

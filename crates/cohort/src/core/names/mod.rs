@@ -75,7 +75,9 @@ pub enum Mode {
 }
 
 /// What happens to the losing claim of a clash. Only the loser's own node acts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 pub enum LossPolicy {
     /// The loser is killed (OTP's `random_exit_name`).
     #[default]
@@ -251,7 +253,9 @@ pub enum NameEvent {
         /// Why.
         reason: UnregisterReason,
     },
-    /// A clash on `name` was settled: `loser`'s claim is dropped.
+    /// A clash on `name` was settled: `loser`'s claim is dropped. Reported
+    /// by the claimants' nodes and by every node that held both claims at
+    /// once (a loser may retract before a third node ever sees its claim).
     ConflictResolved {
         /// The name.
         name: String,
