@@ -1,6 +1,10 @@
 //! Seeds that found bugs in the core, kept as regression tests. They fail
 //! until the core is fixed; run them with `cargo test -p cohort-sim --
-//! --ignored`, and drop the `ignore` once the fix is in.
+//! --ignored`, and drop the `ignore` once the fix is in. A seed replays the
+//! same run only while the core consumes randomness and sends frames the
+//! same way, so after core changes a seed may stop showing its bug; find a
+//! fresh one with `cohort-sim --seeds 5000 --steps 20 --nodes 3 --faults
+//! crash,restart`.
 
 use cohort_sim::config::{FaultSet, SimConfig};
 use cohort_sim::runner;
@@ -29,9 +33,9 @@ fn replay(cfg: SimConfig) {
 #[test]
 #[ignore = "core bug: stale handshake of a crashed incarnation blocks reconnection"]
 fn stale_handshake_blocks_the_next_incarnation() {
-    let mut cfg = SimConfig::new(9);
+    let mut cfg = SimConfig::new(4747);
     cfg.nodes = Some(3);
-    cfg.steps = 18;
+    cfg.steps = 11;
     cfg.faults = "crash,restart".parse::<FaultSet>().expect("valid faults");
     replay(cfg);
 }
@@ -40,8 +44,8 @@ fn stale_handshake_blocks_the_next_incarnation() {
 #[test]
 #[ignore = "core bug: stale handshake of a crashed incarnation blocks reconnection"]
 fn stale_handshake_all_faults() {
-    let mut cfg = SimConfig::new(966);
-    cfg.steps = 498;
+    let mut cfg = SimConfig::new(4721);
+    cfg.steps = 300;
     replay(cfg);
 }
 
@@ -50,7 +54,7 @@ fn stale_handshake_all_faults() {
 #[ignore = "core bug: a self-monitor's Down is delivered to the exited process"]
 fn self_monitor_down_reaches_the_dead_process() {
     let mut cfg = SimConfig::new(3);
-    cfg.steps = 8;
+    cfg.steps = 47;
     cfg.self_monitors = true;
     replay(cfg);
 }

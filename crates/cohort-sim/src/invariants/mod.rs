@@ -56,3 +56,116 @@ pub fn all() -> Vec<Box<dyn Invariant>> {
         Box::new(FullMesh),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each invariant fails when the fact it guards is broken: the checks
+    //! can fail, so their passing means something.
+
+    use std::time::Duration;
+
+    use cohort::core::pid::ExitReason;
+
+    use super::*;
+    use crate::config::{FaultSet, SimConfig};
+    use crate::ledger::Stray;
+    use crate::sim::Sim;
+
+    /// A settled cluster with some processes and monitors, no faults.
+    fn settled(seed: u64) -> Sim {
+        let mut cfg = SimConfig::new(seed);
+        cfg.nodes = Some(4);
+        cfg.faults = FaultSet::none();
+        cfg.settle = Duration::from_secs(10);
+        let mut sim = Sim::new(cfg);
+        for _ in 0..150 {
+            crate::workload::step(&mut sim);
+        }
+        sim.settle();
+        for inv in all() {
+            inv.always(&sim).expect("holds before tampering");
+            inv.eventually(&sim).expect("holds before tampering");
+        }
+        sim
+    }
+
+    #[test]
+    fn a_second_down_is_caught() {
+        let mut sim = settled(1);
+        let now = sim.now();
+        let m = sim
+            .ledger
+            .monitors
+            .values_mut()
+            .find(|m| m.downs.len() == 1)
+            .expect("some monitor fired");
+        let again = m.downs[0].clone();
+        m.downs.push((now, again.1, again.2));
+        assert!(MonitorDownOnce.always(&sim).is_err());
+    }
+
+    #[test]
+    fn a_lost_down_is_caught() {
+        let mut sim = settled(2);
+        let m = sim
+            .ledger
+            .monitors
+            .iter()
+            .find(|((w, _), m)| m.downs.len() == 1 && !m.demonitored && sim.ledger.is_alive(w))
+            .map(|(k, _)| k.clone())
+            .expect("some live watcher's monitor fired");
+        let rec = sim.ledger.monitors.get_mut(&m).expect("present");
+        // Pretend the Down never came: the target is dead, so it is owed.
+        let reason = rec.downs.pop().expect("fired").1;
+        if reason == ExitReason::NoConnection {
+            // The target may still live; make it dead for the check.
+            let t = rec.target.clone();
+            sim.ledger
+                .end(&t, sim.now(), crate::ledger::Ending::NodeGone);
+        }
+        assert!(MonitorDownOnce.eventually(&sim).is_err());
+    }
+
+    #[test]
+    fn a_late_delivery_is_caught() {
+        let mut sim = settled(3);
+        let at = sim.now();
+        sim.ledger.late_deliveries.push(Stray {
+            at,
+            what: "test".into(),
+        });
+        assert!(NoDeliveryToExited.always(&sim).is_err());
+    }
+
+    #[test]
+    fn a_contract_slip_is_caught() {
+        let mut sim = settled(4);
+        let at = sim.now();
+        sim.ledger.contract.push(Stray {
+            at,
+            what: "test".into(),
+        });
+        assert!(WireContract.always(&sim).is_err());
+    }
+
+    #[test]
+    fn an_unannounced_session_is_caught() {
+        let mut sim = settled(5);
+        sim.ledger.sessions.remove(&(0, 1));
+        assert!(SessionsSymmetric.always(&sim).is_err());
+    }
+
+    #[test]
+    fn a_missing_mesh_link_is_caught() {
+        let mut sim = settled(6);
+        sim.disconnect(0, 1);
+        let soon = sim.now() + Duration::from_secs(10);
+        sim.run_until(soon);
+        FullMesh
+            .eventually(&sim)
+            .expect("a disconnect is allowed to part them");
+        // Had node 0 not been asked to forget node 1, it would have to redial.
+        sim.ledger.remembers.insert((0, 1));
+        assert!(FullMesh.eventually(&sim).is_err());
+    }
+}
