@@ -582,8 +582,9 @@ impl Names {
         ctx.peers().into_iter().map(|(n, _)| n).collect()
     }
 
+    /// Whether `node` is one of [`Names::members`].
     fn is_member(&self, node: &NodeName, ctx: &Ctx<'_>) -> bool {
-        ctx.peer_creation(node).is_some()
+        ctx.peers().iter().any(|(n, _)| n == node)
     }
 
     fn table_index(&self, name: &str) -> Option<usize> {
@@ -880,3 +881,6 @@ impl Names {
         self.timers.first().map(|(t, _)| *t)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+//! White-box tests of the name service on sans-IO cores: the wait-die
+//! lock order of racing locked registrations, and hostile frames.
+
+mod common;
+
+use bytes::Bytes;
+use cohort::core::names::{
+    Claim, LockId, LossPolicy, NamesEffect, NamesError, NamesFrame, Outcome, RegisterArgs,
+    WireReason,
+};
+use cohort::core::proto::Frame;
+use cohort::core::Effect;
+use cohort::Pid;
+use common::corenet::CoreNet;
+
+fn args(name: &str, pid: &Pid) -> RegisterArgs {
+    RegisterArgs {
+        table: "global".into(),
+        name: name.into(),
+        pid: pid.clone(),
+        meta: Bytes::new(),
+        policy: None,
+        replace: false,
+    }
+}
+
+fn replies(net: &CoreNet, i: usize) -> Vec<(u64, Result<bool, NamesError>)> {
+    net.seen[i]
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Names(NamesEffect::Reply { op, result }) => Some((*op, result.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn mesh(n: usize) -> CoreNet {
+    let names = ["a@h", "b@h", "c@h"];
+    let mut net = CoreNet::new(&names[..n]);
+    for i in 1..n {
+        net.connect(i, 0);
+    }
+    net.settle();
+    net
+}
+
+#[test]
+fn racing_locked_registrations_follow_wait_die() {
+    let mut net = mesh(3);
+    let pids: Vec<Pid> = (0..3)
+        .map(|i| {
+            net.nodes[i].spawned(1);
+            net.nodes[i].pid(1)
+        })
+        .collect();
+    // All three start before any frame moves: equal stamps, so a's request
+    // is the oldest; b and c are told to retry and then find it taken.
+    for (i, p) in pids.iter().enumerate() {
+        let out = net.nodes[i].names_register(net.now, 7, args("x", p));
+        assert_eq!(out, Outcome::Pending);
+    }
+    net.settle();
+    assert_eq!(replies(&net, 0), vec![(7, Ok(true))]);
+    assert!(replies(&net, 1).is_empty() && replies(&net, 2).is_empty());
+    for _ in 0..20 {
+        net.advance(5);
+    }
+    assert_eq!(replies(&net, 1), vec![(7, Err(NamesError::Taken))]);
+    assert_eq!(replies(&net, 2), vec![(7, Err(NamesError::Taken))]);
+    for n in &net.nodes {
+        assert_eq!(n.names().whereis("global", "x"), Some(pids[0].clone()));
+        assert_eq!(n.names().claims("global").len(), 1);
+    }
+}
+
+#[test]
+fn hostile_name_frames_are_ignored() {
+    let mut net = mesh(3);
+    net.nodes[2].spawned(1);
+    let cs_pid = net.nodes[2].pid(1);
+    let claim = Claim {
+        name: "x".into(),
+        pid: cs_pid.clone(),
+        meta: Bytes::new(),
+        stamp: 1,
+        policy: LossPolicy::Kill,
+        supersedes: None,
+    };
+    // b speaks for c's pid: claims, snapshots, retractions and locks.
+    let frames = vec![
+        NamesFrame::Add {
+            table: "global".into(),
+            claim: claim.clone(),
+            ack: None,
+        },
+        NamesFrame::Snapshot {
+            table: "global".into(),
+            claims: vec![claim.clone()],
+        },
+        NamesFrame::Add {
+            table: "no-such-table".into(),
+            claim: claim.clone(),
+            ack: Some(1),
+        },
+        NamesFrame::LockSet {
+            op: 1,
+            attempt: 0,
+            lock: LockId::new("r", "q"),
+            holder: cs_pid.clone(),
+        },
+        NamesFrame::Prepared {
+            op: 999,
+            attempt: 3,
+            answer: cohort::core::names::PrepareAnswer::Granted,
+        },
+        NamesFrame::Release {
+            table: "global".into(),
+            name: "x".into(),
+            stamp: 5,
+        },
+        NamesFrame::Ack { op: 12345 },
+    ];
+    for f in frames {
+        net.inject(1, 0, Frame::Names(f));
+    }
+    assert!(net.nodes[0].names().claims("global").is_empty());
+    assert_eq!(net.nodes[0].names().lock_holders("r"), None);
+    // A real claim of c cannot be retracted by b.
+    net.nodes[2].names_register(net.now, 1, args("x", &cs_pid));
+    net.settle();
+    assert_eq!(
+        net.nodes[0].names().whereis("global", "x"),
+        Some(cs_pid.clone())
+    );
+    net.inject(
+        1,
+        0,
+        Frame::Names(NamesFrame::Remove {
+            table: "global".into(),
+            name: "x".into(),
+            pid: cs_pid.clone(),
+            stamp: 1,
+            reason: WireReason::Unregistered,
+            ack: None,
+        }),
+    );
+    assert_eq!(net.nodes[0].names().whereis("global", "x"), Some(cs_pid));
+}
