@@ -22,6 +22,9 @@ pub enum StartError {
         /// The transport's error.
         source: std::io::Error,
     },
+    /// The global-group configuration is invalid.
+    #[error(transparent)]
+    Groups(#[from] crate::core::groups::GroupsError),
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     Config(String),

@@ -24,6 +24,7 @@ use rand::{Rng, RngCore};
 use tracing::{debug, info, warn};
 
 use super::auth::{self, Cookie, Role, Transcript};
+use super::groups::{GroupsConfig, Visibility};
 use super::pid::NodeName;
 use super::proto::{Frame, Hello, Nonce, PeerInfo, RefuseReason, NONCE_LEN, PROTOCOL_VERSION};
 use super::time::Time;
@@ -46,6 +47,8 @@ pub struct ClusterConfig {
     pub backoff_min: Duration,
     /// Largest reconnect delay.
     pub backoff_max: Duration,
+    /// Global groups: whom to mesh with, which sessions are hidden.
+    pub groups: GroupsConfig,
 }
 
 impl Default for ClusterConfig {
@@ -58,6 +61,7 @@ impl Default for ClusterConfig {
             reconnect: true,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_millis(5000),
+            groups: GroupsConfig::default(),
         }
     }
 }
@@ -164,6 +168,7 @@ pub struct Cluster {
     listen: Option<String>,
     cookie: Cookie,
     cfg: ClusterConfig,
+    vis: Visibility,
     rng: StdRng,
     next_conn: ConnId,
     conns: BTreeMap<ConnId, Conn>,
@@ -188,12 +193,14 @@ impl Cluster {
         now: Time,
     ) -> Self {
         let next_tick = now + cfg.tick_interval;
+        let vis = Visibility::of(&cfg.groups, &me);
         Cluster {
             me,
             creation,
             listen,
             cookie,
             cfg,
+            vis,
             rng,
             next_conn: 1,
             conns: BTreeMap::new(),
@@ -234,6 +241,16 @@ impl Cluster {
     /// The connection carrying the session with an up peer.
     pub fn peer_conn(&self, node: &NodeName) -> Option<ConnId> {
         self.peers.get(node).map(|p| p.conn)
+    }
+
+    /// The last known listen address of `node`.
+    pub fn known_addr(&self, node: &NodeName) -> Option<&str> {
+        self.known.get(node).map(|k| k.addr.as_str())
+    }
+
+    /// Whether a session with `node` is hidden.
+    pub fn is_hidden(&self, node: &NodeName) -> bool {
+        self.vis.is_hidden(node)
     }
 
     /// Nodes whose traffic is blocked.
@@ -429,9 +446,9 @@ impl Cluster {
                     creation,
                     reason,
                 });
-                if reconnect {
+                if reconnect && self.vis.in_own(&node) {
                     self.schedule_reconnect(&node, now);
-                } else {
+                } else if !reconnect {
                     self.known.remove(&node);
                 }
             }
@@ -837,6 +854,7 @@ impl Cluster {
             node: node.clone(),
             creation,
             conn,
+            visible: !self.vis.is_hidden(&node),
         });
         for req in reqs {
             fx.push(Effect::ConnectDone {
@@ -860,7 +878,8 @@ impl Cluster {
             node: node.clone(),
             creation,
         });
-        if self.cfg.mesh {
+        // Other global groups, and hidden sessions, are never meshed.
+        if self.cfg.mesh && self.vis.in_own(&node) {
             let others: Vec<PeerInfo> = self
                 .peers
                 .keys()
@@ -884,7 +903,7 @@ impl Cluster {
                     addr,
                 }]);
                 for (n, p) in &self.peers {
-                    if *n != node {
+                    if *n != node && self.vis.in_own(n) {
                         fx.push(Effect::Send {
                             conn: p.conn,
                             frame: news.clone(),
@@ -901,6 +920,15 @@ impl Cluster {
         }
         for PeerInfo { name, addr } in list {
             if name == self.me || self.peers.contains_key(&name) || self.blocked.contains(&name) {
+                continue;
+            }
+            if !self.vis.in_own(&name) {
+                // Remember where it is (for queries), but never mesh with it.
+                self.known.entry(name).or_insert(Known {
+                    addr,
+                    attempts: 0,
+                    next_try: None,
+                });
                 continue;
             }
             let busy = self

@@ -4,6 +4,8 @@
 //! (killing a local process runs every exit hook, so it happens after the
 //! handler returns).
 
+use std::collections::BTreeSet;
+
 use super::cluster::Cluster;
 use super::pid::{ExitReason, NodeName, Pid};
 use super::process::Processes;
@@ -27,6 +29,8 @@ pub struct Ctx<'a> {
     pub(crate) procs: &'a Processes,
     pub(crate) fx: &'a mut Effects,
     pub(crate) deferred: &'a mut Vec<Deferred>,
+    /// Peers that take part in names and groups (own global group, synced).
+    pub(crate) eligible: &'a BTreeSet<NodeName>,
 }
 
 impl Ctx<'_> {
@@ -52,8 +56,19 @@ impl Ctx<'_> {
             && self.procs.is_alive(pid.serial())
     }
 
-    /// The up peers with their creations, in name order.
+    /// The up peers that take part in names and groups (the own global
+    /// group's synced nodes; every peer without global groups), with their
+    /// creations, in name order.
     pub fn peers(&self) -> Vec<(NodeName, u32)> {
+        self.cluster
+            .nodes()
+            .filter(|n| self.eligible.contains(*n))
+            .map(|n| (n.clone(), self.cluster.peer_creation(n).expect("up")))
+            .collect()
+    }
+
+    /// Every up peer, in or out of the own global group.
+    pub fn all_peers(&self) -> Vec<(NodeName, u32)> {
         self.cluster
             .nodes()
             .map(|n| (n.clone(), self.cluster.peer_creation(n).expect("up")))

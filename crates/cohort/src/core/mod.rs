@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod cluster;
 pub mod ctx;
+pub mod groups;
 pub mod names;
 pub mod pg;
 pub mod pid;
@@ -17,7 +18,7 @@ pub mod process;
 pub mod proto;
 pub mod time;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 
 use bytes::Bytes;
@@ -27,6 +28,7 @@ use tracing::debug;
 use self::auth::Cookie;
 use self::cluster::{Cluster, ClusterConfig, Upcall};
 use self::ctx::{Ctx, Deferred};
+use self::groups::{Answer, GroupsEffect, GroupsFrame, GroupsState, Query, Transition};
 use self::names::{Names, NamesEffect};
 use self::pg::{Pg, PgEffect};
 use self::pid::{ExitReason, NodeName, Pid};
@@ -138,6 +140,9 @@ pub enum Effect {
         creation: u32,
         /// The connection carrying the session.
         conn: ConnId,
+        /// Whether the session is visible (`nodes()`); sessions between a
+        /// hidden global group and another group are not.
+        visible: bool,
     },
     /// The session with `node` ended.
     NodeDown {
@@ -173,6 +178,8 @@ pub enum Effect {
     Pg(PgEffect),
     /// Something for the name service of the driver.
     Names(NamesEffect),
+    /// Something for the global-group layer of the driver.
+    Groups(GroupsEffect),
 }
 
 /// The queue of effects the core produced and the driver has not taken yet.
@@ -227,6 +234,9 @@ pub struct NodeCore {
     procs: Processes,
     pg: Pg,
     names: Names,
+    groups: GroupsState,
+    /// Peers taking part in names and groups (see [`Ctx::peers`]).
+    eligible: BTreeSet<NodeName>,
     fx: Effects,
     up: Vec<Upcall>,
     deferred: Vec<Deferred>,
@@ -242,6 +252,7 @@ macro_rules! with_sub {
             procs: &$self.procs,
             fx: &mut $self.fx,
             deferred: &mut $self.deferred,
+            eligible: &$self.eligible,
         };
         let $sub = &mut $self.$field;
         $body
@@ -254,6 +265,7 @@ impl NodeCore {
     /// the simulation seed in tests.
     pub fn new(cfg: CoreConfig, rng: StdRng, now: Time) -> Self {
         let names = Names::new(cfg.names, u64::from(cfg.creation));
+        let groups = GroupsState::new(cfg.cluster.groups.clone(), &cfg.name);
         NodeCore {
             name: cfg.name.clone(),
             creation: cfg.creation,
@@ -269,6 +281,8 @@ impl NodeCore {
             procs: Processes::default(),
             pg: Pg::default(),
             names,
+            groups,
+            eligible: BTreeSet::new(),
             fx: Effects::default(),
             up: Vec::new(),
             deferred: Vec::new(),
@@ -339,6 +353,23 @@ impl NodeCore {
         let r = with_sub!(self, names, now, |names, ctx| f(names, &mut ctx));
         self.run_deferred(now);
         r
+    }
+
+    /// The global-group layer, for reads.
+    pub fn groups(&self) -> &GroupsState {
+        &self.groups
+    }
+
+    /// Asks `node` a question; answered by `GroupsEffect::Answered { req }`.
+    pub fn groups_ask(&mut self, node: &NodeName, query: Query, req: ReqId, now: Time) {
+        with_sub!(self, groups, now, |g, ctx| g
+            .ask(node, query, req, &mut ctx));
+    }
+
+    /// Re-checks the global-group definition with every own-group node;
+    /// answered by `GroupsEffect::Synced { req }`.
+    pub fn groups_sync(&mut self, req: ReqId, now: Time) {
+        with_sub!(self, groups, now, |g, ctx| g.sync(req, &mut ctx));
     }
 
     /// The process-group layer, for reads.
@@ -584,18 +615,16 @@ impl NodeCore {
             for u in batch {
                 match u {
                     Upcall::PeerUp { node, creation } => {
-                        with_sub!(self, pg, now, |pg, ctx| pg
+                        let t = with_sub!(self, groups, now, |g, ctx| g
                             .peer_up(&node, creation, &mut ctx));
-                        with_sub!(self, names, now, |names, ctx| names
-                            .peer_up(&node, creation, &mut ctx));
+                        self.transitions(t, now);
                     }
                     Upcall::PeerDown { node, creation, .. } => {
                         let acts = self.procs.node_down(&node);
                         self.run_monitor_actions(acts);
-                        with_sub!(self, pg, now, |pg, ctx| pg
+                        let t = with_sub!(self, groups, now, |g, ctx| g
                             .peer_down(&node, creation, &mut ctx));
-                        with_sub!(self, names, now, |names, ctx| names
-                            .peer_down(&node, creation, &mut ctx));
+                        self.transitions(t, now);
                     }
                     Upcall::Frame {
                         node,
@@ -608,12 +637,87 @@ impl NodeCore {
         }
     }
 
+    /// Peers joining or leaving the set that takes part in names and groups.
+    fn transitions(&mut self, ts: Vec<Transition>, now: Time) {
+        for t in ts {
+            match t {
+                Transition::Up(node, creation) => {
+                    self.eligible.insert(node.clone());
+                    self.fx.push(Effect::Groups(GroupsEffect::Node {
+                        node: node.clone(),
+                        up: true,
+                    }));
+                    with_sub!(self, pg, now, |pg, ctx| pg
+                        .peer_up(&node, creation, &mut ctx));
+                    with_sub!(self, names, now, |names, ctx| names
+                        .peer_up(&node, creation, &mut ctx));
+                }
+                Transition::Down(node, creation) => {
+                    with_sub!(self, pg, now, |pg, ctx| pg
+                        .peer_down(&node, creation, &mut ctx));
+                    with_sub!(self, names, now, |names, ctx| names
+                        .peer_down(&node, creation, &mut ctx));
+                    self.eligible.remove(&node);
+                    self.fx
+                        .push(Effect::Groups(GroupsEffect::Node { node, up: false }));
+                }
+            }
+        }
+    }
+
+    /// Answers a query from another node (typically of another global group).
+    fn answer(&mut self, query: Query, now: Time) -> Answer {
+        let table = self.names.table_names().into_iter().next();
+        let whereis =
+            |names: &Names, name: &str| table.as_deref().and_then(|t| names.whereis(t, name));
+        match query {
+            Query::Whereis(name) => Answer::Whereis(whereis(&self.names, &name)),
+            Query::RegisteredNames => {
+                let mut names = table
+                    .as_deref()
+                    .map(|t| self.names.registered_names(t))
+                    .unwrap_or_default();
+                names.sort();
+                Answer::Names(names)
+            }
+            Query::Send {
+                name,
+                from,
+                payload,
+            } => {
+                let to = whereis(&self.names, &name);
+                if let Some(pid) = &to {
+                    self.send(pid, from, payload);
+                }
+                let _ = now;
+                Answer::Sent(to)
+            }
+        }
+    }
+
     fn session_frame(&mut self, node: NodeName, creation: u32, frame: Frame, now: Time) {
         match frame {
+            // Names and groups only flow between nodes that take part in
+            // them (the own global group, once its definition matched).
+            Frame::Pg(_) | Frame::Names(_) if !self.eligible.contains(&node) => {
+                debug!(node = %self.name, peer = %node, "replication from a node outside the own global group; ignored");
+            }
             Frame::Pg(f) => with_sub!(self, pg, now, |pg, ctx| pg
                 .frame(&node, creation, f, &mut ctx)),
             Frame::Names(f) => with_sub!(self, names, now, |names, ctx| names
                 .frame(&node, creation, f, &mut ctx)),
+            Frame::Groups(GroupsFrame::Ask { id, query }) => {
+                let answer = self.answer(query, now);
+                self.cluster.send(
+                    &node,
+                    Frame::Groups(GroupsFrame::Answer { id, answer }),
+                    &mut self.fx,
+                );
+            }
+            Frame::Groups(f) => {
+                let t = with_sub!(self, groups, now, |g, ctx| g.frame(&node, f, &mut ctx));
+                self.transitions(t, now);
+            }
             Frame::Send { to, from, payload } => {
                 if to.node() == &self.name {
                     self.deliver_local(&to, from, payload);

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::groups::GroupsFrame;
 use super::names::NamesFrame;
 use super::pg::PgFrame;
 use super::pid::{ExitReason, NodeName, Pid};
@@ -104,6 +105,8 @@ pub enum Frame {
     Pg(PgFrame),
     /// Global names and locks.
     Names(NamesFrame),
+    /// Global groups: definition checks and cross-group queries.
+    Groups(GroupsFrame),
 }
 
 /// The identity part of the handshake, sent by both sides.
@@ -209,6 +212,7 @@ impl Frame {
             Frame::Exit { .. } => "exit",
             Frame::Pg(_) => "pg",
             Frame::Names(_) => "names",
+            Frame::Groups(_) => "groups",
         }
     }
 }

@@ -256,6 +256,7 @@ impl Shared {
                     node,
                     creation,
                     conn,
+                    visible,
                 } => {
                     if let Some(c) = e.conns.get(&conn) {
                         c.authenticated.store(true, Ordering::Release);
@@ -263,6 +264,7 @@ impl Shared {
                             node.clone(),
                             Link {
                                 creation,
+                                visible,
                                 tx: c.tx.clone(),
                             },
                         );
@@ -301,6 +303,7 @@ impl Shared {
                 }
                 Effect::Pg(fx) => super::pg::execute(self, e, fx),
                 Effect::Names(fx) => super::names::execute(self, e, fx),
+                Effect::Groups(fx) => super::groups::execute(self, fx),
             }
         }
     }

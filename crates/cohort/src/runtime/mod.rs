@@ -9,6 +9,7 @@
 //! the connection reader to the mailbox.
 
 mod engine;
+mod groups;
 mod names;
 mod pg;
 mod process;
@@ -24,8 +25,9 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-pub use self::pg::{PgMonitor, Scope};
+pub use self::groups::{GroupNodeEvent, Where};
 pub use self::names::NameTable;
+pub use self::pg::{PgMonitor, Scope};
 pub use self::process::Process;
 use crate::cookie::CookieSource;
 use crate::core::cluster::ClusterConfig;
@@ -150,6 +152,13 @@ impl NodeBuilder {
         self
     }
 
+    /// Global groups (OTP `global_group`): checked at start; a node listed
+    /// twice or a malformed entry stops the node with a message naming it.
+    pub fn global_groups(mut self, cfg: crate::core::groups::GroupsConfig) -> Self {
+        self.cluster.groups = cfg;
+        self
+    }
+
     /// Whether to connect to the peers of peers (default true).
     pub fn mesh(mut self, on: bool) -> Self {
         self.cluster.mesh = on;
@@ -219,6 +228,10 @@ impl NodeBuilder {
                 "max frame size must be at least 1024 bytes".into(),
             ));
         }
+        self.cluster
+            .groups
+            .validate(&name)
+            .map_err(StartError::Groups)?;
         let cookie = self.cookie.load().map_err(StartError::Cookie)?;
         let transport: Arc<dyn Transport> = self
             .transport
@@ -261,6 +274,7 @@ impl NodeBuilder {
             names: names::NamesShared::new(&self.names, u64::from(creation)),
             engine: EngineCell::new(core, transport, epoch, self.cluster.handshake_timeout),
             pg_subs: DashMap::new(),
+            group_reqs: groups::Pending::default(),
         });
         shared.with(|core, now, _| core.pg_start_scope(crate::core::pg::DEFAULT_SCOPE, now));
         engine::start(&shared, listener);
@@ -284,6 +298,8 @@ pub(crate) struct Shared {
     pub(crate) next_ref: AtomicU64,
     pub(crate) names: names::NamesShared,
     pub(crate) engine: EngineCell,
+    /// Global-group requests waiting for an answer.
+    pub(crate) group_reqs: groups::Pending,
     /// Process-group monitor subscriptions: id → event channel.
     pub(crate) pg_subs: DashMap<u64, mpsc::UnboundedSender<crate::core::pg::PgEvent>>,
 }
@@ -292,6 +308,8 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub(crate) struct Link {
     pub(crate) creation: u32,
+    /// False for hidden sessions (between a hidden global group and another).
+    pub(crate) visible: bool,
     pub(crate) tx: mpsc::UnboundedSender<Bytes>,
 }
 
@@ -419,12 +437,24 @@ impl Node {
         self.shared().with(|core, now, _| core.unblock(node, now))
     }
 
-    /// The nodes with an up session, in name order. A local read.
+    /// The nodes with an up, visible session, in name order. A local read.
+    /// Hidden sessions (between a hidden global group and another group)
+    /// are left out; [`Node::nodes_hidden`] lists them.
     pub fn nodes(&self) -> Vec<NodeName> {
+        self.nodes_where(true)
+    }
+
+    /// The nodes with an up hidden session, in name order.
+    pub fn nodes_hidden(&self) -> Vec<NodeName> {
+        self.nodes_where(false)
+    }
+
+    fn nodes_where(&self, visible: bool) -> Vec<NodeName> {
         let mut v: Vec<NodeName> = self
             .shared()
             .links
             .iter()
+            .filter(|e| e.value().visible == visible)
             .map(|e| e.key().clone())
             .collect();
         v.sort();
