@@ -480,6 +480,7 @@ impl Sim {
                 node,
                 creation: peer_creation,
                 conn,
+                ..
             } => {
                 let label = self.label(i);
                 self.trace.event(

@@ -1,6 +1,5 @@
-//! Seeds that found bugs in the core, kept as regression tests. They fail
-//! until the core is fixed; run them with `cargo test -p cohort-sim --
-//! --ignored`, and drop the `ignore` once the fix is in. A seed replays the
+//! Seeds that found bugs in the core, kept as regression tests (both bugs
+//! are fixed; these runs now pass every invariant). A seed replays the
 //! same run only while the core consumes randomness and sends frames the
 //! same way, so after core changes a seed may stop showing its bug; find a
 //! fresh one with `cohort-sim --seeds 5000 --steps 20 --nodes 3 --faults
@@ -31,7 +30,7 @@ fn replay(cfg: SimConfig) {
 /// the stale handshake counts as busy, and nothing redials after the stale
 /// handshake times out: the two nodes stay apart for good.
 #[test]
-#[ignore = "core bug: stale handshake of a crashed incarnation blocks reconnection"]
+
 fn stale_handshake_blocks_the_next_incarnation() {
     let mut cfg = SimConfig::new(4747);
     cfg.nodes = Some(3);
@@ -42,7 +41,7 @@ fn stale_handshake_blocks_the_next_incarnation() {
 
 /// Same bug, found with every fault kind on.
 #[test]
-#[ignore = "core bug: stale handshake of a crashed incarnation blocks reconnection"]
+
 fn stale_handshake_all_faults() {
     let mut cfg = SimConfig::new(4721);
     cfg.steps = 300;
@@ -51,7 +50,7 @@ fn stale_handshake_all_faults() {
 
 /// A process that monitors itself gets its own `Down` after it exited.
 #[test]
-#[ignore = "core bug: a self-monitor's Down is delivered to the exited process"]
+
 fn self_monitor_down_reaches_the_dead_process() {
     let mut cfg = SimConfig::new(3);
     cfg.steps = 47;

@@ -135,6 +135,17 @@ struct Conn {
 }
 
 impl Conn {
+    /// The peer's creation, once the handshake has told it.
+    fn peer_creation(&self) -> Option<u32> {
+        match &self.state {
+            State::ResponseSent { peer, .. } | State::ChallengeSent { peer, .. } => {
+                Some(peer.creation)
+            }
+            State::Up { creation, .. } => Some(*creation),
+            _ => None,
+        }
+    }
+
     /// The peer's name, once the handshake has told it.
     fn peer_name(&self) -> Option<&NodeName> {
         match &self.state {
@@ -548,6 +559,8 @@ impl Cluster {
                 (RefuseReason::Simultaneous | RefuseReason::AlreadyConnected, Some(peer)) => {
                     debug!(node = %self.me, %peer, %reason, "handshake refused");
                     self.park(&peer, c.reqs, now, fx);
+                    // Should the kept connection never come up, try again.
+                    self.schedule_reconnect(&peer, now);
                 }
                 _ => {
                     warn!(node = %self.me, addr = %c.addr, %reason, "connection refused by peer");
@@ -646,6 +659,14 @@ impl Cluster {
                 || matches!(other.state, State::Up { .. })
             {
                 return None;
+            }
+            // A handshake with another incarnation of the peer is stale
+            // (that incarnation crashed or restarted): the newer
+            // connection wins, whatever its direction.
+            if let (Some(a), Some(b)) = (mine.peer_creation(), other.peer_creation()) {
+                if a != b {
+                    return (id > conn).then_some(id);
+                }
             }
             let keep_other = match (mine.dir, other.dir) {
                 // Both dialed by the same node: the older one is kept.
@@ -1094,8 +1115,9 @@ impl Cluster {
                 if matches!(reason, DownReason::Timeout) {
                     warn!(node = %self.me, addr = %self.conns[&id].addr, "peer silent for longer than the peer timeout");
                 }
-                let expect = self.conns[&id].expect.clone();
-                let was_up = matches!(self.conns[&id].state, State::Up { .. });
+                let c = &self.conns[&id];
+                let expect = c.expect.clone().or_else(|| c.peer_name().cloned());
+                let was_up = matches!(c.state, State::Up { .. });
                 self.close(id, reason, now, fx, up);
                 if !was_up {
                     if let Some(n) = expect {
@@ -1127,13 +1149,18 @@ impl Cluster {
             .collect();
         for (name, addr) in due {
             self.known.get_mut(&name).expect("present").next_try = None;
-            let busy = self.peers.contains_key(&name)
-                || self.blocked.contains(&name)
-                || self
-                    .conns
-                    .values()
-                    .any(|c| c.expect.as_ref() == Some(&name) || c.peer_name() == Some(&name));
-            if !busy {
+            if self.peers.contains_key(&name) || self.blocked.contains(&name) {
+                continue;
+            }
+            let handshaking = self
+                .conns
+                .values()
+                .any(|c| c.expect.as_ref() == Some(&name) || c.peer_name() == Some(&name));
+            if handshaking {
+                // Another handshake with it is under way; look again later
+                // in case that one fails (it may be a stale half-open one).
+                self.schedule_reconnect(&name, now);
+            } else {
                 self.dial(addr, Some(name), None, now, fx);
             }
         }

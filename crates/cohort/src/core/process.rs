@@ -163,6 +163,11 @@ impl Processes {
             return acts;
         }
         for (mref, watcher) in self.incoming.remove(&serial).unwrap_or_default() {
+            if watcher == *me {
+                // A process watching itself: it is gone, nobody to tell.
+                self.outgoing.remove(&mref);
+                continue;
+            }
             if watcher.node() == local {
                 if self.outgoing.remove(&mref).is_some() {
                     acts.push(MonitorAction::Deliver {
