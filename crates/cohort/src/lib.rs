@@ -30,9 +30,11 @@ pub mod error;
 pub mod runtime;
 pub mod transport;
 
+pub use crate::core::pg::{Group, Member, Members, PgError, PgEvent, PgEventKind, Select};
 pub use crate::core::pid::{ExitReason, NodeName, Pid};
 pub use crate::core::process::{Message, MonitorRef};
 pub use crate::core::{ConnectError, DownReason};
 pub use crate::error::StartError;
-pub use crate::core::pg::{Group, Member, Members, PgError, PgEvent, PgEventKind, Select};
-pub use crate::runtime::{Node, NodeBuilder, NodeEvent, PgMonitor, Process, Scope};
+pub use crate::runtime::{
+    GroupNodeEvent, Node, NodeBuilder, NodeEvent, PgMonitor, Process, Scope, Where,
+};

@@ -899,8 +899,10 @@ impl Cluster {
             node: node.clone(),
             creation,
         });
-        // Other global groups, and hidden sessions, are never meshed.
-        if self.cfg.mesh && self.vis.in_own(&node) {
+        // Every new peer learns where our peers are; a receiver dials only
+        // its own global group, and keeps other addresses for queries, so
+        // other groups and hidden sessions are never meshed.
+        if self.cfg.mesh {
             let others: Vec<PeerInfo> = self
                 .peers
                 .keys()

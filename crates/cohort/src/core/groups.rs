@@ -234,6 +234,8 @@ pub enum GroupsFrame {
     Check {
         /// The sender's own group definition.
         def: Option<GroupDef>,
+        /// The sender wants the receiver's definition back (a `sync`).
+        ask: bool,
     },
     /// A query; answered with [`GroupsFrame::Answer`].
     Ask {
@@ -366,6 +368,7 @@ impl GroupsState {
                 node,
                 Frame::Groups(GroupsFrame::Check {
                     def: self.own.clone(),
+                    ask: false,
                 }),
             );
         }
@@ -426,10 +429,19 @@ impl GroupsState {
         ctx: &mut Ctx<'_>,
     ) -> Vec<Transition> {
         match frame {
-            GroupsFrame::Check { def } => {
+            GroupsFrame::Check { def, ask } => {
                 let mut out = Vec::new();
                 if !self.configured() || !self.vis.in_own(node) {
                     return out;
+                }
+                if ask {
+                    ctx.send(
+                        node,
+                        Frame::Groups(GroupsFrame::Check {
+                            def: self.own.clone(),
+                            ask: false,
+                        }),
+                    );
                 }
                 let Some(&creation) = self.sessions.get(node) else {
                     return out;
@@ -496,6 +508,7 @@ impl GroupsState {
                 n,
                 Frame::Groups(GroupsFrame::Check {
                     def: self.own.clone(),
+                    ask: true,
                 }),
             );
         }
