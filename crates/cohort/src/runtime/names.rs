@@ -68,7 +68,15 @@ impl Hasher for FoldHasher {
     }
 }
 
-type View = DashMap<String, (Pid, Bytes), FoldHash>;
+/// A visible entry: the holder, its metadata, and whether the holder is a
+/// process of this node (whose liveness `whereis` checks).
+pub(crate) struct Entry {
+    pid: Pid,
+    meta: Bytes,
+    local: bool,
+}
+
+type View = DashMap<String, Entry, FoldHash>;
 
 /// The read side of the name tables and the callers waiting for answers.
 pub(crate) struct NamesShared {
@@ -101,8 +109,9 @@ pub(crate) fn execute(shared: &Arc<Shared>, engine: &mut Engine, fx: NamesEffect
         NamesEffect::View { table, name, entry } => {
             if let Some((_, view)) = n.tables.get(table) {
                 match entry {
-                    Some(e) => {
-                        view.insert(name, e);
+                    Some((pid, meta)) => {
+                        let local = pid.node() == &shared.name && pid.creation() == shared.creation;
+                        view.insert(name, Entry { pid, meta, local });
                     }
                     None => {
                         view.remove(&name);
@@ -239,7 +248,13 @@ impl NameTable {
     /// The process registered as `name`, from this node's view (no round
     /// trip). A local process that has ended reads as absent.
     pub fn whereis(&self, name: &str) -> Option<Pid> {
-        self.whereis_meta(name).map(|(p, _)| p)
+        let s = self.shared();
+        let (_, view) = s.names.tables.get(self.idx)?;
+        let e = view.get(name)?;
+        if e.local && !s.mailboxes.contains_key(&e.pid.serial()) {
+            return None;
+        }
+        Some(e.pid.clone())
     }
 
     /// The process registered as `name` and its metadata.
@@ -247,13 +262,10 @@ impl NameTable {
         let s = self.shared();
         let (_, view) = s.names.tables.get(self.idx)?;
         let e = view.get(name)?;
-        let (pid, meta) = e.value();
-        if pid.node() == &s.name
-            && (pid.creation() != s.creation || !s.mailboxes.contains_key(&pid.serial()))
-        {
+        if e.local && !s.mailboxes.contains_key(&e.pid.serial()) {
             return None;
         }
-        Some((pid.clone(), meta.clone()))
+        Some((e.pid.clone(), e.meta.clone()))
     }
 
     /// Sends `payload` to the process registered as `name`; returns its pid.
@@ -306,20 +318,22 @@ async fn call(
 ) -> Result<bool, NamesError> {
     let n = &shared.names;
     let op = n.next_op.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = oneshot::channel();
-    n.pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(op, tx);
-    match shared.with(|core, now, _| f(core, now, op)) {
-        Outcome::Done(r) => {
+    // The waiter is parked inside the critical section, before the
+    // effects (which may already hold the reply) run.
+    let out = shared.with(|core, now, _| match f(core, now, op) {
+        Outcome::Done(r) => Err(r),
+        Outcome::Pending => {
+            let (tx, rx) = oneshot::channel();
             n.pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&op);
-            r
+                .insert(op, tx);
+            Ok(rx)
         }
-        Outcome::Pending => rx.await.unwrap_or(Err(NamesError::Stopped)),
+    });
+    match out {
+        Err(done) => done,
+        Ok(rx) => rx.await.unwrap_or(Err(NamesError::Stopped)),
     }
 }
 

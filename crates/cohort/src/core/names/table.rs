@@ -17,6 +17,10 @@ impl Table {
     /// The visible entry of `name`: the winner among its claims.
     pub(super) fn view(&self, name: &str) -> Option<(Pid, Bytes)> {
         let list = self.claims.get(name)?;
+        if let [only] = list.as_slice() {
+            // One claim: it wins (superseding and dropping need two).
+            return Some((only.claim.pid.clone(), only.claim.meta.clone()));
+        }
         let refs: Vec<&Claim> = list.iter().map(|s| &s.claim).collect();
         rank::winner(&refs, self.cfg.rank.as_ref())
             .map(|i| (refs[i].pid.clone(), refs[i].meta.clone()))
