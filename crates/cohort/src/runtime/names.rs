@@ -299,7 +299,8 @@ impl NameTable {
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<NameEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
         // Under the engine lock, so no event is half-published.
-        self.shared().with(|_, _, _| {
+        self.shared().with(|core, now, _| {
+            core.with_names(now, |n, _| n.watch(self.idx));
             self.shared()
                 .names
                 .subs

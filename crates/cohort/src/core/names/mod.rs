@@ -505,6 +505,8 @@ struct Table {
     local: HashMap<Pid, BTreeSet<String>>,
     /// Name locks of locked registrations.
     slots: HashMap<String, locked::Slot>,
+    /// Whether anyone listens to this table's events.
+    watched: bool,
 }
 
 /// What an operation waits for after its first phase.
@@ -556,6 +558,7 @@ impl Names {
                     claims: HashMap::new(),
                     local: HashMap::new(),
                     slots: HashMap::new(),
+                    watched: false,
                 })
                 .collect(),
             clock: 0,
@@ -568,6 +571,14 @@ impl Names {
             timers: BTreeSet::new(),
             internal_op: u64::MAX,
             rng: seed | 1,
+        }
+    }
+
+    /// Turns on [`NamesEffect::Event`]s for table `table` (an index); they
+    /// are not produced before anyone listens.
+    pub fn watch(&mut self, table: usize) {
+        if let Some(t) = self.tables.get_mut(table) {
+            t.watched = true;
         }
     }
 

@@ -55,6 +55,9 @@ impl Names {
             name: name.to_string(),
             entry: after.clone(),
         }));
+        if !self.tables[i].watched {
+            return;
+        }
         if let Some((pid, _)) = &before {
             if after.as_ref().map(|a| &a.0) != Some(pid) {
                 ctx.push(Effect::Names(NamesEffect::Event {
@@ -285,8 +288,9 @@ impl Names {
             } else {
                 s.claim.policy
             };
-            if !s.reported {
-                s.reported = true;
+            let first = !s.reported;
+            s.reported = true;
+            if first && t.watched {
                 ctx.push(Effect::Names(NamesEffect::Event {
                     table: i,
                     event: NameEvent::ConflictResolved {

@@ -27,6 +27,7 @@ fn core(mode: Mode) -> NodeCore {
     for s in 1..=3 {
         c.spawned(s);
     }
+    c.with_names(Time::ZERO, |n, _| n.watch(0));
     c
 }
 
