@@ -1,42 +1,244 @@
-//! The `cohort` executable.
+//! The `cohort` executable: node daemon, admin client, demo and benchmarks.
 
+mod admin;
+mod config;
+mod ctl;
 mod demo;
+mod node;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
 
 /// Cohort: a distributed process registry.
 #[derive(Parser)]
 #[command(name = "cohort", version, about)]
 struct Cli {
+    /// Log as JSON lines instead of human-readable text (logs go to stderr;
+    /// the level comes from COHORT_LOG, default "warn").
+    #[arg(long, global = true)]
+    log_json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Starts three nodes on loopback, meshes them, exchanges messages and
-    /// monitors between their processes, and prints what happened.
+    /// Runs one node until SIGINT/SIGTERM, then leaves the cluster cleanly.
+    Node(NodeArgs),
+    /// Talks to a running node through its admin API.
+    Ctl(CtlArgs),
+    /// Five nodes in two global groups on loopback: groups, names, a
+    /// netsplit with a name clash, the heal, and how it was settled.
     Demo,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("COHORT_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let result = match cli.command {
-        Command::Demo => demo::run().await,
+#[derive(Args)]
+struct NodeArgs {
+    /// Node name, name@host.
+    #[arg(long)]
+    name: Option<String>,
+    /// Address to accept peers on, HOST:PORT.
+    #[arg(long)]
+    listen: Option<String>,
+    /// A node to connect to (repeatable); retried until it answers.
+    #[arg(long)]
+    connect: Vec<String>,
+    /// File holding the cookie (else COHORT_COOKIE, else ~/.cohort.cookie).
+    #[arg(long)]
+    cookie_file: Option<PathBuf>,
+    /// TOML configuration file (flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Admin API address (default 127.0.0.1:4370, loopback only).
+    #[arg(long)]
+    admin: Option<String>,
+}
+
+#[derive(Args)]
+struct CtlArgs {
+    /// The node's admin API.
+    #[arg(long, default_value = config::DEFAULT_ADMIN)]
+    admin: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: CtlCmd,
+}
+
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// Global-group state of the node.
+    Info,
+    /// Connected visible nodes.
+    Nodes {
+        /// Include hidden connections.
+        #[arg(long)]
+        hidden: bool,
+    },
+    /// Registered names.
+    Names {
+        /// node:NAME or group:NAME.
+        #[arg(long = "where")]
+        at: Option<String>,
+    },
+    /// Who holds a name.
+    Whereis {
+        /// The name.
+        name: String,
+        /// node:NAME or group:NAME.
+        #[arg(long = "where")]
+        at: Option<String>,
+    },
+    /// Members of a process group.
+    Members {
+        /// The scope.
+        scope: String,
+        /// The group.
+        group: String,
+        /// Only local members.
+        #[arg(long, conflicts_with = "remote")]
+        local: bool,
+        /// Only remote members.
+        #[arg(long)]
+        remote: bool,
+    },
+    /// Groups of a scope.
+    Groups {
+        /// The scope.
+        scope: String,
+    },
+    /// Sends a message to a registered name.
+    Send {
+        /// The name.
+        name: String,
+        /// The message.
+        message: String,
+        /// node:NAME or group:NAME.
+        #[arg(long = "where")]
+        at: Option<String>,
+    },
+    /// Re-checks global groups and names with every peer.
+    Sync,
+    /// Fault injection: drop and refuse all traffic with NODE.
+    Block {
+        /// The node.
+        node: String,
+    },
+    /// Lifts a block.
+    Unblock {
+        /// The node.
+        node: String,
+    },
+    /// Attaches a process: registers names, joins groups, prints `ready PID`
+    /// and then every message it receives, until killed.
+    Hold {
+        /// A name to register (repeatable).
+        #[arg(long)]
+        register: Vec<String>,
+        /// SCOPE/GROUP to join (repeatable).
+        #[arg(long)]
+        join: Vec<String>,
+    },
+}
+
+fn init_logs(json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("COHORT_LOG").unwrap_or_else(|_| "warn".into());
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn ctl(args: CtlArgs) -> anyhow::Result<i32> {
+    let c = ctl::Ctl::new(&args.admin, args.json);
+    match args.cmd {
+        CtlCmd::Info => c.info()?,
+        CtlCmd::Nodes { hidden } => c.nodes(hidden)?,
+        CtlCmd::Names { at } => c.names(&at)?,
+        CtlCmd::Whereis { name, at } => c.whereis(&name, &at)?,
+        CtlCmd::Members {
+            scope,
+            group,
+            local,
+            remote,
+        } => c.members(
+            &scope,
+            &group,
+            if local {
+                Some("local")
+            } else if remote {
+                Some("remote")
+            } else {
+                None
+            },
+        )?,
+        CtlCmd::Groups { scope } => c.groups(&scope)?,
+        CtlCmd::Send { name, message, at } => c.send(&name, &message, &at)?,
+        CtlCmd::Sync => c.sync()?,
+        CtlCmd::Block { node } => c.block(&node, true)?,
+        CtlCmd::Unblock { node } => c.block(&node, false)?,
+        CtlCmd::Hold { register, join } => return c.hold(&register, &join),
+    }
+    Ok(0)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line naming the problem, not a page of usage.
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
+            eprintln!("cohort: {first} (see cohort --help)");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logs(cli.log_json);
+    let result: anyhow::Result<i32> = match cli.command {
+        Command::Ctl(args) => ctl(args),
+        Command::Node(a) => {
+            let flags = config::Flags {
+                name: a.name,
+                listen: a.listen,
+                connect: a.connect,
+                cookie_file: a.cookie_file,
+                config: a.config,
+                admin: a.admin,
+            };
+            config::resolve(&flags).and_then(|cfg| runtime().block_on(node::run(cfg)).map(|_| 0))
+        }
+        Command::Demo => runtime().block_on(demo::run()).map(|_| 0),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("cohort: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }

@@ -36,5 +36,5 @@ pub use crate::core::process::{Message, MonitorRef};
 pub use crate::core::{ConnectError, DownReason};
 pub use crate::error::StartError;
 pub use crate::runtime::{
-    GroupNodeEvent, Node, NodeBuilder, NodeEvent, PgMonitor, Process, Scope, Where,
+    GroupNodeEvent, Node, NodeBuilder, NodeEvent, PgMonitor, Process, Scope, Stats, Where,
 };

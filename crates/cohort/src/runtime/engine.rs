@@ -316,13 +316,22 @@ impl Shared {
         } = c;
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         let authenticated = Arc::new(AtomicBool::new(false));
+        let counters = Arc::downgrade(self);
         let writer = tokio::spawn(async move {
+            let count = |n: usize| {
+                if let Some(s) = counters.upgrade() {
+                    s.traffic.frames_out.fetch_add(1, Ordering::Relaxed);
+                    s.traffic.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            };
             while let Some(frame) = rx.recv().await {
+                count(frame.len());
                 if sink.feed(frame).await.is_err() {
                     return;
                 }
                 // Batch whatever else is queued into one flush.
                 while let Ok(frame) = rx.try_recv() {
+                    count(frame.len());
                     if sink.feed(frame).await.is_err() {
                         return;
                     }
@@ -345,7 +354,14 @@ impl Shared {
                         warn!(node = %shared.name, addr = %remote_addr, error = %err, "bad frame; disconnecting");
                         break format!("bad frame: {err}");
                     }
-                    Some(Ok(bytes)) => match Frame::decode(&bytes) {
+                    Some(Ok(bytes)) => match {
+                        shared.traffic.frames_in.fetch_add(1, Ordering::Relaxed);
+                        shared
+                            .traffic
+                            .bytes_in
+                            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        Frame::decode(&bytes)
+                    } {
                         Ok(Frame::Send { to, from, payload }) if auth.load(Ordering::Acquire) => {
                             // The hot path: straight into the mailbox.
                             if to.node() == &shared.name {

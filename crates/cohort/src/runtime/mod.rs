@@ -29,6 +29,7 @@ pub use self::groups::{GroupNodeEvent, Where};
 pub use self::names::NameTable;
 pub use self::pg::{PgMonitor, Scope};
 pub use self::process::Process;
+
 use crate::cookie::CookieSource;
 use crate::core::cluster::ClusterConfig;
 use crate::core::pid::{ExitReason, NodeName, Pid};
@@ -274,6 +275,7 @@ impl NodeBuilder {
             names: names::NamesShared::new(&self.names, u64::from(creation)),
             engine: EngineCell::new(core, transport, epoch, self.cluster.handshake_timeout),
             pg_subs: DashMap::new(),
+            traffic: Traffic::default(),
             group_reqs: groups::Pending::default(),
         });
         shared.with(|core, now, _| core.pg_start_scope(crate::core::pg::DEFAULT_SCOPE, now));
@@ -298,10 +300,38 @@ pub(crate) struct Shared {
     pub(crate) next_ref: AtomicU64,
     pub(crate) names: names::NamesShared,
     pub(crate) engine: EngineCell,
+    /// Traffic counters, for metrics.
+    pub(crate) traffic: Traffic,
     /// Global-group requests waiting for an answer.
     pub(crate) group_reqs: groups::Pending,
     /// Process-group monitor subscriptions: id → event channel.
     pub(crate) pg_subs: DashMap<u64, mpsc::UnboundedSender<crate::core::pg::PgEvent>>,
+}
+
+/// Frames and bytes exchanged with peers.
+#[derive(Default)]
+pub(crate) struct Traffic {
+    pub(crate) frames_in: AtomicU64,
+    pub(crate) frames_out: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+}
+
+/// Counters of a node, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Frames received from peers.
+    pub frames_in: u64,
+    /// Frames sent to peers.
+    pub frames_out: u64,
+    /// Bytes received from peers (frame bodies).
+    pub bytes_in: u64,
+    /// Bytes sent to peers (frame bodies).
+    pub bytes_out: u64,
+    /// Process-group changes this node is behind its peers' advertised heads.
+    pub pg_lag: u64,
+    /// Live local processes.
+    pub processes: u64,
 }
 
 /// The writer of an up session, for sends that skip the driver.
@@ -499,6 +529,22 @@ impl Node {
     pub fn kill(&self, pid: &Pid, reason: ExitReason) {
         self.shared()
             .with(|core, now, _| core.kill(pid, reason, now));
+    }
+
+    /// Traffic and replication counters.
+    pub fn stats(&self) -> Stats {
+        let s = self.shared();
+        let t = &s.traffic;
+        let (pg_lag, processes) =
+            s.with(|core, _, _| (core.pg().lag(), core.processes().len() as u64));
+        Stats {
+            frames_in: t.frames_in.load(Ordering::Relaxed),
+            frames_out: t.frames_out.load(Ordering::Relaxed),
+            bytes_in: t.bytes_in.load(Ordering::Relaxed),
+            bytes_out: t.bytes_out.load(Ordering::Relaxed),
+            pg_lag,
+            processes,
+        }
     }
 
     /// Whether a local pid names a live process. A local read.

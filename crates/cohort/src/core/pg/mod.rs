@@ -214,6 +214,8 @@ struct PeerScope {
     partial: Vec<SyncGroup>,
     /// We asked again after a gap and wait for the answer.
     resyncing: bool,
+    /// The latest head it advertised (stream, seq).
+    advertised: Option<(u64, u64)>,
 }
 
 /// One scope on one node.
@@ -563,6 +565,23 @@ impl Pg {
         self.scopes.get(scope)?.peers.get(node)?.cursor
     }
 
+    /// How many changes this node is behind the heads its peers last
+    /// advertised, summed over scopes and peers (the sync lag).
+    pub fn lag(&self) -> u64 {
+        let mut lag = 0;
+        for s in self.scopes.values() {
+            for p in s.peers.values() {
+                if let Some((stream, seq)) = p.advertised {
+                    lag += match p.cursor {
+                        Some((st, cur)) if st == stream => seq.saturating_sub(cur),
+                        _ => seq,
+                    };
+                }
+            }
+        }
+        lag
+    }
+
     /// The scope's own stream and head.
     pub fn head(&self, scope: &str) -> Option<(u64, u64)> {
         self.scopes.get(scope).map(|s| (s.stream, s.seq))
@@ -864,6 +883,9 @@ impl Pg {
                 let Some(s) = self.scopes.get_mut(&scope) else {
                     return;
                 };
+                if let Some(p) = s.peers.get_mut(node) {
+                    p.advertised = Some((stream, seq));
+                }
                 let Some(p) = s.peers.get(node).filter(|p| p.asked) else {
                     return;
                 };

@@ -1,0 +1,95 @@
+//! `cohort node`: runs one node until SIGINT or SIGTERM, then leaves the
+//! cluster cleanly (peers drop its entries at once).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cohort::cookie::CookieSource;
+use cohort::Node;
+use tracing::{info, warn};
+
+use crate::admin;
+use crate::config::NodeConfig;
+
+/// Where the cookie comes from: `--cookie-file`/config, else the
+/// `COHORT_COOKIE` environment variable, else `~/.cohort.cookie`.
+fn cookie_source(cfg: &NodeConfig) -> CookieSource {
+    if let Some(p) = &cfg.cookie_file {
+        return CookieSource::File(p.clone());
+    }
+    match std::env::var("COHORT_COOKIE") {
+        Ok(v) if !v.is_empty() => CookieSource::Value(v),
+        _ => CookieSource::Default,
+    }
+}
+
+/// Starts the node described by `cfg`.
+pub async fn start(cfg: &NodeConfig) -> Result<Node> {
+    let mut b = Node::builder()
+        .name(cfg.name.as_str())
+        .listen(cfg.listen.clone())
+        .cookie_source(cookie_source(cfg))
+        .mesh(cfg.mesh)
+        .global_groups(cfg.groups.clone())
+        .names(cfg.names.clone());
+    if let Some(t) = cfg.tick_interval {
+        b = b.tick_interval(t);
+    }
+    if let Some(t) = cfg.peer_timeout {
+        b = b.peer_timeout(t);
+    }
+    let node = b.start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    for s in &cfg.scopes {
+        node.scope(s);
+    }
+    Ok(node)
+}
+
+/// Keeps dialing a seed until its session is up (seeds may start later).
+fn connect_seed(node: &Node, addr: String) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match node.connect(&addr).await {
+                Ok(peer) => {
+                    info!(%addr, %peer, "connected to seed");
+                    return;
+                }
+                Err(cohort::ConnectError::ShuttingDown) => return,
+                Err(e) => {
+                    warn!(%addr, error = %e, "seed not reachable yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    });
+}
+
+/// Runs the daemon until a signal.
+pub async fn run(cfg: NodeConfig) -> Result<()> {
+    let node = start(&cfg).await?;
+    let (admin_addr, _server) = admin::serve(node.clone(), cfg.admin).await?;
+    // One line on stdout that scripts can wait for.
+    println!(
+        "node {} listening on {} admin http://{} creation {}",
+        node.name(),
+        node.local_addr(),
+        admin_addr,
+        node.creation()
+    );
+    info!(node = %node.name(), listen = %node.local_addr(), admin = %admin_addr, "node started");
+    for addr in &cfg.connect {
+        connect_seed(&node, addr.clone());
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    info!(node = %node.name(), "stopping: saying goodbye to peers");
+    node.shutdown().await;
+    Ok(())
+}
