@@ -163,6 +163,10 @@ pub struct SimConfig {
     /// finding of this simulator, reported, not yet fixed), which would
     /// fail most seeds and hide everything else.
     pub self_monitors: bool,
+    /// Run with a global-group configuration: the first half of the nodes
+    /// in group `g1` (normal), the rest in `g2` (hidden). Off: no
+    /// configuration, one implicit group.
+    pub groups: bool,
 }
 
 impl SimConfig {
@@ -176,6 +180,7 @@ impl SimConfig {
             record_trace: false,
             settle: Duration::from_secs(40),
             self_monitors: false,
+            groups: false,
         }
     }
 }

@@ -71,6 +71,8 @@ pub struct Ledger {
     /// Effects a core asked for that break the driver contract (a send on
     /// a connection it closed, a frame that does not survive the codec).
     pub contract: Vec<Stray>,
+    /// Process groups, names and global groups.
+    pub reg: RegistryLedger,
 }
 
 /// The unordered pair `{a, b}`.
@@ -120,5 +122,152 @@ impl Ledger {
     pub fn disconnected(&mut self, a: NodeIdx, b: NodeIdx) {
         self.remembers.remove(&(a, b));
         self.parted.insert(pair(a, b));
+    }
+}
+
+/// Multiset of pids: pid → number of memberships.
+pub type PidCounts = BTreeMap<Pid, u32>;
+
+/// A process-group monitor subscription of one node incarnation.
+#[derive(Debug, Clone)]
+pub struct PgMonRecord {
+    /// The watching node.
+    pub node: NodeIdx,
+    /// Its incarnation.
+    pub creation: u32,
+    /// The scope.
+    pub scope: String,
+    /// The group, or the whole scope.
+    pub group: Option<String>,
+    /// Snapshot plus every event applied: what the subscriber believes.
+    pub state: BTreeMap<String, PidCounts>,
+    /// Per (group, pid): index into the origin's history of counts the
+    /// subscriber has reached.
+    pub pos: BTreeMap<(String, Pid), usize>,
+    /// Events seen.
+    pub events: u64,
+}
+
+/// A name operation issued by the workload.
+#[derive(Debug, Clone)]
+pub struct NameOp {
+    /// The table.
+    pub table: String,
+    /// The name.
+    pub name: String,
+    /// The registering pid (register / re_register).
+    pub pid: Option<Pid>,
+    /// `re_register`.
+    pub replace: bool,
+    /// When it was issued.
+    pub started: Time,
+}
+
+/// An acknowledged locked-mode registration.
+#[derive(Debug, Clone)]
+pub struct LockedAck {
+    /// The table.
+    pub table: String,
+    /// The name.
+    pub name: String,
+    /// The registered pid.
+    pub pid: Pid,
+    /// The node that registered it.
+    pub node: NodeIdx,
+    /// When the registration started and when it was acknowledged.
+    pub started: Time,
+    /// When it was acknowledged.
+    pub acked: Time,
+}
+
+/// What the simulator recorded about process groups, names and global groups.
+#[derive(Debug, Default)]
+pub struct RegistryLedger {
+    /// Local memberships of each node's current incarnation, as the
+    /// workload made them: (node, scope) → group → serial → count.
+    pub pg_local: BTreeMap<(NodeIdx, String), BTreeMap<String, BTreeMap<u64, u32>>>,
+    /// Every origin's sequence of membership counts per (scope, group, pid),
+    /// starting at 0.
+    pub pg_hist: BTreeMap<(String, String, Pid), Vec<u32>>,
+    /// Monitor subscriptions of running incarnations, by (node, creation, sub).
+    pub pg_mons: BTreeMap<(NodeIdx, u32, u64), PgMonRecord>,
+    /// Monitor events that contradict the origin's history.
+    pub pg_anomalies: Vec<Stray>,
+    /// Sessions taking part in names and groups ("synced"), as announced:
+    /// (a, b) → since when `a` counts `b` as a peer.
+    pub synced: BTreeMap<(NodeIdx, NodeIdx), Time>,
+    /// Name operations in flight, by (node, creation, op).
+    pub name_ops: BTreeMap<(NodeIdx, u32, u64), NameOp>,
+    /// Acknowledged locked registrations.
+    pub locked_acks: Vec<LockedAck>,
+    /// Legitimate retractions at the origin (unregister, exit, replace):
+    /// (table, name, pid) → when.
+    pub retracted: BTreeMap<(String, String, Pid), Time>,
+    /// A locked registration that succeeded while another held the name.
+    pub locked_doubles: Vec<Stray>,
+    /// Last time the workload touched a name (op issued or answered):
+    /// (table, name) → when.
+    pub name_touched: BTreeMap<(String, String), Time>,
+    /// The rank winner of the latest clash seen per (global group, table,
+    /// name): when, and the winner's pid.
+    pub clashes: BTreeMap<(usize, String, String), (Time, Pid)>,
+    /// Cross-group queries in flight: (node, creation, req) → asked node.
+    pub asks: BTreeMap<(NodeIdx, u32, u64), NodeIdx>,
+    /// Answers that reported a name owned outside the answering group.
+    pub crossings: Vec<Stray>,
+    /// Name replies, by outcome, for coverage.
+    pub name_results: BTreeMap<String, u64>,
+}
+
+impl RegistryLedger {
+    /// Appends `count` to the history of (scope, group, pid) if it changed.
+    pub fn hist(&mut self, scope: &str, group: &str, pid: &Pid, count: u32) {
+        let h = self
+            .pg_hist
+            .entry((scope.to_string(), group.to_string(), pid.clone()))
+            .or_insert_with(|| vec![0]);
+        if h.last() != Some(&count) {
+            h.push(count);
+        }
+    }
+
+    /// The incarnation of node `a` is gone: its memberships end, its
+    /// monitors stop.
+    pub fn node_gone(&mut self, a: NodeIdx, pid_of: impl Fn(u64) -> Pid) {
+        let keys: Vec<(NodeIdx, String)> = self
+            .pg_local
+            .keys()
+            .filter(|(n, _)| *n == a)
+            .cloned()
+            .collect();
+        for k in keys {
+            let groups = self.pg_local.remove(&k).unwrap_or_default();
+            for (g, members) in groups {
+                for s in members.keys() {
+                    self.hist(&k.1, &g, &pid_of(*s), 0);
+                }
+            }
+        }
+        self.pg_mons.retain(|(n, _, _), _| *n != a);
+        self.synced.retain(|(x, _), _| *x != a);
+    }
+
+    /// Local process `serial` of node `a` ended: its memberships vanish.
+    pub fn proc_gone(&mut self, a: NodeIdx, pid: &Pid) {
+        let mut hist = Vec::new();
+        for ((n, scope), groups) in self.pg_local.iter_mut() {
+            if *n != a {
+                continue;
+            }
+            groups.retain(|g, members| {
+                if members.remove(&pid.serial()).is_some() {
+                    hist.push((scope.clone(), g.clone()));
+                }
+                !members.is_empty()
+            });
+        }
+        for (scope, g) in hist {
+            self.hist(&scope, &g, pid, 0);
+        }
     }
 }

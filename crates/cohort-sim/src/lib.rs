@@ -34,6 +34,7 @@ pub mod invariants;
 pub mod ledger;
 pub mod measure;
 pub mod net;
+pub mod registry;
 pub mod runner;
 pub mod sim;
 pub mod trace;

@@ -196,10 +196,28 @@ impl Sim {
             format_args!("start seed={} nodes={n}", sim.cfg.seed),
         );
         for i in 1..n {
-            let to = sim.rng.random_range(0..i);
+            let earlier: Vec<NodeIdx> = (0..i).filter(|&j| sim.same_group(i, j)).collect();
+            if earlier.is_empty() {
+                continue;
+            }
+            let to = earlier[sim.rng.random_range(0..earlier.len())];
             sim.connect(i, to);
         }
         sim
+    }
+
+    /// The global group of node `i` (0 without a configuration).
+    pub fn group_of(&self, i: NodeIdx) -> usize {
+        if self.cfg.groups {
+            usize::from(i >= self.nodes.len().div_ceil(2))
+        } else {
+            0
+        }
+    }
+
+    /// Whether `a` and `b` are in the same global group.
+    pub fn same_group(&self, a: NodeIdx, b: NodeIdx) -> bool {
+        self.group_of(a) == self.group_of(b)
     }
 
     // ---- inspection -----------------------------------------------------
@@ -268,14 +286,20 @@ impl Sim {
         let running: Vec<NodeIdx> = (0..self.nodes.len())
             .filter(|&i| self.nodes[i].is_running())
             .collect();
-        let want = running.len() * running.len().saturating_sub(1);
+        let want = if self.cfg.groups {
+            0
+        } else {
+            running.len() * running.len().saturating_sub(1)
+        };
         // Cheap count first; the exact check only when it can succeed.
         if self.ledger.sessions.len() < want {
             return false;
         }
         running.iter().all(|&a| {
             running.iter().all(|&b| {
-                a == b || self.ledger.sessions.get(&(a, b)) == Some(&self.nodes[b].creation)
+                a == b
+                    || !self.same_group(a, b)
+                    || self.ledger.sessions.get(&(a, b)) == Some(&self.nodes[b].creation)
             })
         })
     }
@@ -348,7 +372,7 @@ impl Sim {
 
     /// Feeds one input to node `i`'s core (if it runs) and carries out
     /// what it asks for.
-    fn input(&mut self, i: NodeIdx, f: impl FnOnce(&mut NodeCore, Time)) {
+    pub(crate) fn input(&mut self, i: NodeIdx, f: impl FnOnce(&mut NodeCore, Time)) {
         let now = self.now;
         let NodeState::Running(core) = &mut self.nodes[i].state else {
             return;
@@ -529,6 +553,7 @@ impl Sim {
                 }
                 self.ledger
                     .end(&pid, self.now, Ending::Exited(reason.clone()));
+                self.ledger.reg.proc_gone(i, &pid);
                 self.nodes[i].alive.remove(&serial);
             }
             Effect::ConnectDone { req, result } => {
@@ -538,12 +563,11 @@ impl Sim {
                     format_args!("{label} connect-done req={req} {result:?}"),
                 );
             }
-            // Process-group and name-service effects: recorded in the trace;
-            // their invariants come with the simulation of those layers.
             other => {
                 let label = self.label(i);
                 self.trace
                     .event(self.now, format_args!("{label} effect {other:?}"));
+                self.registry_effect(i, other);
             }
         }
     }
@@ -895,8 +919,11 @@ impl Sim {
             creation,
             listen: Some(self.nodes[i].addr.clone()),
             cookie: Cookie::new("sim"),
-            cluster: ClusterConfig::default(),
-            names: Default::default(),
+            cluster: ClusterConfig {
+                groups: self.groups_config(),
+                ..ClusterConfig::default()
+            },
+            names: crate::registry::names_config(),
         };
         let core = NodeCore::new(cfg, StdRng::seed_from_u64(seed), self.now);
         let n = &mut self.nodes[i];
@@ -908,7 +935,19 @@ impl Sim {
         n.next_req = 0;
         let label = self.label(i);
         self.trace.event(self.now, format_args!("{label} start"));
+        self.start_scopes(i);
         self.rearm_timer(i);
+    }
+
+    /// A fresh request id of node `i`'s current incarnation.
+    pub(crate) fn bump_req(&mut self, i: NodeIdx) -> u64 {
+        self.nodes[i].next_req += 1;
+        self.nodes[i].next_req
+    }
+
+    /// A random number from the run's generator.
+    pub(crate) fn rng_u64(&mut self) -> u64 {
+        self.rng.random()
     }
 
     /// Node `a` connects to node `b`.
@@ -964,6 +1003,7 @@ impl Sim {
             .event(self.now, format_args!("op exit {pid} ({reason})"));
         self.ledger
             .end(&pid, self.now, Ending::Exited(reason.clone()));
+        self.ledger.reg.proc_gone(i, &pid);
         self.nodes[i].alive.remove(&serial);
         self.input(i, |c, now| c.exited(serial, reason, now));
     }
@@ -1042,6 +1082,10 @@ impl Sim {
         n.state = state;
         n.timer_at = None;
         self.ledger.node_gone(i);
+        let (name, creation) = (self.nodes[i].name.clone(), self.nodes[i].creation);
+        self.ledger
+            .reg
+            .node_gone(i, |s| Pid::new(name.clone(), creation, s));
     }
 
     /// Node `i` stops gracefully: its processes exit, then it leaves.
@@ -1147,6 +1191,7 @@ impl Sim {
         for step in 0..self.cfg.steps {
             self.step = Some(step);
             crate::workload::step(self);
+            self.record_clashes();
             if let Some(v) = self.check(&invariants, false) {
                 return Some(v);
             }
@@ -1165,12 +1210,14 @@ impl Sim {
         self.spikes = false;
         for i in 0..self.nodes.len() {
             if !self.nodes[i].is_running() {
-                let seed = (0..self.nodes.len()).find(|&j| j != i && self.nodes[j].is_running());
+                let seed = (0..self.nodes.len())
+                    .find(|&j| j != i && self.nodes[j].is_running() && self.same_group(i, j));
                 self.restart(i, seed);
             }
         }
         let until = self.now + self.cfg.settle;
         self.run_until(until);
+        self.record_clashes();
     }
 
     /// Whether the fault `kind` is enabled for this run.

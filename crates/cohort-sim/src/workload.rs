@@ -10,6 +10,7 @@ use rand::Rng;
 
 use crate::config::FaultKind;
 use crate::net::NodeIdx;
+use crate::registry::{runs_scope, GROUPS, NAMES, SCOPES, TABLES};
 use crate::sim::Sim;
 
 /// Share of steps that inject a fault (when any is enabled).
@@ -154,7 +155,11 @@ fn fault(sim: &mut Sim, f: FaultStep) {
         }
         FaultStep::Inject(FaultKind::Restart) => {
             let i = *down(sim).choose(&mut sim.rng).expect("checked");
-            let seed = running(sim).choose(&mut sim.rng).copied();
+            let own: Vec<NodeIdx> = running(sim)
+                .into_iter()
+                .filter(|&j| sim.same_group(i, j))
+                .collect();
+            let seed = own.choose(&mut sim.rng).copied();
             sim.restart(i, seed);
         }
     }
@@ -171,17 +176,37 @@ enum Op {
     Send,
     Connect,
     Disconnect,
+    PgJoin,
+    PgLeave,
+    PgMeta,
+    PgMonitor,
+    Register,
+    ReRegister,
+    Unregister,
+    Lock,
+    Unlock,
+    GroupsAsk,
 }
 
-const OPS: [(Op, u32); 8] = [
+const OPS: [(Op, u32); 18] = [
     (Op::Spawn, 20),
     (Op::Exit, 8),
     (Op::Kill, 6),
-    (Op::Monitor, 20),
-    (Op::Demonitor, 6),
-    (Op::Send, 20),
+    (Op::Monitor, 14),
+    (Op::Demonitor, 5),
+    (Op::Send, 12),
     (Op::Connect, 10),
     (Op::Disconnect, 2),
+    (Op::PgJoin, 16),
+    (Op::PgLeave, 8),
+    (Op::PgMeta, 3),
+    (Op::PgMonitor, 4),
+    (Op::Register, 10),
+    (Op::ReRegister, 2),
+    (Op::Unregister, 4),
+    (Op::Lock, 2),
+    (Op::Unlock, 2),
+    (Op::GroupsAsk, 3),
 ];
 
 fn operation(sim: &mut Sim) {
@@ -285,6 +310,103 @@ fn operation(sim: &mut Sim) {
                 sim.disconnect(i, b);
             }
         }
+        Op::PgJoin => {
+            let scope = pick_scope(sim, i);
+            let group = *GROUPS.choose(&mut sim.rng).expect("not empty");
+            let mut pids: Vec<u64> = local
+                .choose_multiple(&mut sim.rng, 3)
+                .copied()
+                .collect();
+            pids.truncate(sim.rng.random_range(1..=3));
+            if pids.is_empty() {
+                sim.spawn(i);
+            } else {
+                sim.pg_join(i, scope, group, &pids);
+            }
+        }
+        Op::PgLeave | Op::PgMeta => {
+            let scope = pick_scope(sim, i);
+            let joined: Vec<(String, u64)> = sim
+                .ledger()
+                .reg
+                .pg_local
+                .get(&(i, scope.to_string()))
+                .map(|gs| {
+                    gs.iter()
+                        .flat_map(|(g, m)| m.keys().map(move |&s| (g.clone(), s)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            // Now and then a leave of something not joined (NotJoined).
+            let target = match joined.choose(&mut sim.rng) {
+                Some(t) if sim.rng.random_bool(0.9) => Some(t.clone()),
+                _ => local
+                    .choose(&mut sim.rng)
+                    .map(|&s| (GROUPS[0].to_string(), s)),
+            };
+            if let Some((g, s)) = target {
+                if matches!(op, Op::PgLeave) {
+                    sim.pg_leave(i, scope, &g, s);
+                } else {
+                    sim.pg_meta(i, scope, &g, s);
+                }
+            }
+        }
+        Op::PgMonitor => {
+            let scope = pick_scope(sim, i);
+            let group = if sim.rng.random_bool(0.5) {
+                Some(*GROUPS.choose(&mut sim.rng).expect("not empty"))
+            } else {
+                None
+            };
+            sim.pg_monitor(i, scope, group);
+        }
+        Op::Register | Op::ReRegister => {
+            let table = *TABLES.choose(&mut sim.rng).expect("not empty");
+            let name = *NAMES.choose(&mut sim.rng).expect("not empty");
+            match local.choose(&mut sim.rng) {
+                Some(&s) => sim.name_register(i, table, name, s, matches!(op, Op::ReRegister)),
+                None => {
+                    sim.spawn(i);
+                }
+            }
+        }
+        Op::Unregister => {
+            let table = *TABLES.choose(&mut sim.rng).expect("not empty");
+            let name = *NAMES.choose(&mut sim.rng).expect("not empty");
+            sim.name_unregister(i, table, name);
+        }
+        Op::Lock | Op::Unlock => {
+            let res = *["r1", "r2"].choose(&mut sim.rng).expect("not empty");
+            if let Some(&s) = local.choose(&mut sim.rng) {
+                if matches!(op, Op::Lock) {
+                    sim.name_lock(i, res, s);
+                } else {
+                    sim.name_unlock(i, res, s);
+                }
+            }
+        }
+        Op::GroupsAsk => {
+            let n = sim.nodes().len();
+            let others: Vec<NodeIdx> = (0..n).filter(|&b| !sim.same_group(i, b)).collect();
+            let to = match others.choose(&mut sim.rng) {
+                Some(&b) => b,
+                None => sim.rng.random_range(0..n),
+            };
+            if to != i {
+                let name = *NAMES.choose(&mut sim.rng).expect("not empty");
+                sim.groups_whereis(i, to, name);
+            }
+        }
+    }
+}
+
+/// A scope node `i` runs (mostly the default one).
+fn pick_scope(sim: &mut Sim, i: NodeIdx) -> &'static str {
+    if runs_scope(i, SCOPES[1]) && sim.rng.random_bool(0.4) {
+        SCOPES[1]
+    } else {
+        SCOPES[0]
     }
 }
 

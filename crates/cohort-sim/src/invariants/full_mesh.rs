@@ -49,7 +49,7 @@ impl Invariant for FullMesh {
         }
         for &a in &running {
             for &b in &running {
-                if a < b && up(sim, a, b) {
+                if a < b && sim.same_group(a, b) && up(sim, a, b) {
                     let (ra, rb) = (root(&mut group, a), root(&mut group, b));
                     group[ra] = rb;
                 }
@@ -58,7 +58,8 @@ impl Invariant for FullMesh {
         let mut missing = BTreeSet::new();
         for &a in &running {
             for &b in &running {
-                if a >= b || up(sim, a, b) {
+                // Other global groups are never meshed.
+                if a >= b || !sim.same_group(a, b) || up(sim, a, b) {
                     continue;
                 }
                 let remembered =

@@ -11,16 +11,26 @@
 //! here with a type implementing [`Invariant`], and list it in [`all`].
 
 mod full_mesh;
+mod group_boundary;
+mod locked_once;
 mod monitor_down_once;
+mod names_unique;
 mod no_delivery_to_exited;
 pub mod no_panic;
+pub mod pg_monitor_order;
+pub mod pg_views;
 mod sessions_symmetric;
 mod wire_contract;
 
 use crate::sim::Sim;
 
 pub use full_mesh::FullMesh;
+pub use group_boundary::GroupBoundary;
+pub use locked_once::LockedOnce;
 pub use monitor_down_once::MonitorDownOnce;
+pub use names_unique::NamesUnique;
+pub use pg_monitor_order::PgMonitorOrder;
+pub use pg_views::PgViews;
 pub use no_delivery_to_exited::NoDeliveryToExited;
 pub use no_panic::NoPanic;
 pub use sessions_symmetric::SessionsSymmetric;
@@ -54,6 +64,11 @@ pub fn all() -> Vec<Box<dyn Invariant>> {
         Box::new(MonitorDownOnce),
         Box::new(SessionsSymmetric),
         Box::new(FullMesh),
+        Box::new(GroupBoundary),
+        Box::new(PgViews),
+        Box::new(PgMonitorOrder),
+        Box::new(LockedOnce),
+        Box::new(NamesUnique),
     ]
 }
 

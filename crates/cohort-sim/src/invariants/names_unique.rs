@@ -1,0 +1,102 @@
+//! After quiescence each name has exactly one owner, the same on every
+//! node of the global group, and it is the one the documented rank
+//! chooses.
+//!
+//! After every step the simulator looks at the claims each node holds for
+//! its own processes, per global group and table; when two or more claims
+//! on one name are held at once (they may sit in different partitions),
+//! it records the winner that [`rank::winner`] picks from them. After
+//! quiescence, for every table and every pair of synced nodes of a group:
+//! the same names resolve to the same pids; every node holds exactly one
+//! claim per visible name and none for invisible ones (clashes settled,
+//! losers retracted); owners are alive and of the group; and where a clash
+//! was recorded after the workload last touched the name and its winner
+//! still lives, the winner owns the name.
+//!
+//! [`rank::winner`]: cohort::core::names::rank::winner
+
+use std::collections::BTreeMap;
+
+use super::Invariant;
+use crate::registry::TABLES;
+use crate::sim::Sim;
+
+/// Names settle to the rank's winner everywhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NamesUnique;
+
+impl Invariant for NamesUnique {
+    fn name(&self) -> &'static str {
+        "names_unique"
+    }
+
+    fn eventually(&self, sim: &Sim) -> Result<(), String> {
+        let ledger = sim.ledger();
+        let reg = &ledger.reg;
+        let n = sim.nodes().len();
+        for table in TABLES {
+            for o in 0..n {
+                let Some(core) = sim.nodes()[o].core() else { continue };
+                let names = core.names();
+                let visible = names.registered_names(table);
+                let mut per_name: BTreeMap<String, usize> = BTreeMap::new();
+                for c in names.claims(table) {
+                    *per_name.entry(c.name.clone()).or_default() += 1;
+                }
+                for (name, k) in &per_name {
+                    if *k != 1 || !visible.contains(name) {
+                        return Err(format!(
+                            "after settling, n{o} holds {k} claims on {table}/{name} (visible: {})",
+                            visible.contains(name)
+                        ));
+                    }
+                }
+                for name in &visible {
+                    let owner = names.whereis(table, name).expect("visible");
+                    if !ledger.is_alive(&owner) {
+                        return Err(format!(
+                            "after settling, n{o} resolves {table}/{name} to {owner}, which ended"
+                        ));
+                    }
+                    let g = sim.group_of(o);
+                    if let Some(((at, expected), touched)) = reg
+                        .clashes
+                        .get(&(g, table.to_string(), name.clone()))
+                        .map(|c| (c, reg.name_touched.get(&(table.to_string(), name.clone()))))
+                    {
+                        if touched.is_none_or(|t| t < at)
+                            && ledger.is_alive(expected)
+                            && *expected != owner
+                        {
+                            return Err(format!(
+                                "after settling, {table}/{name} is owned by {owner} on n{o}, but the rank chose {expected} in the clash seen at {}us",
+                                at.0
+                            ));
+                        }
+                    }
+                }
+                for b in 0..n {
+                    if b == o || !reg.synced.contains_key(&(o, b)) || !reg.synced.contains_key(&(b, o)) {
+                        continue;
+                    }
+                    let Some(other) = sim.nodes()[b].core() else { continue };
+                    let theirs = other.names().registered_names(table);
+                    if theirs != visible {
+                        return Err(format!(
+                            "after settling, n{o} and n{b} disagree on the names of {table}: {visible:?} vs {theirs:?}"
+                        ));
+                    }
+                    for name in &visible {
+                        let (x, y) = (names.whereis(table, name), other.names().whereis(table, name));
+                        if x != y {
+                            return Err(format!(
+                                "after settling, {table}/{name} is {x:?} on n{o} but {y:?} on n{b}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
