@@ -1,0 +1,490 @@
+//! Black-box tests: real `cohort node` processes over loopback TCP, driven
+//! only through `cohort ctl` and the HTTP admin API.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cohort");
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// One running `cohort node`.
+struct Daemon {
+    child: Child,
+    name: String,
+    listen: String,
+    admin: String,
+    log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A file path unique to this test process and call (tests run in parallel).
+fn tmp(name: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("cohort-cli-test-{}-{n}-{name}", std::process::id()))
+}
+
+/// Starts a node and waits for its "listening" line.
+fn daemon_with(name: &str, seeds: &[&str], cookie: &str, extra: &[&str]) -> Daemon {
+    let log = tmp(&format!("{name}.log"));
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "node",
+        "--name",
+        name,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ])
+    .args(extra)
+    .env("COHORT_COOKIE", cookie)
+    .env("COHORT_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(&log).unwrap());
+    for s in seeds {
+        cmd.args(["--connect", s]);
+    }
+    let mut child = cmd.spawn().expect("cohort node starts");
+    let line = first_line(child.stdout.take().unwrap());
+    // "node NAME listening on ADDR admin http://ADDR creation N"
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        words.first(),
+        Some(&"node"),
+        "unexpected first line {line:?}"
+    );
+    Daemon {
+        child,
+        name: name.to_string(),
+        listen: words[4].to_string(),
+        admin: words[6].trim_start_matches("http://").to_string(),
+        log,
+    }
+}
+
+fn daemon(name: &str, seeds: &[&str]) -> Daemon {
+    daemon_with(name, seeds, "cli-test-cookie", &[])
+}
+
+fn first_line(out: ChildStdout) -> String {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining so the node never blocks on a full pipe.
+        let _ = std::io::copy(&mut r, &mut std::io::sink());
+    });
+    rx.recv_timeout(DEADLINE).expect("node printed its address")
+}
+
+fn ctl(d: &Daemon, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["ctl", "--admin", &d.admin])
+        .args(args)
+        .output()
+        .expect("cohort ctl runs")
+}
+
+fn ctl_json(d: &Daemon, args: &[&str]) -> Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let out = ctl(d, &a);
+    assert!(
+        out.status.success(),
+        "ctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ctl --json prints JSON")
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} in {v}"))
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `cohort ctl hold`, with its stdout lines arriving on a channel.
+struct Hold {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Hold {
+    fn start(d: &Daemon, args: &[&str]) -> Hold {
+        let mut child = Command::new(BIN)
+            .args(["ctl", "--admin", &d.admin, "hold"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines() {
+                let Ok(l) = l else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Hold { child, lines }
+    }
+
+    fn line(&self) -> String {
+        self.lines.recv_timeout(DEADLINE).expect("a line from hold")
+    }
+
+    /// Waits for `ready PID` and returns the pid.
+    fn ready(&self) -> String {
+        let l = self.line();
+        l.strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("expected ready, got {l:?}"))
+            .to_string()
+    }
+
+    fn exit_code(&mut self) -> i32 {
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(t.elapsed() < DEADLINE, "hold did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut s = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn three() -> (Daemon, Daemon, Daemon) {
+    let a = daemon("a@127.0.0.1", &[]);
+    let b = daemon("b@127.0.0.1", &[&a.listen]);
+    let c = daemon("c@127.0.0.1", &[&b.listen]);
+    for d in [&a, &b, &c] {
+        wait_for("full mesh", || {
+            strings(&ctl_json(d, &["nodes"]), "nodes").len() == 2
+        });
+    }
+    (a, b, c)
+}
+
+#[test]
+fn three_nodes_mesh_and_report_exact_views() {
+    let (a, b, c) = three();
+    assert_eq!(
+        strings(&ctl_json(&a, &["nodes"]), "nodes"),
+        vec![b.name.clone(), c.name.clone()]
+    );
+    assert_eq!(
+        strings(&ctl_json(&c, &["nodes"]), "nodes"),
+        vec![a.name.clone(), b.name.clone()]
+    );
+    let info = ctl_json(&a, &["info"]);
+    assert_eq!(info["state"], "no_conf");
+    assert_eq!(info["other_groups"], serde_json::json!([]));
+    let human = ctl(&b, &["nodes"]);
+    assert_eq!(
+        String::from_utf8_lossy(&human.stdout),
+        format!("{}\n{}\n", a.name, c.name)
+    );
+}
+
+#[test]
+fn names_and_groups_through_hold_with_cleanup_on_exit() {
+    let (a, b, c) = three();
+    let mut h = Hold::start(&a, &["--register", "svc", "--join", "pg/workers"]);
+    let pid = h.ready();
+    let h2 = Hold::start(&b, &["--join", "pg/workers"]);
+    let pid2 = h2.ready();
+    wait_for("c sees svc", || {
+        ctl_json(&c, &["whereis", "svc"])["pid"] == pid.as_str()
+    });
+    assert_eq!(
+        ctl_json(&c, &["whereis", "svc"]),
+        serde_json::json!({"name": "svc", "pid": pid})
+    );
+    assert_eq!(
+        strings(&ctl_json(&b, &["names"]), "names"),
+        vec!["svc".to_string()]
+    );
+    wait_for("c sees both workers", || {
+        strings(&ctl_json(&c, &["members", "pg", "workers"]), "members").len() == 2
+    });
+    let mut all = strings(&ctl_json(&c, &["members", "pg", "workers"]), "members");
+    all.sort();
+    let mut want = vec![pid.clone(), pid2.clone()];
+    want.sort();
+    assert_eq!(all, want);
+    assert_eq!(
+        strings(
+            &ctl_json(&b, &["members", "pg", "workers", "--local"]),
+            "members"
+        ),
+        vec![pid2.clone()]
+    );
+    assert_eq!(
+        strings(
+            &ctl_json(&b, &["members", "pg", "workers", "--remote"]),
+            "members"
+        ),
+        vec![pid.clone()]
+    );
+    assert_eq!(
+        strings(&ctl_json(&c, &["groups", "pg"]), "groups"),
+        vec!["workers".to_string()]
+    );
+    // A message by name reaches the attached process.
+    let sent = ctl_json(&c, &["send", "svc", "hello there"]);
+    assert_eq!(sent["pid"], pid.as_str());
+    assert_eq!(h.line(), "hello there");
+    // Killing the holder: its name and membership vanish everywhere.
+    h.child.kill().unwrap();
+    h.child.wait().unwrap();
+    for d in [&a, &b, &c] {
+        wait_for("svc gone", || {
+            ctl_json(d, &["whereis", "svc"])["pid"].is_null()
+        });
+        wait_for("membership gone", || {
+            strings(&ctl_json(d, &["members", "pg", "workers"]), "members") == vec![pid2.clone()]
+        });
+    }
+    // A send to an unknown name is an error with a message.
+    let out = ctl(&c, &["send", "svc", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not registered"));
+    // A taken name: hold says so and exits 1.
+    let _keep = Hold::start(&a, &["--register", "taken"]);
+    _keep.ready();
+    let mut refused = Hold::start(&b, &["--register", "taken"]);
+    assert_eq!(refused.exit_code(), 1);
+    assert!(refused.stderr().contains("taken"));
+}
+
+#[test]
+fn block_and_unblock_is_a_netsplit_with_a_name_clash() {
+    let (a, b, c) = three();
+    ctl_json(&c, &["block", &a.name]);
+    ctl_json(&c, &["block", &b.name]);
+    wait_for("split", || {
+        strings(&ctl_json(&c, &["nodes"]), "nodes").is_empty()
+            && strings(&ctl_json(&a, &["nodes"]), "nodes") == vec![b.name.clone()]
+    });
+    let mut on_a = Hold::start(&a, &["--register", "leader"]);
+    let pid_a = on_a.ready();
+    let mut on_c = Hold::start(&c, &["--register", "leader"]);
+    let pid_c = on_c.ready();
+    assert_eq!(ctl_json(&b, &["whereis", "leader"])["pid"], pid_a.as_str());
+    assert_eq!(ctl_json(&c, &["whereis", "leader"])["pid"], pid_c.as_str());
+    ctl_json(&c, &["unblock", &a.name]);
+    ctl_json(&c, &["unblock", &b.name]);
+    for d in [&a, &b, &c] {
+        wait_for("mesh again", || {
+            strings(&ctl_json(d, &["nodes"]), "nodes").len() == 2
+        });
+    }
+    let winner = {
+        let mut w = Value::Null;
+        wait_for("one leader everywhere", || {
+            let v: Vec<Value> = [&a, &b, &c]
+                .iter()
+                .map(|d| ctl_json(d, &["whereis", "leader"])["pid"].clone())
+                .collect();
+            w = v[0].clone();
+            !w.is_null() && v.iter().all(|x| *x == w)
+        });
+        w
+    };
+    let (loser, winner_hold) = if winner == pid_a.as_str() {
+        (&mut on_c, &mut on_a)
+    } else {
+        (&mut on_a, &mut on_c)
+    };
+    assert_eq!(loser.line(), "conflict leader");
+    assert_eq!(
+        loser.exit_code(),
+        3,
+        "the kill policy ends the loser with status 3"
+    );
+    assert!(
+        winner_hold.child.try_wait().unwrap().is_none(),
+        "the winner keeps running"
+    );
+}
+
+#[test]
+fn a_wrong_cookie_is_refused_and_changes_nothing() {
+    let a = daemon("a@127.0.0.1", &[]);
+    let b = daemon("b@127.0.0.1", &[&a.listen]);
+    wait_for("pair", || {
+        strings(&ctl_json(&a, &["nodes"]), "nodes") == vec![b.name.clone()]
+    });
+    let x = daemon_with("x@127.0.0.1", &[&a.listen], "wrong-cookie", &[]);
+    wait_for("x logs the refusal", || {
+        std::fs::read_to_string(&x.log)
+            .unwrap_or_default()
+            .contains("wrong cookie")
+    });
+    let alog = std::fs::read_to_string(&a.log).unwrap();
+    assert!(
+        alog.contains("wrong cookie"),
+        "a logs the refused address too: {alog}"
+    );
+    assert_eq!(
+        strings(&ctl_json(&a, &["nodes"]), "nodes"),
+        vec![b.name.clone()]
+    );
+    assert!(strings(&ctl_json(&x, &["nodes"]), "nodes").is_empty());
+}
+
+#[test]
+fn bad_flags_and_configs_are_one_line_errors() {
+    let bad = tmp("bad.toml");
+    std::fs::File::create(&bad)
+        .unwrap()
+        .write_all(b"name = \"a@127.0.0.1\"\nlisten = \"127.0.0.1:0\"\n[[global_groups]]\nname = \"g1\"\npublish = \"loud\"\nnodes = [\"a@127.0.0.1\"]\n")
+        .unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["node", "--config", bad.to_str().unwrap()],
+            "unknown publish type \"loud\"",
+        ),
+        (
+            vec!["node", "--name", "nohost", "--listen", "127.0.0.1:0"],
+            "--name",
+        ),
+        (vec!["node", "--name", "a@h"], "--listen is required"),
+        (vec!["node", "--bogus"], "--bogus"),
+        (
+            vec!["ctl", "--admin", "127.0.0.1:1", "nodes"],
+            "cannot reach the admin API",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(BIN)
+            .args(&args)
+            .env("COHORT_COOKIE", "x")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err:?} should name {want:?}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: {err:?} is not one line"
+        );
+    }
+    std::fs::remove_file(&bad).unwrap();
+}
+
+fn http(admin: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(admin).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, out)
+}
+
+#[test]
+fn bad_http_input_gets_4xx_and_the_node_keeps_serving() {
+    let a = daemon("a@127.0.0.1", &[]);
+    let cases = [
+        ("POST", "/send", Some("{not json")),
+        ("POST", "/send", Some("{\"name\": 3}")),
+        (
+            "POST",
+            "/send",
+            Some("{\"name\":\"nobody\",\"message\":\"x\"}"),
+        ),
+        ("POST", "/block", Some("{\"node\":\"no-at-sign\"}")),
+        ("GET", "/names?where=planet:mars", None),
+        ("GET", "/whereis/x?where=node:bad", None),
+        ("GET", "/members/nosuchscope/g", None),
+        ("GET", "/members/pg/g?filter=sideways", None),
+        ("GET", "/nope", None),
+        ("DELETE", "/info", None),
+    ];
+    for (m, p, b) in cases {
+        let (status, text) = http(&a.admin, m, p, b);
+        assert!((400..500).contains(&status), "{m} {p}: {status} {text}");
+    }
+    let (status, text) = http(&a.admin, "GET", "/metrics", None);
+    assert_eq!(status, 200);
+    assert!(text.contains("cohort_nodes{kind=\"visible\"} 0"), "{text}");
+    assert!(text.contains("cohort_admin_requests_total"));
+    assert_eq!(ctl_json(&a, &["info"])["state"], "no_conf");
+}
+
+#[test]
+fn sigterm_leaves_cleanly_and_peers_drop_the_node_at_once() {
+    let a = daemon("a@127.0.0.1", &[]);
+    let mut b = daemon("b@127.0.0.1", &[&a.listen]);
+    wait_for("pair", || {
+        strings(&ctl_json(&a, &["nodes"]), "nodes") == vec![b.name.clone()]
+    });
+    let h = Hold::start(&b, &["--register", "on_b"]);
+    h.ready();
+    wait_for("a sees on_b", || {
+        !ctl_json(&a, &["whereis", "on_b"])["pid"].is_null()
+    });
+    Command::new("kill")
+        .args(["-TERM", &b.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(b.child.wait().unwrap().success(), "SIGTERM is a clean exit");
+    // b said goodbye: a drops it and its names without waiting for a timeout.
+    wait_for("b gone", || {
+        strings(&ctl_json(&a, &["nodes"]), "nodes").is_empty()
+    });
+    assert!(ctl_json(&a, &["whereis", "on_b"])["pid"].is_null());
+}
