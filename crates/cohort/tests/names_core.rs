@@ -146,3 +146,54 @@ fn hostile_name_frames_are_ignored() {
     );
     assert_eq!(net.nodes[0].names().whereis("global", "x"), Some(cs_pid));
 }
+
+#[test]
+fn a_held_name_lock_stalls_only_its_own_name() {
+    let mut net = mesh(2);
+    net.nodes[0].spawned(1);
+    net.nodes[0].spawned(2);
+    let (p1, p2) = (net.nodes[0].pid(1), net.nodes[0].pid(2));
+    // b holds the lock of "x" on a, with an old request it never finishes.
+    net.inject(
+        1,
+        0,
+        Frame::Names(NamesFrame::Prepare {
+            table: "global".into(),
+            name: "x".into(),
+            stamp: 0,
+            op: 1,
+            attempt: 0,
+            replace: false,
+        }),
+    );
+    let now = net.now;
+    assert_eq!(
+        net.nodes[0].names_register(now, 10, args("x", &p1)),
+        Outcome::Pending
+    );
+    assert_eq!(
+        net.nodes[0].names_register(now, 11, args("y", &p2)),
+        Outcome::Pending
+    );
+    net.settle();
+    for _ in 0..10 {
+        net.advance(50);
+    }
+    // "y" went through at once; "x" keeps retrying behind the older lock.
+    assert_eq!(replies(&net, 0), vec![(11, Ok(true))]);
+    assert_eq!(net.nodes[1].names().whereis("global", "y"), Some(p2));
+    net.inject(
+        1,
+        0,
+        Frame::Names(NamesFrame::Release {
+            table: "global".into(),
+            name: "x".into(),
+            stamp: 0,
+        }),
+    );
+    for _ in 0..10 {
+        net.advance(50);
+    }
+    assert_eq!(replies(&net, 0), vec![(11, Ok(true)), (10, Ok(true))]);
+    assert_eq!(net.nodes[1].names().whereis("global", "x"), Some(p1));
+}

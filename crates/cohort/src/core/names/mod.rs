@@ -595,7 +595,7 @@ impl Names {
 
     /// Whether `node` is one of [`Names::members`].
     fn is_member(&self, node: &NodeName, ctx: &Ctx<'_>) -> bool {
-        ctx.peers().iter().any(|(n, _)| n == node)
+        ctx.eligible.contains(node) && ctx.peer_creation(node).is_some()
     }
 
     fn table_index(&self, name: &str) -> Option<usize> {
