@@ -30,7 +30,7 @@ pub mod error;
 pub mod runtime;
 pub mod transport;
 
-pub use crate::core::pg::{Group, Member, Members, PgError, PgEvent, PgEventKind, Select};
+pub use crate::core::pg::{Group, Member, Members, PgError, PgEvent, PgEventKind, Select, Span};
 pub use crate::core::pid::{ExitReason, NodeName, Pid};
 pub use crate::core::process::{Message, MonitorRef};
 pub use crate::core::{ConnectError, DownReason};

@@ -403,3 +403,52 @@ async fn a_partition_inside_one_group_heals_while_another_is_untouched() {
     assert_eq!(e.names().whereis("g2_name"), Some(pd.pid().clone()));
     assert_eq!(e.names().whereis("ab_side"), None);
 }
+
+#[tokio::test]
+async fn scopes_stay_in_the_own_group_unless_configured_cluster_wide() {
+    let cfg = config(&[
+        ("g1", Publish::Normal, &["a@127.0.0.1"]),
+        ("g2", Publish::Normal, &["b@127.0.0.1"]),
+        ("g3", Publish::Hidden, &["h@127.0.0.1"]),
+    ]);
+    let a = start_in("a@127.0.0.1", &cfg).await;
+    let b = start_in("b@127.0.0.1", &cfg).await;
+    let h = start_in("h@127.0.0.1", &cfg).await;
+    b.connect(&a.local_addr()).await.unwrap();
+    h.connect(&a.local_addr()).await.unwrap();
+    let (wide_a, wide_b, wide_h) = (
+        a.scope_with("wide", cohort::Span::Cluster),
+        b.scope_with("wide", cohort::Span::Cluster),
+        h.scope_with("wide", cohort::Span::Cluster),
+    );
+    let (pa, pb, ph) = (a.spawn(), b.spawn(), h.spawn());
+    wide_a.join("g", pa.pid()).unwrap();
+    wide_b.join("g", pb.pid()).unwrap();
+    wide_h.join("g", ph.pid()).unwrap();
+    a.pg().join("g", pa.pid()).unwrap();
+    b.pg().join("g", pb.pid()).unwrap();
+    let mut both = vec![pa.pid().clone(), pb.pid().clone()];
+    both.sort();
+    wait_for("the cluster-wide scope crosses groups", || {
+        let mut v = b.scope("wide").members("g").to_vec();
+        v.sort();
+        v == both
+    })
+    .await;
+    let mut on_a = wide_a.members("g").to_vec();
+    on_a.sort();
+    assert_eq!(on_a, both, "the hidden node's member never replicates");
+    assert_eq!(wide_h.members("g").to_vec(), vec![ph.pid().clone()]);
+    assert_eq!(
+        a.pg().members("g").to_vec(),
+        vec![pa.pid().clone()],
+        "default scopes stay in the own group"
+    );
+    assert_eq!(b.pg().members("g").to_vec(), vec![pb.pid().clone()]);
+    // Losing the session drops the other group's members from the wide scope.
+    b.shutdown().await;
+    wait_for("b's member gone", || {
+        wide_a.members("g").to_vec() == vec![pa.pid().clone()]
+    })
+    .await;
+}

@@ -67,6 +67,16 @@ impl Ctx<'_> {
             .collect()
     }
 
+    /// Whether `node` takes part in names and own-group scopes.
+    pub fn is_eligible(&self, node: &NodeName) -> bool {
+        self.eligible.contains(node)
+    }
+
+    /// Whether `node` has an up, visible (not hidden) session.
+    pub fn is_visible_peer(&self, node: &NodeName) -> bool {
+        self.cluster.peer_creation(node).is_some() && !self.cluster.is_hidden(node)
+    }
+
     /// Every up peer, in or out of the own global group.
     pub fn all_peers(&self) -> Vec<(NodeName, u32)> {
         self.cluster

@@ -615,6 +615,8 @@ impl NodeCore {
             for u in batch {
                 match u {
                     Upcall::PeerUp { node, creation } => {
+                        with_sub!(self, pg, now, |pg, ctx| pg
+                            .session_up(&node, creation, &mut ctx));
                         let t = with_sub!(self, groups, now, |g, ctx| g
                             .peer_up(&node, creation, &mut ctx));
                         self.transitions(t, now);
@@ -625,6 +627,8 @@ impl NodeCore {
                         let t = with_sub!(self, groups, now, |g, ctx| g
                             .peer_down(&node, creation, &mut ctx));
                         self.transitions(t, now);
+                        with_sub!(self, pg, now, |pg, ctx| pg
+                            .session_down(&node, creation, &mut ctx));
                     }
                     Upcall::Frame {
                         node,
@@ -699,7 +703,7 @@ impl NodeCore {
         match frame {
             // Names and groups only flow between nodes that take part in
             // them (the own global group, once its definition matched).
-            Frame::Pg(_) | Frame::Names(_) if !self.eligible.contains(&node) => {
+            Frame::Names(_) if !self.eligible.contains(&node) => {
                 debug!(node = %self.name, peer = %node, "replication from a node outside the own global group; ignored");
             }
             Frame::Pg(f) => with_sub!(self, pg, now, |pg, ctx| pg

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::engine::Engine;
 use super::{Node, Shared};
 use crate::core::pg::{
-    Group, Members, PgEffect, PgError, PgEvent, ScopeName, ScopeView, Select, DEFAULT_SCOPE,
+    Group, Members, PgEffect, PgError, PgEvent, ScopeName, ScopeView, Select, Span, DEFAULT_SCOPE,
 };
 use crate::core::pid::Pid;
 
@@ -46,6 +46,20 @@ impl Node {
         let view = self
             .shared()
             .with(|core, now, _| core.pg_start_scope(name, now));
+        Scope {
+            node: self.clone(),
+            name: name.into(),
+            view,
+        }
+    }
+
+    /// The scope `name` replicating over `span` — [`Span::Cluster`] makes it
+    /// cross global-group boundaries (default scopes stay inside the own
+    /// group). A scope already running keeps the span it started with.
+    pub fn scope_with(&self, name: &str, span: Span) -> Scope {
+        let view = self
+            .shared()
+            .with(|core, now, _| core.pg_start_scope_with(name, span, now));
         Scope {
             node: self.clone(),
             name: name.into(),

@@ -218,10 +218,23 @@ struct PeerScope {
     advertised: Option<(u64, u64)>,
 }
 
+/// Which nodes a scope replicates with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Span {
+    /// The own global group's synced nodes (every node without global
+    /// groups): the default, like names.
+    #[default]
+    OwnGroup,
+    /// Every node with a visible session, across global groups (hidden
+    /// sessions never replicate).
+    Cluster,
+}
+
 /// One scope on one node.
 #[derive(Debug)]
 struct Scope {
     name: ScopeName,
+    span: Span,
     stream: u64,
     seq: u64,
     log: VecDeque<(u64, Vec<Op>)>,
@@ -589,6 +602,25 @@ impl Pg {
 
     /// Starts `scope` (if not running) and discovers it on every up peer.
     pub fn start_scope(&mut self, scope: &str, ctx: &mut Ctx<'_>) -> Arc<ScopeView> {
+        self.start_scope_with(scope, Span::OwnGroup, ctx)
+    }
+
+    /// Whether `node` takes part in a scope of `span`.
+    fn takes_part(span: Span, node: &NodeName, ctx: &Ctx<'_>) -> bool {
+        match span {
+            Span::OwnGroup => ctx.is_eligible(node),
+            Span::Cluster => ctx.is_visible_peer(node),
+        }
+    }
+
+    /// Starts `scope` replicating over `span` (if not running; a running
+    /// scope keeps its span).
+    pub fn start_scope_with(
+        &mut self,
+        scope: &str,
+        span: Span,
+        ctx: &mut Ctx<'_>,
+    ) -> Arc<ScopeView> {
         if let Some(s) = self.scopes.get(scope) {
             return s.view.clone();
         }
@@ -596,6 +628,7 @@ impl Pg {
         let name: ScopeName = scope.into();
         let mut s = Scope {
             name: name.clone(),
+            span,
             stream: ((ctx.creation() as u64) << 32) | self.starts as u64,
             seq: 0,
             log: VecDeque::new(),
@@ -605,8 +638,10 @@ impl Pg {
             monitors: BTreeMap::new(),
             stamp: 0,
         };
-        for (node, _) in ctx.peers() {
-            s.discover(ctx, &node);
+        for (node, _) in ctx.all_peers() {
+            if Self::takes_part(span, &node, ctx) {
+                s.discover(ctx, &node);
+            }
         }
         let view = s.view.clone();
         self.scopes.insert(name, s);
@@ -796,25 +831,63 @@ impl Pg {
             .is_some_and(|s| s.monitors.remove(&sub).is_some())
     }
 
-    /// A session with `node` is up: discover every scope on it.
+    /// `node` now takes part in own-group scopes: discover them on it.
     pub fn peer_up(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
+        self.span_up(Span::OwnGroup, node, creation, ctx);
+    }
+
+    /// `node` no longer takes part in own-group scopes: everything it owned
+    /// there goes, at once.
+    pub fn peer_down(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
+        self.span_down(Span::OwnGroup, node, creation, ctx);
+    }
+
+    /// A session with `node` is up: discover cluster-wide scopes on it.
+    pub fn session_up(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
+        if ctx.is_visible_peer(node) {
+            self.span_up(Span::Cluster, node, creation, ctx);
+        }
+    }
+
+    /// The session with `node` ended: cluster-wide scopes drop its entries.
+    pub fn session_down(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
+        self.span_down(Span::Cluster, node, creation, ctx);
+    }
+
+    fn span_up(&mut self, span: Span, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
         let _ = creation;
-        for s in self.scopes.values_mut() {
+        for s in self.scopes.values_mut().filter(|s| s.span == span) {
             s.discover(ctx, node);
         }
     }
 
-    /// The session with `node` ended: everything it owned goes, at once.
-    pub fn peer_down(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
+    fn span_down(&mut self, span: Span, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
         let _ = creation;
-        for s in self.scopes.values_mut() {
+        for s in self.scopes.values_mut().filter(|s| s.span == span) {
             s.drop_origin(ctx, node);
             s.peers.remove(node);
         }
     }
 
-    /// A process-group frame from an up peer.
+    /// A process-group frame from an up peer. Frames for a scope the sender
+    /// does not take part in (another global group, a hidden session) are
+    /// ignored.
     pub fn frame(&mut self, node: &NodeName, creation: u32, frame: PgFrame, ctx: &mut Ctx<'_>) {
+        let scope = match &frame {
+            PgFrame::Discover { scope, .. }
+            | PgFrame::Sync { scope, .. }
+            | PgFrame::Delta { scope, .. }
+            | PgFrame::Heads { scope, .. }
+            | PgFrame::Stopped { scope } => scope,
+        };
+        match self.scopes.get(scope) {
+            Some(s) if Self::takes_part(s.span, node, ctx) => {}
+            Some(_) => {
+                debug!(peer = %node, %scope, "process-group frame from a node outside the scope's span; ignored");
+                return;
+            }
+            None => return,
+        }
         match frame {
             PgFrame::Discover { scope, have } => {
                 let Some(s) = self.scopes.get_mut(&scope) else {
@@ -965,6 +1038,11 @@ impl NodeCore {
     /// Starts a scope (idempotent); returns its published view.
     pub fn pg_start_scope(&mut self, scope: &str, now: Time) -> Arc<ScopeView> {
         self.with_pg(now, |pg, ctx| pg.start_scope(scope, ctx))
+    }
+
+    /// Starts a scope replicating over `span` (idempotent).
+    pub fn pg_start_scope_with(&mut self, scope: &str, span: Span, now: Time) -> Arc<ScopeView> {
+        self.with_pg(now, |pg, ctx| pg.start_scope_with(scope, span, ctx))
     }
 
     /// Stops a scope.
