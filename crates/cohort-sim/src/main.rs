@@ -56,6 +56,10 @@ struct Args {
     /// core finding in the crate's config docs).
     #[arg(long)]
     self_monitors: bool,
+    /// Run with a global-group configuration (first half of the nodes in a
+    /// normal group, the rest in a hidden one).
+    #[arg(long)]
+    groups: bool,
     /// Measure convergence time and traffic for these cluster sizes.
     #[arg(long)]
     measure: bool,
@@ -75,6 +79,7 @@ fn main() -> Result<ExitCode> {
     base.steps = args.steps;
     base.faults = args.faults.clone();
     base.self_monitors = args.self_monitors;
+    base.groups = args.groups;
     if let Some(seed) = args.seed {
         return Ok(replay(&args, seed, base));
     }
@@ -193,7 +198,7 @@ fn report_failure(args: &Args, cfg: SimConfig) {
         v.message
     );
     println!(
-        "replay: cohort-sim --seed {} --steps {} --faults {}{}{} --trace",
+        "replay: cohort-sim --seed {} --steps {} --faults {}{}{}{} --trace",
         cfg.seed,
         cfg.steps,
         cfg.faults,
@@ -203,7 +208,8 @@ fn report_failure(args: &Args, cfg: SimConfig) {
             " --self-monitors"
         } else {
             ""
-        }
+        },
+        if cfg.groups { " --groups" } else { "" },
     );
 }
 

@@ -509,6 +509,22 @@ impl Sim {
             return;
         }
         let now = self.now();
+        if o.replace {
+            let others: Vec<Pid> = self
+                .ledger
+                .reg
+                .locked_acks
+                .iter()
+                .filter(|a| a.table == o.table && a.name == o.name && a.pid != pid)
+                .map(|a| a.pid.clone())
+                .collect();
+            for q in others {
+                self.ledger
+                    .reg
+                    .retracted
+                    .insert((o.table.clone(), o.name.clone(), q), now);
+            }
+        }
         // A locked registration succeeded: no other acknowledged claim may
         // have held the name on a node synced with this one from before
         // this registration started until now.
@@ -520,7 +536,7 @@ impl Sim {
                 continue;
             }
             let key = (a.table.clone(), a.name.clone(), a.pid.clone());
-            if self.ledger.reg.retracted.get(&key).is_some_and(|&t| t >= a.acked) {
+            if self.ledger.reg.retracted.get(&key).is_some_and(|&t| t >= a.started) {
                 continue;
             }
             let j = a.node;
@@ -599,6 +615,31 @@ impl Sim {
                     }
                     NameEvent::ConflictResolved { .. } => self.count("names: conflict resolved"),
                     NameEvent::Registered { .. } => {}
+                }
+            }
+            Effect::Names(NamesEffect::View {
+                table,
+                name,
+                entry: None,
+            }) => {
+                // The name left the view of a holder's origin: unregistered
+                // (a clash would show the winner instead).
+                let table = TABLES.get(table).copied().unwrap_or("?");
+                let me = self.nodes[i].name.clone();
+                let now = self.now();
+                let gone: Vec<Pid> = self
+                    .ledger
+                    .reg
+                    .locked_acks
+                    .iter()
+                    .filter(|a| a.table == table && a.name == name && a.pid.node() == &me)
+                    .map(|a| a.pid.clone())
+                    .collect();
+                for pid in gone {
+                    self.ledger
+                        .reg
+                        .retracted
+                        .insert((table.to_string(), name.clone(), pid), now);
                 }
             }
             Effect::Names(NamesEffect::View { .. }) => {}

@@ -189,6 +189,9 @@ impl Sim {
                 next_serial: 0,
                 next_req: 0,
             });
+        }
+        // Started once all exist: the global-group configuration lists them all.
+        for i in 0..n {
             sim.start_node(i);
         }
         sim.trace.event(

@@ -34,9 +34,26 @@ impl Invariant for NamesUnique {
         let ledger = sim.ledger();
         let reg = &ledger.reg;
         let n = sim.nodes().len();
+        // Nodes that see the same set of peers (a disconnect on purpose
+        // may leave the mesh non-transitive) must agree.
+        let circle = |x: usize| -> Vec<usize> {
+            (0..n)
+                .filter(|&y| y == x || reg.synced.contains_key(&(x, y)))
+                .collect()
+        };
+        // Where the peers of a node do not all see each other, a clash
+        // between two of them may never reach both claimants: only nodes
+        // whose peers form a clique must have settled every clash.
+        let clique = |x: usize| -> bool {
+            let c = circle(x);
+            c.iter().all(|&a| circle(a) == c)
+        };
         for table in TABLES {
             for o in 0..n {
                 let Some(core) = sim.nodes()[o].core() else { continue };
+                if !clique(o) {
+                    continue;
+                }
                 let names = core.names();
                 let visible = names.registered_names(table);
                 let mut per_name: BTreeMap<String, usize> = BTreeMap::new();
@@ -64,7 +81,11 @@ impl Invariant for NamesUnique {
                         .get(&(g, table.to_string(), name.clone()))
                         .map(|c| (c, reg.name_touched.get(&(table.to_string(), name.clone()))))
                     {
+                        let reachable = sim.index_of(expected.node()).is_some_and(|e| {
+                            e == o || (reg.synced.contains_key(&(o, e)) && reg.synced.contains_key(&(e, o)))
+                        });
                         if touched.is_none_or(|t| t < at)
+                            && reachable
                             && ledger.is_alive(expected)
                             && *expected != owner
                         {
@@ -76,7 +97,7 @@ impl Invariant for NamesUnique {
                     }
                 }
                 for b in 0..n {
-                    if b == o || !reg.synced.contains_key(&(o, b)) || !reg.synced.contains_key(&(b, o)) {
+                    if b == o || !reg.synced.contains_key(&(o, b)) || circle(o) != circle(b) {
                         continue;
                     }
                     let Some(other) = sim.nodes()[b].core() else { continue };
