@@ -47,10 +47,10 @@ fn forced_sync_repairs_a_corrupted_view() {
     let (pa, pb) = (spawn(&mut net, 0, 1), spawn(&mut net, 1, 1));
     let now = net.now;
     net.nodes[0]
-        .pg_join("pg", "one", &[pa.clone()], None, now)
+        .pg_join("pg", "one", std::slice::from_ref(&pa), None, now)
         .unwrap();
     net.nodes[1]
-        .pg_join("pg", "one", &[pb.clone()], None, now)
+        .pg_join("pg", "one", std::slice::from_ref(&pb), None, now)
         .unwrap();
     net.settle();
     let expected = sorted(vec![pa.clone(), pb.clone()]);
@@ -109,16 +109,16 @@ fn a_peer_behind_in_the_same_stream_gets_only_the_missing_deltas() {
     let pb = spawn(&mut net, 1, 1);
     let now = net.now;
     net.nodes[1]
-        .pg_join("pg", "g1", &[pb.clone()], None, now)
+        .pg_join("pg", "g1", std::slice::from_ref(&pb), None, now)
         .unwrap();
     net.settle();
     let cursor = net.nodes[0].pg().cursor("pg", net.nodes[1].name()).unwrap();
     // b's next two changes are lost on the way to a.
     net.nodes[1]
-        .pg_join("pg", "g2", &[pb.clone()], None, now)
+        .pg_join("pg", "g2", std::slice::from_ref(&pb), None, now)
         .unwrap();
     net.nodes[1]
-        .pg_join("pg", "g3", &[pb.clone()], None, now)
+        .pg_join("pg", "g3", std::slice::from_ref(&pb), None, now)
         .unwrap();
     assert_eq!(net.drop_queued_from(1), 2);
     assert_eq!(members(&net, 0, "g2"), Vec::<Pid>::new());
@@ -156,7 +156,7 @@ fn a_lost_tail_is_repaired_by_head_advertisements() {
     let pb = spawn(&mut net, 1, 1);
     let now = net.now;
     net.nodes[1]
-        .pg_join("pg", "tail", &[pb.clone()], None, now)
+        .pg_join("pg", "tail", std::slice::from_ref(&pb), None, now)
         .unwrap();
     assert_eq!(net.drop_queued_from(1), 1);
     assert!(members(&net, 0, "tail").is_empty());
@@ -171,7 +171,7 @@ fn hostile_replication_frames_change_nothing() {
     let pb = spawn(&mut net, 1, 1);
     let now = net.now;
     net.nodes[1]
-        .pg_join("pg", "g", &[pb.clone()], None, now)
+        .pg_join("pg", "g", std::slice::from_ref(&pb), None, now)
         .unwrap();
     net.settle();
     let before = members(&net, 0, "g");

@@ -354,14 +354,7 @@ impl Shared {
                         warn!(node = %shared.name, addr = %remote_addr, error = %err, "bad frame; disconnecting");
                         break format!("bad frame: {err}");
                     }
-                    Some(Ok(bytes)) => match {
-                        shared.traffic.frames_in.fetch_add(1, Ordering::Relaxed);
-                        shared
-                            .traffic
-                            .bytes_in
-                            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                        Frame::decode(&bytes)
-                    } {
+                    Some(Ok(bytes)) => match shared.traffic.count_in(&bytes) {
                         Ok(Frame::Send { to, from, payload }) if auth.load(Ordering::Acquire) => {
                             // The hot path: straight into the mailbox.
                             if to.node() == &shared.name {

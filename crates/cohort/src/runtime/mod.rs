@@ -317,6 +317,16 @@ pub(crate) struct Traffic {
     pub(crate) bytes_out: AtomicU64,
 }
 
+impl Traffic {
+    /// Counts a received frame and decodes it.
+    pub(crate) fn count_in(&self, bytes: &[u8]) -> Result<Frame, crate::core::proto::DecodeError> {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Frame::decode(bytes)
+    }
+}
+
 /// Counters of a node, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {

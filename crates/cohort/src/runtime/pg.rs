@@ -226,10 +226,7 @@ impl Scope {
 
     // ---- monitors -----------------------------------------------------
 
-    fn subscribe(
-        &self,
-        group: Option<&str>,
-    ) -> Result<(PgMonitor, Vec<(Group, Vec<Pid>)>), PgError> {
+    fn subscribe(&self, group: Option<&str>) -> Result<ScopeSnapshot, PgError> {
         let shared = self.node.shared();
         let sub = shared.next_ref.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -254,7 +251,7 @@ impl Scope {
 
     /// Watches the whole scope: the current groups with their members, then
     /// every join, leave and metadata change in the order this node applies them.
-    pub fn monitor_scope(&self) -> Result<(PgMonitor, Vec<(Group, Vec<Pid>)>), PgError> {
+    pub fn monitor_scope(&self) -> Result<ScopeSnapshot, PgError> {
         self.subscribe(None)
     }
 
@@ -267,6 +264,9 @@ impl Scope {
         ))
     }
 }
+
+/// A scope monitor and the groups (with members) it started from.
+pub type ScopeSnapshot = (PgMonitor, Vec<(Group, Vec<Pid>)>);
 
 /// A stream of group changes; dropping it (or [`PgMonitor::demonitor`]) ends it.
 #[derive(Debug)]
