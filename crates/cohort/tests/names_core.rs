@@ -91,15 +91,17 @@ fn hostile_name_frames_are_ignored() {
         NamesFrame::Add {
             table: "global".into(),
             claim: claim.clone(),
+            seq: 1,
             ack: None,
         },
         NamesFrame::Snapshot {
-            table: "global".into(),
-            claims: vec![claim.clone()],
+            seq: 1,
+            tables: vec![("global".into(), vec![claim.clone()])],
         },
         NamesFrame::Add {
             table: "no-such-table".into(),
             claim: claim.clone(),
+            seq: 2,
             ack: Some(1),
         },
         NamesFrame::LockSet {
@@ -141,6 +143,7 @@ fn hostile_name_frames_are_ignored() {
             pid: cs_pid.clone(),
             stamp: 1,
             reason: WireReason::Unregistered,
+            seq: 1,
             ack: None,
         }),
     );

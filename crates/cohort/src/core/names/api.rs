@@ -128,6 +128,10 @@ impl Names {
     pub fn sync(&mut self, op: u64, ctx: &mut Ctx<'_>) -> Outcome {
         let members = self.members(ctx);
         for m in &members {
+            // Both snapshots again, then the ping: the ack proves both
+            // directions were applied, even if a first snapshot was lost.
+            self.send_snapshot(m, ctx);
+            self.send(m, NamesFrame::Resync, ctx);
             self.send(m, NamesFrame::Ping { op }, ctx);
         }
         let awaiting: BTreeSet<NodeName> = members.into_iter().collect();

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use super::super::ctx::Ctx;
 use super::super::pid::{NodeName, Pid};
-use super::{Claim, Names, NamesError, NamesFrame, PrepareAnswer, UnregisterReason, WireReason};
+use super::super::time::Time;
+use super::{
+    Claim, Names, NamesError, NamesFrame, PrepareAnswer, UnregisterReason, WireReason,
+    PREPARE_TIMEOUT, SLOT_LEASE,
+};
 
 /// A request for a name lock.
 #[derive(Debug, Clone)]
@@ -16,6 +20,8 @@ pub(super) struct Req {
     pub(super) op: u64,
     pub(super) attempt: u32,
     pub(super) replace: bool,
+    /// When this node granted the lock (for the lease).
+    pub(super) since: Time,
 }
 
 impl Req {
@@ -87,15 +93,40 @@ impl Names {
             attempt: r.attempt,
             replace: r.replace,
         };
+        self.timers
+            .insert((ctx.now + PREPARE_TIMEOUT, op, r.attempt));
         for n in &nodes {
             self.send(n, frame.clone(), ctx);
         }
     }
 
-    pub(super) fn retry_reg(&mut self, op: u64, ctx: &mut Ctx<'_>) {
-        if self.regs.get(&op).is_some_and(|r| r.backing_off) {
-            self.send_prepares(op, ctx);
+    /// A timer of registration `op` fired: the end of a back-off, or a
+    /// lock phase that got no full answer in time (treated as busy).
+    pub(super) fn reg_timer(&mut self, op: u64, attempt: u32, ctx: &mut Ctx<'_>) {
+        let Some(r) = self.regs.get(&op) else {
+            return;
+        };
+        if r.attempt != attempt {
+            return;
         }
+        if r.backing_off {
+            self.send_prepares(op, ctx);
+        } else {
+            self.back_off(op, ctx);
+        }
+    }
+
+    /// Gives back every name lock of `op` and retries after a jittered delay.
+    fn back_off(&mut self, op: u64, ctx: &mut Ctx<'_>) {
+        self.release_all(op, ctx);
+        let r = self.regs.get_mut(&op).expect("present");
+        r.attempt += 1;
+        r.backing_off = true;
+        let attempt = r.attempt;
+        let base = 500u64 << attempt.min(7);
+        let delay = base + self.jitter(base);
+        let at = ctx.now + Duration::from_micros(delay);
+        self.timers.insert((at, op, attempt));
     }
 
     /// Whether a request may lock `name` now.
@@ -191,7 +222,8 @@ impl Names {
             if slot.holder.is_some() || slot.waiters.is_empty() {
                 break;
             }
-            let w = slot.waiters.remove(0);
+            let mut w = slot.waiters.remove(0);
+            w.since = ctx.now;
             let a = self.check(i, name, &w);
             if a == PrepareAnswer::Granted {
                 self.tables[i].slots.get_mut(name).expect("present").holder = Some(w.clone());
@@ -199,6 +231,26 @@ impl Names {
             self.answer(&w, a, ctx);
         }
         self.drop_empty_slot(i, name);
+    }
+
+    /// Frees name locks held longer than the lease: their release was lost.
+    pub(super) fn expire_slots(&mut self, ctx: &mut Ctx<'_>) {
+        for i in 0..self.tables.len() {
+            let stale: Vec<String> = self.tables[i]
+                .slots
+                .iter()
+                .filter(|(_, s)| {
+                    s.holder
+                        .as_ref()
+                        .is_some_and(|h| h.since + SLOT_LEASE <= ctx.now)
+                })
+                .map(|(n, _)| n.clone())
+                .collect();
+            for name in stale {
+                self.tables[i].slots.get_mut(&name).expect("present").holder = None;
+                self.grant_next(i, &name, ctx);
+            }
+        }
     }
 
     /// `node` is gone: its name locks are released.
@@ -241,16 +293,7 @@ impl Names {
                 self.abort_reg(op, ctx);
                 self.reply(op, Err(NamesError::Taken), ctx);
             }
-            PrepareAnswer::Busy => {
-                self.release_all(op, ctx);
-                let r = self.regs.get_mut(&op).expect("present");
-                r.attempt += 1;
-                r.backing_off = true;
-                let base = 500u64 << r.attempt.min(7);
-                let delay = base + self.jitter(base);
-                let at = ctx.now + Duration::from_micros(delay);
-                self.timers.insert((at, op));
-            }
+            PrepareAnswer::Busy => self.back_off(op, ctx),
         }
     }
 

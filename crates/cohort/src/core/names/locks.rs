@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::super::ctx::Ctx;
 use super::super::pid::{NodeName, Pid};
-use super::{LockId, Names, NamesError, NamesFrame};
+use super::{LockId, Names, NamesError, NamesFrame, PREPARE_TIMEOUT};
 
 /// A lock held on this node.
 #[derive(Debug)]
@@ -84,6 +84,8 @@ impl Names {
             holder: l.holder.clone(),
         };
         let holder = l.holder.clone();
+        self.timers
+            .insert((ctx.now + PREPARE_TIMEOUT, op, l.attempt));
         self.held_at
             .entry(holder)
             .or_default()
@@ -96,9 +98,21 @@ impl Names {
         }
     }
 
-    pub(super) fn retry_lock(&mut self, op: u64, ctx: &mut Ctx<'_>) {
-        if self.lock_ops.get(&op).is_some_and(|l| l.backing_off) {
+    /// A timer of lock request `op` fired: the end of a back-off, or
+    /// answers missing after the time-out (treated as a refusal).
+    pub(super) fn lock_timer(&mut self, op: u64, attempt: u32, ctx: &mut Ctx<'_>) {
+        let Some(l) = self.lock_ops.get_mut(&op) else {
+            return;
+        };
+        if l.attempt != attempt {
+            return;
+        }
+        if l.backing_off {
             self.send_lock_sets(op, ctx);
+        } else {
+            l.denied = true;
+            l.awaiting.clear();
+            self.finish_lock(op, ctx);
         }
     }
 
@@ -187,9 +201,10 @@ impl Names {
                 l.backing_off = true;
                 // OTP backs off randomly up to a quarter second; start lower.
                 let base = 1000u64 << l.attempt.min(8);
+                let attempt = l.attempt;
                 let delay = base / 2 + self.jitter(base);
                 self.timers
-                    .insert((ctx.now + Duration::from_micros(delay), op));
+                    .insert((ctx.now + Duration::from_micros(delay), op, attempt));
             }
         }
         for n in &fresh {

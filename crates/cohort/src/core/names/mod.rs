@@ -51,6 +51,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,19 @@ use super::proto::Frame;
 use super::time::Time;
 
 pub use self::api::{Outcome, RegisterArgs};
+
+/// How often a node tells its members its stream position.
+const HEAD_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a lock phase (name or resource lock) waits for answers before
+/// it gives back what it got and retries (an answer may have been lost).
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a commit waits for acks before answering anyway.
+const ACK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a name lock may be held before this node frees it (its
+/// release was lost); longer than any lock phase.
+const SLOT_LEASE: Duration = Duration::from_secs(6);
+/// The attempt number that marks an ack time-out.
+const ACK_TIMER: u32 = u32::MAX;
 
 /// How a table keeps names consistent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -328,19 +342,30 @@ pub enum PrepareAnswer {
 /// Wire messages of the name service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum NamesFrame {
-    /// All of the sender's own claims in `table`, sent when a session comes up.
+    /// All of the sender's own claims, per table, as of its stream
+    /// position `seq`: replaces everything the receiver holds of the sender.
     Snapshot {
-        /// The table.
-        table: String,
-        /// The sender's claims.
-        claims: Vec<Claim>,
+        /// The sender's stream position.
+        seq: u64,
+        /// The sender's claims, per table.
+        tables: Vec<(String, Vec<Claim>)>,
     },
+    /// The sender's stream position, sent every second: a receiver that
+    /// is behind asks for a snapshot (a lost tail is repaired).
+    Head {
+        /// The sender's stream position.
+        seq: u64,
+    },
+    /// Asks for a `Snapshot` (the receiver missed part of the stream).
+    Resync,
     /// The sender made a claim; answer `Ack { op }` when `ack` is set.
     Add {
         /// The table.
         table: String,
         /// The claim.
         claim: Claim,
+        /// The sender's stream position after this change.
+        seq: u64,
         /// The sender's operation waiting for an ack.
         ack: Option<u64>,
     },
@@ -356,6 +381,8 @@ pub enum NamesFrame {
         stamp: u64,
         /// Why, for the events.
         reason: WireReason,
+        /// The sender's stream position after this change.
+        seq: u64,
         /// The sender's operation waiting for an ack.
         ack: Option<u64>,
     },
@@ -533,8 +560,15 @@ pub struct Names {
     locks: BTreeMap<String, locks::LockEntry>,
     /// Nodes where each local holder may hold locks.
     held_at: HashMap<Pid, BTreeSet<NodeName>>,
-    /// Retries due: (time, op).
-    timers: BTreeSet<(Time, u64)>,
+    /// Timers due: (time, op, attempt) for retries and time-outs.
+    timers: BTreeSet<(Time, u64, u32)>,
+    /// This node's stream position: one per claim made or retracted.
+    seq: u64,
+    /// How far each member's stream was applied (`None`: a snapshot is
+    /// awaited) and whether a `Resync` is out.
+    cursors: HashMap<NodeName, (Option<u64>, bool)>,
+    /// When heads go out next (and stale name locks are looked for).
+    next_head: Option<Time>,
     /// Operation ids the core makes up itself (internal waits), counted down.
     internal_op: u64,
     rng: u64,
@@ -569,6 +603,9 @@ impl Names {
             locks: BTreeMap::new(),
             held_at: HashMap::new(),
             timers: BTreeSet::new(),
+            seq: 0,
+            cursors: HashMap::new(),
+            next_head: None,
             internal_op: u64::MAX,
             rng: seed | 1,
         }
@@ -655,6 +692,7 @@ impl Names {
             self.reply(op, result, ctx);
         } else {
             self.waits.insert(op, Wait { awaiting, result });
+            self.timers.insert((ctx.now + ACK_TIMEOUT, op, ACK_TIMER));
         }
     }
 
@@ -674,30 +712,100 @@ impl Names {
         if !self.is_member(node, ctx) {
             return;
         }
-        for i in 0..self.tables.len() {
-            let t = &self.tables[i];
-            let claims: Vec<Claim> = t
-                .local
-                .iter()
-                .flat_map(|(pid, names)| {
-                    names.iter().filter_map(move |n| {
-                        t.claims
-                            .get(n)?
+        self.cursors.insert(node.clone(), (None, false));
+        self.send_snapshot(node, ctx);
+    }
+
+    pub(super) fn send_snapshot(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
+        let tables = self
+            .tables
+            .iter()
+            .map(|t| {
+                let claims: Vec<Claim> = t
+                    .local
+                    .iter()
+                    .flat_map(|(pid, names)| {
+                        names
                             .iter()
-                            .find(|s| &s.claim.pid == pid)
-                            .map(|s| s.claim.clone())
+                            .filter_map(move |n| t.claim_of(n, pid).cloned())
                     })
+                    .collect();
+                (t.cfg.name.clone(), claims)
+            })
+            .collect();
+        let seq = self.seq;
+        ctx.send(node, Frame::Names(NamesFrame::Snapshot { seq, tables }));
+    }
+
+    /// Whether a delta at `seq` from `node` is the next one; on a gap (or
+    /// before the first snapshot) asks for a snapshot once.
+    fn in_order(&mut self, node: &NodeName, seq: u64, ctx: &mut Ctx<'_>) -> bool {
+        let c = self.cursors.entry(node.clone()).or_insert((None, false));
+        match c.0 {
+            Some(at) if seq == at + 1 => {
+                c.0 = Some(seq);
+                true
+            }
+            Some(at) if seq <= at => false,
+            _ => {
+                if !c.1 {
+                    c.1 = true;
+                    ctx.send(node, Frame::Names(NamesFrame::Resync));
+                }
+                false
+            }
+        }
+    }
+
+    /// Installs `node`'s snapshot: its claims become exactly these.
+    fn install(
+        &mut self,
+        node: &NodeName,
+        seq: u64,
+        tables: Vec<(String, Vec<Claim>)>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        for (table, claims) in tables {
+            let Some(i) = self.table_index(&table) else {
+                debug!(peer = %node, %table, "snapshot of an unknown table");
+                continue;
+            };
+            let keep: BTreeSet<(String, Pid, u64)> = claims
+                .iter()
+                .map(|c| (c.name.clone(), c.pid.clone(), c.stamp))
+                .collect();
+            let stale: Vec<(String, Pid)> = self.tables[i]
+                .claims
+                .iter()
+                .flat_map(|(n, l)| {
+                    l.iter()
+                        .filter(|s| s.claim.pid.node() == node)
+                        .filter(|s| {
+                            !keep.contains(&(n.clone(), s.claim.pid.clone(), s.claim.stamp))
+                        })
+                        .map(move |s| (n.clone(), s.claim.pid.clone()))
                 })
                 .collect();
-            let table = t.cfg.name.clone();
-            ctx.send(node, Frame::Names(NamesFrame::Snapshot { table, claims }));
+            for (name, pid) in stale {
+                self.remove_claim(i, &name, &pid, None, UnregisterReason::Unregistered, ctx);
+            }
+            for c in claims {
+                self.observe(c.stamp);
+                let (name, stamp) = (c.name.clone(), c.stamp);
+                if self.tables[i].claim_of(&name, &c.pid).map(|o| o.stamp) != Some(stamp) {
+                    self.add_claim(i, c, ctx);
+                }
+                self.release_slot(i, &name, node, stamp, ctx);
+            }
         }
+        self.cursors.insert(node.clone(), (Some(seq), false));
     }
 
     /// The session with `node` ended: its claims, name locks, locks and
     /// pending answers go.
     pub fn peer_down(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
         let _ = creation;
+        self.cursors.remove(node);
         for i in 0..self.tables.len() {
             self.drop_origin(i, node, ctx);
             self.release_slots_of(i, node, ctx);
@@ -730,29 +838,45 @@ impl Names {
         let own = |pid: &Pid| pid.node() == node && pid.creation() == creation;
         let me = node == ctx.me();
         match frame {
-            NamesFrame::Snapshot { table, claims } => {
-                let Some(i) = self.table_index(&table) else {
-                    return debug!(peer = %node, %table, "snapshot for an unknown table");
-                };
-                if me || claims.iter().any(|c| !own(&c.pid)) {
+            NamesFrame::Snapshot { seq, tables } => {
+                if me || tables.iter().any(|(_, cs)| cs.iter().any(|c| !own(&c.pid))) {
                     return debug!(peer = %node, "snapshot with foreign claims; ignored");
                 }
-                for c in claims {
-                    self.observe(c.stamp);
-                    self.add_claim(i, c, ctx);
+                self.install(node, seq, tables, ctx);
+            }
+            NamesFrame::Head { seq } => {
+                if !me && !matches!(self.cursors.get(node), Some((Some(at), _)) if *at >= seq) {
+                    let c = self.cursors.entry(node.clone()).or_insert((None, false));
+                    if !c.1 {
+                        c.1 = true;
+                        ctx.send(node, Frame::Names(NamesFrame::Resync));
+                    }
                 }
             }
-            NamesFrame::Add { table, claim, ack } => {
+            NamesFrame::Resync => {
+                if !me {
+                    self.send_snapshot(node, ctx);
+                }
+            }
+            NamesFrame::Add {
+                table,
+                claim,
+                seq,
+                ack,
+            } => {
                 let Some(i) = self.table_index(&table) else {
                     return debug!(peer = %node, %table, "claim for an unknown table");
                 };
                 if me || !own(&claim.pid) {
                     return debug!(peer = %node, "claim for a foreign pid; ignored");
                 }
-                self.observe(claim.stamp);
-                let (name, stamp) = (claim.name.clone(), claim.stamp);
-                self.add_claim(i, claim, ctx);
-                self.release_slot(i, &name, node, stamp, ctx);
+                if self.in_order(node, seq, ctx) {
+                    self.observe(claim.stamp);
+                    let (name, stamp) = (claim.name.clone(), claim.stamp);
+                    self.add_claim(i, claim, ctx);
+                    self.release_slot(i, &name, node, stamp, ctx);
+                }
+                // Acked even when out of order: the snapshot asked for brings it.
                 if let Some(op) = ack {
                     self.send(node, NamesFrame::Ack { op }, ctx);
                 }
@@ -763,12 +887,13 @@ impl Names {
                 pid,
                 stamp,
                 reason,
+                seq,
                 ack,
             } => {
                 let Some(i) = self.table_index(&table) else {
                     return debug!(peer = %node, %table, "retraction for an unknown table");
                 };
-                if !me && own(&pid) {
+                if !me && own(&pid) && self.in_order(node, seq, ctx) {
                     let reason = match reason {
                         WireReason::Unregistered => UnregisterReason::Unregistered,
                         WireReason::Exited(r) => UnregisterReason::Exited(r),
@@ -799,6 +924,7 @@ impl Names {
                     op,
                     attempt,
                     replace,
+                    since: ctx.now,
                 };
                 self.prepare(i, name, req, ctx);
             }
@@ -873,15 +999,32 @@ impl Names {
 
     /// Time passed: retries of busy registrations and refused locks.
     pub fn timeout(&mut self, ctx: &mut Ctx<'_>) {
-        while let Some(&(at, op)) = self.timers.first() {
+        while let Some(&(at, op, attempt)) = self.timers.first() {
             if at > ctx.now {
                 break;
             }
             self.timers.pop_first();
             if self.regs.contains_key(&op) {
-                self.retry_reg(op, ctx);
+                self.reg_timer(op, attempt, ctx);
             } else if self.lock_ops.contains_key(&op) {
-                self.retry_lock(op, ctx);
+                self.lock_timer(op, attempt, ctx);
+            } else if attempt == ACK_TIMER {
+                // Members that did not ack in time get the change by the
+                // stream repair; the caller is not held up for them.
+                if let Some(w) = self.waits.remove(&op) {
+                    self.reply(op, w.result, ctx);
+                }
+            }
+        }
+        match self.next_head {
+            Some(t) if t > ctx.now => {}
+            _ => {
+                self.next_head = Some(ctx.now + HEAD_INTERVAL);
+                let seq = self.seq;
+                for m in self.members(ctx) {
+                    ctx.send(&m, Frame::Names(NamesFrame::Head { seq }));
+                }
+                self.expire_slots(ctx);
             }
         }
         self.pump(ctx);
@@ -889,7 +1032,11 @@ impl Names {
 
     /// When [`Names::timeout`] next has something to do.
     pub fn next_timeout(&self) -> Option<Time> {
-        self.timers.first().map(|(t, _)| *t)
+        let t = self.timers.first().map(|(t, _, _)| *t);
+        match (t, self.next_head) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 

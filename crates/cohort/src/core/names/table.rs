@@ -165,10 +165,13 @@ impl Names {
     ) -> BTreeSet<NodeName> {
         let members = self.members(ctx);
         let table = self.tables[i].cfg.name.clone();
+        self.seq += 1;
+        let seq = self.seq;
         for m in &members {
             let frame = NamesFrame::Add {
                 table: table.clone(),
                 claim: claim.clone(),
+                seq,
                 ack,
             };
             self.send(m, frame, ctx);
@@ -204,8 +207,11 @@ impl Names {
         };
         let members = self.members(ctx);
         let table = self.tables[i].cfg.name.clone();
+        self.seq += 1;
+        let seq = self.seq;
         for m in &members {
             let frame = NamesFrame::Remove {
+                seq,
                 table: table.clone(),
                 name: name.to_string(),
                 pid: pid.clone(),
