@@ -4,10 +4,13 @@
 //! A node keeps, per name table, every *claim* it knows of: `(name, pid,
 //! metadata, stamp, loss policy)`. Only a claim's origin (the node of its
 //! pid) creates or retracts it; peers learn of claims by a snapshot when a
-//! session comes up and by ordered deltas (`Add`/`Remove`) after that, and
-//! drop every claim of a node whose session ends. Sessions are ordered and
-//! reliable, and a lost session drops the origin's claims, so a peer's view
-//! of an origin is always a prefix of what the origin sent.
+//! session comes up and by deltas (`Add`/`Remove`) after that, and drop
+//! every claim of a node whose session ends. Each origin numbers its deltas
+//! (one stream per node, all tables); a receiver applies only the next one,
+//! and on a gap, or when an origin's periodic `Head` shows it is behind,
+//! asks for a snapshot (`Resync`) that replaces everything it holds of that
+//! origin. So a lost or early-dropped frame is repaired within a head
+//! interval, never half-applied.
 //!
 //! The visible entry of a name is the *winner* among its claims, computed by
 //! every node from the claims alone ([`rank`]): claims replaced by a
@@ -30,6 +33,9 @@
 //!   granted, the origin commits (`Add` with an ack request) and answers
 //!   once every member acknowledged. Locks are per name: unrelated names
 //!   never wait for each other, and many registrations are in flight at once.
+//!   A lock phase missing answers after 2 s gives back what it got and
+//!   retries; a commit stops waiting for acks after 3 s (the stream repair
+//!   brings the entry); a name lock whose release was lost expires after 6 s.
 //!
 //! # Locks
 //! `set_lock` takes a lock on a resource on a set of nodes; holders with
