@@ -401,6 +401,7 @@ impl Shared {
             tokio::time::timeout(Duration::from_secs(1), futures::future::join_all(writers)).await;
         self.mailboxes.clear();
         self.links.clear();
+        self.names.stop();
     }
 
     /// Stops every task at once, without a goodbye.
@@ -416,6 +417,7 @@ impl Shared {
         }
         self.mailboxes.clear();
         self.links.clear();
+        self.names.stop();
     }
 }
 

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -24,49 +23,9 @@ use crate::core::pid::{NodeName, Pid};
 use crate::core::time::Time;
 use crate::core::NodeCore;
 
-/// A fast seeded hasher for the read views (names come from
-/// authenticated peers only; the seed differs per node).
-#[derive(Clone)]
-pub(crate) struct FoldHash(u64);
-
-impl BuildHasher for FoldHash {
-    type Hasher = FoldHasher;
-    fn build_hasher(&self) -> FoldHasher {
-        FoldHasher(self.0)
-    }
-}
-
-pub(crate) struct FoldHasher(u64);
-
-impl Hasher for FoldHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-            h = (h ^ w).wrapping_mul(K).rotate_left(26);
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            h = (h ^ u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 56))
-                .wrapping_mul(K)
-                .rotate_left(26);
-        }
-        self.0 = h;
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.write(&[i]);
-    }
-
-    fn finish(&self) -> u64 {
-        let h = self.0 ^ (self.0 >> 29);
-        h.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
-    }
-}
+/// The read views' hasher: foldhash, seeded per node (names come from
+/// authenticated peers only).
+type FoldHash = foldhash::fast::FixedState;
 
 /// A visible entry: the holder, its metadata, and whether the holder is a
 /// process of this node (whose liveness `whereis` checks).
@@ -87,12 +46,26 @@ pub(crate) struct NamesShared {
 }
 
 impl NamesShared {
+    /// The node stopped: every caller still waiting gets `Stopped`
+    /// (dropping its reply channel answers it so).
+    pub(crate) fn stop(&self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     pub(crate) fn new(cfg: &NamesConfig, seed: u64) -> Self {
         NamesShared {
             tables: cfg
                 .tables
                 .iter()
-                .map(|t| (t.name.clone(), DashMap::with_hasher(FoldHash(seed | 1))))
+                .map(|t| {
+                    (
+                        t.name.clone(),
+                        DashMap::with_hasher(FoldHash::with_seed(seed | 1)),
+                    )
+                })
                 .collect(),
             pending: Mutex::new(HashMap::new()),
             next_op: AtomicU64::new(1),
