@@ -472,20 +472,24 @@ impl Scope {
 
     /// The snapshot frames of this node's own entries.
     fn snapshot(&self) -> Vec<PgFrame> {
+        // One pass over each group's local members (never a lookup per
+        // member: a 100,000-member group must not cost 100,000²).
+        let mut names: BTreeMap<&Group, ()> = BTreeMap::new();
+        for gs in self.local.values() {
+            for g in gs.keys() {
+                names.insert(g, ());
+            }
+        }
         let mut groups: BTreeMap<Group, BTreeMap<u64, (u32, Option<Bytes>)>> = BTreeMap::new();
-        for (&serial, gs) in &self.local {
-            for (g, &n) in gs {
-                let meta = self
-                    .view
-                    .members(g)
-                    .local()
-                    .iter()
-                    .find(|m| m.pid().serial() == serial)
-                    .and_then(|m| m.meta().cloned());
-                groups
-                    .entry(g.clone())
-                    .or_default()
-                    .insert(serial, (n, meta));
+        for g in names.into_keys() {
+            let members = self.view.members(g);
+            let entry = groups.entry(g.clone()).or_default();
+            for m in members.local() {
+                let e = entry.entry(m.pid().serial()).or_insert((0, None));
+                e.0 += 1;
+                if e.1.is_none() {
+                    e.1 = m.meta().cloned();
+                }
             }
         }
         let mut frames = Vec::new();
