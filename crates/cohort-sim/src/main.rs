@@ -66,6 +66,10 @@ struct Args {
     /// Cluster sizes for --measure.
     #[arg(long, value_delimiter = ',', default_value = "10,50,200")]
     sizes: Vec<usize>,
+    /// Entry counts for the registry part of --measure (pg memberships and
+    /// names); empty skips it.
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
+    entries: Vec<usize>,
 }
 
 fn main() -> Result<ExitCode> {
@@ -247,5 +251,42 @@ fn run_measure(args: &Args) {
             .map(|(k, t)| format!("{k} {}f/{:.1}KB", t.frames, t.bytes as f64 / 1024.0))
             .collect();
         println!("       per node by kind: {}", kinds.join(", "));
+    }
+    if args.entries.is_empty() {
+        return;
+    }
+    println!();
+    println!("registry convergence after a half/half split of 15s (simulated time)");
+    println!(
+        "{:>6} {:>6} {:>8} {:>10} {:>10} {:>14} {:>22} {:>22}",
+        "what",
+        "nodes",
+        "entries",
+        "load",
+        "heal",
+        "heal KB/node",
+        "per op frames/B /node",
+        "locked frames/B /node"
+    );
+    for what in [measure::Entries::Pg, measure::Entries::Names] {
+        for &n in &args.sizes {
+            for &e in &args.entries {
+                let started = Instant::now();
+                let m = measure::measure_registry(n, e, what, args.seed.unwrap_or(1));
+                println!(
+                    "{:>6} {:>6} {:>8} {:>10} {:>10} {:>14.1} {:>22} {:>22}   ({:.1}s wall)",
+                    format!("{what:?}").to_lowercase(),
+                    m.nodes,
+                    m.entries,
+                    show(m.load),
+                    show(m.heal),
+                    m.heal_traffic.bytes as f64 / 1024.0,
+                    format!("{:.2}/{:.0}", m.per_op.0, m.per_op.1),
+                    m.per_locked
+                        .map_or_else(|| "-".to_string(), |(f, b)| format!("{f:.2}/{b:.0}")),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
     }
 }

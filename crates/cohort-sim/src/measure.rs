@@ -11,6 +11,7 @@ use cohort::core::time::Time;
 
 use crate::config::{FaultSet, SimConfig};
 use crate::net::NodeIdx;
+use crate::registry::{SCOPES, TABLES};
 use crate::sim::{Sim, Traffic};
 
 /// How long the split lasts: well past the peer timeout, so every session
@@ -130,4 +131,188 @@ pub fn show(d: Option<Duration>) -> String {
 /// The clock value `t` as seconds, for reports.
 pub fn secs(t: Time) -> f64 {
     t.0 as f64 / 1e6
+}
+
+/// What is measured by [`measure_registry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entries {
+    /// Process-group memberships in the default scope (batched joins).
+    Pg,
+    /// Names in the eventual table (one process per name).
+    Names,
+}
+
+/// Convergence of a registry after a netsplit, for one size.
+#[derive(Debug, Clone)]
+pub struct RegistryMeasurement {
+    /// Nodes.
+    pub nodes: usize,
+    /// Entries in the whole cluster.
+    pub entries: usize,
+    /// From the end of loading to every node showing every entry.
+    pub load: Option<Duration>,
+    /// From the heal of a half/half split to every node showing every entry.
+    pub heal: Option<Duration>,
+    /// Traffic of the registry's frames per node from heal to convergence.
+    pub heal_traffic: Traffic,
+    /// Per single operation (join or eventual registration), per node:
+    /// frames and bytes of the registry's frames, idle traffic subtracted.
+    pub per_op: (f64, f64),
+    /// Per locked registration, per node (names only).
+    pub per_locked: Option<(f64, f64)>,
+}
+
+/// How often convergence is checked (simulated time).
+const PROBE: Duration = Duration::from_millis(20);
+
+fn kind_traffic(sim: &Sim, kind: &str) -> Traffic {
+    sim.traffic().get(kind).copied().unwrap_or_default()
+}
+
+fn shown(sim: &Sim, what: Entries, i: NodeIdx) -> usize {
+    let Some(core) = sim.nodes()[i].core() else {
+        return 0;
+    };
+    match what {
+        Entries::Pg => core.pg().view(SCOPES[0]).map_or(0, |v| {
+            v.which_groups().iter().map(|g| v.members(g).len()).sum()
+        }),
+        Entries::Names => core.names().registered_names(TABLES[1]).len(),
+    }
+}
+
+fn converged(sim: &Sim, what: Entries, want: usize) -> bool {
+    (0..sim.nodes().len()).all(|i| shown(sim, what, i) == want)
+}
+
+/// Runs until every node shows `want` entries, probing every [`PROBE`].
+fn wait_converged(sim: &mut Sim, what: Entries, want: usize) -> Option<Duration> {
+    let t0 = sim.now();
+    while sim.now() < t0 + PATIENCE {
+        if converged(sim, what, want) {
+            return Some(sim.now() - t0);
+        }
+        let next = sim.now() + PROBE;
+        sim.run_until(next);
+    }
+    None
+}
+
+fn spawn_many(sim: &mut Sim, i: NodeIdx, k: usize) -> Vec<u64> {
+    (0..k)
+        .filter_map(|_| sim.spawn(i).map(|p| p.serial()))
+        .collect()
+}
+
+/// Loads `entries` entries spread over `nodes` nodes, splits the cluster
+/// in halves past the peer timeout, heals, and measures convergence; then
+/// measures the cost of single operations in the healed mesh.
+pub fn measure_registry(
+    nodes: usize,
+    entries: usize,
+    what: Entries,
+    seed: u64,
+) -> RegistryMeasurement {
+    let mut cfg = SimConfig::new(seed);
+    cfg.nodes = Some(nodes);
+    cfg.steps = 0;
+    cfg.faults = FaultSet::none();
+    let mut sim = Sim::new(cfg);
+    let t = sim.now();
+    sim.run_until_or(t + PATIENCE, Sim::full_mesh);
+    let kind = match what {
+        Entries::Pg => "pg",
+        Entries::Names => "names",
+    };
+
+    // Load.
+    let per = entries / nodes;
+    let mut total = 0;
+    for i in 0..nodes {
+        let k = if i == nodes - 1 { entries - total } else { per };
+        total += k;
+        let serials = spawn_many(&mut sim, i, k);
+        match what {
+            Entries::Pg => {
+                for (j, chunk) in serials.chunks(1000).enumerate() {
+                    let g = format!("g{}", (i * 7 + j) % 100);
+                    sim.pg_join(i, SCOPES[0], &g, chunk);
+                }
+            }
+            Entries::Names => {
+                for s in serials {
+                    sim.name_register(i, TABLES[1], &format!("n{i}-{s}"), s, false);
+                }
+            }
+        }
+    }
+    let load = wait_converged(&mut sim, what, entries);
+
+    // Split in halves past the peer timeout, heal.
+    let half = nodes / 2;
+    let mut cuts: Vec<(NodeIdx, NodeIdx)> = Vec::new();
+    for a in 0..half {
+        for b in half..nodes {
+            cuts.push((a, b));
+            cuts.push((b, a));
+        }
+    }
+    sim.partition(cuts);
+    let split_end = sim.now() + SPLIT;
+    sim.run_until(split_end);
+    sim.heal(0);
+    let before = kind_traffic(&sim, kind);
+    let heal = wait_converged(&mut sim, what, entries);
+    let after = kind_traffic(&sim, kind);
+    let heal_traffic = per_node(after, before, nodes, 1.0);
+    let settle = sim.now() + Duration::from_secs(10);
+    sim.run_until(settle);
+
+    // Cost of single operations: idle traffic of the kind over a window,
+    // then the same window with `ops` operations.
+    let window = Duration::from_secs(3);
+    let ops = 200usize;
+    let idle0 = kind_traffic(&sim, kind);
+    let end = sim.now() + window;
+    sim.run_until(end);
+    let idle = kind_traffic(&sim, kind);
+    let idle_frames = (idle.frames - idle0.frames) as f64;
+    let idle_bytes = (idle.bytes - idle0.bytes) as f64;
+    let cost = |sim: &mut Sim, table: Option<&str>| -> (f64, f64) {
+        let start = kind_traffic(sim, kind);
+        for k in 0..ops {
+            let i = k % nodes;
+            let Some(p) = sim.spawn(i) else { continue };
+            match table {
+                None => {
+                    sim.pg_join(i, SCOPES[0], "cost", &[p.serial()]);
+                }
+                Some(t) => sim.name_register(i, t, &format!("c-{t}-{k}"), p.serial(), false),
+            }
+        }
+        let end = sim.now() + window;
+        sim.run_until(end);
+        let stop = kind_traffic(sim, kind);
+        let d = (ops * nodes) as f64;
+        (
+            ((stop.frames - start.frames) as f64 - idle_frames) / d,
+            ((stop.bytes - start.bytes) as f64 - idle_bytes) / d,
+        )
+    };
+    let (per_op, per_locked) = match what {
+        Entries::Pg => (cost(&mut sim, None), None),
+        Entries::Names => (
+            cost(&mut sim, Some(TABLES[1])),
+            Some(cost(&mut sim, Some(TABLES[0]))),
+        ),
+    };
+    RegistryMeasurement {
+        nodes,
+        entries,
+        load,
+        heal,
+        heal_traffic,
+        per_op,
+        per_locked,
+    }
 }

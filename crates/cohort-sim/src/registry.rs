@@ -15,9 +15,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use cohort::core::groups::{Answer, GroupDef, GroupsConfig, GroupsEffect, Publish, Query};
 use cohort::core::names::{
-    rank, Claim,
-    LockId, LossPolicy, Mode, NameEvent, NamesConfig, NamesEffect, NamesError, Outcome,
-    RegisterArgs, TableConfig, UnregisterReason,
+    rank, Claim, LockId, LossPolicy, Mode, NameEvent, NamesConfig, NamesEffect, NamesError,
+    Outcome, RegisterArgs, TableConfig, UnregisterReason,
 };
 use cohort::core::pg::{PgEffect, PgEventKind};
 use cohort::core::pid::{NodeName, Pid};
@@ -187,7 +186,12 @@ impl Sim {
     }
 
     fn save_pg(&self, i: NodeIdx, scope: &str, group: &str, pids: &[Pid]) -> SavedPg {
-        let local = self.ledger.reg.pg_local.get(&(i, scope.to_string())).cloned();
+        let local = self
+            .ledger
+            .reg
+            .pg_local
+            .get(&(i, scope.to_string()))
+            .cloned();
         let hist = pids
             .iter()
             .map(|p| {
@@ -279,12 +283,19 @@ impl Sim {
 
     /// The first index at or after `from` where the origin's history of
     /// (scope, group, pid) reads `count`.
-    fn hist_index(&self, scope: &str, group: &str, pid: &Pid, count: u32, from: usize) -> Option<usize> {
-        let h = self
-            .ledger
-            .reg
-            .pg_hist
-            .get(&(scope.to_string(), group.to_string(), pid.clone()))?;
+    fn hist_index(
+        &self,
+        scope: &str,
+        group: &str,
+        pid: &Pid,
+        count: u32,
+        from: usize,
+    ) -> Option<usize> {
+        let h =
+            self.ledger
+                .reg
+                .pg_hist
+                .get(&(scope.to_string(), group.to_string(), pid.clone()))?;
         (from..h.len()).find(|&k| h[k] == count)
     }
 
@@ -389,7 +400,14 @@ impl Sim {
     }
 
     /// Node `i` registers local `serial` as `name` in `table`.
-    pub fn name_register(&mut self, i: NodeIdx, table: &str, name: &str, serial: u64, replace: bool) {
+    pub fn name_register(
+        &mut self,
+        i: NodeIdx,
+        table: &str,
+        name: &str,
+        serial: u64,
+        replace: bool,
+    ) {
         let op = self.next_req(i);
         let pid = self.nodes[i].pid(serial);
         let creation = self.nodes[i].creation;
@@ -448,7 +466,9 @@ impl Sim {
             },
         );
         let mut out = None;
-        self.input(i, |c, now| out = Some(c.names_unregister(now, op, table, name)));
+        self.input(i, |c, now| {
+            out = Some(c.names_unregister(now, op, table, name))
+        });
         if let Some(Outcome::Done(r)) = out {
             self.name_reply(i, op, r);
         }
@@ -536,7 +556,13 @@ impl Sim {
                 continue;
             }
             let key = (a.table.clone(), a.name.clone(), a.pid.clone());
-            if self.ledger.reg.retracted.get(&key).is_some_and(|&t| t >= a.started) {
+            if self
+                .ledger
+                .reg
+                .retracted
+                .get(&key)
+                .is_some_and(|&t| t >= a.started)
+            {
                 continue;
             }
             let j = a.node;
@@ -552,10 +578,7 @@ impl Sim {
                     "locked {}/{} acknowledged to {pid} on n{i} (started at {}us) while {} (acked at {}us on n{j}) held it; n{i} and n{j} synced since {}us/{}us",
                     o.table, o.name, o.started.0, a.pid, a.acked.0, s1.0, s2.0
                 );
-                self.ledger
-                    .reg
-                    .locked_doubles
-                    .push(Stray { at: now, what });
+                self.ledger.reg.locked_doubles.push(Stray { at: now, what });
                 break;
             }
         }
@@ -634,6 +657,16 @@ impl Sim {
                     .iter()
                     .filter(|a| a.table == table && a.name == name && a.pid.node() == &me)
                     .map(|a| a.pid.clone())
+                    .chain(
+                        // Registrations not yet acknowledged count too: an
+                        // unregister may overtake the last ack.
+                        self.ledger
+                            .reg
+                            .name_ops
+                            .iter()
+                            .filter(|((n, _, _), o)| *n == i && o.table == table && o.name == name)
+                            .filter_map(|(_, o)| o.pid.clone()),
+                    )
                     .collect();
                 for pid in gone {
                     self.ledger
@@ -689,7 +722,9 @@ impl Sim {
                 let Some(core) = node.core() else { continue };
                 for c in core.names().claims(table) {
                     if c.pid.node() == &node.name && self.ledger.is_alive(&c.pid) {
-                        held.entry((self.group_of(b), c.name.clone())).or_default().push(c);
+                        held.entry((self.group_of(b), c.name.clone()))
+                            .or_default()
+                            .push(c);
                     }
                 }
             }

@@ -215,6 +215,7 @@ fn operation(sim: &mut Sim) {
     };
     let total: u32 = OPS.iter().map(|(_, w)| w).sum();
     let mut pick = sim.rng.random_range(0..total);
+    let names_on = sim.config().names;
     let op = OPS
         .iter()
         .find(|(_, w)| {
@@ -227,6 +228,12 @@ fn operation(sim: &mut Sim) {
         })
         .map(|(op, _)| *op)
         .expect("weights cover the range");
+    let op = match op {
+        Op::Register | Op::ReRegister | Op::Unregister | Op::Lock | Op::Unlock if !names_on => {
+            Op::Send
+        }
+        op => op,
+    };
     let local: Vec<u64> = sim.nodes()[i].alive.iter().copied().collect();
     match op {
         Op::Spawn => {
@@ -313,10 +320,7 @@ fn operation(sim: &mut Sim) {
         Op::PgJoin => {
             let scope = pick_scope(sim, i);
             let group = *GROUPS.choose(&mut sim.rng).expect("not empty");
-            let mut pids: Vec<u64> = local
-                .choose_multiple(&mut sim.rng, 3)
-                .copied()
-                .collect();
+            let mut pids: Vec<u64> = local.choose_multiple(&mut sim.rng, 3).copied().collect();
             pids.truncate(sim.rng.random_range(1..=3));
             if pids.is_empty() {
                 sim.spawn(i);

@@ -57,3 +57,20 @@ fn self_monitor_down_reaches_the_dead_process() {
     cfg.self_monitors = true;
     replay(cfg);
 }
+
+/// The name service decides by `HashMap` iteration order (std's
+/// randomly keyed hasher) which of two pending registrations of one pid
+/// proceeds first and in which order claims of a lost peer are dropped, so
+/// the same seed gives different runs: with seed 1 (150 steps), node n2
+/// answers op 8 or op 9 with `AlreadyNamed` depending on the process's
+/// hash keys. Found in core/names (mod.rs: `claims`, `slots`, `regs`,
+/// `waits`, `lock_ops` are `HashMap`s iterated when producing effects).
+#[test]
+#[ignore = "core/names iterates HashMaps when producing effects"]
+fn names_runs_replay_exactly() {
+    let mut cfg = SimConfig::new(1);
+    cfg.steps = 150;
+    let a = runner::run(cfg.clone());
+    let b = runner::run(cfg);
+    assert_eq!(a.trace_hash, b.trace_hash, "seed 1 diverged with names on");
+}

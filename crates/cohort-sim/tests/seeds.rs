@@ -46,6 +46,12 @@ fn three_hundred_seeds_all_faults() {
         "down: noproc",
         "down: exit reason",
         "node-down: timeout",
+        "pg: join",
+        "pg: leave",
+        "pg: meta",
+        "pg: monitor",
+        "names: set_lock",
+        "names: clash seen",
     ] {
         assert!(total(what) > 0, "no {what} in 300 seeds");
     }
@@ -57,7 +63,7 @@ fn each_fault_kind_alone() {
         let mut base = SimConfig::new(0);
         base.steps = 100;
         base.faults = kind.name().parse::<FaultSet>().expect("valid fault name");
-        let seeds: Vec<u64> = (1000..1030).collect();
+        let seeds: Vec<u64> = (1000..1020).collect();
         let outcomes = runner::run_many(&seeds, &base, |_, _| {});
         check(&outcomes, &base);
     }
@@ -71,4 +77,19 @@ fn larger_clusters() {
     let seeds: Vec<u64> = (2000..2010).collect();
     let outcomes = runner::run_many(&seeds, &base, |_, _| {});
     check(&outcomes, &base);
+}
+
+#[test]
+fn global_groups() {
+    let mut base = SimConfig::new(0);
+    base.steps = 150;
+    base.groups = true;
+    let seeds: Vec<u64> = (3000..3060).collect();
+    let outcomes = runner::run_many(&seeds, &base, |_, _| {});
+    check(&outcomes, &base);
+    let asked: u64 = outcomes
+        .iter()
+        .filter_map(|o| o.counters.get("groups: answered"))
+        .sum();
+    assert!(asked > 0, "no cross-group query answered in 60 seeds");
 }

@@ -32,8 +32,7 @@ impl Invariant for GroupBoundary {
         for (o, node) in sim.nodes().iter().enumerate() {
             let Some(core) = node.core() else { continue };
             let foreign = |p: &cohort::core::pid::Pid| {
-                sim.index_of(p.node())
-                    .is_none_or(|b| !sim.same_group(o, b))
+                sim.index_of(p.node()).is_none_or(|b| !sim.same_group(o, b))
             };
             for scope in SCOPES {
                 for (g, members) in view_of(sim, o, scope).unwrap_or_default() {

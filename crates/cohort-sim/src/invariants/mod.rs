@@ -29,10 +29,10 @@ pub use group_boundary::GroupBoundary;
 pub use locked_once::LockedOnce;
 pub use monitor_down_once::MonitorDownOnce;
 pub use names_unique::NamesUnique;
-pub use pg_monitor_order::PgMonitorOrder;
-pub use pg_views::PgViews;
 pub use no_delivery_to_exited::NoDeliveryToExited;
 pub use no_panic::NoPanic;
+pub use pg_monitor_order::PgMonitorOrder;
+pub use pg_views::PgViews;
 pub use sessions_symmetric::SessionsSymmetric;
 pub use wire_contract::WireContract;
 
@@ -121,7 +121,16 @@ mod tests {
 
     #[test]
     fn a_lost_down_is_caught() {
-        let mut sim = settled(2);
+        let fired = |sim: &Sim| {
+            sim.ledger
+                .monitors
+                .iter()
+                .any(|((w, _), m)| m.downs.len() == 1 && !m.demonitored && sim.ledger.is_alive(w))
+        };
+        let mut sim = (2..40)
+            .map(settled)
+            .find(fired)
+            .expect("a seed where a live watcher's monitor fired");
         let m = sim
             .ledger
             .monitors
@@ -182,5 +191,48 @@ mod tests {
         // Had node 0 not been asked to forget node 1, it would have to redial.
         sim.ledger.remembers.insert((0, 1));
         assert!(FullMesh.eventually(&sim).is_err());
+    }
+
+    #[test]
+    fn a_member_missing_from_a_view_is_caught() {
+        let mut sim = settled(7);
+        let key = sim
+            .ledger
+            .reg
+            .pg_local
+            .keys()
+            .next()
+            .cloned()
+            .expect("some membership");
+        // Pretend the node made one more membership than its view shows.
+        let groups = sim.ledger.reg.pg_local.get_mut(&key).expect("present");
+        groups.entry("phantom".into()).or_default().insert(999, 1);
+        assert!(PgViews.always(&sim).is_err());
+        assert!(PgViews.eventually(&sim).is_err());
+    }
+
+    #[test]
+    fn a_monitor_that_missed_an_event_is_caught() {
+        let mut sim = settled(8);
+        let m = sim
+            .ledger
+            .reg
+            .pg_mons
+            .values_mut()
+            .find(|m| !m.state.is_empty())
+            .expect("a monitor with members");
+        m.state.clear();
+        assert!(PgMonitorOrder.always(&sim).is_err());
+    }
+
+    #[test]
+    fn a_double_locked_registration_is_caught() {
+        let mut sim = settled(9);
+        let at = sim.now();
+        sim.ledger.reg.locked_doubles.push(Stray {
+            at,
+            what: "test".into(),
+        });
+        assert!(LockedOnce.always(&sim).is_err());
     }
 }

@@ -50,7 +50,9 @@ impl Invariant for NamesUnique {
         };
         for table in TABLES {
             for o in 0..n {
-                let Some(core) = sim.nodes()[o].core() else { continue };
+                let Some(core) = sim.nodes()[o].core() else {
+                    continue;
+                };
                 if !clique(o) {
                     continue;
                 }
@@ -82,7 +84,9 @@ impl Invariant for NamesUnique {
                         .map(|c| (c, reg.name_touched.get(&(table.to_string(), name.clone()))))
                     {
                         let reachable = sim.index_of(expected.node()).is_some_and(|e| {
-                            e == o || (reg.synced.contains_key(&(o, e)) && reg.synced.contains_key(&(e, o)))
+                            e == o
+                                || (reg.synced.contains_key(&(o, e))
+                                    && reg.synced.contains_key(&(e, o)))
                         });
                         if touched.is_none_or(|t| t < at)
                             && reachable
@@ -100,7 +104,9 @@ impl Invariant for NamesUnique {
                     if b == o || !reg.synced.contains_key(&(o, b)) || circle(o) != circle(b) {
                         continue;
                     }
-                    let Some(other) = sim.nodes()[b].core() else { continue };
+                    let Some(other) = sim.nodes()[b].core() else {
+                        continue;
+                    };
                     let theirs = other.names().registered_names(table);
                     if theirs != visible {
                         return Err(format!(
@@ -108,7 +114,10 @@ impl Invariant for NamesUnique {
                         ));
                     }
                     for name in &visible {
-                        let (x, y) = (names.whereis(table, name), other.names().whereis(table, name));
+                        let (x, y) = (
+                            names.whereis(table, name),
+                            other.names().whereis(table, name),
+                        );
                         if x != y {
                             return Err(format!(
                                 "after settling, {table}/{name} is {x:?} on n{o} but {y:?} on n{b}"

@@ -68,8 +68,15 @@ fn diff(a: &BTreeMap<String, PidCounts>, b: &BTreeMap<String, PidCounts>) -> Str
     let empty = PidCounts::new();
     for g in groups {
         let (x, y) = (a.get(g).unwrap_or(&empty), b.get(g).unwrap_or(&empty));
-        for p in x.keys().chain(y.keys()).collect::<std::collections::BTreeSet<&Pid>>() {
-            let (cx, cy) = (x.get(p).copied().unwrap_or(0), y.get(p).copied().unwrap_or(0));
+        for p in x
+            .keys()
+            .chain(y.keys())
+            .collect::<std::collections::BTreeSet<&Pid>>()
+        {
+            let (cx, cy) = (
+                x.get(p).copied().unwrap_or(0),
+                y.get(p).copied().unwrap_or(0),
+            );
             if cx != cy {
                 out.push(format!("{g}: {p} shown {cx}x, expected {cy}x"));
             }
