@@ -573,6 +573,17 @@ impl Sim {
             let (Some(s1), Some(s2)) = (since(i, j), since(j, i)) else {
                 continue;
             };
+            // The effects of one input are recorded in order, so the
+            // session may already have ended in the core (a node leaving
+            // mid-registration releases its part of the lock, as in OTP).
+            let peer = self.nodes[j].name.clone();
+            let still = self.nodes[i]
+                .core()
+                .and_then(|c| c.cluster().peer_creation(&peer))
+                == Some(self.nodes[j].creation);
+            if !still {
+                continue;
+            }
             if s1 <= o.started && s2 <= o.started && !o.replace {
                 let what = format!(
                     "locked {}/{} acknowledged to {pid} on n{i} (started at {}us) while {} (acked at {}us on n{j}) held it; n{i} and n{j} synced since {}us/{}us",
