@@ -6,8 +6,6 @@ use cohort_sim::runner;
 fn cfg(seed: u64, steps: usize) -> SimConfig {
     let mut c = SimConfig::new(seed);
     c.steps = steps;
-    // The name service is not deterministic yet (see known_bugs.rs).
-    c.names = false;
     c
 }
 

@@ -58,15 +58,12 @@ fn self_monitor_down_reaches_the_dead_process() {
     replay(cfg);
 }
 
-/// The name service decides by `HashMap` iteration order (std's
+/// The name service used to decide by `HashMap` iteration order (std's
 /// randomly keyed hasher) which of two pending registrations of one pid
 /// proceeds first and in which order claims of a lost peer are dropped, so
-/// the same seed gives different runs: with seed 1 (150 steps), node n2
-/// answers op 8 or op 9 with `AlreadyNamed` depending on the process's
-/// hash keys. Found in core/names (mod.rs: `claims`, `slots`, `regs`,
-/// `waits`, `lock_ops` are `HashMap`s iterated when producing effects).
+/// the same seed gave different runs (seed 1, 150 steps: node n2 answered op
+/// 8 or op 9 with `AlreadyNamed`). Fixed: its maps hash with a fixed hasher.
 #[test]
-#[ignore = "core/names iterates HashMaps when producing effects"]
 fn names_runs_replay_exactly() {
     let mut cfg = SimConfig::new(1);
     cfg.steps = 150;

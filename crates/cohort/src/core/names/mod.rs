@@ -55,6 +55,10 @@ mod table;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+/// A hash map whose iteration order depends only on what was inserted: the
+/// core must replay exactly from a seed, so no per-process random hasher.
+type DetMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -533,11 +537,11 @@ struct Stored {
 struct Table {
     cfg: TableConfig,
     /// Every known claim, by name.
-    claims: HashMap<String, Vec<Stored>>,
+    claims: DetMap<String, Vec<Stored>>,
     /// Names claimed by each local pid.
-    local: HashMap<Pid, BTreeSet<String>>,
+    local: DetMap<Pid, BTreeSet<String>>,
     /// Name locks of locked registrations.
-    slots: HashMap<String, locked::Slot>,
+    slots: DetMap<String, locked::Slot>,
     /// Whether anyone listens to this table's events.
     watched: bool,
 }
@@ -557,22 +561,22 @@ pub struct Names {
     /// Frames this node sends to itself, handled after the current input.
     loopback: VecDeque<NamesFrame>,
     /// Locked registrations in their lock phase, by operation.
-    regs: HashMap<u64, locked::PendingReg>,
+    regs: DetMap<u64, locked::PendingReg>,
     /// Operations waiting for acks.
-    waits: HashMap<u64, Wait>,
+    waits: DetMap<u64, Wait>,
     /// Lock requests in flight.
-    lock_ops: HashMap<u64, locks::LockOp>,
+    lock_ops: DetMap<u64, locks::LockOp>,
     /// Locks held on this node.
     locks: BTreeMap<String, locks::LockEntry>,
     /// Nodes where each local holder may hold locks.
-    held_at: HashMap<Pid, BTreeSet<NodeName>>,
+    held_at: DetMap<Pid, BTreeSet<NodeName>>,
     /// Timers due: (time, op, attempt) for retries and time-outs.
     timers: BTreeSet<(Time, u64, u32)>,
     /// This node's stream position: one per claim made or retracted.
     seq: u64,
     /// How far each member's stream was applied (`None`: a snapshot is
     /// awaited) and whether a `Resync` is out.
-    cursors: HashMap<NodeName, (Option<u64>, bool)>,
+    cursors: DetMap<NodeName, (Option<u64>, bool)>,
     /// When heads go out next (and stale name locks are looked for).
     next_head: Option<Time>,
     /// Operation ids the core makes up itself (internal waits), counted down.
@@ -595,22 +599,22 @@ impl Names {
                 .into_iter()
                 .map(|cfg| Table {
                     cfg,
-                    claims: HashMap::new(),
-                    local: HashMap::new(),
-                    slots: HashMap::new(),
+                    claims: DetMap::default(),
+                    local: DetMap::default(),
+                    slots: DetMap::default(),
                     watched: false,
                 })
                 .collect(),
             clock: 0,
             loopback: VecDeque::new(),
-            regs: HashMap::new(),
-            waits: HashMap::new(),
-            lock_ops: HashMap::new(),
+            regs: DetMap::default(),
+            waits: DetMap::default(),
+            lock_ops: DetMap::default(),
             locks: BTreeMap::new(),
-            held_at: HashMap::new(),
+            held_at: DetMap::default(),
             timers: BTreeSet::new(),
             seq: 0,
-            cursors: HashMap::new(),
+            cursors: DetMap::default(),
             next_head: None,
             internal_op: u64::MAX,
             rng: seed | 1,
