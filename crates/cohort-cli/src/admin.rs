@@ -488,18 +488,26 @@ async fn command(node: &Node, me: &Pid, text: &str) -> Value {
     }
 }
 
-/// Serves the admin API on `addr` until the node stops.
+/// Serves the admin API on `addr` until the node stops, with the
+/// bench-only `/bench/` endpoints when `bench_api` is set (hidden
+/// `cohort node --bench-api`).
 pub async fn serve(
     node: Node,
     addr: SocketAddr,
+    bench_api: bool,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let bench = bench_api.then(|| crate::bench::api::router(node.clone()));
     let state = Admin {
         node,
         attached: Arc::new(AtomicU64::new(0)),
         requests: Arc::new(AtomicU64::new(0)),
     };
     let counter = state.requests.clone();
-    let app = Router::new()
+    let mut app = Router::new();
+    if let Some(b) = bench {
+        app = app.merge(b);
+    }
+    let app = app
         .route("/info", get(info))
         .route("/nodes", get(nodes))
         .route("/names", get(names))

@@ -89,6 +89,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     /// `--admin`.
     pub admin: Option<String>,
+    /// Hidden `--bench-api`: serve the `/bench/` endpoints.
+    pub bench_api: bool,
 }
 
 /// Everything a node needs, checked.
@@ -116,6 +118,8 @@ pub struct NodeConfig {
     pub scopes: Vec<String>,
     /// Name tables.
     pub names: NamesConfig,
+    /// Serve the bench-only `/bench/` admin endpoints.
+    pub bench_api: bool,
 }
 
 /// The default admin address: loopback only.
@@ -226,6 +230,7 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         groups,
         scopes: file.scopes.clone(),
         names,
+        bench_api: flags.bench_api,
     })
 }
 

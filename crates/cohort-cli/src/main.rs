@@ -1,6 +1,7 @@
 //! The `cohort` executable: node daemon, admin client, demo and benchmarks.
 
 mod admin;
+mod bench;
 mod config;
 mod ctl;
 mod demo;
@@ -32,6 +33,9 @@ enum Command {
     /// Five nodes in two global groups on loopback: groups, names, a
     /// netsplit with a name clash, the heal, and how it was settled.
     Demo,
+    /// Runs the reference scenarios of SCENARIOS.md on node processes
+    /// started here, and prints (or writes a report of) the metrics.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -54,6 +58,9 @@ struct NodeArgs {
     /// Admin API address (default 127.0.0.1:4370, loopback only).
     #[arg(long)]
     admin: Option<String>,
+    /// Serves the bench-only /bench/ admin endpoints (used by `cohort bench`).
+    #[arg(long, hide = true)]
+    bench_api: bool,
 }
 
 #[derive(Args)]
@@ -221,10 +228,12 @@ fn main() -> ExitCode {
                 cookie_file: a.cookie_file,
                 config: a.config,
                 admin: a.admin,
+                bench_api: a.bench_api,
             };
             config::resolve(&flags).and_then(|cfg| runtime().block_on(node::run(cfg)).map(|_| 0))
         }
         Command::Demo => runtime().block_on(demo::run()).map(|_| 0),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(0) => ExitCode::SUCCESS,

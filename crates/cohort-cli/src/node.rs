@@ -70,7 +70,7 @@ fn connect_seed(node: &Node, addr: String) {
 /// Runs the daemon until a signal.
 pub async fn run(cfg: NodeConfig) -> Result<()> {
     let node = start(&cfg).await?;
-    let (admin_addr, _server) = admin::serve(node.clone(), cfg.admin).await?;
+    let (admin_addr, _server) = admin::serve(node.clone(), cfg.admin, cfg.bench_api).await?;
     // One line on stdout that scripts can wait for.
     println!(
         "node {} listening on {} admin http://{} creation {}",

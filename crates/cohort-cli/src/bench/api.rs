@@ -1,0 +1,491 @@
+//! Bench-only admin endpoints, served under `/bench/` when the node runs
+//! with the hidden `--bench-api` flag.
+//!
+//! The workload runs inside the node, as OTP's `anchor_bench` does: an HTTP
+//! call starts a tight loop of joins or registrations over idle processes
+//! the node spawned earlier, and answers with wall-clock timestamps (ns
+//! since the Unix epoch, comparable across the node processes of one host).
+//! `/bench/wait` polls the node's own local view until it holds the expected
+//! counts, and says when each count first held. Every parameter is checked;
+//! bad input gets a 400 with `{"error": ...}`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use cohort::{Node, Pid, Process};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Largest count one call may ask for.
+const MAX_COUNT: u64 = 10_000_000;
+/// Largest number of concurrent callers.
+const MAX_CONCURRENCY: u64 = 1_000;
+/// Longest wait.
+const MAX_WAIT_MS: u64 = 600_000;
+
+/// State of the bench endpoints: the node and the idle processes spawned
+/// for the workload (they live until `/bench/reset` or the node stops).
+#[derive(Clone)]
+struct Bench {
+    node: Node,
+    procs: Arc<Mutex<Vec<Process>>>,
+    /// Name → pid this node registered it to (for the clash analysis).
+    registered: Arc<Mutex<HashMap<String, Pid>>>,
+}
+
+struct BenchError(StatusCode, String);
+
+impl IntoResponse for BenchError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> BenchError {
+    BenchError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+type BenchResult = Result<Json<Value>, BenchError>;
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, BenchError> {
+    b.map(|Json(v)| v).map_err(|e| bad(e.body_text()))
+}
+
+/// Nanoseconds since the Unix epoch.
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn check_count(what: &str, n: u64, max: u64) -> Result<(), BenchError> {
+    if n > max {
+        return Err(bad(format!("{what} {n} is larger than {max}")));
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Bench {
+    /// The pids of processes `offset..offset+count`, or a 400.
+    fn pids(&self, offset: u64, count: u64) -> Result<Vec<Pid>, BenchError> {
+        let procs = lock(&self.procs);
+        let end = offset
+            .checked_add(count)
+            .filter(|e| *e <= procs.len() as u64)
+            .ok_or_else(|| {
+                bad(format!(
+                    "processes {offset}..{offset}+{count} asked, {} spawned",
+                    procs.len()
+                ))
+            })?;
+        Ok(procs[offset as usize..end as usize]
+            .iter()
+            .map(|p| p.pid().clone())
+            .collect())
+    }
+
+    fn table(&self, table: &Option<String>) -> Result<cohort::runtime::NameTable, BenchError> {
+        match table {
+            None => Ok(self.node.names()),
+            Some(t) => self
+                .node
+                .names_table(t)
+                .ok_or_else(|| bad(format!("no name table {t:?}"))),
+        }
+    }
+
+    fn scope_running(&self, scope: &str) -> Result<cohort::Scope, BenchError> {
+        if scope.is_empty() {
+            return Err(bad("empty scope"));
+        }
+        Ok(self.node.scope(scope))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpawnBody {
+    count: u64,
+}
+
+/// Spawns `count` more idle processes.
+async fn spawn(State(b): State<Bench>, req: Result<Json<SpawnBody>, JsonRejection>) -> BenchResult {
+    let req = body(req)?;
+    check_count("count", req.count, MAX_COUNT)?;
+    let t = Instant::now();
+    let mut procs = lock(&b.procs);
+    procs.reserve(req.count as usize);
+    for _ in 0..req.count {
+        procs.push(b.node.spawn());
+    }
+    Ok(Json(
+        json!({ "total": procs.len(), "elapsed_ns": t.elapsed().as_nanos() as u64 }),
+    ))
+}
+
+/// Drops every bench process (their entries go with them) and the record
+/// of registered names.
+async fn reset(State(b): State<Bench>) -> BenchResult {
+    let n = std::mem::take(&mut *lock(&b.procs)).len();
+    lock(&b.registered).clear();
+    Ok(Json(json!({ "dropped": n })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinBody {
+    scope: String,
+    /// Group name prefix.
+    prefix: String,
+    /// Groups `{prefix}{i mod groups}`; 0 means one group called `prefix`.
+    #[serde(default)]
+    groups: u64,
+    /// First process.
+    #[serde(default)]
+    offset: u64,
+    count: u64,
+    /// Pids per call (only with one group).
+    #[serde(default = "one")]
+    batch: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Joins processes `offset..offset+count` to their groups, one call per
+/// process (or per `batch` pids), from one caller.
+async fn join(State(b): State<Bench>, req: Result<Json<JoinBody>, JsonRejection>) -> BenchResult {
+    let req = body(req)?;
+    check_count("count", req.count, MAX_COUNT)?;
+    if req.batch == 0 || req.batch > MAX_COUNT {
+        return Err(bad("batch must be between 1 and 10,000,000"));
+    }
+    if req.batch > 1 && req.groups != 0 {
+        return Err(bad("batch > 1 needs one group (groups = 0)"));
+    }
+    let scope = b.scope_running(&req.scope)?;
+    let pids = b.pids(req.offset, req.count)?;
+    let names: Vec<String> = if req.groups == 0 {
+        Vec::new()
+    } else {
+        (0..req.count)
+            .map(|i| format!("{}{}", req.prefix, (req.offset + i) % req.groups))
+            .collect()
+    };
+    let res = tokio::task::spawn_blocking(move || {
+        let first = now_ns();
+        let t = Instant::now();
+        let mut errors = 0u64;
+        if req.groups == 0 {
+            for chunk in pids.chunks(req.batch as usize) {
+                if scope.join_many(&req.prefix, chunk).is_err() {
+                    errors += 1;
+                }
+            }
+        } else {
+            for (pid, g) in pids.iter().zip(&names) {
+                if scope.join(g, pid).is_err() {
+                    errors += 1;
+                }
+            }
+        }
+        let elapsed = t.elapsed().as_nanos() as u64;
+        (first, first + elapsed, errors)
+    })
+    .await
+    .map_err(|e| BenchError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(
+        json!({ "first_call_ns": res.0, "last_return_ns": res.1, "errors": res.2 }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    table: Option<String>,
+    /// Names `{prefix}{i}` for i in 0..count.
+    prefix: String,
+    /// First process (process `offset + i` gets name i).
+    #[serde(default)]
+    offset: u64,
+    count: u64,
+    /// Concurrent callers (each takes every `concurrency`-th name).
+    #[serde(default = "one")]
+    concurrency: u64,
+    /// Unregister instead of register.
+    #[serde(default)]
+    unregister: bool,
+}
+
+/// Registers (or unregisters) `count` names from `concurrency` callers.
+async fn register(
+    State(b): State<Bench>,
+    req: Result<Json<RegisterBody>, JsonRejection>,
+) -> BenchResult {
+    let req = body(req)?;
+    check_count("count", req.count, MAX_COUNT)?;
+    if req.concurrency == 0 || req.concurrency > MAX_CONCURRENCY {
+        return Err(bad(format!(
+            "concurrency must be between 1 and {MAX_CONCURRENCY}"
+        )));
+    }
+    let table = b.table(&req.table)?;
+    let pids = if req.unregister {
+        Vec::new()
+    } else {
+        b.pids(req.offset, req.count)?
+    };
+    let pids = Arc::new(pids);
+    let first = now_ns();
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..req.concurrency {
+        let (table, pids, prefix) = (table.clone(), pids.clone(), req.prefix.clone());
+        let (count, step, unregister) = (req.count, req.concurrency, req.unregister);
+        tasks.push(tokio::spawn(async move {
+            let mut errors = 0u64;
+            let mut done = Vec::new();
+            let mut i = c;
+            while i < count {
+                let name = format!("{prefix}{i}");
+                if unregister {
+                    if table.unregister(&name).await.is_err() {
+                        errors += 1;
+                    }
+                } else {
+                    let pid = &pids[i as usize];
+                    match table.register(name.clone(), pid).await {
+                        Ok(()) => done.push((name, pid.clone())),
+                        Err(_) => errors += 1,
+                    }
+                }
+                i += step;
+            }
+            (errors, done)
+        }));
+    }
+    let mut errors = 0;
+    let mut all = Vec::new();
+    for t in tasks {
+        let (e, done) = t
+            .await
+            .map_err(|e| BenchError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        errors += e;
+        all.extend(done);
+    }
+    let elapsed = t.elapsed().as_nanos() as u64;
+    let mut reg = lock(&b.registered);
+    if req.unregister {
+        for i in 0..req.count {
+            reg.remove(&format!("{}{i}", req.prefix));
+        }
+    } else {
+        reg.extend(all);
+    }
+    Ok(Json(
+        json!({ "first_call_ns": first, "last_return_ns": first + elapsed, "errors": errors }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitBody {
+    scope: Option<String>,
+    /// Total memberships of `scope` to wait for.
+    members: Option<u64>,
+    table: Option<String>,
+    /// Names of `table` to wait for.
+    names: Option<u64>,
+    /// Connected visible nodes to wait for.
+    nodes: Option<u64>,
+    timeout_ms: u64,
+}
+
+/// Total memberships of a scope in this node's view.
+fn total_members(scope: &cohort::Scope) -> u64 {
+    scope
+        .which_groups()
+        .iter()
+        .map(|g| scope.members(g).len() as u64)
+        .sum()
+}
+
+/// Polls this node's own view until every given count holds (sleeping
+/// `max(1 ms, 4 × cost of one check)` between checks, as OTP's pollers
+/// do); answers with the time each first held, or `null` on time-out.
+async fn wait(State(b): State<Bench>, req: Result<Json<WaitBody>, JsonRejection>) -> BenchResult {
+    let req = body(req)?;
+    check_count("timeout_ms", req.timeout_ms, MAX_WAIT_MS)?;
+    if req.members.is_some() != req.scope.is_some() {
+        return Err(bad("members and scope go together"));
+    }
+    let scope = req
+        .scope
+        .as_deref()
+        .map(|s| b.scope_running(s))
+        .transpose()?;
+    let table = b.table(&req.table)?;
+    let deadline = Instant::now() + Duration::from_millis(req.timeout_ms);
+    let (mut members_at, mut names_at, mut nodes_at) = (None, None, None);
+    let (mut seen_members, mut seen_names, mut seen_nodes) = (0, 0, 0);
+    loop {
+        let t = Instant::now();
+        if let (Some(want), Some(s)) = (req.members, &scope) {
+            if members_at.is_none() {
+                seen_members = total_members(s);
+                if seen_members == want {
+                    members_at = Some(now_ns());
+                }
+            }
+        }
+        if let Some(want) = req.names {
+            if names_at.is_none() {
+                seen_names = table.registered_names().len() as u64;
+                if seen_names == want {
+                    names_at = Some(now_ns());
+                }
+            }
+        }
+        if let Some(want) = req.nodes {
+            if nodes_at.is_none() {
+                seen_nodes = b.node.nodes().len() as u64;
+                if seen_nodes == want {
+                    nodes_at = Some(now_ns());
+                }
+            }
+        }
+        let done = (req.members.is_none() || members_at.is_some())
+            && (req.names.is_none() || names_at.is_some())
+            && (req.nodes.is_none() || nodes_at.is_some());
+        if done || Instant::now() >= deadline {
+            return Ok(Json(json!({
+                "ok": done,
+                "members_at_ns": members_at, "names_at_ns": names_at, "nodes_at_ns": nodes_at,
+                "members": seen_members, "names": seen_names, "nodes": seen_nodes,
+            })));
+        }
+        let cost = t.elapsed() * 4;
+        tokio::time::sleep(cost.max(Duration::from_millis(1))).await;
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadBody {
+    /// `members` (needs scope and group) or `whereis` (needs name).
+    op: String,
+    scope: Option<String>,
+    group: Option<String>,
+    table: Option<String>,
+    name: Option<String>,
+    iters: u64,
+}
+
+/// Times `iters` local reads; answers ns per read and the result size.
+async fn read(State(b): State<Bench>, req: Result<Json<ReadBody>, JsonRejection>) -> BenchResult {
+    let req = body(req)?;
+    if req.iters == 0 || req.iters > MAX_COUNT {
+        return Err(bad("iters must be between 1 and 10,000,000"));
+    }
+    let iters = req.iters;
+    let (ns, size) = match req.op.as_str() {
+        "members" => {
+            let scope = b.scope_running(req.scope.as_deref().unwrap_or(""))?;
+            let group = req.group.ok_or_else(|| bad("members needs group"))?;
+            tokio::task::spawn_blocking(move || {
+                let t = Instant::now();
+                let mut size = 0;
+                for _ in 0..iters {
+                    size = std::hint::black_box(scope.members(std::hint::black_box(&group))).len();
+                }
+                (t.elapsed().as_nanos() as f64 / iters as f64, size)
+            })
+            .await
+        }
+        "whereis" => {
+            let table = b.table(&req.table)?;
+            let name = req.name.ok_or_else(|| bad("whereis needs name"))?;
+            tokio::task::spawn_blocking(move || {
+                let t = Instant::now();
+                let mut size = 0;
+                for _ in 0..iters {
+                    size = usize::from(
+                        std::hint::black_box(table.whereis(std::hint::black_box(&name))).is_some(),
+                    );
+                }
+                (t.elapsed().as_nanos() as f64 / iters as f64, size)
+            })
+            .await
+        }
+        other => return Err(bad(format!("unknown op {other:?}: members or whereis"))),
+    }
+    .map_err(|e| BenchError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!({ "ns_per_op": ns, "size": size })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OwnersBody {
+    table: Option<String>,
+    prefix: String,
+    count: u64,
+}
+
+/// For names `{prefix}{i}`: the holder's node as this node sees it, and
+/// how many of the names this node registered are held by someone else
+/// while the process it registered still runs.
+async fn owners(
+    State(b): State<Bench>,
+    req: Result<Json<OwnersBody>, JsonRejection>,
+) -> BenchResult {
+    let req = body(req)?;
+    check_count("count", req.count, MAX_COUNT)?;
+    let table = b.table(&req.table)?;
+    let reg = lock(&b.registered);
+    let mut holders = Vec::with_capacity(req.count as usize);
+    let mut losers_running = 0u64;
+    for i in 0..req.count {
+        let name = format!("{}{i}", req.prefix);
+        let holder = table.whereis(&name);
+        if let Some(mine) = reg.get(&name) {
+            if holder.as_ref() != Some(mine) && b.node.is_alive(mine) {
+                losers_running += 1;
+            }
+        }
+        holders.push(holder.map(|p| p.node().as_str().to_string()));
+    }
+    Ok(Json(
+        json!({ "holders": holders, "losers_running": losers_running }),
+    ))
+}
+
+/// The `/bench/...` routes, with their own state.
+pub fn router<S: Clone + Send + Sync + 'static>(node: Node) -> Router<S> {
+    let state = Bench {
+        node,
+        procs: Arc::new(Mutex::new(Vec::new())),
+        registered: Arc::new(Mutex::new(HashMap::new())),
+    };
+    Router::new()
+        .route("/bench/spawn", post(spawn))
+        .route("/bench/reset", post(reset))
+        .route("/bench/join", post(join))
+        .route("/bench/register", post(register))
+        .route("/bench/wait", post(wait))
+        .route("/bench/read", post(read))
+        .route("/bench/owners", post(owners))
+        .with_state(state)
+}

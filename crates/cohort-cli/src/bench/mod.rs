@@ -1,0 +1,415 @@
+//! `cohort bench`: the reference scenarios of SCENARIOS.md on node
+//! processes started by the command itself, over loopback TCP.
+//!
+//! The workload runs inside the nodes (bench-only admin endpoints, see
+//! [`api`]); this driver starts the nodes, triggers the phases, polls each
+//! node's own view through `/bench/wait`, and prints the metrics (medians
+//! over the repetitions, with min and max), as text or JSON lines.
+
+pub mod api;
+mod cluster;
+mod report;
+mod scenarios;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Map, Value};
+
+use cluster::TableMode;
+use scenarios::Sample;
+
+/// Arguments of `cohort bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// pg_join, pg_join_shared, global_reg, netsplit, nodedown, scale, or all.
+    pub scenario: String,
+    /// Node count (netsplit, scale); default: the sizes of SCENARIOS.md.
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// Entry count: N (pg_join, pg_join_shared, global_reg), K (netsplit),
+    /// X (nodedown, with Y = 10 X); default: the sizes of SCENARIOS.md.
+    #[arg(long)]
+    pub n: Option<u64>,
+    /// Repetitions of each configuration (each on a fresh cluster).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Name-table mode for global_reg (default: both).
+    #[arg(long, value_parser = ["locked", "eventual"])]
+    pub mode: Option<String>,
+    /// pg_join_shared variant (default: both).
+    #[arg(long, value_parser = ["single", "batch1000"])]
+    pub variant: Option<String>,
+    /// One JSON object per metric and line.
+    #[arg(long)]
+    pub json: bool,
+    /// With `all`: write report.md and SVG plots into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Small sizes (a quick look, or CI).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// All scenario names, in run order.
+pub const SCENARIOS: [&str; 6] = [
+    "pg_join",
+    "pg_join_shared",
+    "global_reg",
+    "netsplit",
+    "nodedown",
+    "scale",
+];
+
+type RunFn = Box<dyn Fn() -> Result<Vec<Sample>>>;
+
+/// One configuration of one scenario.
+struct Job {
+    scenario: &'static str,
+    label: String,
+    run: RunFn,
+}
+
+fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
+    let quick = a.quick;
+    let mut v: Vec<Job> = Vec::new();
+    let mut push = |label: String, run: RunFn| {
+        v.push(Job {
+            scenario,
+            label,
+            run,
+        })
+    };
+    match scenario {
+        "pg_join" => {
+            let n = a.n.unwrap_or(if quick { 10_000 } else { 100_000 });
+            push(
+                format!("n={n}"),
+                Box::new(move || scenarios::pg_join("pg_join", None, n, 1)),
+            );
+        }
+        "pg_join_shared" => {
+            for (variant, default, quick_n, batch) in [
+                ("single", 10_000, 2_000, 1),
+                ("batch1000", 100_000, 10_000, 1_000),
+            ] {
+                if a.variant.as_deref().is_some_and(|w| w != variant) {
+                    continue;
+                }
+                let n = a.n.unwrap_or(if quick { quick_n } else { default });
+                push(
+                    format!("{variant} n={n}"),
+                    Box::new(move || scenarios::pg_join("pg_join_shared", Some(variant), n, batch)),
+                );
+            }
+        }
+        "global_reg" => {
+            for mode in [TableMode::Locked, TableMode::Eventual] {
+                if a.mode.as_deref().is_some_and(|m| m != mode.as_str()) {
+                    continue;
+                }
+                let n = a.n.unwrap_or(if quick { 1_000 } else { 10_000 });
+                if n < 3 {
+                    bail!("global_reg needs --n of at least 3");
+                }
+                push(
+                    format!("{} n={n}", mode.as_str()),
+                    Box::new(move || scenarios::global_reg(mode, n)),
+                );
+            }
+        }
+        "netsplit" => {
+            let ks = match a.n {
+                Some(k) => vec![k],
+                None if quick => vec![100],
+                None => vec![1_000, 10_000],
+            };
+            let ns = match a.nodes {
+                Some(n) => vec![n],
+                None if quick => vec![3],
+                None => vec![3, 5],
+            };
+            for &k in &ks {
+                for &n in &ns {
+                    if n < 3 {
+                        bail!("netsplit needs --nodes of at least 3");
+                    }
+                    push(
+                        format!("nodes={n} k={k}"),
+                        Box::new(move || scenarios::netsplit(n, k)),
+                    );
+                }
+            }
+        }
+        "nodedown" => {
+            let xs = match a.n {
+                Some(x) => vec![x],
+                None if quick => vec![100],
+                None => vec![1_000, 10_000],
+            };
+            for x in xs {
+                push(
+                    format!("names={x} members={}", 10 * x),
+                    Box::new(move || scenarios::nodedown(x, 10 * x)),
+                );
+            }
+        }
+        "scale" => {
+            let ns = match a.nodes {
+                Some(n) => vec![n],
+                None if quick => vec![3, 5],
+                None => vec![3, 5, 10, 20],
+            };
+            for n in ns {
+                if !(2..=100).contains(&n) {
+                    bail!("scale needs --nodes between 2 and 100");
+                }
+                push(format!("nodes={n}"), Box::new(move || scenarios::scale(n)));
+            }
+        }
+        other => bail!(
+            "unknown scenario {other:?}; expected one of {} or all",
+            SCENARIOS.join(", ")
+        ),
+    }
+    Ok(v)
+}
+
+/// Median, min and max of one metric over the repetitions.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Scenario.
+    pub scenario: String,
+    /// Metric key.
+    pub metric: String,
+    /// Unit.
+    pub unit: String,
+    /// Extra fields.
+    pub fields: Map<String, Value>,
+    /// Median.
+    pub value: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+    /// Repetitions.
+    pub reps: usize,
+}
+
+impl Summary {
+    /// The JSON line.
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("scenario".into(), json!(self.scenario));
+        o.insert("metric".into(), json!(self.metric));
+        o.insert("value".into(), json!(round(self.value)));
+        o.insert("unit".into(), json!(self.unit));
+        o.insert("min".into(), json!(round(self.min)));
+        o.insert("max".into(), json!(round(self.max)));
+        o.insert("reps".into(), json!(self.reps));
+        for (k, v) in &self.fields {
+            o.insert(k.clone(), v.clone());
+        }
+        Value::Object(o)
+    }
+
+    /// The extra fields as `k=v ...`.
+    pub fn fields_text(&self) -> String {
+        self.fields
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                v => format!("{k}={v}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn round(x: f64) -> f64 {
+    if x.abs() >= 100.0 {
+        x.round()
+    } else {
+        (x * 1000.0).round() / 1000.0
+    }
+}
+
+/// Human form of a value with its unit.
+pub fn show(v: f64, unit: &str) -> String {
+    match unit {
+        "ms" => format!("{v:.2} ms"),
+        "ns" if v >= 1e6 => format!("{:.2} ms", v / 1e6),
+        "ns" if v >= 1e3 => format!("{:.2} µs", v / 1e3),
+        "ns" => format!("{v:.0} ns"),
+        "B" if v >= 1e6 => format!("{:.1} MB", v / 1e6),
+        "B" => format!("{v:.0} B"),
+        "ops/s" => format!("{v:.0} ops/s"),
+        u => format!("{v} {u}"),
+    }
+}
+
+fn summarize(scenario: &str, reps: &[Vec<Sample>]) -> Vec<Summary> {
+    // Keep the metric order of the first repetition.
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut by: BTreeMap<(String, String), (Sample, Vec<f64>)> = BTreeMap::new();
+    for rep in reps {
+        for s in rep {
+            let key = (
+                s.metric.to_string(),
+                Value::Object(s.fields.clone()).to_string(),
+            );
+            by.entry(key.clone())
+                .or_insert_with(|| {
+                    order.push(key.clone());
+                    (s.clone(), Vec::new())
+                })
+                .1
+                .push(s.value);
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|k| by.remove(&k))
+        .map(|(s, mut vals)| {
+            vals.sort_by(f64::total_cmp);
+            let mid = vals.len() / 2;
+            let median = if vals.len() % 2 == 1 {
+                vals[mid]
+            } else {
+                (vals[mid - 1] + vals[mid]) / 2.0
+            };
+            Summary {
+                scenario: scenario.to_string(),
+                metric: s.metric.to_string(),
+                unit: s.unit.to_string(),
+                fields: s.fields,
+                value: median,
+                min: vals[0],
+                max: vals[vals.len() - 1],
+                reps: vals.len(),
+            }
+        })
+        .collect()
+}
+
+fn print(sums: &[Summary], json: bool, pb: &ProgressBar) {
+    pb.suspend(|| {
+        for s in sums {
+            if json {
+                println!("{}", s.to_json());
+            } else {
+                let range = if s.reps > 1 {
+                    format!(
+                        "  (min {}, max {})",
+                        show(s.min, &s.unit),
+                        show(s.max, &s.unit)
+                    )
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{:<15} {:<34} {:>14}{range}  {}",
+                    s.scenario,
+                    s.metric,
+                    show(s.value, &s.unit),
+                    s.fields_text()
+                );
+            }
+        }
+    });
+}
+
+/// Runs `cohort bench`; the exit code is 0 when every run succeeded.
+pub fn run(a: BenchArgs) -> Result<i32> {
+    if a.reps == 0 || a.reps > 100 {
+        bail!("--reps must be between 1 and 100");
+    }
+    let names: Vec<&'static str> = if a.scenario == "all" {
+        SCENARIOS.to_vec()
+    } else {
+        match SCENARIOS.iter().find(|s| **s == a.scenario) {
+            Some(s) => vec![*s],
+            None => bail!(
+                "unknown scenario {:?}; expected one of {} or all",
+                a.scenario,
+                SCENARIOS.join(", ")
+            ),
+        }
+    };
+    if a.report.is_some() && a.scenario != "all" {
+        bail!("--report goes with `cohort bench all`");
+    }
+    let mut all_jobs = Vec::new();
+    for s in &names {
+        all_jobs.extend(jobs(s, &a)?);
+    }
+    let pb = ProgressBar::new((all_jobs.len() * a.reps) as u64);
+    pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.enable_steady_tick(Duration::from_millis(200));
+    let started = std::time::SystemTime::now();
+    let load_before = load_average();
+    let mut results: Vec<Summary> = Vec::new();
+    let mut failures = Vec::new();
+    for job in &all_jobs {
+        let mut reps = Vec::new();
+        for r in 0..a.reps {
+            pb.set_message(format!(
+                "{} {} (rep {}/{})",
+                job.scenario,
+                job.label,
+                r + 1,
+                a.reps
+            ));
+            match (job.run)() {
+                Ok(s) => reps.push(s),
+                Err(e) => {
+                    pb.suspend(|| eprintln!("cohort bench: {} {}: {e:#}", job.scenario, job.label));
+                    failures.push(format!("{} {}: {e:#}", job.scenario, job.label));
+                }
+            }
+            pb.inc(1);
+        }
+        let sums = summarize(job.scenario, &reps);
+        print(&sums, a.json, &pb);
+        results.extend(sums);
+    }
+    pb.finish_and_clear();
+    if let Some(dir) = &a.report {
+        let meta = report::Meta {
+            started,
+            load_before,
+            load_after: load_average(),
+            reps: a.reps,
+            quick: a.quick,
+            failures: failures.clone(),
+        };
+        report::write(dir, &results, &meta)?;
+        eprintln!(
+            "cohort bench: report in {}",
+            dir.join("report.md").display()
+        );
+    }
+    if failures.is_empty() {
+        Ok(0)
+    } else {
+        Ok(1)
+    }
+}
+
+/// The 1-minute load average, from /proc/loadavg.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
