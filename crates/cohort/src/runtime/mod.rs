@@ -1,7 +1,7 @@
 //! The tokio runtime around the core: a [`Node`] handle, its driver task,
 //! connection tasks and process mailboxes.
 //!
-//! The [`NodeCore`](crate::core::NodeCore) sits behind one lock (see
+//! The [`NodeCore`] sits behind one lock (see
 //! `engine`); API calls, connection readers and the timer task take turns
 //! feeding it and carry out its effects. Hot paths skip it: a send to a
 //! local pid goes straight to the mailbox, a send to a remote pid straight
