@@ -1,0 +1,254 @@
+//! `cohort bench` at small sizes: every scenario runs once and reports
+//! every metric key of SCENARIOS.md with a finite value. No timing
+//! assertions: timing goals live in the benchmarks, not in tests.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cohort");
+
+fn bench(args: &[&str]) -> Vec<Value> {
+    let out = Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .args(["--reps", "1", "--json"])
+        .output()
+        .expect("cohort bench runs");
+    assert!(
+        out.status.success(),
+        "cohort bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect()
+}
+
+/// Every `(field filter, metric)` is present once per matching
+/// configuration, with a finite value between min and max.
+fn check(lines: &[Value], scenario: &str, configs: &[Value], metrics: &[&str]) {
+    for l in lines {
+        assert_eq!(l["scenario"], scenario, "{l}");
+        let v = l["value"].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite(), "{l}");
+        assert!(l["unit"].is_string(), "{l}");
+        assert!(
+            l["min"].as_f64().unwrap() <= v && v <= l["max"].as_f64().unwrap(),
+            "{l}"
+        );
+    }
+    for cfg in configs {
+        for m in metrics {
+            let found = lines.iter().any(|l| {
+                l["metric"] == *m
+                    && cfg
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .all(|(k, want)| &l[k] == want)
+            });
+            assert!(found, "{scenario}: no {m} for {cfg} in {lines:#?}");
+        }
+    }
+}
+
+const PG: [&str; 8] = [
+    "join_ops_per_s",
+    "conv_all_nodes_ms_from_start",
+    "conv_lag_after_last_join_ms",
+    "mem_bytes_per_member_local",
+    "mem_bytes_per_member_remote",
+    "members_ns_local",
+    "members_ns_remote",
+    "members_missing_ns",
+];
+
+#[test]
+fn pg_join() {
+    let l = bench(&["pg_join", "--n", "2000"]);
+    check(&l, "pg_join", &[json!({})], &PG);
+}
+
+#[test]
+fn pg_join_shared() {
+    let l = bench(&["pg_join_shared", "--n", "2000"]);
+    check(
+        &l,
+        "pg_join_shared",
+        &[
+            json!({"variant": "single"}),
+            json!({"variant": "batch1000"}),
+        ],
+        &PG,
+    );
+}
+
+#[test]
+fn global_reg() {
+    let l = bench(&["global_reg", "--n", "300"]);
+    check(
+        &l,
+        "global_reg",
+        &[json!({"mode": "locked"}), json!({"mode": "eventual"})],
+        &[
+            "reg_seq_ops_per_s",
+            "reg_conc10_ops_per_s",
+            "reg_1proc_per_node_ops_per_s",
+            "unreg_seq_ops_per_s",
+            "visible_lag_after_last_return_ms",
+            "whereis_ns_local",
+            "whereis_ns_remote",
+            "whereis_missing_ns",
+            "mem_bytes_per_name_local",
+            "mem_bytes_per_name_remote",
+        ],
+    );
+}
+
+#[test]
+fn netsplit() {
+    let l = bench(&["netsplit", "--n", "50", "--nodes", "3"]);
+    check(
+        &l,
+        "netsplit",
+        &[json!({"nodes": 3, "k": 50})],
+        &[
+            "split_cleanup_ms",
+            "heal_full_convergence_ms",
+            "heal_names_convergence_ms",
+            "heal_pg_convergence_ms",
+            "clash_names",
+            "clash_nodes_disagreeing",
+            "clash_losers_still_running",
+        ],
+    );
+}
+
+#[test]
+fn nodedown() {
+    let l = bench(&["nodedown", "--n", "50"]);
+    check(
+        &l,
+        "nodedown",
+        &[json!({"names": 50, "members": 500})],
+        &[
+            "cleanup_all_survivors_ms",
+            "cleanup_names_ms",
+            "cleanup_pg_ms",
+        ],
+    );
+}
+
+#[test]
+fn scale() {
+    let l = bench(&["scale", "--nodes", "3"]);
+    check(
+        &l,
+        "scale",
+        &[json!({"nodes": 3})],
+        &[
+            "mesh_formed_ms",
+            "name_visible_all_ms",
+            "rss_bytes_per_node_idle",
+        ],
+    );
+}
+
+#[test]
+fn report_is_written() {
+    let dir = std::env::temp_dir().join(format!("cohort-bench-report-{}", std::process::id()));
+    let out = Command::new(BIN)
+        .args([
+            "bench", "all", "--quick", "--reps", "1", "--n", "30", "--nodes", "3",
+        ])
+        .arg("--report")
+        .arg(&dir)
+        .output()
+        .expect("cohort bench all runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("## netsplit") && md.contains("`join_ops_per_s`"),
+        "{md}"
+    );
+    for svg in [
+        "throughput.svg",
+        "convergence_nodes.svg",
+        "convergence_entries.svg",
+    ] {
+        let s = std::fs::read_to_string(dir.join(svg)).unwrap();
+        assert!(
+            s.starts_with("<svg") && s.trim_end().ends_with("</svg>"),
+            "{svg}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_is_refused() {
+    let out = Command::new(BIN)
+        .args(["bench", "nosuch"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown scenario"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    // The bench endpoints answer 4xx to bad parameters.
+    let mut child = Command::new(BIN)
+        .args(["node", "--bench-api", "--name", "smoke@127.0.0.1"])
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .env("COHORT_COOKIE", "bench-smoke")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let admin = line.split_whitespace().nth(6).unwrap().to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for (path, body) in [
+        (
+            "/bench/join",
+            json!({"scope": "pg", "prefix": "g", "count": 5}),
+        ),
+        (
+            "/bench/join",
+            json!({"scope": "pg", "prefix": "g", "count": 0, "batch": 0}),
+        ),
+        (
+            "/bench/register",
+            json!({"prefix": "n", "count": 1, "concurrency": 0}),
+        ),
+        ("/bench/spawn", json!({"count": -1})),
+        ("/bench/spawn", json!({"count": 100000000})),
+        ("/bench/read", json!({"op": "nope", "iters": 1})),
+        ("/bench/wait", json!({"members": 1, "timeout_ms": 1})),
+        (
+            "/bench/owners",
+            json!({"table": "nosuch", "prefix": "x", "count": 1}),
+        ),
+    ] {
+        let resp = agent
+            .post(format!("{admin}{path}"))
+            .send_json(&body)
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{path} {body}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
