@@ -134,16 +134,20 @@ fn a_peer_behind_in_the_same_stream_gets_only_the_missing_deltas() {
     );
     assert_eq!(members(&net, 0, "g2"), vec![pb.clone()]);
     assert_eq!(members(&net, 0, "g3"), vec![pb.clone()]);
-    let kinds: Vec<&str> = net
+    let answers: Vec<Vec<u64>> = net
         .sent
         .iter()
         .map(|(_, f)| match f {
-            Frame::Pg(PgFrame::Delta { .. }) => "delta",
-            Frame::Pg(PgFrame::Sync { .. }) => "sync",
-            other => other.kind(),
+            Frame::Pg(PgFrame::Catchup { deltas, .. }) => deltas.iter().map(|(s, _)| *s).collect(),
+            other => panic!("expected only a catch-up of deltas, got {other:?}"),
         })
         .collect();
-    assert_eq!(kinds, vec!["delta", "delta"]);
+    let (_, head) = net.nodes[1].pg().head("pg").unwrap();
+    assert_eq!(
+        answers,
+        vec![vec![head - 1, head]],
+        "exactly the two missing deltas, no snapshot"
+    );
     assert_eq!(
         net.nodes[0].pg().cursor("pg", net.nodes[1].name()),
         net.nodes[1].pg().head("pg")

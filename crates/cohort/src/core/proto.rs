@@ -194,6 +194,19 @@ impl Frame {
         Ok(frame)
     }
 
+    /// Whether dropping this frame on a congested session is safe: the
+    /// receiver notices the gap in the origin's stream (or the next head)
+    /// and asks again, so shedding it costs a resync, never consistency.
+    pub fn is_sheddable(&self) -> bool {
+        match self {
+            Frame::Pg(PgFrame::Delta { .. }) => true,
+            Frame::Names(
+                NamesFrame::Add { ack: None, .. } | NamesFrame::Remove { ack: None, .. },
+            ) => true,
+            _ => false,
+        }
+    }
+
     /// A short name of the frame kind, for logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::{Link, NodeEvent, Shared};
+use super::{Link, NodeEvent, Outbox, Shared};
 use crate::core::pid::NodeName;
 use crate::core::process::Message;
 use crate::core::proto::Frame;
@@ -29,7 +29,7 @@ use crate::core::{ConnId, ConnectError, Effect, NodeCore, ReqId};
 use crate::transport::{Connection, Listener, Transport};
 
 struct ConnTasks {
-    tx: mpsc::UnboundedSender<Bytes>,
+    out: Outbox,
     authenticated: Arc<AtomicBool>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
@@ -55,6 +55,7 @@ pub(crate) struct EngineCell {
     transport: Arc<dyn Transport>,
     epoch: Instant,
     dial_timeout: Duration,
+    max_queued: usize,
 }
 
 impl EngineCell {
@@ -63,6 +64,7 @@ impl EngineCell {
         transport: Arc<dyn Transport>,
         epoch: Instant,
         dial_timeout: Duration,
+        max_queued: usize,
     ) -> Self {
         EngineCell {
             engine: Mutex::new(Engine {
@@ -80,6 +82,7 @@ impl EngineCell {
             transport,
             epoch,
             dial_timeout,
+            max_queued,
         }
     }
 
@@ -237,7 +240,13 @@ impl Shared {
                 }
                 Effect::Send { conn, frame } => {
                     if let Some(c) = e.conns.get(&conn) {
-                        let _ = c.tx.send(frame.encode());
+                        if frame.is_sheddable() && c.out.queued() > self.engine.max_queued {
+                            // The peer is not keeping up: it will find the
+                            // gap and ask again (snapshot or missing deltas).
+                            self.traffic.shed.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            c.out.push(frame.encode());
+                        }
                     }
                 }
                 Effect::Close { conn, reason } => {
@@ -265,7 +274,7 @@ impl Shared {
                             Link {
                                 creation,
                                 visible,
-                                tx: c.tx.clone(),
+                                out: c.out.clone(),
                             },
                         );
                     }
@@ -315,10 +324,12 @@ impl Shared {
             mut stream,
         } = c;
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        let (out, queued) = Outbox::new(tx);
         let authenticated = Arc::new(AtomicBool::new(false));
         let counters = Arc::downgrade(self);
         let writer = tokio::spawn(async move {
             let count = |n: usize| {
+                queued.fetch_sub(n, Ordering::Relaxed);
                 if let Some(s) = counters.upgrade() {
                     s.traffic.frames_out.fetch_add(1, Ordering::Relaxed);
                     s.traffic.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
@@ -376,7 +387,7 @@ impl Shared {
         e.conns.insert(
             conn,
             ConnTasks {
-                tx,
+                out,
                 authenticated,
                 reader,
                 writer,

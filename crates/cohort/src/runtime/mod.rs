@@ -74,6 +74,7 @@ pub struct NodeBuilder {
     cookie: CookieSource,
     cluster: ClusterConfig,
     max_frame: usize,
+    max_queued: usize,
     transport: Option<Arc<dyn Transport>>,
     seed: Option<u64>,
     names: crate::core::names::NamesConfig,
@@ -96,6 +97,7 @@ impl Default for NodeBuilder {
             cookie: CookieSource::Default,
             cluster: ClusterConfig::default(),
             max_frame: DEFAULT_MAX_FRAME,
+            max_queued: 64 * 1024 * 1024,
             transport: None,
             seed: None,
             names: Default::default(),
@@ -176,6 +178,14 @@ impl NodeBuilder {
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.cluster.backoff_min = min;
         self.cluster.backoff_max = max;
+        self
+    }
+
+    /// Bytes that may wait in one peer's outgoing queue before replication
+    /// deltas to it are shed (default 64 MiB); the peer then repairs the gap
+    /// by re-asking, instead of this node growing without limit.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued = bytes;
         self
     }
 
@@ -273,7 +283,13 @@ impl NodeBuilder {
             next_serial: AtomicU64::new(1),
             next_ref: AtomicU64::new(1),
             names: names::NamesShared::new(&self.names, u64::from(creation)),
-            engine: EngineCell::new(core, transport, epoch, self.cluster.handshake_timeout),
+            engine: EngineCell::new(
+                core,
+                transport,
+                epoch,
+                self.cluster.handshake_timeout,
+                self.max_queued,
+            ),
             pg_subs: DashMap::new(),
             traffic: Traffic::default(),
             group_reqs: groups::Pending::default(),
@@ -315,6 +331,7 @@ pub(crate) struct Traffic {
     pub(crate) frames_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
+    pub(crate) shed: AtomicU64,
 }
 
 impl Traffic {
@@ -338,6 +355,8 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes sent to peers (frame bodies).
     pub bytes_out: u64,
+    /// Replication frames shed because a peer's queue was full.
+    pub shed_frames: u64,
     /// Process-group changes this node is behind its peers' advertised heads.
     pub pg_lag: u64,
     /// Live local processes.
@@ -350,7 +369,40 @@ pub(crate) struct Link {
     pub(crate) creation: u32,
     /// False for hidden sessions (between a hidden global group and another).
     pub(crate) visible: bool,
-    pub(crate) tx: mpsc::UnboundedSender<Bytes>,
+    pub(crate) out: Outbox,
+}
+
+/// The queue of frames to one peer, with the bytes waiting in it.
+#[derive(Clone)]
+pub(crate) struct Outbox {
+    tx: mpsc::UnboundedSender<Bytes>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Outbox {
+    pub(crate) fn new(
+        tx: mpsc::UnboundedSender<Bytes>,
+    ) -> (Self, Arc<std::sync::atomic::AtomicUsize>) {
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        (
+            Outbox {
+                tx,
+                queued: queued.clone(),
+            },
+            queued,
+        )
+    }
+
+    /// Queues a frame; false when the connection is gone.
+    pub(crate) fn push(&self, frame: Bytes) -> bool {
+        self.queued.fetch_add(frame.len(), Ordering::Relaxed);
+        self.tx.send(frame).is_ok()
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
 }
 
 impl Shared {
@@ -385,7 +437,7 @@ impl Shared {
     fn write_to(&self, about: &Pid, frame: &Frame) {
         if let Some(l) = self.links.get(about.node()) {
             if l.creation == about.creation() {
-                let _ = l.tx.send(frame.encode());
+                l.out.push(frame.encode());
             }
         }
     }
@@ -552,6 +604,7 @@ impl Node {
             frames_out: t.frames_out.load(Ordering::Relaxed),
             bytes_in: t.bytes_in.load(Ordering::Relaxed),
             bytes_out: t.bytes_out.load(Ordering::Relaxed),
+            shed_frames: t.shed.load(Ordering::Relaxed),
             pg_lag,
             processes,
         }

@@ -127,6 +127,16 @@ pub enum PgFrame {
         /// The changes, applied together.
         ops: Vec<Op>,
     },
+    /// The changes a peer missed, answering its `Discover`: applied in
+    /// order like deltas, but never shed on a congested session.
+    Catchup {
+        /// The scope.
+        scope: ScopeName,
+        /// The sender's stream.
+        stream: u64,
+        /// (sequence number, changes) in order.
+        deltas: Vec<(u64, Vec<Op>)>,
+    },
     /// The head of the sender's stream, advertised periodically.
     Heads {
         /// The scope.
@@ -526,14 +536,15 @@ impl Scope {
         if let Some((stream, seq)) = have {
             let first_logged = self.log.front().map(|(s, _)| *s).unwrap_or(self.seq + 1);
             if stream == self.stream && seq <= self.seq && seq + 1 >= first_logged {
-                for (s, ops) in self.log.iter().filter(|(s, _)| *s > seq) {
+                let deltas: Vec<(u64, Vec<Op>)> =
+                    self.log.iter().filter(|(s, _)| *s > seq).cloned().collect();
+                if !deltas.is_empty() {
                     ctx.send(
                         node,
-                        Frame::Pg(PgFrame::Delta {
+                        Frame::Pg(PgFrame::Catchup {
                             scope: self.name.clone(),
                             stream: self.stream,
-                            seq: *s,
-                            ops: ops.clone(),
+                            deltas,
                         }),
                     );
                 }
@@ -542,6 +553,44 @@ impl Scope {
         }
         for f in self.snapshot() {
             ctx.send(node, Frame::Pg(f));
+        }
+    }
+
+    /// Applies one change of `node`'s stream if it is the next one; a gap
+    /// or another stream asks again. `answer` marks changes that answer our
+    /// own request (they clear the wait). Returns whether it applied.
+    #[allow(clippy::too_many_arguments)]
+    fn delta(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        node: &NodeName,
+        creation: u32,
+        stream: u64,
+        seq: u64,
+        ops: Vec<Op>,
+        answer: bool,
+    ) -> bool {
+        let Some(p) = self.peers.get(node).filter(|p| p.asked) else {
+            debug!(peer = %node, scope = %self.name, "delta from a node that is not a peer of the scope; ignored");
+            return false;
+        };
+        match p.cursor {
+            Some((st, cur)) if st == stream && seq == cur + 1 => {
+                let p = self.peers.get_mut(node).expect("present");
+                p.cursor = Some((stream, seq));
+                p.resyncing = false;
+                for op in ops {
+                    self.apply(ctx, node, creation, op);
+                }
+                true
+            }
+            Some((st, cur)) if st == stream && seq <= cur => answer,
+            // A snapshot or the missing changes are on their way.
+            _ if !answer && (p.resyncing || !p.partial.is_empty()) => false,
+            _ => {
+                self.discover(ctx, node);
+                false
+            }
         }
     }
 
@@ -881,6 +930,7 @@ impl Pg {
             PgFrame::Discover { scope, .. }
             | PgFrame::Sync { scope, .. }
             | PgFrame::Delta { scope, .. }
+            | PgFrame::Catchup { scope, .. }
             | PgFrame::Heads { scope, .. }
             | PgFrame::Stopped { scope } => scope,
         };
@@ -934,26 +984,21 @@ impl Pg {
                 seq,
                 ops,
             } => {
-                let Some(s) = self.scopes.get_mut(&scope) else {
-                    return;
-                };
-                let Some(p) = s.peers.get(node).filter(|p| p.asked) else {
-                    debug!(peer = %node, %scope, "delta from a node that is not a peer of the scope; ignored");
-                    return;
-                };
-                match p.cursor {
-                    Some((st, cur)) if st == stream && seq == cur + 1 => {
-                        let p = s.peers.get_mut(node).expect("present");
-                        p.cursor = Some((stream, seq));
-                        p.resyncing = false;
-                        for op in ops {
-                            s.apply(ctx, node, creation, op);
+                if let Some(s) = self.scopes.get_mut(&scope) {
+                    s.delta(ctx, node, creation, stream, seq, ops, false);
+                }
+            }
+            PgFrame::Catchup {
+                scope,
+                stream,
+                deltas,
+            } => {
+                if let Some(s) = self.scopes.get_mut(&scope) {
+                    for (seq, ops) in deltas {
+                        if !s.delta(ctx, node, creation, stream, seq, ops, true) {
+                            break;
                         }
                     }
-                    Some((st, cur)) if st == stream && seq <= cur => {}
-                    // A snapshot or the missing deltas are on their way.
-                    _ if p.resyncing || !p.partial.is_empty() => {}
-                    _ => s.discover(ctx, node),
                 }
             }
             PgFrame::Heads { scope, stream, seq } => {
