@@ -10,6 +10,7 @@
 //! bad input gets a 400 with `{"error": ...}`.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -178,13 +179,6 @@ async fn join(State(b): State<Bench>, req: Result<Json<JoinBody>, JsonRejection>
     }
     let scope = b.scope_running(&req.scope)?;
     let pids = b.pids(req.offset, req.count)?;
-    let names: Vec<String> = if req.groups == 0 {
-        Vec::new()
-    } else {
-        (0..req.count)
-            .map(|i| format!("{}{}", req.prefix, (req.offset + i) % req.groups))
-            .collect()
-    };
     let res = tokio::task::spawn_blocking(move || {
         let first = now_ns();
         let t = Instant::now();
@@ -196,8 +190,13 @@ async fn join(State(b): State<Bench>, req: Result<Json<JoinBody>, JsonRejection>
                 }
             }
         } else {
-            for (pid, g) in pids.iter().zip(&names) {
-                if scope.join(g, pid).is_err() {
+            // The group name is built in the loop (one reused buffer), so
+            // no per-join allocation of the harness stays in the RSS.
+            let mut g = String::with_capacity(req.prefix.len() + 20);
+            for (i, pid) in (req.offset..).zip(&pids) {
+                g.clear();
+                let _ = write!(g, "{}{}", req.prefix, i % req.groups);
+                if scope.join(&g, pid).is_err() {
                     errors += 1;
                 }
             }
@@ -228,6 +227,10 @@ struct RegisterBody {
     /// Unregister instead of register.
     #[serde(default)]
     unregister: bool,
+    /// Remember which pid got each name (for `/bench/owners`); off by
+    /// default so the record does not count in the memory per name.
+    #[serde(default)]
+    record: bool,
 }
 
 /// Registers (or unregisters) `count` names from `concurrency` callers.
@@ -254,7 +257,8 @@ async fn register(
     let mut tasks = Vec::new();
     for c in 0..req.concurrency {
         let (table, pids, prefix) = (table.clone(), pids.clone(), req.prefix.clone());
-        let (count, step, unregister) = (req.count, req.concurrency, req.unregister);
+        let (count, step, unregister, record) =
+            (req.count, req.concurrency, req.unregister, req.record);
         tasks.push(tokio::spawn(async move {
             let mut errors = 0u64;
             let mut done = Vec::new();
@@ -268,7 +272,8 @@ async fn register(
                 } else {
                     let pid = &pids[i as usize];
                     match table.register(name.clone(), pid).await {
-                        Ok(()) => done.push((name, pid.clone())),
+                        Ok(()) if record => done.push((name, pid.clone())),
+                        Ok(()) => {}
                         Err(_) => errors += 1,
                     }
                 }

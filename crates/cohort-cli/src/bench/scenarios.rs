@@ -179,7 +179,8 @@ fn register(
     let r = c.nodes[node].post(
         "/bench/register",
         json!({"prefix": prefix, "offset": offset, "count": count,
-               "concurrency": conc, "unregister": unregister}),
+               "concurrency": conc, "unregister": unregister,
+               "record": prefix == "clash_"}),
     )?;
     no_errors(&r, if unregister { "unregister" } else { "register" })?;
     Ok((u64_of(&r, "first_call_ns")?, u64_of(&r, "last_return_ns")?))
@@ -428,15 +429,9 @@ pub fn netsplit(nodes: usize, k: u64) -> Result<Vec<Sample>> {
         .iter()
         .filter_map(|v| v["losers_running"].as_u64())
         .sum();
-    let mut s = Sample {
-        metric: "clash_names",
-        unit: "names",
-        value: clash as f64,
-        fields: out.fields.clone(),
-    };
-    s.fields.insert("kept_by_a".into(), json!(kept_a));
-    s.fields.insert("kept_by_c".into(), json!(kept_c));
-    out.samples.push(s);
+    out.push("clash_names", "names", clash as f64);
+    out.push("clash_kept_by_a", "names", kept_a as f64);
+    out.push("clash_kept_by_c", "names", kept_c as f64);
     out.push("clash_nodes_disagreeing", "nodes", disagreeing as f64);
     out.push("clash_losers_still_running", "processes", losers as f64);
     Ok(out.samples)
