@@ -160,6 +160,9 @@ struct JoinBody {
     /// Pids per call (only with one group).
     #[serde(default = "one")]
     batch: u64,
+    /// After the timed joins, a fresh process joins this group: a peer
+    /// that sees it has seen every join before it (one ordered stream).
+    sentinel: Option<String>,
 }
 
 fn one() -> u64 {
@@ -179,6 +182,16 @@ async fn join(State(b): State<Bench>, req: Result<Json<JoinBody>, JsonRejection>
     }
     let scope = b.scope_running(&req.scope)?;
     let pids = b.pids(req.offset, req.count)?;
+    let sentinel = match req.sentinel.clone() {
+        Some(g) if g.is_empty() => return Err(bad("empty sentinel group")),
+        Some(g) => {
+            let p = b.node.spawn();
+            let pid = p.pid().clone();
+            lock(&b.procs).push(p);
+            Some((g, pid))
+        }
+        None => None,
+    };
     let res = tokio::task::spawn_blocking(move || {
         let first = now_ns();
         let t = Instant::now();
@@ -202,6 +215,11 @@ async fn join(State(b): State<Bench>, req: Result<Json<JoinBody>, JsonRejection>
             }
         }
         let elapsed = t.elapsed().as_nanos() as u64;
+        if let Some((g, p)) = &sentinel {
+            if scope.join(g, p).is_err() {
+                errors += 1;
+            }
+        }
         (first, first + elapsed, errors)
     })
     .await
@@ -311,12 +329,70 @@ struct WaitBody {
     scope: Option<String>,
     /// Total memberships of `scope` to wait for.
     members: Option<u64>,
+    /// Count the memberships only once this group of `scope` has a member
+    /// (the joiner's sentinel); the time is when the sentinel arrived.
+    sentinel: Option<String>,
     table: Option<String>,
     /// Names of `table` to wait for.
     names: Option<u64>,
     /// Connected visible nodes to wait for.
     nodes: Option<u64>,
+    /// Names `{prefix}{i}` that must all be present.
+    #[serde(default)]
+    present: Vec<NameRange>,
+    /// Names `{prefix}{i}` that must all be absent.
+    #[serde(default)]
+    absent: Vec<NameRange>,
     timeout_ms: u64,
+}
+
+/// Names `{prefix}0` .. `{prefix}{count - 1}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameRange {
+    prefix: String,
+    count: u64,
+}
+
+/// An incremental check of named ranges: a name once seen in the wanted
+/// state is not looked at again, so polling a large table stays cheap
+/// (`whereis` per name, no copy of the table).
+struct RangeScan {
+    ranges: Vec<(NameRange, bool)>,
+    at: (usize, u64),
+    buf: String,
+}
+
+impl RangeScan {
+    fn new(present: Vec<NameRange>, absent: Vec<NameRange>) -> RangeScan {
+        let mut ranges: Vec<(NameRange, bool)> = present.into_iter().map(|r| (r, true)).collect();
+        ranges.extend(absent.into_iter().map(|r| (r, false)));
+        RangeScan {
+            ranges,
+            at: (0, 0),
+            buf: String::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Advances over the names in the wanted state; true when all are.
+    fn advance(&mut self, table: &cohort::runtime::NameTable) -> bool {
+        while let Some((r, want)) = self.ranges.get(self.at.0) {
+            while self.at.1 < r.count {
+                self.buf.clear();
+                let _ = write!(self.buf, "{}{}", r.prefix, self.at.1);
+                if table.whereis(&self.buf).is_some() != *want {
+                    return false;
+                }
+                self.at.1 += 1;
+            }
+            self.at = (self.at.0 + 1, 0);
+        }
+        true
+    }
 }
 
 /// Total memberships of a scope in this node's view.
@@ -343,24 +419,66 @@ async fn wait(State(b): State<Bench>, req: Result<Json<WaitBody>, JsonRejection>
         .map(|s| b.scope_running(s))
         .transpose()?;
     let table = b.table(&req.table)?;
+    let mut scan = RangeScan::new(req.present, req.absent);
+    if scan.ranges.iter().map(|r| r.0.count).sum::<u64>() > MAX_COUNT {
+        return Err(bad("present/absent ranges hold too many names"));
+    }
+    let wants_names = req.names.is_some() || !scan.is_empty();
+    // When the ranges first held (the count is confirmed afterwards).
+    let mut ranges_at = None;
+    let mut recount = false;
+    let (mut sentinel_at, mut members_late) = (None, false);
     let deadline = Instant::now() + Duration::from_millis(req.timeout_ms);
     let (mut members_at, mut names_at, mut nodes_at) = (None, None, None);
     let (mut seen_members, mut seen_names, mut seen_nodes) = (0, 0, 0);
+    let mut max_check = Duration::ZERO;
     loop {
         let t = Instant::now();
         if let (Some(want), Some(s)) = (req.members, &scope) {
             if members_at.is_none() {
-                seen_members = total_members(s);
-                if seen_members == want {
-                    members_at = Some(now_ns());
+                if sentinel_at.is_none() {
+                    sentinel_at = match &req.sentinel {
+                        Some(g) => (!s.members(g).is_empty()).then(now_ns),
+                        None => Some(0),
+                    };
+                }
+                if let Some(at) = sentinel_at {
+                    seen_members = total_members(s);
+                    if seen_members == want {
+                        members_at = Some(if at == 0 || members_late {
+                            now_ns()
+                        } else {
+                            at
+                        });
+                    } else {
+                        members_late = true;
+                    }
                 }
             }
         }
-        if let Some(want) = req.names {
-            if names_at.is_none() {
-                seen_names = table.registered_names().len() as u64;
-                if seen_names == want {
-                    names_at = Some(now_ns());
+        if wants_names && names_at.is_none() {
+            if ranges_at.is_none() && scan.advance(&table) {
+                ranges_at = Some(now_ns());
+            }
+            if let Some(at) = ranges_at {
+                match req.names {
+                    None => names_at = Some(at),
+                    Some(want) => {
+                        // The full count copies the table: only once the
+                        // ranges hold (or when there are none).
+                        seen_names = table.registered_names().len() as u64;
+                        if seen_names == want {
+                            names_at = Some(if scan.is_empty() || recount {
+                                now_ns()
+                            } else {
+                                at
+                            });
+                        } else {
+                            // Something beyond the ranges is still off:
+                            // the count decides, checked again later.
+                            recount = true;
+                        }
+                    }
                 }
             }
         }
@@ -373,10 +491,12 @@ async fn wait(State(b): State<Bench>, req: Result<Json<WaitBody>, JsonRejection>
             }
         }
         let done = (req.members.is_none() || members_at.is_some())
-            && (req.names.is_none() || names_at.is_some())
+            && (!wants_names || names_at.is_some())
             && (req.nodes.is_none() || nodes_at.is_some());
+        max_check = max_check.max(t.elapsed());
         if done || Instant::now() >= deadline {
             return Ok(Json(json!({
+                "max_check_ns": max_check.as_nanos() as u64,
                 "ok": done,
                 "members_at_ns": members_at, "names_at_ns": names_at, "nodes_at_ns": nodes_at,
                 "members": seen_members, "names": seen_names, "nodes": seen_nodes,

@@ -298,10 +298,17 @@ impl Cluster {
 pub struct WaitFor {
     /// Total memberships of scope `pg`.
     pub members: Option<u64>,
+    /// Count the memberships once this group has its sentinel member.
+    pub sentinel: Option<String>,
     /// Names in the table.
     pub names: Option<u64>,
     /// Connected visible nodes.
     pub nodes: Option<u64>,
+    /// Names `{prefix}{i}`, i < count, that must all be present (checked
+    /// incrementally; much cheaper than counting a large table).
+    pub present: Vec<(String, u64)>,
+    /// Names that must all be absent.
+    pub absent: Vec<(String, u64)>,
 }
 
 impl WaitFor {
@@ -311,12 +318,22 @@ impl WaitFor {
             b["scope"] = json!("pg");
             b["members"] = json!(m);
         }
+        if let Some(g) = &self.sentinel {
+            b["sentinel"] = json!(g);
+        }
         if let Some(n) = self.names {
             b["names"] = json!(n);
         }
         if let Some(n) = self.nodes {
             b["nodes"] = json!(n);
         }
+        let ranges = |v: &[(String, u64)]| {
+            v.iter()
+                .map(|(p, c)| json!({"prefix": p, "count": c}))
+                .collect::<Vec<_>>()
+        };
+        b["present"] = json!(ranges(&self.present));
+        b["absent"] = json!(ranges(&self.absent));
         b
     }
 }

@@ -118,7 +118,8 @@ pub fn pg_join(scenario: &str, variant: Option<&str>, n: u64, batch: u64) -> Res
         .start_wait(
             &all(&c),
             WaitFor {
-                members: Some(n),
+                members: Some(n + 1),
+                sentinel: Some("sentinel".into()),
                 ..Default::default()
             },
             CONVERGE,
@@ -128,7 +129,7 @@ pub fn pg_join(scenario: &str, variant: Option<&str>, n: u64, batch: u64) -> Res
     let r = a.post(
         "/bench/join",
         json!({"scope": "pg", "prefix": if shared { "shared" } else { "g" },
-               "groups": groups, "count": n, "batch": batch}),
+               "groups": groups, "count": n, "batch": batch, "sentinel": "sentinel"}),
     )?;
     no_errors(&r, "join")?;
     let waited = w.join()?;
@@ -186,11 +187,21 @@ fn register(
     Ok((u64_of(&r, "first_call_ns")?, u64_of(&r, "last_return_ns")?))
 }
 
-fn wait_names(c: &Cluster, n: u64) -> super::cluster::Waiter {
+/// Waits on every node for `n` names in all, with the names of `ranges`
+/// present (or, with `n` = 0, absent).
+fn wait_names(c: &Cluster, n: u64, ranges: &[(&str, u64)]) -> super::cluster::Waiter {
+    let ranges: Vec<(String, u64)> = ranges.iter().map(|(p, k)| (p.to_string(), *k)).collect();
+    let (present, absent) = if n == 0 {
+        (Vec::new(), ranges)
+    } else {
+        (ranges, Vec::new())
+    };
     c.start_wait(
         &all(c),
         WaitFor {
             names: Some(n),
+            present,
+            absent,
             ..Default::default()
         },
         CONVERGE,
@@ -212,7 +223,7 @@ pub fn global_reg(mode: TableMode, n: u64) -> Result<Vec<Sample>> {
     let (rss_a0, rss_b0) = (c.nodes[0].rss()?, c.nodes[1].rss()?);
 
     // (a) one caller.
-    let w = wait_names(&c, n);
+    let w = wait_names(&c, n, &[("s", n)]);
     let (first, last) = register(&c, 0, "s", 0, n, 1, false)?;
     let waited = w.join()?;
     out.push("reg_seq_ops_per_s", "ops/s", rate(n, first, last));
@@ -248,22 +259,26 @@ pub fn global_reg(mode: TableMode, n: u64) -> Result<Vec<Sample>> {
         "ns",
         whereis_ns(&c, 0, "absent", 1_000_000)?,
     );
-    let w = wait_names(&c, 0);
+    let w = wait_names(&c, 0, &[("s", n)]);
     let (first, last) = register(&c, 0, "s", 0, n, 1, true)?;
     w.join()?;
     out.push("unreg_seq_ops_per_s", "ops/s", rate(n, first, last));
 
     // (b) ten callers.
-    let w = wait_names(&c, n);
+    let w = wait_names(&c, n, &[("t", n)]);
     let (first, last) = register(&c, 0, "t", 0, n, 10, false)?;
     w.join()?;
     out.push("reg_conc10_ops_per_s", "ops/s", rate(n, first, last));
-    let w = wait_names(&c, 0);
+    let w = wait_names(&c, 0, &[("t", n)]);
     register(&c, 0, "t", 0, n, 10, true)?;
     w.join()?;
 
     // (c) one caller on each node at once.
-    let w = wait_names(&c, per_node * 3);
+    let w = wait_names(
+        &c,
+        per_node * 3,
+        &[("p0_", per_node), ("p1_", per_node), ("p2_", per_node)],
+    );
     let spans = std::thread::scope(|s| {
         let hs: Vec<_> = (0..3)
             .map(|i| {
@@ -325,18 +340,21 @@ pub fn netsplit(nodes: usize, k: u64) -> Result<Vec<Sample>> {
         WaitFor {
             members: Some(2 * k),
             names: Some(2 * k),
-            nodes: None,
+            ..Default::default()
         },
         CONVERGE,
     )?;
 
     // The cut: C blocks everyone, everyone blocks C.
-    let side = WaitFor {
+    // Each side waits for the other side's names to go.
+    let drop = |gone: &str| WaitFor {
         members: Some(k),
         names: Some(k),
-        nodes: None,
+        absent: vec![(format!("{gone}_pre_"), k)],
+        ..Default::default()
     };
-    let w = c.start_wait(&all(&c), side, CONVERGE).settle();
+    let w_a = c.start_wait(&others, drop("c"), CONVERGE);
+    let w_c = c.start_wait(&[ic], drop("a"), CONVERGE).settle();
     let t_split = now_ns();
     let c_name = c.nodes[ic].name.clone();
     for &o in &others {
@@ -345,7 +363,8 @@ pub fn netsplit(nodes: usize, k: u64) -> Result<Vec<Sample>> {
     for &o in &others {
         c.nodes[o].block(&c_name, true)?;
     }
-    let waited = w.join()?;
+    let mut waited = w_a.join()?;
+    waited.extend(w_c.join()?);
     out.push(
         "split_cleanup_ms",
         "ms",
@@ -367,7 +386,7 @@ pub fn netsplit(nodes: usize, k: u64) -> Result<Vec<Sample>> {
     let side = WaitFor {
         members: Some(2 * k),
         names: Some(2 * k + clash),
-        nodes: None,
+        ..Default::default()
     };
     c.wait_all(&all(&c), side, CONVERGE)?;
 
@@ -375,7 +394,12 @@ pub fn netsplit(nodes: usize, k: u64) -> Result<Vec<Sample>> {
     let full = WaitFor {
         members: Some(4 * k),
         names: Some(4 * k + clash),
-        nodes: None,
+        present: ["a_pre_", "c_pre_", "a_split_", "c_split_"]
+            .iter()
+            .map(|p| (p.to_string(), k))
+            .chain([("clash_".to_string(), clash)])
+            .collect(),
+        ..Default::default()
     };
     let w = c.start_wait(&all(&c), full, CONVERGE).settle();
     let t_heal = now_ns();
@@ -456,7 +480,8 @@ pub fn nodedown(x: u64, y: u64) -> Result<Vec<Sample>> {
         WaitFor {
             members: Some(y),
             names: Some(x),
-            nodes: None,
+            present: vec![("n".into(), x)],
+            ..Default::default()
         },
         CONVERGE,
     )?;
@@ -466,7 +491,8 @@ pub fn nodedown(x: u64, y: u64) -> Result<Vec<Sample>> {
             WaitFor {
                 members: Some(0),
                 names: Some(0),
-                nodes: None,
+                absent: vec![("n".into(), x)],
+                ..Default::default()
             },
             CONVERGE,
         )
@@ -516,7 +542,7 @@ pub fn scale(nodes: usize) -> Result<Vec<Sample>> {
         ms_between(t0, max_of(&waited, |w| w.nodes_at)),
     );
     c.nodes[0].post("/bench/spawn", json!({ "count": 1 }))?;
-    let w = wait_names(&c, 1);
+    let w = wait_names(&c, 1, &[("x", 1)]);
     let (first, _) = register(&c, 0, "x", 0, 1, 1, false)?;
     let waited = w.join()?;
     out.push(
