@@ -18,6 +18,7 @@ use super::engine::Engine;
 use super::{Node, Shared};
 use crate::core::names::{
     LockId, LossPolicy, NameEvent, NamesConfig, NamesEffect, NamesError, Outcome, RegisterArgs,
+    StoredClaim,
 };
 use crate::core::pid::{NodeName, Pid};
 use crate::core::time::Time;
@@ -27,15 +28,32 @@ use crate::core::NodeCore;
 /// authenticated peers only).
 type FoldHash = foldhash::fast::FixedState;
 
-/// A visible entry: the holder, its metadata, and whether the holder is a
-/// process of this node (whose liveness `whereis` checks).
-pub(crate) struct Entry {
-    pid: Pid,
-    meta: Bytes,
-    local: bool,
+/// A visible entry: the winning claim, shared with the core (so the name
+/// is stored once), looked up by its name. It knows whether the holder is
+/// a process of this node (whose liveness `whereis` checks).
+pub(crate) struct Entry(Arc<StoredClaim>);
+
+impl std::borrow::Borrow<str> for Entry {
+    fn borrow(&self) -> &str {
+        self.0.name()
+    }
 }
 
-type View = DashMap<String, Entry, FoldHash>;
+impl std::hash::Hash for Entry {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name().hash(state)
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Entry) -> bool {
+        self.0.name() == o.0.name()
+    }
+}
+
+impl Eq for Entry {}
+
+type View = DashMap<Entry, (), FoldHash>;
 
 /// The read side of the name tables and the callers waiting for answers.
 pub(crate) struct NamesShared {
@@ -82,12 +100,17 @@ pub(crate) fn execute(shared: &Arc<Shared>, engine: &mut Engine, fx: NamesEffect
         NamesEffect::View { table, name, entry } => {
             if let Some((_, view)) = n.tables.get(table) {
                 match entry {
-                    Some((pid, meta)) => {
-                        let local = pid.node() == &shared.name && pid.creation() == shared.creation;
-                        view.insert(name, Entry { pid, meta, local });
-                    }
+                    // Replaces key and value at once: readers never see a gap.
+                    Some(rec) => match view.entry(Entry(rec)) {
+                        dashmap::Entry::Occupied(o) => {
+                            o.replace_entry(());
+                        }
+                        dashmap::Entry::Vacant(v) => {
+                            v.insert(());
+                        }
+                    },
                     None => {
-                        view.remove(&name);
+                        view.remove(name.as_str());
                     }
                 }
             }
@@ -224,10 +247,11 @@ impl NameTable {
         let s = self.shared();
         let (_, view) = s.names.tables.get(self.idx)?;
         let e = view.get(name)?;
-        if e.local && !s.mailboxes.contains_key(&e.pid.serial()) {
+        let r = &e.key().0;
+        if r.is_local() && !s.mailboxes.contains_key(&r.serial()) {
             return None;
         }
-        Some(e.pid.clone())
+        Some(r.pid())
     }
 
     /// The process registered as `name` and its metadata.
@@ -235,10 +259,11 @@ impl NameTable {
         let s = self.shared();
         let (_, view) = s.names.tables.get(self.idx)?;
         let e = view.get(name)?;
-        if e.local && !s.mailboxes.contains_key(&e.pid.serial()) {
+        let r = &e.key().0;
+        if r.is_local() && !s.mailboxes.contains_key(&r.serial()) {
             return None;
         }
-        Some((e.pid.clone(), e.meta.clone()))
+        Some((r.pid(), r.meta()))
     }
 
     /// Sends `payload` to the process registered as `name`; returns its pid.
@@ -253,7 +278,7 @@ impl NameTable {
         let Some((_, view)) = self.shared().names.tables.get(self.idx) else {
             return Vec::new();
         };
-        let mut v: Vec<String> = view.iter().map(|e| e.key().clone()).collect();
+        let mut v: Vec<String> = view.iter().map(|e| e.key().0.name().to_string()).collect();
         v.sort();
         v
     }

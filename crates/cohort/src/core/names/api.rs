@@ -92,7 +92,7 @@ impl Names {
             Ok(i) => i,
             Err(e) => return Outcome::Done(Err(e)),
         };
-        let Some((holder, _)) = self.tables[i].view(name) else {
+        let Some(holder) = self.tables[i].view(name) else {
             // A clash being dropped has claims but no holder: retract ours.
             self.unregister_local(i, name, None, ctx);
             self.pump(ctx);
@@ -188,7 +188,7 @@ impl Names {
     /// The pid registered as `name` in `table`, from this node's view.
     pub fn whereis(&self, table: &str, name: &str) -> Option<Pid> {
         let i = self.table_index(table)?;
-        self.tables[i].view(name).map(|(p, _)| p)
+        self.tables[i].view(name).map(|r| r.pid())
     }
 
     /// The names visible in `table`, sorted.
@@ -199,9 +199,10 @@ impl Names {
         let t = &self.tables[i];
         let mut v: Vec<String> = t
             .claims
-            .keys()
+            .iter()
+            .map(|slot| slot.name())
             .filter(|n| t.view(n).is_some())
-            .cloned()
+            .map(str::to_string)
             .collect();
         v.sort();
         v
@@ -214,8 +215,8 @@ impl Names {
         };
         let mut v: Vec<Claim> = self.tables[i]
             .claims
-            .values()
-            .flat_map(|l| l.iter().map(|s| s.claim.clone()))
+            .iter()
+            .flat_map(|slot| slot.recs().map(|r| r.to_claim()))
             .collect();
         v.sort_by(|a, b| (&a.name, &a.pid).cmp(&(&b.name, &b.pid)));
         v

@@ -131,7 +131,7 @@ impl Names {
 
     /// Whether a request may lock `name` now.
     fn check(&self, i: usize, name: &str, req: &Req) -> PrepareAnswer {
-        if !req.replace && self.tables[i].claims.contains_key(name) {
+        if !req.replace && self.tables[i].claims.contains(name) {
             PrepareAnswer::Taken
         } else {
             PrepareAnswer::Granted
@@ -352,7 +352,7 @@ impl Names {
     /// For a `re_register`: retracts a local holder of the name, or marks
     /// the claim as replacing a remote one.
     pub(super) fn displace(&mut self, i: usize, claim: &mut Claim, ctx: &mut Ctx<'_>) {
-        let Some((holder, _)) = self.tables[i].view(&claim.name) else {
+        let Some(holder) = self.tables[i].view(&claim.name).map(|r| r.pid()) else {
             return;
         };
         if holder.node() == ctx.me() {
@@ -366,7 +366,7 @@ impl Names {
                 ctx,
             );
         } else if let Some(old) = self.tables[i].claim_of(&claim.name, &holder) {
-            claim.supersedes = Some((holder.clone(), old.stamp));
+            claim.supersedes = Some((holder.clone(), old.stamp()));
         }
     }
 
@@ -392,10 +392,10 @@ impl Names {
                 .get(pid)
                 .and_then(|ns| ns.iter().find(|n| *n != name))
             {
-                return Err(NamesError::AlreadyNamed(other.clone()));
+                return Err(NamesError::AlreadyNamed(other.to_string()));
             }
         }
-        if !replace && t.claims.contains_key(name) {
+        if !replace && t.claims.contains(name) {
             return Err(NamesError::Taken);
         }
         Ok(())

@@ -1,38 +1,36 @@
 //! Claims, the visible view, and clash settlement.
 
 use std::collections::BTreeSet;
-
-use bytes::Bytes;
+use std::sync::Arc;
 
 use super::super::ctx::{Ctx, Deferred};
 use super::super::pid::{ExitReason, NodeName, Pid};
 use super::super::process::Message;
 use super::super::Effect;
 use super::{
-    rank, Claim, LossPolicy, NameEvent, Names, NamesEffect, NamesFrame, Stored, Table,
-    UnregisterReason, WireReason,
+    rank, Claim, LossPolicy, NameEvent, Names, NamesEffect, NamesFrame, Slot, Stored, StoredClaim,
+    Table, UnregisterReason, WireReason,
 };
 
 impl Table {
     /// The visible entry of `name`: the winner among its claims.
-    pub(super) fn view(&self, name: &str) -> Option<(Pid, Bytes)> {
-        let list = self.claims.get(name)?;
-        if let [only] = list.as_slice() {
+    pub(super) fn view(&self, name: &str) -> Option<Arc<StoredClaim>> {
+        let list = match self.claims.get(name)? {
+            Slot::One(r) => return Some(r.clone()),
+            Slot::Many(list) => list,
+        };
+        if let [only] = &list[..] {
             // One claim: it wins (superseding and dropping need two).
-            return Some((only.claim.pid.clone(), only.claim.meta.clone()));
+            return Some(only.rec.clone());
         }
-        let refs: Vec<&Claim> = list.iter().map(|s| &s.claim).collect();
-        rank::winner(&refs, self.cfg.rank.as_ref())
-            .map(|i| (refs[i].pid.clone(), refs[i].meta.clone()))
+        let claims: Vec<Claim> = list.iter().map(|s| s.rec.to_claim()).collect();
+        let refs: Vec<&Claim> = claims.iter().collect();
+        rank::winner(&refs, self.cfg.rank.as_ref()).map(|i| list[i].rec.clone())
     }
 
     /// The claim of `pid` on `name`, if any.
-    pub(super) fn claim_of(&self, name: &str, pid: &Pid) -> Option<&Claim> {
-        self.claims
-            .get(name)?
-            .iter()
-            .find(|s| &s.claim.pid == pid)
-            .map(|s| &s.claim)
+    pub(super) fn claim_of(&self, name: &str, pid: &Pid) -> Option<&Arc<StoredClaim>> {
+        self.claims.get(name)?.recs().find(|r| r.is(pid))
     }
 }
 
@@ -42,13 +40,28 @@ impl Names {
         &mut self,
         i: usize,
         name: &str,
-        before: Option<(Pid, Bytes)>,
+        before: Option<Arc<StoredClaim>>,
         reason: UnregisterReason,
         ctx: &mut Ctx<'_>,
     ) {
         let after = self.tables[i].view(name);
-        if before == after {
-            return;
+        self.publish(i, name, before, after, reason, ctx);
+    }
+
+    /// Publishes the change of `name`'s entry from `before` to `after`.
+    fn publish(
+        &mut self,
+        i: usize,
+        name: &str,
+        before: Option<Arc<StoredClaim>>,
+        after: Option<Arc<StoredClaim>>,
+        reason: UnregisterReason,
+        ctx: &mut Ctx<'_>,
+    ) {
+        match (&before, &after) {
+            (None, None) => return,
+            (Some(b), Some(a)) if b.same_entry(a) => return,
+            _ => {}
         }
         ctx.push(Effect::Names(NamesEffect::View {
             table: i,
@@ -58,48 +71,82 @@ impl Names {
         if !self.tables[i].watched {
             return;
         }
-        if let Some((pid, _)) = &before {
-            if after.as_ref().map(|a| &a.0) != Some(pid) {
+        if let Some(b) = &before {
+            let pid = b.pid();
+            if after.as_ref().map(|a| a.is(&pid)) != Some(true) {
                 ctx.push(Effect::Names(NamesEffect::Event {
                     table: i,
                     event: NameEvent::Unregistered {
                         name: name.to_string(),
-                        pid: pid.clone(),
+                        pid,
                         reason,
                     },
                 }));
             }
         }
-        if let Some((pid, meta)) = after {
+        if let Some(a) = after {
             ctx.push(Effect::Names(NamesEffect::Event {
                 table: i,
                 event: NameEvent::Registered {
                     name: name.to_string(),
-                    pid,
-                    meta,
+                    pid: a.pid(),
+                    meta: a.meta(),
                 },
             }));
         }
     }
 
     /// Stores a claim (replacing an earlier one of the same pid and name),
-    /// then settles a clash if there is one.
-    pub(super) fn add_claim(&mut self, i: usize, claim: Claim, ctx: &mut Ctx<'_>) {
-        let name = claim.name.clone();
+    /// then settles a clash if there is one. Returns the stored claim.
+    pub(super) fn add_claim(
+        &mut self,
+        i: usize,
+        claim: Claim,
+        ctx: &mut Ctx<'_>,
+    ) -> Arc<StoredClaim> {
+        let rec = self.stored(claim, ctx);
+        self.add_stored(i, rec.clone(), ctx);
+        rec
+    }
+
+    /// `claim` in its stored form.
+    fn stored(&mut self, claim: Claim, ctx: &Ctx<'_>) -> Arc<StoredClaim> {
+        let node = self.intern(claim.pid.node());
+        Arc::new(StoredClaim::new(claim, node, ctx.me(), ctx.creation()))
+    }
+
+    /// Stores a claim (see [`Names::add_claim`]).
+    fn add_stored(&mut self, i: usize, rec: Arc<StoredClaim>, ctx: &mut Ctx<'_>) {
         let t = &mut self.tables[i];
-        let before = t.view(&name);
-        let reason = match (&before, &claim.supersedes) {
-            (Some((p, _)), Some((sp, _))) if p == sp => UnregisterReason::Replaced,
+        if !t.claims.contains(rec.name()) {
+            // The common case, a free name: the claim is the entry.
+            t.claims.insert(Slot::One(rec.clone()));
+            let after = Some(rec.clone());
+            self.publish(i, rec.name(), None, after, UnregisterReason::Conflict, ctx);
+            return;
+        }
+        let before = t.view(rec.name());
+        let reason = match (&before, rec.supersedes()) {
+            (Some(p), Some((sp, _))) if p.is(sp) => UnregisterReason::Replaced,
             _ => UnregisterReason::Conflict,
         };
-        let list = t.claims.entry(name.clone()).or_default();
-        list.retain(|s| s.claim.pid != claim.pid);
-        list.push(Stored {
-            claim,
-            reported: false,
-        });
-        self.changed(i, &name, before, reason, ctx);
-        self.settle(i, &name, ctx);
+        let slot = match t.claims.take(rec.name()) {
+            None => Slot::One(rec.clone()),
+            Some(Slot::One(old)) if old.same_claimant(&rec) => Slot::One(rec.clone()),
+            Some(old) => {
+                let mut list = old.into_list();
+                list.retain(|s| !s.rec.same_claimant(&rec));
+                list.push(Stored {
+                    rec: rec.clone(),
+                    reported: false,
+                });
+                Slot::from_list(list).expect("not empty")
+            }
+        };
+        t.claims.insert(slot);
+        let name = rec.name();
+        self.changed(i, name, before, reason, ctx);
+        self.settle(i, name, ctx);
     }
 
     /// Forgets the claim of `pid` on `name` (of stamp `stamp` if given).
@@ -114,14 +161,15 @@ impl Names {
     ) -> bool {
         let t = &mut self.tables[i];
         let before = t.view(name);
-        let Some(list) = t.claims.get_mut(name) else {
+        let Some(slot) = t.claims.take(name) else {
             return false;
         };
+        let mut list = slot.into_list();
         let n = list.len();
-        list.retain(|s| !(&s.claim.pid == pid && stamp.is_none_or(|st| st == s.claim.stamp)));
+        list.retain(|s| !(s.rec.is(pid) && stamp.is_none_or(|st| st == s.rec.stamp())));
         let removed = list.len() != n;
-        if list.is_empty() {
-            t.claims.remove(name);
+        if let Some(slot) = Slot::from_list(list) {
+            t.claims.insert(slot);
         }
         if let Some(names) = t.local.get_mut(pid) {
             if removed {
@@ -143,11 +191,9 @@ impl Names {
         let gone: Vec<(String, Pid)> = self.tables[i]
             .claims
             .iter()
-            .flat_map(|(n, list)| {
-                list.iter()
-                    .filter(|s| s.claim.pid.node() == node)
-                    .map(move |s| (n.clone(), s.claim.pid.clone()))
-            })
+            .flat_map(|slot| slot.recs())
+            .filter(|r| r.node() == node)
+            .map(|r| (r.name().to_string(), r.pid()))
             .collect();
         for (name, pid) in gone {
             self.remove_claim(i, &name, &pid, None, UnregisterReason::NodeDown, ctx);
@@ -164,24 +210,37 @@ impl Names {
         ctx: &mut Ctx<'_>,
     ) -> BTreeSet<NodeName> {
         let members = self.members(ctx);
-        let table = self.tables[i].cfg.name.clone();
         self.seq += 1;
         let seq = self.seq;
-        for m in &members {
+        self.tables[i]
+            .local
+            .entry(claim.pid.clone())
+            .or_default()
+            .insert(&claim.name);
+        let rec = Arc::new(StoredClaim::new(
+            claim.clone(),
+            ctx.me().clone(),
+            ctx.me(),
+            ctx.creation(),
+        ));
+        // The claim itself goes out in the last frame: one copy fewer.
+        let mut claim = Some(claim);
+        for (k, m) in members.iter().enumerate() {
+            let last = k + 1 == members.len();
+            let claim = if last {
+                claim.take().expect("sent once")
+            } else {
+                claim.clone().expect("not sent yet")
+            };
             let frame = NamesFrame::Add {
-                table: table.clone(),
-                claim: claim.clone(),
+                table: self.tables[i].cfg.name.clone(),
+                claim,
                 seq,
                 ack,
             };
             self.send(m, frame, ctx);
         }
-        self.tables[i]
-            .local
-            .entry(claim.pid.clone())
-            .or_default()
-            .insert(claim.name.clone());
-        self.add_claim(i, claim, ctx);
+        self.add_stored(i, rec, ctx);
         if ack.is_some() {
             members.into_iter().collect()
         } else {
@@ -202,7 +261,7 @@ impl Names {
         ack: Option<u64>,
         ctx: &mut Ctx<'_>,
     ) -> BTreeSet<NodeName> {
-        let Some(stamp) = self.tables[i].claim_of(name, pid).map(|c| c.stamp) else {
+        let Some(stamp) = self.tables[i].claim_of(name, pid).map(|c| c.stamp()) else {
             return BTreeSet::new();
         };
         let members = self.members(ctx);
@@ -242,11 +301,9 @@ impl Names {
         let pid = self.tables[i]
             .claims
             .get(name)?
-            .iter()
-            .find(|s| s.claim.pid.node() == &me)?
-            .claim
-            .pid
-            .clone();
+            .recs()
+            .find(|r| r.node() == &me)?
+            .pid();
         Some(self.retract(
             i,
             name,
@@ -262,13 +319,20 @@ impl Names {
     /// node retracts them and applies their policy.
     pub(super) fn settle(&mut self, i: usize, name: &str, ctx: &mut Ctx<'_>) {
         let t = &mut self.tables[i];
-        let Some(list) = t.claims.get_mut(name) else {
-            return;
-        };
-        if list.len() < 2 {
+        // The common case, one claim: nothing to settle, nothing to move.
+        if !matches!(t.claims.get(name), Some(Slot::Many(l)) if l.len() >= 2) {
             return;
         }
-        let refs: Vec<&Claim> = list.iter().map(|s| &s.claim).collect();
+        let mut list = match t.claims.take(name) {
+            None => return,
+            Some(Slot::Many(list)) if list.len() >= 2 => list,
+            Some(other) => {
+                t.claims.insert(other);
+                return;
+            }
+        };
+        let claims: Vec<Claim> = list.iter().map(|s| s.rec.to_claim()).collect();
+        let refs: Vec<&Claim> = claims.iter().collect();
         let win = rank::winner(&refs, t.cfg.rank.as_ref());
         let drop_all = win.is_none();
         let winner = win.map(|w| refs[w].pid.clone());
@@ -282,17 +346,17 @@ impl Names {
             if Some(k) == win {
                 continue;
             }
-            let local = s.claim.pid.node() == &me;
+            let local = s.rec.node() == &me;
             if superseded[k] {
                 if local {
-                    acts.push((s.claim.pid.clone(), None));
+                    acts.push((s.rec.pid(), None));
                 }
                 continue;
             }
             let action = if drop_all {
                 LossPolicy::DropBoth
             } else {
-                s.claim.policy
+                claims[k].policy
             };
             let first = !s.reported;
             s.reported = true;
@@ -302,15 +366,16 @@ impl Names {
                     event: NameEvent::ConflictResolved {
                         name: name.to_string(),
                         winner: winner.clone(),
-                        loser: s.claim.pid.clone(),
+                        loser: s.rec.pid(),
                         action,
                     },
                 }));
             }
             if local {
-                acts.push((s.claim.pid.clone(), Some(action)));
+                acts.push((s.rec.pid(), Some(action)));
             }
         }
+        t.claims.insert(Slot::Many(list));
         let table = t.cfg.name.clone();
         for (pid, action) in acts {
             let (reason, wire) = match action {

@@ -1,0 +1,108 @@
+//! Bytes per name held by the name service (issue 4: at most 128 bytes per
+//! name on a remote node). Counts live heap bytes with a counting global
+//! allocator; run in release with
+//! `cargo test --release -p cohort --test names_memory -- --ignored --nocapture`.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Duration;
+
+use cohort::core::names::{Mode, NamesConfig, TableConfig};
+use cohort::{Node, Process};
+use common::{builder, wait_for, within};
+
+/// The system allocator, counting live bytes.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        System.realloc(p, l, new)
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+const N: usize = 100_000;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+async fn node(name: &str) -> Node {
+    let cfg = NamesConfig::empty().table(TableConfig::new("t").mode(Mode::Eventual));
+    builder(name).names(cfg).start().await.expect("node starts")
+}
+
+fn name(i: usize) -> String {
+    format!("name-{i}")
+}
+
+/// Live bytes after registering `N` names on `origin` (whose processes
+/// exist before), once `watcher` (if any) sees them all.
+async fn registered(origin: &Node, procs: &[Process], watcher: Option<&Node>) -> isize {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = live();
+    let t = origin.names_table("t").unwrap();
+    for (i, p) in procs.iter().enumerate() {
+        t.register(name(i), p.pid()).await.unwrap();
+    }
+    if let Some(w) = watcher {
+        let wt = w.names_table("t").unwrap();
+        let last = name(N - 1);
+        wait_for("replication", || wt.whereis(&last).is_some()).await;
+        within("sync", wt.sync()).await.unwrap();
+        assert_eq!(wt.registered_names().len(), N);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    live() - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run in release with --ignored --nocapture"]
+async fn bytes_per_name() {
+    // Local: one node alone.
+    let solo = node("solo@127.0.0.1").await;
+    let procs: Vec<Process> = (0..N).map(|_| solo.spawn()).collect();
+    let local = registered(&solo, &procs, None).await;
+    drop(procs);
+    solo.shutdown().await;
+
+    // Local + remote: a origin, b watcher.
+    let a = node("a@127.0.0.1").await;
+    let b = node("b@127.0.0.1").await;
+    b.connect(&a.local_addr()).await.unwrap();
+    wait_for("mesh", || a.nodes().len() == 1 && b.nodes().len() == 1).await;
+    let procs: Vec<Process> = (0..N).map(|_| a.spawn()).collect();
+    let both = registered(&a, &procs, Some(&b)).await;
+    let remote = both - local;
+    // The watcher's whole footprint, directly: what it frees when it goes.
+    let held = live();
+    b.shutdown().await;
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let freed = held - live();
+    println!(
+        "names_memory: dropping the watcher freed {:.1} B/name",
+        freed as f64 / N as f64
+    );
+    println!(
+        "names_memory: N={N} local {:.1} B/name, remote {:.1} B/name (both {:.1})",
+        local as f64 / N as f64,
+        remote as f64 / N as f64,
+        both as f64 / N as f64
+    );
+}
