@@ -198,13 +198,13 @@ impl Frame {
     /// receiver notices the gap in the origin's stream (or the next head)
     /// and asks again, so shedding it costs a resync, never consistency.
     pub fn is_sheddable(&self) -> bool {
-        match self {
-            Frame::Pg(PgFrame::Delta { .. }) => true,
-            Frame::Names(
-                NamesFrame::Add { ack: None, .. } | NamesFrame::Remove { ack: None, .. },
-            ) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            Frame::Pg(PgFrame::Delta { .. })
+                | Frame::Names(
+                    NamesFrame::Add { ack: None, .. } | NamesFrame::Remove { ack: None, .. }
+                )
+        )
     }
 
     /// A short name of the frame kind, for logs.
