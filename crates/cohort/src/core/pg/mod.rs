@@ -226,6 +226,9 @@ struct PeerScope {
     resyncing: bool,
     /// The latest head it advertised (stream, seq).
     advertised: Option<(u64, u64)>,
+    /// We pushed our snapshot at this head when the session came up; the
+    /// peer's first `Discover` then needs only what changed since.
+    pushed: Option<u64>,
 }
 
 /// Which nodes a scope replicates with.
@@ -911,6 +914,16 @@ impl Pg {
         let _ = creation;
         for s in self.scopes.values_mut().filter(|s| s.span == span) {
             s.discover(ctx, node);
+            // Push our entries at once instead of waiting for the peer's
+            // Discover: its answer would queue behind whatever else the
+            // session carries first (a large name snapshot, say). The
+            // session is ordered, so the peer has asked by the time it
+            // reads this; its Discover is then answered with the changes
+            // since this snapshot only.
+            for f in s.snapshot() {
+                ctx.send(node, Frame::Pg(f));
+            }
+            s.peers.entry(node.clone()).or_default().pushed = Some(s.seq);
         }
     }
 
@@ -950,6 +963,11 @@ impl Pg {
                 let p = s.peers.entry(node.clone()).or_default();
                 p.subscribed = true;
                 let asked = p.asked;
+                let pushed = p.pushed.take();
+                let have = match (have, pushed) {
+                    (None, Some(seq)) => Some((s.stream, seq)),
+                    (have, _) => have,
+                };
                 s.catch_up(ctx, node, have);
                 if !asked {
                     s.discover(ctx, node);
