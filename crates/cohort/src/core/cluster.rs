@@ -579,9 +579,7 @@ impl Cluster {
         }
         match (&c.state, frame) {
             (State::AwaitHello, Frame::Hello(h)) => self.on_hello(conn, h, fx),
-            (State::HelloSent { .. }, Frame::Challenge(h)) => {
-                self.on_challenge(conn, h, now, fx, up)
-            }
+            (State::HelloSent { .. }, Frame::Challenge(h)) => self.on_challenge(conn, h, now, fx),
             (State::ChallengeSent { .. }, Frame::Response { proof }) => {
                 self.on_response(conn, proof, now, fx, up)
             }
@@ -691,14 +689,33 @@ impl Cluster {
             .collect()
     }
 
-    fn on_challenge(
-        &mut self,
-        conn: ConnId,
-        h: Hello,
-        now: Time,
-        fx: &mut Effects,
-        up: &mut Vec<Upcall>,
-    ) {
+    /// The handshake transcript, this node playing `me_as` with `my_nonce`
+    /// against `peer`'s hello.
+    fn transcript<'a>(
+        &'a self,
+        me_as: Role,
+        peer: &'a Hello,
+        my_nonce: &'a Nonce,
+    ) -> Transcript<'a> {
+        let (mine, theirs) = (
+            (&self.me, self.creation, my_nonce),
+            (&peer.name, peer.creation, &peer.nonce),
+        );
+        let (d, a) = match me_as {
+            Role::Dialer => (mine, theirs),
+            Role::Acceptor => (theirs, mine),
+        };
+        Transcript {
+            dialer: d.0,
+            dialer_creation: d.1,
+            dialer_nonce: d.2,
+            acceptor: a.0,
+            acceptor_creation: a.1,
+            acceptor_nonce: a.2,
+        }
+    }
+
+    fn on_challenge(&mut self, conn: ConnId, h: Hello, now: Time, fx: &mut Effects) {
         let c = &self.conns[&conn];
         let addr = c.addr.clone();
         if h.version != PROTOCOL_VERSION {
@@ -729,20 +746,12 @@ impl Cluster {
         let State::ResponseSent { peer, nonce } = &self.conns[&conn].state else {
             unreachable!()
         };
-        let t = Transcript {
-            dialer: &self.me,
-            dialer_creation: self.creation,
-            dialer_nonce: nonce,
-            acceptor: &peer.name,
-            acceptor_creation: peer.creation,
-            acceptor_nonce: &peer.nonce,
-        };
+        let t = self.transcript(Role::Dialer, peer, nonce);
         let proof = auth::prove(&self.cookie, Role::Dialer, &t);
         fx.push(Effect::Send {
             conn,
             frame: Frame::Response { proof },
         });
-        let _ = up;
     }
 
     fn on_response(
@@ -757,14 +766,7 @@ impl Cluster {
         let State::ChallengeSent { peer, nonce } = &c.state else {
             unreachable!()
         };
-        let t = Transcript {
-            dialer: &peer.name,
-            dialer_creation: peer.creation,
-            dialer_nonce: &peer.nonce,
-            acceptor: &self.me,
-            acceptor_creation: self.creation,
-            acceptor_nonce: nonce,
-        };
+        let t = self.transcript(Role::Acceptor, peer, nonce);
         if !auth::verify(&self.cookie, Role::Dialer, &t, &proof) {
             warn!(node = %self.me, addr = %c.addr, claimed = %peer.name, "refusing connection: wrong cookie");
             return self.refuse(conn, RefuseReason::BadCookie, fx);
@@ -803,14 +805,7 @@ impl Cluster {
         let State::ResponseSent { peer, nonce } = &c.state else {
             unreachable!()
         };
-        let t = Transcript {
-            dialer: &self.me,
-            dialer_creation: self.creation,
-            dialer_nonce: nonce,
-            acceptor: &peer.name,
-            acceptor_creation: peer.creation,
-            acceptor_nonce: &peer.nonce,
-        };
+        let t = self.transcript(Role::Dialer, peer, nonce);
         if !auth::verify(&self.cookie, Role::Acceptor, &t, &proof) {
             warn!(node = %self.me, addr = %c.addr, claimed = %peer.name, "peer failed authentication: wrong cookie");
             let c = self.conns.remove(&conn).expect("present");
