@@ -482,6 +482,11 @@ impl Sim {
                 }
             }
             Effect::Send { conn, frame } => self.send(i, conn, frame),
+            Effect::Broadcast { conns, frame } => {
+                for conn in conns {
+                    self.send(i, conn, frame.clone());
+                }
+            }
             Effect::Close { conn, reason } => {
                 let label = self.label(i);
                 self.trace.event(

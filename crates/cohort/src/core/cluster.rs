@@ -966,6 +966,28 @@ impl Cluster {
 
     // ---- control -------------------------------------------------------
 
+    /// Sends one frame to every up peer among `nodes` (one effect, so the
+    /// driver encodes it once).
+    pub fn broadcast<'a>(
+        &mut self,
+        nodes: impl IntoIterator<Item = &'a NodeName>,
+        frame: Frame,
+        fx: &mut Effects,
+    ) {
+        let conns: Vec<ConnId> = nodes
+            .into_iter()
+            .filter_map(|n| self.peers.get(n).map(|p| p.conn))
+            .collect();
+        match conns.len() {
+            0 => {}
+            1 => fx.push(Effect::Send {
+                conn: conns[0],
+                frame,
+            }),
+            _ => fx.push(Effect::Broadcast { conns, frame }),
+        }
+    }
+
     /// Sends a session frame to an up peer; false when it is not up.
     pub fn send(&mut self, node: &NodeName, frame: Frame, fx: &mut Effects) -> bool {
         match self.peers.get(node) {

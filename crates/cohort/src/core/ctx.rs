@@ -95,6 +95,11 @@ impl Ctx<'_> {
         self.cluster.send(node, frame, self.fx)
     }
 
+    /// Sends one frame to every up peer among `nodes`, encoded once.
+    pub fn broadcast<'b>(&mut self, nodes: impl IntoIterator<Item = &'b NodeName>, frame: Frame) {
+        self.cluster.broadcast(nodes, frame, self.fx);
+    }
+
     /// Queues an effect for the driver.
     pub fn push(&mut self, e: Effect) {
         self.fx.push(e);

@@ -125,6 +125,13 @@ pub enum Effect {
         /// The frame.
         frame: Frame,
     },
+    /// Send one frame on several connections (encoded once).
+    Broadcast {
+        /// The connections.
+        conns: Vec<ConnId>,
+        /// The frame.
+        frame: Frame,
+    },
     /// Close a connection after the frames already queued on it.
     Close {
         /// The connection.

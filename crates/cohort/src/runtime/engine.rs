@@ -249,6 +249,19 @@ impl Shared {
                         }
                     }
                 }
+                Effect::Broadcast { conns, frame } => {
+                    let sheddable = frame.is_sheddable();
+                    let bytes = frame.encode();
+                    for conn in conns {
+                        if let Some(c) = e.conns.get(&conn) {
+                            if sheddable && c.out.queued() > self.engine.max_queued {
+                                self.traffic.shed.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                c.out.push(bytes.clone());
+                            }
+                        }
+                    }
+                }
                 Effect::Close { conn, reason } => {
                     if let Some(d) = e.dialing.remove(&conn) {
                         d.abort();

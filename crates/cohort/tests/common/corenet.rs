@@ -101,6 +101,17 @@ impl CoreNet {
                     self.queue.push_back((j, pc, frame));
                 }
             }
+            Effect::Broadcast { conns, frame } => {
+                for conn in conns {
+                    self.effect(
+                        i,
+                        Effect::Send {
+                            conn,
+                            frame: frame.clone(),
+                        },
+                    );
+                }
+            }
             Effect::Close { conn, .. } => {
                 if let Some((j, pc)) = self.links.remove(&(i, conn)) {
                     self.links.remove(&(j, pc));

@@ -311,11 +311,12 @@ impl Scope {
             seq: self.seq,
             ops: ops.clone(),
         });
-        for (node, p) in &self.peers {
-            if p.subscribed {
-                ctx.send(node, frame.clone());
-            }
-        }
+        let subscribed = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.subscribed)
+            .map(|(n, _)| n);
+        ctx.broadcast(subscribed, frame);
         self.log.push_back((self.seq, ops));
         if self.log.len() > LOG_CAP {
             self.log.pop_front();
