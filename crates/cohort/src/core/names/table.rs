@@ -11,6 +11,7 @@ use super::{
     rank, Claim, LossPolicy, NameEvent, Names, NamesEffect, NamesFrame, Slot, Stored, StoredClaim,
     Table, UnregisterReason, WireReason,
 };
+use crate::core::proto::Frame;
 
 impl Table {
     /// The visible entry of `name`: the winner among its claims.
@@ -223,23 +224,18 @@ impl Names {
             ctx.me(),
             ctx.creation(),
         ));
-        // The claim itself goes out in the last frame: one copy fewer.
-        let mut claim = Some(claim);
-        for (k, m) in members.iter().enumerate() {
-            let last = k + 1 == members.len();
-            let claim = if last {
-                claim.take().expect("sent once")
-            } else {
-                claim.clone().expect("not sent yet")
-            };
-            let frame = NamesFrame::Add {
-                table: self.tables[i].cfg.name.clone(),
-                claim,
-                seq,
-                ack,
-            };
-            self.send(m, frame, ctx);
+        // One frame for every member, encoded once by the driver.
+        let frame = NamesFrame::Add {
+            table: self.tables[i].cfg.name.clone(),
+            claim,
+            seq,
+            ack,
+        };
+        if members.iter().any(|m| m == ctx.me()) {
+            self.send(&ctx.me().clone(), frame.clone(), ctx);
         }
+        let me = ctx.me().clone();
+        ctx.broadcast(members.iter().filter(|m| **m != me), Frame::Names(frame));
         self.add_stored(i, rec, ctx);
         if ack.is_some() {
             members.into_iter().collect()
