@@ -239,29 +239,9 @@ impl Shared {
                     e.dialing.insert(conn, task);
                 }
                 Effect::Send { conn, frame } => {
-                    if let Some(c) = e.conns.get(&conn) {
-                        if frame.is_sheddable() && c.out.queued() > self.engine.max_queued {
-                            // The peer is not keeping up: it will find the
-                            // gap and ask again (snapshot or missing deltas).
-                            self.traffic.shed.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            c.out.push(frame.encode());
-                        }
-                    }
+                    self.enqueue(e, std::iter::once(conn), &frame);
                 }
-                Effect::Broadcast { conns, frame } => {
-                    let sheddable = frame.is_sheddable();
-                    let bytes = frame.encode();
-                    for conn in conns {
-                        if let Some(c) = e.conns.get(&conn) {
-                            if sheddable && c.out.queued() > self.engine.max_queued {
-                                self.traffic.shed.fetch_add(1, Ordering::Relaxed);
-                            } else {
-                                c.out.push(bytes.clone());
-                            }
-                        }
-                    }
-                }
+                Effect::Broadcast { conns, frame } => self.enqueue(e, conns, &frame),
                 Effect::Close { conn, reason } => {
                     if let Some(d) = e.dialing.remove(&conn) {
                         d.abort();
@@ -326,6 +306,26 @@ impl Shared {
                 Effect::Pg(fx) => super::pg::execute(self, e, fx),
                 Effect::Names(fx) => super::names::execute(self, e, fx),
                 Effect::Groups(fx) => super::groups::execute(self, fx),
+            }
+        }
+    }
+
+    /// Queues `frame` (encoded once) on each connection. A sheddable frame
+    /// is dropped for a peer whose queue is over the limit: the peer is not
+    /// keeping up and will find the gap and ask again (snapshot or missing
+    /// deltas), instead of this node queueing without limit.
+    fn enqueue(&self, e: &Engine, conns: impl IntoIterator<Item = ConnId>, frame: &Frame) {
+        let sheddable = frame.is_sheddable();
+        let mut bytes = None;
+        for conn in conns {
+            let Some(c) = e.conns.get(&conn) else {
+                continue;
+            };
+            if sheddable && c.out.queued() > self.engine.max_queued {
+                self.traffic.shed.fetch_add(1, Ordering::Relaxed);
+            } else {
+                c.out
+                    .push(bytes.get_or_insert_with(|| frame.encode()).clone());
             }
         }
     }
