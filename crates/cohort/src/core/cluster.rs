@@ -402,15 +402,12 @@ impl Cluster {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        let reason = match &c.state {
-            State::Up { .. } => DownReason::ConnectionClosed(why.clone()),
-            _ => {
-                debug!(node = %self.me, conn, addr = %c.addr, %why, "connection closed during handshake");
-                DownReason::ConnectionClosed(why.clone())
-            }
-        };
-        let expect = c.expect.clone();
         let was_up = matches!(c.state, State::Up { .. });
+        if !was_up {
+            debug!(node = %self.me, conn, addr = %c.addr, %why, "connection closed during handshake");
+        }
+        let expect = c.expect.clone();
+        let reason = DownReason::ConnectionClosed(why.clone());
         // Tell the driver too, so it releases what it holds for the connection.
         fx.push(Effect::Close { conn, reason: why });
         self.drop_conn(conn, reason, now, fx, up);
@@ -932,6 +929,13 @@ impl Cluster {
         }
     }
 
+    /// Whether a connection to `name` is being opened or authenticated.
+    fn handshaking_with(&self, name: &NodeName) -> bool {
+        self.conns
+            .values()
+            .any(|c| c.expect.as_ref() == Some(name) || c.peer_name() == Some(name))
+    }
+
     fn on_peers(&mut self, list: Vec<PeerInfo>, now: Time, fx: &mut Effects) {
         if !self.cfg.mesh || self.shutting_down {
             return;
@@ -949,10 +953,7 @@ impl Cluster {
                 });
                 continue;
             }
-            let busy = self
-                .conns
-                .values()
-                .any(|c| c.expect.as_ref() == Some(&name) || c.peer_name() == Some(&name));
+            let busy = self.handshaking_with(&name);
             self.known.entry(name.clone()).or_insert(Known {
                 addr: addr.clone(),
                 attempts: 0,
@@ -1171,10 +1172,7 @@ impl Cluster {
             if self.peers.contains_key(&name) || self.blocked.contains(&name) {
                 continue;
             }
-            let handshaking = self
-                .conns
-                .values()
-                .any(|c| c.expect.as_ref() == Some(&name) || c.peer_name() == Some(&name));
+            let handshaking = self.handshaking_with(&name);
             if handshaking {
                 // Another handshake with it is under way; look again later
                 // in case that one fails (it may be a stale half-open one).

@@ -43,14 +43,7 @@ impl Node {
     /// The scope `name`, started on this node if it is not running yet. A
     /// scope replicates only between nodes that run it.
     pub fn scope(&self, name: &str) -> Scope {
-        let view = self
-            .shared()
-            .with(|core, now, _| core.pg_start_scope(name, now));
-        Scope {
-            node: self.clone(),
-            name: name.into(),
-            view,
-        }
+        self.scope_with(name, Span::OwnGroup)
     }
 
     /// The scope `name` replicating over `span` — [`Span::Cluster`] makes it
