@@ -23,15 +23,14 @@ async fn names_on_four_nodes_over_tcp() {
     let all: Vec<_> = nodes.iter().collect();
     let (a, b, c, d) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
     let mut p = a.spawn();
-    a.register("foo", p.pid()).await.unwrap();
-    // Locked mode: every node holds the entry when register returns.
-    for n in &all {
-        assert_eq!(n.whereis("foo").as_ref(), Some(p.pid()), "on {}", n.name());
-    }
-    // A duplicate is refused, from any node.
     let q = b.spawn();
+    a.register("foo", p.pid()).await.unwrap();
+    // Locked mode: when register returns, every node holds the name locked
+    // for this claim, so a duplicate is refused at once, from any node...
     assert_eq!(b.register("foo", q.pid()).await, Err(NamesError::Taken));
     assert_eq!(a.register("foo", p.pid()).await, Err(NamesError::Taken));
+    // ...and every node shows the entry once the commit arrives.
+    wait_views(&all, &[("foo", p.pid())]).await;
     // Send by name from a third node.
     assert_eq!(c.names().send("foo", "hi").unwrap(), *p.pid());
     assert_eq!(
@@ -206,6 +205,7 @@ async fn racing_locked_registrations_never_both_succeed() {
     let nodes = mem_cluster(&net, &["a@mem", "b@mem", "c@mem"], cfg(Mode::Locked)).await;
     let all: Vec<_> = nodes.iter().collect();
     let mut keep = Vec::new();
+    let mut won = Vec::new();
     for round in 0..20 {
         let name = format!("r{round}");
         let procs: Vec<_> = nodes.iter().map(|n| n.spawn()).collect();
@@ -230,10 +230,10 @@ async fn racing_locked_registrations_never_both_succeed() {
                 .count(),
             2
         );
-        // Locked: every node holds the winner as soon as the call returned.
-        for n in &all {
-            assert_eq!(n.whereis(&name).as_ref(), Some(&winners[0]));
-        }
+        // Locked: every node shows the winner once its commit arrived.
+        won.push((name, winners[0].clone()));
+        let want: Vec<(&str, &cohort::Pid)> = won.iter().map(|(n, p)| (n.as_str(), p)).collect();
+        wait_views(&all, &want).await;
         keep.push(procs);
     }
 }

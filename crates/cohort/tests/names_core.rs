@@ -162,8 +162,14 @@ fn a_held_name_lock_stalls_only_its_own_name() {
         0,
         Frame::Names(NamesFrame::Prepare {
             table: "global".into(),
-            name: "x".into(),
-            stamp: 0,
+            claim: Claim {
+                name: "x".into(),
+                pid: net.nodes[1].pid(1),
+                meta: Bytes::new(),
+                stamp: 0,
+                policy: LossPolicy::Kill,
+                supersedes: None,
+            },
             op: 1,
             attempt: 0,
             replace: false,

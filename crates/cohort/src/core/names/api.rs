@@ -73,7 +73,7 @@ impl Names {
                 if a.replace {
                     self.displace(i, &mut claim, ctx);
                 }
-                self.add_local(i, claim, None, ctx);
+                self.add_local(i, claim, &BTreeSet::new(), ctx);
                 Outcome::Done(Ok(true))
             }
             Mode::Locked => {

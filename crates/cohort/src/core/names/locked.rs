@@ -1,16 +1,22 @@
-//! Locked registrations: per-name locks on every member (wait-die on the
-//! request's `(stamp, node)`), then a commit acknowledged by every member.
+//! Locked registrations in one round trip: a `Prepare` takes the name's
+//! lock on every member (wait-die on the request's `(stamp, node)`) and
+//! stages the claim under it; once all granted, the origin installs the
+//! claim and queues a `Commit` to every member, which installs the staged
+//! claim there and releases the lock.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::ctx::Ctx;
 use super::super::pid::{NodeName, Pid};
 use super::super::time::Time;
+use tracing::debug;
 use super::{
-    Claim, Names, NamesError, NamesFrame, PrepareAnswer, UnregisterReason, WireReason,
-    PREPARE_TIMEOUT, SLOT_LEASE,
+    Claim, Names, NamesError, NamesFrame, PrepareAnswer, StoredClaim, UnregisterReason,
+    WireReason, PREPARE_TIMEOUT, SLOT_LEASE,
 };
+use crate::core::proto::Frame;
 
 /// A request for a name lock.
 #[derive(Debug, Clone)]
@@ -22,6 +28,8 @@ pub(super) struct Req {
     pub(super) replace: bool,
     /// When this node granted the lock (for the lease).
     pub(super) since: Time,
+    /// The claim staged under the lock, installed by the `Commit`.
+    pub(super) claim: Arc<StoredClaim>,
 }
 
 impl Req {
@@ -87,17 +95,20 @@ impl Names {
         r.awaiting = nodes.clone();
         let frame = NamesFrame::Prepare {
             table: self.tables[r.table].cfg.name.clone(),
-            name: r.claim.name.clone(),
-            stamp: r.claim.stamp,
+            claim: r.claim.clone(),
             op,
             attempt: r.attempt,
             replace: r.replace,
         };
         self.timers
             .insert((ctx.now + PREPARE_TIMEOUT, op, r.attempt));
-        for n in &nodes {
-            self.send(n, frame.clone(), ctx);
-        }
+        let me = ctx.me().clone();
+        // One frame for every peer, encoded once.
+        ctx.broadcast(
+            nodes.iter().filter(|n| **n != me),
+            Frame::Names(frame.clone()),
+        );
+        self.send(&me, frame, ctx);
     }
 
     /// A timer of registration `op` fired: the end of a back-off, or a
@@ -149,7 +160,8 @@ impl Names {
     }
 
     /// A `Prepare` arrived (from a peer or this node).
-    pub(super) fn prepare(&mut self, i: usize, name: String, req: Req, ctx: &mut Ctx<'_>) {
+    pub(super) fn prepare(&mut self, i: usize, req: Req, ctx: &mut Ctx<'_>) {
+        let name = req.claim.name().to_string();
         let slot = self.tables[i].slots.entry(name.clone()).or_default();
         let older = match &slot.holder {
             None => None,
@@ -319,22 +331,22 @@ impl Names {
         self.regs.remove(&op);
     }
 
-    /// Every member granted: check again, install the claim, wait for acks.
+    /// Every member granted: check again, install the claim here and queue
+    /// its commit to every member, then answer. The members hold the name
+    /// locked for this claim until the commit (ordered after everything
+    /// this node sent before) installs it there.
     fn commit(&mut self, op: u64, ctx: &mut Ctx<'_>) {
         let r = self.regs.remove(&op).expect("present");
         let (i, mut claim) = (r.table, r.claim);
-        let release = |names: &mut Names, ctx: &mut Ctx<'_>, claim: &Claim| {
-            for n in &r.asked {
-                let frame = NamesFrame::Release {
-                    table: names.tables[i].cfg.name.clone(),
-                    name: claim.name.clone(),
-                    stamp: claim.stamp,
-                };
-                names.send(n, frame, ctx);
-            }
-        };
         if let Err(e) = self.local_checks(i, &claim.name, &claim.pid, r.replace, ctx) {
-            release(self, ctx, &claim);
+            let frame = NamesFrame::Release {
+                table: self.tables[i].cfg.name.clone(),
+                name: claim.name.clone(),
+                stamp: claim.stamp,
+            };
+            for n in &r.asked {
+                self.send(n, frame.clone(), ctx);
+            }
             return self.reply(op, Err(e), ctx);
         }
         if r.replace {
@@ -342,11 +354,46 @@ impl Names {
         }
         let me = ctx.me().clone();
         let (name, stamp) = (claim.name.clone(), claim.stamp);
-        let awaiting = self.add_local(i, claim, Some(op), ctx);
-        // Peers release on the Add; this node releases here. Asked nodes
-        // that are no longer members need nothing.
+        // A claim that supersedes another differs from the staged one: it
+        // goes out whole (an `Add` releases the lock too).
+        let staged = if claim.supersedes.is_none() {
+            r.asked
+        } else {
+            BTreeSet::new()
+        };
+        self.add_local(i, claim, &staged, ctx);
         self.release_slot(i, &name, &me, stamp, ctx);
-        self.wait_acks(op, awaiting, Ok(true), ctx);
+        self.reply(op, Ok(true), ctx);
+    }
+
+    /// The `Commit` of `node`'s request `stamp` on `name`: installs the
+    /// claim staged under the lock and releases it. Without the staged
+    /// claim (its lock expired or was lost), asks `node` for a snapshot.
+    pub(super) fn commit_staged(
+        &mut self,
+        i: usize,
+        name: &str,
+        node: &NodeName,
+        stamp: u64,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let staged = self.tables[i]
+            .slots
+            .get(name)
+            .and_then(|s| s.holder.as_ref())
+            .filter(|h| h.key() == (stamp, node))
+            .map(|h| h.claim.clone());
+        match staged {
+            Some(rec) => {
+                self.add_stored(i, rec, ctx);
+                self.release_slot(i, name, node, stamp, ctx);
+            }
+            None => {
+                debug!(peer = %node, %name, "commit without a staged claim; resync");
+                self.cursors.insert(node.clone(), (None, true));
+                ctx.send(node, Frame::Names(NamesFrame::Resync));
+            }
+        }
     }
 
     /// For a `re_register`: retracts a local holder of the name, or marks

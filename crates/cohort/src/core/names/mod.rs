@@ -26,16 +26,23 @@
 //! # Modes
 //! - [`Mode::Eventual`]: a registration writes locally and replicates;
 //!   concurrent claims are settled by the rank within one round.
-//! - [`Mode::Locked`]: a registration first locks the *name* on every member
-//!   node (`Prepare`): a node grants when the name is free and not locked,
-//!   makes an older request wait and tells a younger one to retry
-//!   (wait-die on `(stamp, node)`: no deadlock, no starvation). When all
-//!   granted, the origin commits (`Add` with an ack request) and answers
-//!   once every member acknowledged. Locks are per name: unrelated names
-//!   never wait for each other, and many registrations are in flight at once.
-//!   A lock phase missing answers after 2 s gives back what it got and
-//!   retries; a commit stops waiting for acks after 3 s (the stream repair
-//!   brings the entry); a name lock whose release was lost expires after 6 s.
+//! - [`Mode::Locked`]: a registration locks the *name* on every member
+//!   node and stages its claim there in one round trip (`Prepare`): a node
+//!   grants when the name is free and not locked, makes an older request
+//!   wait and tells a younger one to retry (wait-die on `(stamp, node)`: no
+//!   deadlock, no starvation). A staged claim is not visible (no `whereis`,
+//!   no events). When all granted, the origin installs the claim, queues a
+//!   `Commit` to every member (which installs the staged claim and
+//!   releases the lock) and answers at once. So when `register` returns
+//!   `Ok`, every connected member holds the name locked for this claim (no
+//!   one else can take it), and shows it once the commit arrives, before
+//!   any later frame of the registering node. Locks are per name:
+//!   unrelated names never wait for each other, and many registrations are
+//!   in flight at once. A lock phase missing answers after 2 s gives back
+//!   what it got and retries; a name lock whose commit or release was lost
+//!   expires after 6 s (the stream repair brings a lost commit's claim).
+//!   A locked `unregister` answers once every member acknowledged the
+//!   retraction, or after 3 s (the stream repair brings it to the others).
 //!
 //! # Locks
 //! `set_lock` takes a lock on a resource on a set of nodes; holders with
@@ -79,7 +86,7 @@ const HEAD_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a lock phase (name or resource lock) waits for answers before
 /// it gives back what it got and retries (an answer may have been lost).
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a commit waits for acks before answering anyway.
+/// How long a locked unregister waits for acks before answering anyway.
 const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a name lock may be held before this node frees it (its
 /// release was lost); longer than any lock phase.
@@ -90,8 +97,13 @@ const ACK_TIMER: u32 = u32::MAX;
 /// How a table keeps names consistent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Mode {
-    /// A registration locks the name on every member node and returns once
-    /// all of them hold the entry (OTP's contract).
+    /// A registration locks the name on every member node, staging the
+    /// claim there, in one round trip. When it returns `Ok`, every
+    /// connected member holds the name locked for this claim, so no other
+    /// registration can take it; each shows the entry once the commit
+    /// (queued before the return) arrives, which is before any later frame
+    /// from the registering node. Two concurrent registrations in one
+    /// connected partition never both succeed (OTP's contract).
     Locked,
     /// A registration returns after the local write; clashes are settled
     /// by the rank within one round of replication.
@@ -396,14 +408,13 @@ pub enum NamesFrame {
         /// The sender's operation waiting for an ack.
         ack: Option<u64>,
     },
-    /// Lock `name` for a locked registration.
+    /// Lock `claim.name` for a locked registration and stage `claim`
+    /// under that lock (not visible until the `Commit`).
     Prepare {
         /// The table.
         table: String,
-        /// The name.
-        name: String,
-        /// The request's priority stamp (also its claim's stamp).
-        stamp: u64,
+        /// The claim to stage; its stamp is the request's priority.
+        claim: Claim,
         /// The sender's operation.
         op: u64,
         /// The attempt of that operation.
@@ -419,6 +430,19 @@ pub enum NamesFrame {
         attempt: u32,
         /// The answer.
         answer: PrepareAnswer,
+    },
+    /// Every member granted the sender's request `stamp` on `name`: install
+    /// the claim staged by its `Prepare` and release the lock. A receiver
+    /// that no longer holds the staged claim asks for a snapshot.
+    Commit {
+        /// The table.
+        table: String,
+        /// The name.
+        name: String,
+        /// The request's (and claim's) stamp.
+        stamp: u64,
+        /// The sender's stream position after this change.
+        seq: u64,
     },
     /// Drop the name lock (held or awaited) of the sender's request `stamp`.
     Release {
@@ -1170,8 +1194,7 @@ impl Names {
             }
             NamesFrame::Prepare {
                 table,
-                name,
-                stamp,
+                claim,
                 op,
                 attempt,
                 replace,
@@ -1179,16 +1202,34 @@ impl Names {
                 let Some(i) = self.table_index(&table) else {
                     return debug!(peer = %node, %table, "prepare for an unknown table");
                 };
-                self.observe(stamp);
+                if !own(&claim.pid) || claim.supersedes.is_some() {
+                    return debug!(peer = %node, "prepare of a foreign or superseding claim; ignored");
+                }
+                self.observe(claim.stamp);
+                let rec = self.stored(claim, ctx);
                 let req = locked::Req {
-                    stamp,
-                    node: node.clone(),
+                    stamp: rec.stamp(),
+                    node: rec.node().clone(),
                     op,
                     attempt,
                     replace,
                     since: ctx.now,
+                    claim: rec,
                 };
-                self.prepare(i, name, req, ctx);
+                self.prepare(i, req, ctx);
+            }
+            NamesFrame::Commit {
+                table,
+                name,
+                stamp,
+                seq,
+            } => {
+                let Some(i) = self.table_index(&table) else {
+                    return debug!(peer = %node, %table, "commit for an unknown table");
+                };
+                if !me && self.in_order(node, seq, ctx) {
+                    self.commit_staged(i, &name, node, stamp, ctx);
+                }
             }
             NamesFrame::Prepared {
                 op,

@@ -111,13 +111,13 @@ impl Names {
     }
 
     /// `claim` in its stored form.
-    fn stored(&mut self, claim: Claim, ctx: &Ctx<'_>) -> Arc<StoredClaim> {
+    pub(super) fn stored(&mut self, claim: Claim, ctx: &Ctx<'_>) -> Arc<StoredClaim> {
         let node = self.intern(claim.pid.node());
         Arc::new(StoredClaim::new(claim, node, ctx.me(), ctx.creation()))
     }
 
     /// Stores a claim (see [`Names::add_claim`]).
-    fn add_stored(&mut self, i: usize, rec: Arc<StoredClaim>, ctx: &mut Ctx<'_>) {
+    pub(super) fn add_stored(&mut self, i: usize, rec: Arc<StoredClaim>, ctx: &mut Ctx<'_>) {
         let t = &mut self.tables[i];
         if !t.claims.contains(rec.name()) {
             // The common case, a free name: the claim is the entry.
@@ -201,15 +201,16 @@ impl Names {
         }
     }
 
-    /// Makes a claim of a local pid and sends it to every member; returns
-    /// the members asked to ack when `ack` is set.
+    /// Makes a claim of a local pid and sends it to every member: a
+    /// `Commit` to those in `staged` (they hold it staged under its name
+    /// lock), the whole claim (`Add`) to the others.
     pub(super) fn add_local(
         &mut self,
         i: usize,
         claim: Claim,
-        ack: Option<u64>,
+        staged: &BTreeSet<NodeName>,
         ctx: &mut Ctx<'_>,
-    ) -> BTreeSet<NodeName> {
+    ) {
         let members = self.members(ctx);
         self.seq += 1;
         let seq = self.seq;
@@ -224,24 +225,32 @@ impl Names {
             ctx.me(),
             ctx.creation(),
         ));
-        // One frame for every member, encoded once by the driver.
-        let frame = NamesFrame::Add {
-            table: self.tables[i].cfg.name.clone(),
-            claim,
-            seq,
-            ack,
-        };
-        if members.iter().any(|m| m == ctx.me()) {
-            self.send(&ctx.me().clone(), frame.clone(), ctx);
-        }
+        let table = self.tables[i].cfg.name.clone();
         let me = ctx.me().clone();
-        ctx.broadcast(members.iter().filter(|m| **m != me), Frame::Names(frame));
-        self.add_stored(i, rec, ctx);
-        if ack.is_some() {
-            members.into_iter().collect()
-        } else {
-            BTreeSet::new()
+        let (commit, add): (Vec<&NodeName>, Vec<&NodeName>) = members
+            .iter()
+            .filter(|m| **m != me)
+            .partition(|m| staged.contains(*m));
+        // One frame of each kind for every member, encoded once by the driver.
+        if !commit.is_empty() {
+            let frame = NamesFrame::Commit {
+                table: table.clone(),
+                name: claim.name.clone(),
+                stamp: claim.stamp,
+                seq,
+            };
+            ctx.broadcast(commit, Frame::Names(frame));
         }
+        if !add.is_empty() {
+            let frame = NamesFrame::Add {
+                table,
+                claim,
+                seq,
+                ack: None,
+            };
+            ctx.broadcast(add, Frame::Names(frame));
+        }
+        self.add_stored(i, rec, ctx);
     }
 
     /// Retracts the claim of local `pid` on `name` everywhere; returns the
