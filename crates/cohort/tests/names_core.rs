@@ -1,5 +1,6 @@
 //! White-box tests of the name service on sans-IO cores: the wait-die
-//! lock order of racing locked registrations, and hostile frames.
+//! lock order of racing locked registrations, claims staged under a lock
+//! until their commit, and hostile frames.
 
 mod common;
 
@@ -121,12 +122,31 @@ fn hostile_name_frames_are_ignored() {
             stamp: 5,
         },
         NamesFrame::Ack { op: 12345 },
+        // A lock request staging a claim of c's pid.
+        NamesFrame::Prepare {
+            table: "global".into(),
+            claim: claim.clone(),
+            op: 2,
+            attempt: 0,
+            replace: false,
+        },
+        // A commit of a claim b never staged: a asks b for a snapshot.
+        NamesFrame::Commit {
+            table: "global".into(),
+            name: "x".into(),
+            stamp: 1,
+            seq: 1,
+        },
     ];
     for f in frames {
         net.inject(1, 0, Frame::Names(f));
     }
     assert!(net.nodes[0].names().claims("global").is_empty());
     assert_eq!(net.nodes[0].names().lock_holders("r"), None);
+    assert!(net
+        .sent
+        .iter()
+        .any(|(from, f)| *from == 0 && matches!(f, Frame::Names(NamesFrame::Resync))));
     // A real claim of c cannot be retracted by b.
     net.nodes[2].names_register(net.now, 1, args("x", &cs_pid));
     net.settle();
@@ -205,4 +225,52 @@ fn a_held_name_lock_stalls_only_its_own_name() {
     }
     assert_eq!(replies(&net, 0), vec![(11, Ok(true)), (10, Ok(true))]);
     assert_eq!(net.nodes[1].names().whereis("global", "x"), Some(p1));
+}
+
+#[test]
+fn a_locked_claim_is_staged_until_its_commit_arrives() {
+    let mut net = mesh(2);
+    net.nodes[0].spawned(1);
+    net.nodes[1].spawned(1);
+    let (pa, pb) = (net.nodes[0].pid(1), net.nodes[1].pid(1));
+    net.nodes[1].with_names(net.now, |n, _| n.watch(0));
+    assert_eq!(
+        net.nodes[0].names_register(net.now, 1, args("x", &pa)),
+        Outcome::Pending
+    );
+    // Deliver frames one by one until a answers: b never shows the staged
+    // claim meanwhile.
+    while replies(&net, 0).is_empty() {
+        assert!(net.step(), "a answers before the frames run out");
+        assert_eq!(net.nodes[1].names().whereis("global", "x"), None);
+    }
+    assert_eq!(replies(&net, 0), vec![(1, Ok(true))]);
+    assert!(net.nodes[1].names().registered_names("global").is_empty());
+    assert!(!net.seen[1]
+        .iter()
+        .any(|e| matches!(e, Effect::Names(NamesEffect::Event { .. }))));
+    // a answered; its commit to b is still queued: b holds "x" locked for
+    // a's claim, without showing it, so b's own claim cannot get it.
+    assert_eq!(
+        net.nodes[0].names().whereis("global", "x"),
+        Some(pa.clone())
+    );
+    assert_eq!(net.nodes[1].names().whereis("global", "x"), None);
+    assert_eq!(
+        net.nodes[1].names_register(net.now, 2, args("x", &pb)),
+        Outcome::Pending
+    );
+    net.settle();
+    assert_eq!(
+        net.nodes[1].names().whereis("global", "x"),
+        Some(pa.clone())
+    );
+    for _ in 0..20 {
+        net.advance(5);
+    }
+    assert_eq!(replies(&net, 1), vec![(2, Err(NamesError::Taken))]);
+    for n in &net.nodes {
+        assert_eq!(n.names().whereis("global", "x"), Some(pa.clone()));
+        assert_eq!(n.names().claims("global").len(), 1);
+    }
 }

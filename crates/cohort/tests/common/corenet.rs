@@ -85,6 +85,26 @@ impl CoreNet {
         }
     }
 
+    /// Delivers at most one frame and carries out the effects (queueing
+    /// the frames they send); false when nothing was left to deliver.
+    pub fn step(&mut self) -> bool {
+        let poll = |net: &mut CoreNet| {
+            for i in 0..net.nodes.len() {
+                while let Some(e) = net.nodes[i].poll_effect() {
+                    net.effect(i, e);
+                }
+            }
+        };
+        poll(self);
+        let Some((to, conn, frame)) = self.queue.pop_front() else {
+            return false;
+        };
+        let frame = Frame::decode(&frame.encode()).expect("own frames decode");
+        self.nodes[to].frame(conn, frame, self.now);
+        poll(self);
+        true
+    }
+
     fn effect(&mut self, i: usize, e: Effect) {
         match e {
             Effect::Dial { conn, addr } => {

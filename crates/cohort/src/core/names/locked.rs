@@ -11,12 +11,12 @@ use std::time::Duration;
 use super::super::ctx::Ctx;
 use super::super::pid::{NodeName, Pid};
 use super::super::time::Time;
-use tracing::debug;
 use super::{
-    Claim, Names, NamesError, NamesFrame, PrepareAnswer, StoredClaim, UnregisterReason,
-    WireReason, PREPARE_TIMEOUT, SLOT_LEASE,
+    Claim, Names, NamesError, NamesFrame, PrepareAnswer, StoredClaim, UnregisterReason, WireReason,
+    PREPARE_TIMEOUT, SLOT_LEASE,
 };
 use crate::core::proto::Frame;
+use tracing::debug;
 
 /// A request for a name lock.
 #[derive(Debug, Clone)]
