@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cohort::core::names::{Mode, NamesConfig, TableConfig};
 use cohort::{Node, Process};
-use common::{builder, wait_for, within};
+use common::{builder, wait_for};
 
 /// The system allocator, counting live bytes.
 struct Counting;
@@ -52,7 +52,9 @@ fn name(i: usize) -> String {
 }
 
 /// Live bytes after registering `N` names on `origin` (whose processes
-/// exist before), once `watcher` (if any) sees them all.
+/// exist before), once `watcher` (if any) sees them all. No `sync`: its
+/// snapshot of every name would leave a read buffer of that size behind,
+/// which is not name storage.
 async fn registered(origin: &Node, procs: &[Process], watcher: Option<&Node>) -> isize {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = live();
@@ -63,8 +65,8 @@ async fn registered(origin: &Node, procs: &[Process], watcher: Option<&Node>) ->
     if let Some(w) = watcher {
         let wt = w.names_table("t").unwrap();
         let last = name(N - 1);
+        // Claims apply in order: the last one there means all are.
         wait_for("replication", || wt.whereis(&last).is_some()).await;
-        within("sync", wt.sync()).await.unwrap();
         assert_eq!(wt.registered_names().len(), N);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -436,7 +436,7 @@ impl Names {
         if !t.cfg.multiple_names {
             if let Some(other) = t
                 .local
-                .get(pid)
+                .get(&pid.serial())
                 .and_then(|ns| ns.iter().find(|n| *n != name))
             {
                 return Err(NamesError::AlreadyNamed(other.to_string()));

@@ -58,6 +58,7 @@ mod api;
 mod locked;
 mod locks;
 pub mod rank;
+mod store;
 mod table;
 
 use std::cmp::Ordering;
@@ -80,6 +81,8 @@ use super::proto::Frame;
 use super::time::Time;
 
 pub use self::api::{Outcome, RegisterArgs};
+pub use self::store::StoredClaim;
+use self::store::{Claims, LocalNames, Slot, Stored};
 
 /// How often a node tells its members its stream position.
 const HEAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -549,264 +552,14 @@ pub enum NamesEffect {
     },
 }
 
-/// A claim as a node stores it, compact and immutable: shared by the
-/// core's table and the runtime's read view (the visible entry of a name
-/// is its winning claim), so a name is kept once per node.
-#[derive(Debug, PartialEq, Eq)]
-pub struct StoredClaim {
-    name: Box<str>,
-    node: NodeName,
-    serial: u64,
-    stamp: u64,
-    creation: u32,
-    policy: LossPolicy,
-    /// Whether the claimant is a process of the storing node.
-    local: bool,
-    /// Metadata and superseded claim, when there are any (rare).
-    extra: Option<Box<Extra>>,
-}
-
-/// The rarely used parts of a claim.
-#[derive(Debug, PartialEq, Eq)]
-struct Extra {
-    meta: Bytes,
-    supersedes: Option<(Pid, u64)>,
-}
-
-impl StoredClaim {
-    /// Stores `c` on node `me` (creation `creation`); `node` is the
-    /// claimant's node name, shared by all its claims.
-    fn new(c: Claim, node: NodeName, me: &NodeName, creation: u32) -> Self {
-        let local = c.pid.node() == me && c.pid.creation() == creation;
-        let extra = (!c.meta.is_empty() || c.supersedes.is_some()).then(|| {
-            Box::new(Extra {
-                meta: c.meta,
-                supersedes: c.supersedes,
-            })
-        });
-        StoredClaim {
-            name: c.name.into_boxed_str(),
-            node,
-            serial: c.pid.serial(),
-            stamp: c.stamp,
-            creation: c.pid.creation(),
-            policy: c.policy,
-            local,
-            extra,
-        }
-    }
-
-    /// The name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The claiming process.
-    pub fn pid(&self) -> Pid {
-        Pid::new(self.node.clone(), self.creation, self.serial)
-    }
-
-    /// The claimant's node.
-    pub fn node(&self) -> &NodeName {
-        &self.node
-    }
-
-    /// The claimant's serial on its node.
-    pub fn serial(&self) -> u64 {
-        self.serial
-    }
-
-    /// Whether the claimant is a process of the node storing this claim.
-    pub fn is_local(&self) -> bool {
-        self.local
-    }
-
-    /// The metadata (empty when none).
-    pub fn meta(&self) -> Bytes {
-        self.extra
-            .as_ref()
-            .map(|e| e.meta.clone())
-            .unwrap_or_default()
-    }
-
-    fn meta_ref(&self) -> &[u8] {
-        self.extra.as_ref().map_or(&[][..], |e| &e.meta[..])
-    }
-
-    /// The Lamport stamp.
-    pub fn stamp(&self) -> u64 {
-        self.stamp
-    }
-
-    /// Whether `pid` made this claim.
-    fn is(&self, pid: &Pid) -> bool {
-        self.serial == pid.serial() && self.creation == pid.creation() && &self.node == pid.node()
-    }
-
-    /// Whether both claims are by the same process.
-    fn same_claimant(&self, o: &StoredClaim) -> bool {
-        self.serial == o.serial && self.creation == o.creation && self.node == o.node
-    }
-
-    /// The claim this one replaces, if any.
-    fn supersedes(&self) -> Option<&(Pid, u64)> {
-        self.extra.as_ref().and_then(|e| e.supersedes.as_ref())
-    }
-
-    /// Whether both claims show the same entry (holder and metadata).
-    fn same_entry(&self, o: &StoredClaim) -> bool {
-        self.serial == o.serial
-            && self.creation == o.creation
-            && self.node == o.node
-            && self.meta_ref() == o.meta_ref()
-    }
-
-    /// The claim in its public (wire) form.
-    pub fn to_claim(&self) -> Claim {
-        Claim {
-            name: self.name.to_string(),
-            pid: self.pid(),
-            meta: self.meta(),
-            stamp: self.stamp,
-            policy: self.policy,
-            supersedes: self.extra.as_ref().and_then(|e| e.supersedes.clone()),
-        }
-    }
-}
-
-/// The names a local pid holds, in name order: one without a set (the
-/// common case), or a set.
-#[derive(Debug, Default)]
-enum LocalNames {
-    #[default]
-    Empty,
-    One(Box<str>),
-    Many(BTreeSet<Box<str>>),
-}
-
-impl LocalNames {
-    fn insert(&mut self, n: &str) {
-        match self {
-            LocalNames::Empty => *self = LocalNames::One(n.into()),
-            LocalNames::One(o) if &**o == n => {}
-            LocalNames::One(o) => {
-                let o = std::mem::take(o);
-                *self = LocalNames::Many(BTreeSet::from([o, n.into()]));
-            }
-            LocalNames::Many(set) => {
-                set.insert(n.into());
-            }
-        }
-    }
-
-    fn remove(&mut self, n: &str) {
-        match self {
-            LocalNames::One(o) if &**o == n => *self = LocalNames::Empty,
-            LocalNames::Many(set) => {
-                set.remove(n);
-            }
-            _ => {}
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            LocalNames::Empty => true,
-            LocalNames::One(_) => false,
-            LocalNames::Many(set) => set.is_empty(),
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &str> {
-        let (one, many) = match self {
-            LocalNames::Empty => (None, None),
-            LocalNames::One(o) => (Some(&**o), None),
-            LocalNames::Many(set) => (None, Some(set.iter().map(|n| &**n))),
-        };
-        one.into_iter().chain(many.into_iter().flatten())
-    }
-}
-
-/// A stored claim and whether this node already reported its clash.
-#[derive(Debug, Clone)]
-struct Stored {
-    rec: Arc<StoredClaim>,
-    reported: bool,
-}
-
-/// The claims of one name: one (the common case, no vector) or several
-/// (a clash, or a claim whose clash was reported).
-#[derive(Debug)]
-enum Slot {
-    One(Arc<StoredClaim>),
-    Many(Box<[Stored]>),
-}
-
-impl Slot {
-    fn name(&self) -> &str {
-        match self {
-            Slot::One(r) => r.name(),
-            Slot::Many(l) => l[0].rec.name(),
-        }
-    }
-
-    /// The claims, in the order they were stored.
-    fn recs(&self) -> impl Iterator<Item = &Arc<StoredClaim>> {
-        let (one, many) = match self {
-            Slot::One(r) => (Some(r), &[][..]),
-            Slot::Many(l) => (None, &l[..]),
-        };
-        one.into_iter().chain(many.iter().map(|s| &s.rec))
-    }
-
-    fn into_list(self) -> Vec<Stored> {
-        match self {
-            Slot::One(rec) => vec![Stored {
-                rec,
-                reported: false,
-            }],
-            Slot::Many(l) => l.into_vec(),
-        }
-    }
-
-    /// The slot holding `list`, or none when it is empty.
-    fn from_list(mut list: Vec<Stored>) -> Option<Slot> {
-        match list.len() {
-            0 => None,
-            1 if !list[0].reported => Some(Slot::One(list.pop().expect("one").rec)),
-            _ => Some(Slot::Many(list.into_boxed_slice())),
-        }
-    }
-}
-
-impl std::borrow::Borrow<str> for Slot {
-    fn borrow(&self) -> &str {
-        self.name()
-    }
-}
-
-impl std::hash::Hash for Slot {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name().hash(state)
-    }
-}
-
-impl PartialEq for Slot {
-    fn eq(&self, o: &Slot) -> bool {
-        self.name() == o.name()
-    }
-}
-
-impl Eq for Slot {}
-
 /// One name table.
 #[derive(Debug)]
 struct Table {
     cfg: TableConfig,
     /// Every known claim, by name.
-    claims: std::collections::HashSet<Slot, foldhash::fast::FixedState>,
-    /// Names claimed by each local pid.
-    local: DetMap<Pid, LocalNames>,
+    claims: Claims,
+    /// Names claimed by each local pid (of this node's creation), by serial.
+    local: DetMap<u64, LocalNames>,
     /// Name locks of locked registrations.
     slots: DetMap<String, locked::Slot>,
     /// Whether anyone listens to this table's events.
@@ -1014,10 +767,10 @@ impl Names {
                 let claims: Vec<Claim> = t
                     .local
                     .iter()
-                    .flat_map(|(pid, names)| {
+                    .flat_map(|(serial, names)| {
                         names
                             .iter()
-                            .filter_map(move |n| t.claim_of(n, pid).map(|c| c.to_claim()))
+                            .filter_map(move |n| t.local_claim(n, *serial).map(|c| c.to_claim()))
                     })
                     .collect();
                 (t.cfg.name.clone(), claims)
@@ -1281,10 +1034,12 @@ impl Names {
 
     /// A local process ended: its names, pending registrations and locks go.
     pub fn exited(&mut self, pid: &Pid, reason: &ExitReason, ctx: &mut Ctx<'_>) {
+        let local = pid.node() == ctx.me() && pid.creation() == ctx.creation();
         for i in 0..self.tables.len() {
             let names: Vec<String> = self.tables[i]
                 .local
-                .get(pid)
+                .get(&pid.serial())
+                .filter(|_| local)
                 .map(|l| l.iter().map(str::to_string).collect())
                 .unwrap_or_default();
             for name in names {

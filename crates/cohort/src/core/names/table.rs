@@ -8,8 +8,8 @@ use super::super::pid::{ExitReason, NodeName, Pid};
 use super::super::process::Message;
 use super::super::Effect;
 use super::{
-    rank, Claim, LossPolicy, NameEvent, Names, NamesEffect, NamesFrame, Slot, Stored, StoredClaim,
-    Table, UnregisterReason, WireReason,
+    rank, store::SlotRef, Claim, LossPolicy, NameEvent, Names, NamesEffect, NamesFrame, Slot,
+    Stored, StoredClaim, Table, UnregisterReason, WireReason,
 };
 use crate::core::proto::Frame;
 
@@ -17,16 +17,24 @@ impl Table {
     /// The visible entry of `name`: the winner among its claims.
     pub(super) fn view(&self, name: &str) -> Option<Arc<StoredClaim>> {
         let list = match self.claims.get(name)? {
-            Slot::One(r) => return Some(r.clone()),
-            Slot::Many(list) => list,
+            SlotRef::One(r) => return Some(r.clone()),
+            SlotRef::Many(list) => list,
         };
-        if let [only] = &list[..] {
+        if let [only] = list {
             // One claim: it wins (superseding and dropping need two).
             return Some(only.rec.clone());
         }
         let claims: Vec<Claim> = list.iter().map(|s| s.rec.to_claim()).collect();
         let refs: Vec<&Claim> = claims.iter().collect();
         rank::winner(&refs, self.cfg.rank.as_ref()).map(|i| list[i].rec.clone())
+    }
+
+    /// The claim of local process `serial` on `name`, if any.
+    pub(super) fn local_claim(&self, name: &str, serial: u64) -> Option<&Arc<StoredClaim>> {
+        self.claims
+            .get(name)?
+            .recs()
+            .find(|r| r.is_local() && r.serial() == serial)
     }
 
     /// The claim of `pid` on `name`, if any.
@@ -172,12 +180,13 @@ impl Names {
         if let Some(slot) = Slot::from_list(list) {
             t.claims.insert(slot);
         }
-        if let Some(names) = t.local.get_mut(pid) {
+        let local = pid.node() == ctx.me() && pid.creation() == ctx.creation();
+        if let Some(names) = t.local.get_mut(&pid.serial()).filter(|_| local) {
             if removed {
                 names.remove(name);
             }
             if names.is_empty() {
-                t.local.remove(pid);
+                t.local.remove(&pid.serial());
             }
         }
         self.changed(i, name, before, reason, ctx);
@@ -216,7 +225,7 @@ impl Names {
         let seq = self.seq;
         self.tables[i]
             .local
-            .entry(claim.pid.clone())
+            .entry(claim.pid.serial())
             .or_default()
             .insert(&claim.name);
         let rec = Arc::new(StoredClaim::new(
@@ -325,7 +334,7 @@ impl Names {
     pub(super) fn settle(&mut self, i: usize, name: &str, ctx: &mut Ctx<'_>) {
         let t = &mut self.tables[i];
         // The common case, one claim: nothing to settle, nothing to move.
-        if !matches!(t.claims.get(name), Some(Slot::Many(l)) if l.len() >= 2) {
+        if !matches!(t.claims.get(name), Some(SlotRef::Many(l)) if l.len() >= 2) {
             return;
         }
         let mut list = match t.claims.take(name) {

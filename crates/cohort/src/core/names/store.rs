@@ -1,0 +1,337 @@
+//! How a node stores claims: compact, immutable claims shared with the
+//! runtime's read view, and the per-name index over them.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ecow::EcoString;
+
+use super::super::pid::{NodeName, Pid};
+use super::{Claim, DetMap, LossPolicy};
+
+/// A claim as a node stores it, compact and immutable: shared by the
+/// core's table and the runtime's read view (the visible entry of a name
+/// is its winning claim), so a name is kept once per node.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StoredClaim {
+    /// Inline up to 15 bytes: most names need no allocation of their own.
+    name: EcoString,
+    node: NodeName,
+    serial: u64,
+    stamp: u64,
+    creation: u32,
+    policy: LossPolicy,
+    /// Whether the claimant is a process of the storing node.
+    local: bool,
+    /// Metadata and superseded claim, when there are any (rare).
+    extra: Option<Box<Extra>>,
+}
+
+/// The rarely used parts of a claim.
+#[derive(Debug, PartialEq, Eq)]
+struct Extra {
+    meta: Bytes,
+    supersedes: Option<(Pid, u64)>,
+}
+
+impl StoredClaim {
+    /// Stores `c` on node `me` (creation `creation`); `node` is the
+    /// claimant's node name, shared by all its claims.
+    pub(super) fn new(c: Claim, node: NodeName, me: &NodeName, creation: u32) -> Self {
+        let local = c.pid.node() == me && c.pid.creation() == creation;
+        let extra = (!c.meta.is_empty() || c.supersedes.is_some()).then(|| {
+            Box::new(Extra {
+                meta: c.meta,
+                supersedes: c.supersedes,
+            })
+        });
+        StoredClaim {
+            name: EcoString::from(c.name),
+            node,
+            serial: c.pid.serial(),
+            stamp: c.stamp,
+            creation: c.pid.creation(),
+            policy: c.policy,
+            local,
+            extra,
+        }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The claiming process.
+    pub fn pid(&self) -> Pid {
+        Pid::new(self.node.clone(), self.creation, self.serial)
+    }
+
+    /// The claimant's node.
+    pub fn node(&self) -> &NodeName {
+        &self.node
+    }
+
+    /// The claimant's serial on its node.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// Whether the claimant is a process of the node storing this claim.
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// The metadata (empty when none).
+    pub fn meta(&self) -> Bytes {
+        self.extra
+            .as_ref()
+            .map(|e| e.meta.clone())
+            .unwrap_or_default()
+    }
+
+    fn meta_ref(&self) -> &[u8] {
+        self.extra.as_ref().map_or(&[][..], |e| &e.meta[..])
+    }
+
+    /// The Lamport stamp.
+    pub fn stamp(&self) -> u64 {
+        self.stamp
+    }
+
+    /// Whether `pid` made this claim.
+    pub(super) fn is(&self, pid: &Pid) -> bool {
+        self.serial == pid.serial() && self.creation == pid.creation() && &self.node == pid.node()
+    }
+
+    /// Whether both claims are by the same process.
+    pub(super) fn same_claimant(&self, o: &StoredClaim) -> bool {
+        self.serial == o.serial && self.creation == o.creation && self.node == o.node
+    }
+
+    /// The claim this one replaces, if any.
+    pub(super) fn supersedes(&self) -> Option<&(Pid, u64)> {
+        self.extra.as_ref().and_then(|e| e.supersedes.as_ref())
+    }
+
+    /// Whether both claims show the same entry (holder and metadata).
+    pub(super) fn same_entry(&self, o: &StoredClaim) -> bool {
+        self.serial == o.serial
+            && self.creation == o.creation
+            && self.node == o.node
+            && self.meta_ref() == o.meta_ref()
+    }
+
+    /// The claim in its public (wire) form.
+    pub fn to_claim(&self) -> Claim {
+        Claim {
+            name: self.name.to_string(),
+            pid: self.pid(),
+            meta: self.meta(),
+            stamp: self.stamp,
+            policy: self.policy,
+            supersedes: self.extra.as_ref().and_then(|e| e.supersedes.clone()),
+        }
+    }
+}
+
+/// The names a local pid holds, in name order: one without a set (the
+/// common case), or a set.
+#[derive(Debug, Default)]
+pub(super) enum LocalNames {
+    #[default]
+    Empty,
+    One(EcoString),
+    Many(BTreeSet<EcoString>),
+}
+
+impl LocalNames {
+    pub(super) fn insert(&mut self, n: &str) {
+        match self {
+            LocalNames::Empty => *self = LocalNames::One(n.into()),
+            LocalNames::One(o) if o == n => {}
+            LocalNames::One(o) => {
+                let o = std::mem::take(o);
+                *self = LocalNames::Many(BTreeSet::from([o, n.into()]));
+            }
+            LocalNames::Many(set) => {
+                set.insert(n.into());
+            }
+        }
+    }
+
+    pub(super) fn remove(&mut self, n: &str) {
+        match self {
+            LocalNames::One(o) if o == n => *self = LocalNames::Empty,
+            LocalNames::Many(set) => {
+                set.remove(n);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        match self {
+            LocalNames::Empty => true,
+            LocalNames::One(_) => false,
+            LocalNames::Many(set) => set.is_empty(),
+        }
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &str> {
+        let (one, many) = match self {
+            LocalNames::Empty => (None, None),
+            LocalNames::One(o) => (Some(o.as_str()), None),
+            LocalNames::Many(set) => (None, Some(set.iter().map(|n| n.as_str()))),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
+/// A stored claim and whether this node already reported its clash.
+#[derive(Debug, Clone)]
+pub(super) struct Stored {
+    pub(super) rec: Arc<StoredClaim>,
+    pub(super) reported: bool,
+}
+
+/// The claims of one name, taken out of [`Claims`]: one (the common case,
+/// no vector) or several (a clash, or a claim whose clash was reported).
+#[derive(Debug)]
+pub(super) enum Slot {
+    One(Arc<StoredClaim>),
+    Many(Box<[Stored]>),
+}
+
+impl Slot {
+    pub(super) fn into_list(self) -> Vec<Stored> {
+        match self {
+            Slot::One(rec) => vec![Stored {
+                rec,
+                reported: false,
+            }],
+            Slot::Many(l) => l.into_vec(),
+        }
+    }
+
+    /// The slot holding `list`, or none when it is empty.
+    pub(super) fn from_list(mut list: Vec<Stored>) -> Option<Slot> {
+        match list.len() {
+            0 => None,
+            1 if !list[0].reported => Some(Slot::One(list.pop().expect("one").rec)),
+            _ => Some(Slot::Many(list.into_boxed_slice())),
+        }
+    }
+}
+
+/// The claims of one name, borrowed from [`Claims`].
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SlotRef<'a> {
+    /// The only claim.
+    One(&'a Arc<StoredClaim>),
+    /// Several claims (or one whose clash was reported), in stored order.
+    Many(&'a [Stored]),
+}
+
+impl<'a> SlotRef<'a> {
+    pub(super) fn name(self) -> &'a str {
+        match self {
+            SlotRef::One(r) => r.name(),
+            SlotRef::Many(l) => l[0].rec.name(),
+        }
+    }
+
+    /// The claims, in the order they were stored.
+    pub(super) fn recs(self) -> impl Iterator<Item = &'a Arc<StoredClaim>> {
+        let (one, many) = match self {
+            SlotRef::One(r) => (Some(r), &[][..]),
+            SlotRef::Many(l) => (None, l),
+        };
+        one.into_iter().chain(many.iter().map(|s| &s.rec))
+    }
+}
+
+/// A stored claim looked up by its name.
+#[derive(Debug)]
+struct ByName(Arc<StoredClaim>);
+
+impl std::borrow::Borrow<str> for ByName {
+    fn borrow(&self) -> &str {
+        self.0.name()
+    }
+}
+
+impl std::hash::Hash for ByName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name().hash(state)
+    }
+}
+
+impl PartialEq for ByName {
+    fn eq(&self, o: &ByName) -> bool {
+        self.0.name() == o.0.name()
+    }
+}
+
+impl Eq for ByName {}
+
+/// Every known claim of a table, by name. A name with one claim costs one
+/// pointer in one set; the rare names with several claims (a clash) keep
+/// the whole list in a second map, and their first claim in the set.
+#[derive(Debug, Default)]
+pub(super) struct Claims {
+    first: HashSet<ByName, foldhash::fast::FixedState>,
+    many: DetMap<Box<str>, Box<[Stored]>>,
+}
+
+impl Claims {
+    /// Whether `name` has a claim.
+    pub(super) fn contains(&self, name: &str) -> bool {
+        self.first.contains(name)
+    }
+
+    /// The claims of `name`.
+    pub(super) fn get(&self, name: &str) -> Option<SlotRef<'_>> {
+        let first = self.first.get(name)?;
+        Some(self.slot_of(first))
+    }
+
+    fn slot_of<'a>(&'a self, first: &'a ByName) -> SlotRef<'a> {
+        if !self.many.is_empty() {
+            if let Some(l) = self.many.get(first.0.name()) {
+                return SlotRef::Many(l);
+            }
+        }
+        SlotRef::One(&first.0)
+    }
+
+    /// Takes the claims of `name` out.
+    pub(super) fn take(&mut self, name: &str) -> Option<Slot> {
+        let first = self.first.take(name)?;
+        if !self.many.is_empty() {
+            if let Some(l) = self.many.remove(name) {
+                return Some(Slot::Many(l));
+            }
+        }
+        Some(Slot::One(first.0))
+    }
+
+    /// Puts the claims of a name (taken out, or new) in.
+    pub(super) fn insert(&mut self, slot: Slot) {
+        match slot {
+            Slot::One(rec) => {
+                self.first.replace(ByName(rec));
+            }
+            Slot::Many(list) => {
+                self.first.replace(ByName(list[0].rec.clone()));
+                self.many.insert(list[0].rec.name().into(), list);
+            }
+        }
+    }
+
+    /// The claims of every name.
+    pub(super) fn iter(&self) -> impl Iterator<Item = SlotRef<'_>> {
+        self.first.iter().map(|f| self.slot_of(f))
+    }
+}
