@@ -683,7 +683,7 @@ impl Sim {
                     self.ledger
                         .reg
                         .retracted
-                        .insert((table.to_string(), name.clone(), pid), now);
+                        .insert((table.to_string(), name.to_string(), pid), now);
                 }
             }
             Effect::Names(NamesEffect::View { .. }) => {}

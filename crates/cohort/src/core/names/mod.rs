@@ -72,6 +72,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ecow::EcoString;
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 
@@ -532,7 +533,7 @@ pub enum NamesEffect {
         /// Table index in the config.
         table: usize,
         /// The name.
-        name: String,
+        name: EcoString,
         /// The new winning claim (holder and metadata), or none.
         entry: Option<Arc<StoredClaim>>,
     },

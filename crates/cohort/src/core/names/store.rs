@@ -38,16 +38,16 @@ struct Extra {
 impl StoredClaim {
     /// Stores `c` on node `me` (creation `creation`); `node` is the
     /// claimant's node name, shared by all its claims.
-    pub(super) fn new(c: Claim, node: NodeName, me: &NodeName, creation: u32) -> Self {
+    pub(super) fn new(c: &Claim, node: NodeName, me: &NodeName, creation: u32) -> Self {
         let local = c.pid.node() == me && c.pid.creation() == creation;
         let extra = (!c.meta.is_empty() || c.supersedes.is_some()).then(|| {
             Box::new(Extra {
-                meta: c.meta,
-                supersedes: c.supersedes,
+                meta: c.meta.clone(),
+                supersedes: c.supersedes.clone(),
             })
         });
         StoredClaim {
-            name: EcoString::from(c.name),
+            name: EcoString::from(c.name.as_str()),
             node,
             serial: c.pid.serial(),
             stamp: c.stamp,
@@ -60,6 +60,11 @@ impl StoredClaim {
 
     /// The name.
     pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name in its stored form (cloned without a copy of the text).
+    pub fn key(&self) -> &EcoString {
         &self.name
     }
 
@@ -315,6 +320,13 @@ impl Claims {
             }
         }
         Some(Slot::One(first.0))
+    }
+
+    /// Stores `rec` as the only claim of its name, unless the name has
+    /// claims already; whether it did.
+    pub(super) fn insert_first(&mut self, rec: &Arc<StoredClaim>) -> bool {
+        // A name with claims has its first one in the set: it stays.
+        self.first.insert(ByName(rec.clone()))
     }
 
     /// Puts the claims of a name (taken out, or new) in.

@@ -72,9 +72,14 @@ impl Names {
             (Some(b), Some(a)) if b.same_entry(a) => return,
             _ => {}
         }
+        // The name as stored: no copy of its own (inline or shared).
+        let key = match (&after, &before) {
+            (Some(r), _) | (None, Some(r)) => r.key().clone(),
+            (None, None) => return,
+        };
         ctx.push(Effect::Names(NamesEffect::View {
             table: i,
-            name: name.to_string(),
+            name: key,
             entry: after.clone(),
         }));
         if !self.tables[i].watched {
@@ -121,15 +126,14 @@ impl Names {
     /// `claim` in its stored form.
     pub(super) fn stored(&mut self, claim: Claim, ctx: &Ctx<'_>) -> Arc<StoredClaim> {
         let node = self.intern(claim.pid.node());
-        Arc::new(StoredClaim::new(claim, node, ctx.me(), ctx.creation()))
+        Arc::new(StoredClaim::new(&claim, node, ctx.me(), ctx.creation()))
     }
 
     /// Stores a claim (see [`Names::add_claim`]).
     pub(super) fn add_stored(&mut self, i: usize, rec: Arc<StoredClaim>, ctx: &mut Ctx<'_>) {
         let t = &mut self.tables[i];
-        if !t.claims.contains(rec.name()) {
+        if t.claims.insert_first(&rec) {
             // The common case, a free name: the claim is the entry.
-            t.claims.insert(Slot::One(rec.clone()));
             let after = Some(rec.clone());
             self.publish(i, rec.name(), None, after, UnregisterReason::Conflict, ctx);
             return;
@@ -220,7 +224,6 @@ impl Names {
         staged: &BTreeSet<NodeName>,
         ctx: &mut Ctx<'_>,
     ) {
-        let members = self.members(ctx);
         self.seq += 1;
         let seq = self.seq;
         self.tables[i]
@@ -228,36 +231,34 @@ impl Names {
             .entry(claim.pid.serial())
             .or_default()
             .insert(&claim.name);
-        let rec = Arc::new(StoredClaim::new(
-            claim.clone(),
-            ctx.me().clone(),
-            ctx.me(),
-            ctx.creation(),
-        ));
-        let table = self.tables[i].cfg.name.clone();
         let me = ctx.me().clone();
-        let (commit, add): (Vec<&NodeName>, Vec<&NodeName>) = members
-            .iter()
-            .filter(|m| **m != me)
-            .partition(|m| staged.contains(*m));
+        let rec = Arc::new(StoredClaim::new(&claim, me.clone(), &me, ctx.creation()));
+        let table = self.tables[i].cfg.name.clone();
+        let members = self.members(ctx);
         // One frame of each kind for every member, encoded once by the driver.
-        if !commit.is_empty() {
+        if members.iter().any(|m| staged.contains(m)) {
             let frame = NamesFrame::Commit {
                 table: table.clone(),
                 name: claim.name.clone(),
                 stamp: claim.stamp,
                 seq,
             };
-            ctx.broadcast(commit, Frame::Names(frame));
+            ctx.broadcast(
+                members.iter().filter(|m| staged.contains(*m)),
+                Frame::Names(frame),
+            );
         }
-        if !add.is_empty() {
+        if members.iter().any(|m| !staged.contains(m)) {
             let frame = NamesFrame::Add {
                 table,
                 claim,
                 seq,
                 ack: None,
             };
-            ctx.broadcast(add, Frame::Names(frame));
+            ctx.broadcast(
+                members.iter().filter(|m| !staged.contains(*m)),
+                Frame::Names(frame),
+            );
         }
         self.add_stored(i, rec, ctx);
     }
