@@ -55,6 +55,10 @@ impl Eq for Entry {}
 
 type View = DashMap<Entry, (), FoldHash>;
 
+/// Shards of a read view: enough that a write (under its shard's lock)
+/// rarely waits for readers of other names.
+const SHARDS: usize = 64;
+
 /// The read side of the name tables and the callers waiting for answers.
 pub(crate) struct NamesShared {
     tables: Vec<(String, View)>,
@@ -81,7 +85,10 @@ impl NamesShared {
                 .map(|t| {
                     (
                         t.name.clone(),
-                        DashMap::with_hasher(FoldHash::with_seed(seed | 1)),
+                        DashMap::with_hasher_and_shard_amount(
+                            FoldHash::with_seed(seed | 1),
+                            SHARDS,
+                        ),
                     )
                 })
                 .collect(),
