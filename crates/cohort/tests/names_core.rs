@@ -91,7 +91,7 @@ fn hostile_name_frames_are_ignored() {
     let frames = vec![
         NamesFrame::Add {
             table: "global".into(),
-            claim: claim.clone(),
+            claims: vec![claim.clone()],
             seq: 1,
             ack: None,
         },
@@ -101,7 +101,7 @@ fn hostile_name_frames_are_ignored() {
         },
         NamesFrame::Add {
             table: "no-such-table".into(),
-            claim: claim.clone(),
+            claims: vec![claim.clone()],
             seq: 2,
             ack: Some(1),
         },

@@ -54,6 +54,12 @@ impl Names {
             Ok(i) => i,
             Err(e) => return Outcome::Done(Err(e)),
         };
+        // Eventual claims may wait in the outbox for the next ones; any
+        // other frame goes out after them.
+        let defer = self.tables[i].cfg.mode == Mode::Eventual && !a.replace;
+        if !defer {
+            self.flush(ctx);
+        }
         if let Err(e) = self.local_checks(i, &a.name, &a.pid, a.replace, ctx) {
             return Outcome::Done(Err(e));
         }
@@ -73,7 +79,7 @@ impl Names {
                 if a.replace {
                     self.displace(i, &mut claim, ctx);
                 }
-                self.add_local(i, claim, &BTreeSet::new(), ctx);
+                self.add_local(i, claim, &BTreeSet::new(), defer, ctx);
                 Outcome::Done(Ok(true))
             }
             Mode::Locked => {
@@ -88,6 +94,7 @@ impl Names {
     /// Unregisters `name`: at once when a local pid holds it (waiting for
     /// every member's ack in locked mode), else through the holder's node.
     pub fn unregister(&mut self, op: u64, table: &str, name: &str, ctx: &mut Ctx<'_>) -> Outcome {
+        self.flush(ctx);
         let i = match self.index(table) {
             Ok(i) => i,
             Err(e) => return Outcome::Done(Err(e)),
@@ -126,6 +133,7 @@ impl Names {
     /// Answers once every member acknowledged a ping sent after this
     /// node's snapshot, so both sides exchanged their names.
     pub fn sync(&mut self, op: u64, ctx: &mut Ctx<'_>) -> Outcome {
+        self.flush(ctx);
         let members = self.members(ctx);
         for m in &members {
             // Both snapshots again, then the ping: the ack proves both
@@ -153,6 +161,7 @@ impl Names {
         retries: Option<u32>,
         ctx: &mut Ctx<'_>,
     ) -> Outcome {
+        self.flush(ctx);
         if holder.node() != ctx.me() || holder.creation() != ctx.creation() {
             return Outcome::Done(Err(NamesError::NotLocal));
         }
@@ -174,6 +183,7 @@ impl Names {
         nodes: Option<Vec<NodeName>>,
         ctx: &mut Ctx<'_>,
     ) {
+        self.flush(ctx);
         let nodes = nodes.unwrap_or_else(|| self.all_nodes(ctx));
         self.del_lock(lock, holder, nodes, ctx);
         self.pump(ctx);

@@ -361,7 +361,7 @@ impl Names {
         } else {
             BTreeSet::new()
         };
-        self.add_local(i, claim, &staged, ctx);
+        self.add_local(i, claim, &staged, false, ctx);
         self.release_slot(i, &name, &me, stamp, ctx);
         self.reply(op, Ok(true), ctx);
     }

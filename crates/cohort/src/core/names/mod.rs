@@ -95,6 +95,8 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a name lock may be held before this node frees it (its
 /// release was lost); longer than any lock phase.
 const SLOT_LEASE: Duration = Duration::from_secs(6);
+/// At most this many eventual claims wait to go out in one frame.
+const MAX_BATCH: usize = 256;
 /// The attempt number that marks an ack time-out.
 const ACK_TIMER: u32 = u32::MAX;
 
@@ -384,13 +386,16 @@ pub enum NamesFrame {
     },
     /// Asks for a `Snapshot` (the receiver missed part of the stream).
     Resync,
-    /// The sender made a claim; answer `Ack { op }` when `ack` is set.
+    /// The sender made these claims, one stream position each (an
+    /// eventual node sends the claims made since its last frame together);
+    /// answer `Ack { op }` when `ack` is set.
     Add {
         /// The table.
         table: String,
-        /// The claim.
-        claim: Claim,
-        /// The sender's stream position after this change.
+        /// The claims, in the order they were made.
+        claims: Vec<Claim>,
+        /// The sender's stream position after the first claim; the k-th
+        /// claim (from 0) moves it to `seq + k`.
         seq: u64,
         /// The sender's operation waiting for an ack.
         ack: Option<u64>,
@@ -606,6 +611,11 @@ pub struct Names {
     /// Node names of claimants, shared by their stored claims (a decoded
     /// pid brings a copy of its node name each time).
     node_names: BTreeSet<NodeName>,
+    /// Eventual claims made but not sent yet: (table, claims, stream
+    /// position of the first). They go out as one `Add` at the next input
+    /// other than an eventual registration (at once: see `next_timeout`),
+    /// before any other frame, or when [`MAX_BATCH`] are waiting.
+    outbox: Option<(usize, Vec<Claim>, u64)>,
 }
 
 impl Default for Names {
@@ -643,6 +653,7 @@ impl Names {
             internal_op: u64::MAX,
             rng: seed | 1,
             node_names: BTreeSet::new(),
+            outbox: None,
         }
     }
 
@@ -752,6 +763,7 @@ impl Names {
 
     /// A session with `node` is up: it gets this node's own claims.
     pub fn peer_up(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
+        self.flush(ctx);
         let _ = creation;
         if !self.is_member(node, ctx) {
             return;
@@ -845,6 +857,7 @@ impl Names {
     /// The session with `node` ended: its claims, name locks, locks and
     /// pending answers go.
     pub fn peer_down(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
+        self.flush(ctx);
         let _ = creation;
         self.cursors.remove(node);
         for i in 0..self.tables.len() {
@@ -868,6 +881,7 @@ impl Names {
     /// A name-service frame from `node`. Malformed or hostile frames
     /// (claims for another node's pids, unknown tables) are logged and ignored.
     pub fn frame(&mut self, node: &NodeName, creation: u32, frame: NamesFrame, ctx: &mut Ctx<'_>) {
+        self.flush(ctx);
         if !self.is_member(node, ctx) {
             return;
         }
@@ -901,20 +915,22 @@ impl Names {
             }
             NamesFrame::Add {
                 table,
-                claim,
+                claims,
                 seq,
                 ack,
             } => {
                 let Some(i) = self.table_index(&table) else {
                     return debug!(peer = %node, %table, "claim for an unknown table");
                 };
-                if me || !own(&claim.pid) {
+                if me || claims.iter().any(|c| !own(&c.pid)) {
                     return debug!(peer = %node, "claim for a foreign pid; ignored");
                 }
-                if self.in_order(node, seq, ctx) {
-                    self.observe(claim.stamp);
-                    let rec = self.add_claim(i, claim, ctx);
-                    self.release_slot(i, rec.name(), node, rec.stamp(), ctx);
+                for (k, claim) in (0..).zip(claims) {
+                    if self.in_order(node, seq.saturating_add(k), ctx) {
+                        self.observe(claim.stamp);
+                        let rec = self.add_claim(i, claim, ctx);
+                        self.release_slot(i, rec.name(), node, rec.stamp(), ctx);
+                    }
                 }
                 // Acked even when out of order: the snapshot asked for brings it.
                 if let Some(op) = ack {
@@ -1035,6 +1051,7 @@ impl Names {
 
     /// A local process ended: its names, pending registrations and locks go.
     pub fn exited(&mut self, pid: &Pid, reason: &ExitReason, ctx: &mut Ctx<'_>) {
+        self.flush(ctx);
         let local = pid.node() == ctx.me() && pid.creation() == ctx.creation();
         for i in 0..self.tables.len() {
             let names: Vec<String> = self.tables[i]
@@ -1062,6 +1079,7 @@ impl Names {
 
     /// Time passed: retries of busy registrations and refused locks.
     pub fn timeout(&mut self, ctx: &mut Ctx<'_>) {
+        self.flush(ctx);
         while let Some(&(at, op, attempt)) = self.timers.first() {
             if at > ctx.now {
                 break;
@@ -1095,6 +1113,10 @@ impl Names {
 
     /// When [`Names::timeout`] next has something to do.
     pub fn next_timeout(&self) -> Option<Time> {
+        if self.outbox.is_some() {
+            // Claims wait to go out: as soon as the driver comes back.
+            return Some(Time::ZERO);
+        }
         let t = self.timers.first().map(|(t, _, _)| *t);
         match (t, self.next_head) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -9,7 +9,7 @@ use super::super::process::Message;
 use super::super::Effect;
 use super::{
     rank, store::SlotRef, Claim, LossPolicy, NameEvent, Names, NamesEffect, NamesFrame, Slot,
-    Stored, StoredClaim, Table, UnregisterReason, WireReason,
+    Stored, StoredClaim, Table, UnregisterReason, WireReason, MAX_BATCH,
 };
 use crate::core::proto::Frame;
 
@@ -216,14 +216,19 @@ impl Names {
 
     /// Makes a claim of a local pid and sends it to every member: a
     /// `Commit` to those in `staged` (they hold it staged under its name
-    /// lock), the whole claim (`Add`) to the others.
+    /// lock), the whole claim (`Add`) to the others. With `defer`, the
+    /// `Add` waits in the outbox to go out with the next claims.
     pub(super) fn add_local(
         &mut self,
         i: usize,
         claim: Claim,
         staged: &BTreeSet<NodeName>,
+        defer: bool,
         ctx: &mut Ctx<'_>,
     ) {
+        if !defer {
+            self.flush(ctx);
+        }
         self.seq += 1;
         let seq = self.seq;
         self.tables[i]
@@ -233,6 +238,17 @@ impl Names {
             .insert(&claim.name);
         let me = ctx.me().clone();
         let rec = Arc::new(StoredClaim::new(&claim, me.clone(), &me, ctx.creation()));
+        if defer {
+            if self.outbox.as_ref().is_some_and(|(t, _, _)| *t != i) {
+                self.flush(ctx);
+            }
+            let (_, claims, _) = self.outbox.get_or_insert_with(|| (i, Vec::new(), seq));
+            claims.push(claim);
+            if claims.len() >= MAX_BATCH {
+                self.flush(ctx);
+            }
+            return self.add_stored(i, rec, ctx);
+        }
         let table = self.tables[i].cfg.name.clone();
         let members = self.members(ctx);
         // One frame of each kind for every member, encoded once by the driver.
@@ -251,7 +267,7 @@ impl Names {
         if members.iter().any(|m| !staged.contains(m)) {
             let frame = NamesFrame::Add {
                 table,
-                claim,
+                claims: vec![claim],
                 seq,
                 ack: None,
             };
@@ -261,6 +277,22 @@ impl Names {
             );
         }
         self.add_stored(i, rec, ctx);
+    }
+
+    /// Sends the claims waiting in the outbox to every member, as one frame.
+    pub(super) fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        let Some((i, claims, seq)) = self.outbox.take() else {
+            return;
+        };
+        let frame = NamesFrame::Add {
+            table: self.tables[i].cfg.name.clone(),
+            claims,
+            seq,
+            ack: None,
+        };
+        // Members that came up since got these claims in their snapshot.
+        let members = self.members(ctx);
+        ctx.broadcast(&members, Frame::Names(frame));
     }
 
     /// Retracts the claim of local `pid` on `name` everywhere; returns the
@@ -279,6 +311,8 @@ impl Names {
         let Some(stamp) = self.tables[i].claim_of(name, pid).map(|c| c.stamp()) else {
             return BTreeSet::new();
         };
+        // The stream stays in order: claims waiting to go out go first.
+        self.flush(ctx);
         let members = self.members(ctx);
         let table = self.tables[i].cfg.name.clone();
         self.seq += 1;
