@@ -80,6 +80,7 @@ async fn a_second_name_for_one_pid_is_refused_unless_allowed() {
         vec!["x".to_string(), "y".to_string()]
     );
     assert_eq!(b.registered_names(), vec!["x".to_string()]);
+    assert_eq!((bm.len(), b.names().len()), (2, 1));
     // Remote pids are refused, and so are dead ones.
     let q = b.spawn();
     assert_eq!(a.register("z", q.pid()).await, Err(NamesError::NotLocal));
@@ -190,6 +191,7 @@ async fn metadata_events_sync_and_remote_unregister() {
         }
     );
     assert!(b.registered_names().is_empty());
+    assert!(b.names().is_empty());
 }
 
 fn evs_pid(e: &NameEvent) -> cohort::Pid {

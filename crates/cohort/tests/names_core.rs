@@ -6,8 +6,8 @@ mod common;
 
 use bytes::Bytes;
 use cohort::core::names::{
-    Claim, LockId, LossPolicy, NamesEffect, NamesError, NamesFrame, Outcome, RegisterArgs,
-    WireReason,
+    Claim, LockId, LossPolicy, NamesEffect, NamesError, NamesFrame, Outcome, OwnClaim,
+    RegisterArgs, WireReason,
 };
 use cohort::core::proto::Frame;
 use cohort::core::Effect;
@@ -87,21 +87,16 @@ fn hostile_name_frames_are_ignored() {
         policy: LossPolicy::Kill,
         supersedes: None,
     };
-    // b speaks for c's pid: claims, snapshots, retractions and locks.
+    // b speaks for c's pid (snapshots, retractions and locks; an `Add`
+    // carries only the sender's own claims) and for an unknown table.
     let frames = vec![
-        NamesFrame::Add {
-            table: "global".into(),
-            claims: vec![claim.clone()],
-            seq: 1,
-            ack: None,
-        },
         NamesFrame::Snapshot {
             seq: 1,
             tables: vec![("global".into(), vec![claim.clone()])],
         },
         NamesFrame::Add {
             table: "no-such-table".into(),
-            claims: vec![claim.clone()],
+            claims: vec![OwnClaim::of(&claim)],
             seq: 2,
             ack: Some(1),
         },

@@ -290,6 +290,20 @@ impl NameTable {
         v
     }
 
+    /// How many names this node sees (a local read, without copying them).
+    pub fn len(&self) -> usize {
+        self.shared()
+            .names
+            .tables
+            .get(self.idx)
+            .map_or(0, |(_, view)| view.len())
+    }
+
+    /// Whether this node sees no name.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Returns once this node has exchanged names with every connected
     /// node of the table (as of the call).
     pub async fn sync(&self) -> Result<(), NamesError> {

@@ -259,6 +259,51 @@ pub struct Claim {
     pub supersedes: Option<(Pid, u64)>,
 }
 
+/// A claim of one of the sender's own processes as an `Add` carries it:
+/// the pid's node and creation are the sender's (its session's), so they
+/// are neither sent nor decoded per claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnClaim {
+    /// The name.
+    pub name: EcoString,
+    /// The claiming process's serial on the sender.
+    pub serial: u64,
+    /// Application metadata.
+    pub meta: Bytes,
+    /// Lamport stamp of the claim.
+    pub stamp: u64,
+    /// What happens to this claim if it loses a clash.
+    pub policy: LossPolicy,
+    /// The claim this one replaces.
+    pub supersedes: Option<(Pid, u64)>,
+}
+
+impl OwnClaim {
+    /// `c` without its pid's node and creation.
+    pub fn of(c: &Claim) -> Self {
+        OwnClaim {
+            name: c.name.as_str().into(),
+            serial: c.pid.serial(),
+            meta: c.meta.clone(),
+            stamp: c.stamp,
+            policy: c.policy,
+            supersedes: c.supersedes.clone(),
+        }
+    }
+
+    /// The claim, made by a process of `node` (of creation `creation`).
+    pub fn claim(&self, node: &NodeName, creation: u32) -> Claim {
+        Claim {
+            name: self.name.to_string(),
+            pid: Pid::new(node.clone(), creation, self.serial),
+            meta: self.meta.clone(),
+            stamp: self.stamp,
+            policy: self.policy,
+            supersedes: self.supersedes.clone(),
+        }
+    }
+}
+
 /// Why a name left the view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnregisterReason {
@@ -392,8 +437,8 @@ pub enum NamesFrame {
     Add {
         /// The table.
         table: String,
-        /// The claims, in the order they were made.
-        claims: Vec<Claim>,
+        /// The claims (of the sender's processes), in the order they were made.
+        claims: Vec<OwnClaim>,
         /// The sender's stream position after the first claim; the k-th
         /// claim (from 0) moves it to `seq + k`.
         seq: u64,
@@ -615,7 +660,7 @@ pub struct Names {
     /// position of the first). They go out as one `Add` at the next input
     /// other than an eventual registration (at once: see `next_timeout`),
     /// before any other frame, or when [`MAX_BATCH`] are waiting.
-    outbox: Option<(usize, Vec<Claim>, u64)>,
+    outbox: Option<(usize, Vec<OwnClaim>, u64)>,
 }
 
 impl Default for Names {
@@ -922,13 +967,15 @@ impl Names {
                 let Some(i) = self.table_index(&table) else {
                     return debug!(peer = %node, %table, "claim for an unknown table");
                 };
-                if me || claims.iter().any(|c| !own(&c.pid)) {
-                    return debug!(peer = %node, "claim for a foreign pid; ignored");
+                if me {
+                    return debug!(peer = %node, "claims from this node itself; ignored");
                 }
+                let origin = self.intern(node);
                 for (k, claim) in (0..).zip(claims) {
                     if self.in_order(node, seq.saturating_add(k), ctx) {
                         self.observe(claim.stamp);
-                        let rec = self.add_claim(i, claim, ctx);
+                        let rec = Arc::new(StoredClaim::own(claim, origin.clone(), creation));
+                        self.add_stored(i, rec.clone(), ctx);
                         self.release_slot(i, rec.name(), node, rec.stamp(), ctx);
                     }
                 }

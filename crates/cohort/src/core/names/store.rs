@@ -8,7 +8,7 @@ use bytes::Bytes;
 use ecow::EcoString;
 
 use super::super::pid::{NodeName, Pid};
-use super::{Claim, DetMap, LossPolicy};
+use super::{Claim, DetMap, LossPolicy, OwnClaim};
 
 /// A claim as a node stores it, compact and immutable: shared by the
 /// core's table and the runtime's read view (the visible entry of a name
@@ -38,6 +38,27 @@ struct Extra {
 impl StoredClaim {
     /// Stores `c` on node `me` (creation `creation`); `node` is the
     /// claimant's node name, shared by all its claims.
+    /// Stores `c`, a claim of a process of peer `node` (of creation
+    /// `creation`) that this node got in an `Add`.
+    pub(super) fn own(c: OwnClaim, node: NodeName, creation: u32) -> Self {
+        let extra = (!c.meta.is_empty() || c.supersedes.is_some()).then(|| {
+            Box::new(Extra {
+                meta: c.meta,
+                supersedes: c.supersedes,
+            })
+        });
+        StoredClaim {
+            name: c.name,
+            node,
+            serial: c.serial,
+            stamp: c.stamp,
+            creation,
+            policy: c.policy,
+            local: false,
+            extra,
+        }
+    }
+
     pub(super) fn new(c: &Claim, node: NodeName, me: &NodeName, creation: u32) -> Self {
         let local = c.pid.node() == me && c.pid.creation() == creation;
         let extra = (!c.meta.is_empty() || c.supersedes.is_some()).then(|| {

@@ -8,8 +8,8 @@ use super::super::pid::{ExitReason, NodeName, Pid};
 use super::super::process::Message;
 use super::super::Effect;
 use super::{
-    rank, store::SlotRef, Claim, LossPolicy, NameEvent, Names, NamesEffect, NamesFrame, Slot,
-    Stored, StoredClaim, Table, UnregisterReason, WireReason, MAX_BATCH,
+    rank, store::SlotRef, Claim, LossPolicy, NameEvent, Names, NamesEffect, NamesFrame, OwnClaim,
+    Slot, Stored, StoredClaim, Table, UnregisterReason, WireReason, MAX_BATCH,
 };
 use crate::core::proto::Frame;
 
@@ -243,7 +243,7 @@ impl Names {
                 self.flush(ctx);
             }
             let (_, claims, _) = self.outbox.get_or_insert_with(|| (i, Vec::new(), seq));
-            claims.push(claim);
+            claims.push(OwnClaim::of(&claim));
             if claims.len() >= MAX_BATCH {
                 self.flush(ctx);
             }
@@ -267,7 +267,7 @@ impl Names {
         if members.iter().any(|m| !staged.contains(m)) {
             let frame = NamesFrame::Add {
                 table,
-                claims: vec![claim],
+                claims: vec![OwnClaim::of(&claim)],
                 seq,
                 ack: None,
             };
