@@ -466,7 +466,7 @@ async fn wait(State(b): State<Bench>, req: Result<Json<WaitBody>, JsonRejection>
                     Some(want) => {
                         // The full count copies the table: only once the
                         // ranges hold (or when there are none).
-                        seen_names = table.registered_names().len() as u64;
+                        seen_names = table.len() as u64;
                         if seen_names == want {
                             names_at = Some(if scan.is_empty() || recount {
                                 now_ns()
