@@ -113,13 +113,16 @@ fn a_peer_behind_in_the_same_stream_gets_only_the_missing_deltas() {
         .unwrap();
     net.settle();
     let cursor = net.nodes[0].pg().cursor("pg", net.nodes[1].name()).unwrap();
-    // b's next two changes are lost on the way to a.
+    // b's next two changes (sent as two deltas: each flushed before the
+    // next join) are lost on the way to a.
     net.nodes[1]
         .pg_join("pg", "g2", std::slice::from_ref(&pb), None, now)
         .unwrap();
+    net.nodes[1].flush(now);
     net.nodes[1]
         .pg_join("pg", "g3", std::slice::from_ref(&pb), None, now)
         .unwrap();
+    net.nodes[1].flush(now);
     assert_eq!(net.drop_queued_from(1), 2);
     assert_eq!(members(&net, 0, "g2"), Vec::<Pid>::new());
     // a asks from its cursor: b answers with the two deltas, not a snapshot.

@@ -52,6 +52,11 @@ pub(crate) struct Engine {
 pub(crate) struct EngineCell {
     engine: Mutex<Engine>,
     timer: Arc<Notify>,
+    /// Wakes the flusher: the core holds changes to send in a batch.
+    flusher: Arc<Notify>,
+    /// The core holds changes (see `Effect::Flush`); direct sends flush
+    /// them first so that they never overtake them.
+    pub(crate) held: AtomicBool,
     transport: Arc<dyn Transport>,
     epoch: Instant,
     dial_timeout: Duration,
@@ -79,6 +84,8 @@ impl EngineCell {
                 stopped: false,
             }),
             timer: Arc::new(Notify::new()),
+            flusher: Arc::new(Notify::new()),
+            held: AtomicBool::new(false),
             transport,
             epoch,
             dial_timeout,
@@ -104,9 +111,25 @@ pub(crate) fn start(shared: &Arc<Shared>, listener: Box<dyn Listener>) {
         Arc::downgrade(shared),
         shared.engine.timer.clone(),
     ));
+    let flusher = tokio::spawn(flush_loop(
+        Arc::downgrade(shared),
+        shared.engine.flusher.clone(),
+    ));
     let mut e = shared.engine.lock();
     e.tasks.push(accept);
     e.tasks.push(timer);
+    e.tasks.push(flusher);
+}
+
+/// Sends the changes the core holds for batching. While this task waits to
+/// run, more changes join the batch: a burst of writes costs one frame per
+/// batch, and a lone write waits only for one task wake-up.
+async fn flush_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        let Some(s) = shared.upgrade() else { return };
+        s.with(|core, now, _| core.flush(now));
+    }
 }
 
 async fn accept_loop(mut listener: Box<dyn Listener>, shared: std::sync::Weak<Shared>) {
@@ -174,6 +197,9 @@ impl Shared {
             }
         }
         self.run_effects(&mut e);
+        if self.engine.held.load(Ordering::Relaxed) && !e.core.holds() {
+            self.engine.held.store(false, Ordering::Release);
+        }
         if e.core.next_timeout() < before {
             self.engine.timer.notify_one();
         }
@@ -242,6 +268,10 @@ impl Shared {
                     self.enqueue(e, std::iter::once(conn), &frame);
                 }
                 Effect::Broadcast { conns, frame } => self.enqueue(e, conns, &frame),
+                Effect::Flush => {
+                    self.engine.held.store(true, Ordering::Release);
+                    self.engine.flusher.notify_one();
+                }
                 Effect::Close { conn, reason } => {
                     if let Some(d) = e.dialing.remove(&conn) {
                         d.abort();

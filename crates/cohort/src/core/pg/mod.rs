@@ -45,7 +45,8 @@ pub type ScopeName = Arc<str>;
 /// The scope every node runs unless told otherwise (OTP's default `pg` scope).
 pub const DEFAULT_SCOPE: &str = "pg";
 
-/// How many recent deltas each scope keeps for catch-up.
+/// How many membership changes the recent deltas each scope keeps for
+/// catch-up may hold together (a delta batches several).
 const LOG_CAP: usize = 4096;
 
 /// Largest number of memberships in one snapshot frame.
@@ -251,6 +252,10 @@ struct Scope {
     stream: u64,
     seq: u64,
     log: VecDeque<(u64, Vec<Op>)>,
+    /// Memberships changed by the logged deltas (what [`LOG_CAP`] bounds).
+    logged: usize,
+    /// Local changes not sent yet (see [`Scope::publish`]).
+    pending: Vec<Op>,
     view: Arc<ScopeView>,
     /// Memberships of local processes: serial → group → count.
     local: HashMap<u64, HashMap<Group, u32>>,
@@ -266,6 +271,17 @@ pub struct Pg {
     scopes: BTreeMap<ScopeName, Scope>,
     starts: u32,
     next_heads: Option<Time>,
+}
+
+/// How many memberships `ops` change, for the log's bound.
+fn weight(ops: &[Op]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Op::Join { serials, .. } => serials.len(),
+            Op::Leave { serials, .. } => serials.len(),
+            Op::Meta { .. } => 1,
+        })
+        .sum()
 }
 
 impl Scope {
@@ -302,8 +318,23 @@ impl Scope {
         }
     }
 
-    /// Records local changes in the stream and sends them to subscribers.
+    /// Records local changes for the stream. They are held and go out
+    /// together, as one delta, when the driver calls [`NodeCore::flush`]
+    /// (asked for by [`Effect::Flush`]) or before anything else this node
+    /// sends: a burst of joins costs one frame per batch, not per join.
     fn publish(&mut self, ctx: &mut Ctx<'_>, ops: Vec<Op>) {
+        if self.pending.is_empty() {
+            ctx.push(Effect::Flush);
+        }
+        self.pending.extend(ops);
+    }
+
+    /// Sends the held changes to the subscribers as one delta and logs it.
+    fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let ops = std::mem::take(&mut self.pending);
         self.seq += 1;
         let frame = Frame::Pg(PgFrame::Delta {
             scope: self.name.clone(),
@@ -317,9 +348,13 @@ impl Scope {
             .filter(|(_, p)| p.subscribed)
             .map(|(n, _)| n);
         ctx.broadcast(subscribed, frame);
+        self.logged += weight(&ops);
         self.log.push_back((self.seq, ops));
-        if self.log.len() > LOG_CAP {
-            self.log.pop_front();
+        while self.logged > LOG_CAP {
+            let Some((_, old)) = self.log.pop_front() else {
+                break;
+            };
+            self.logged -= weight(&old);
         }
     }
 
@@ -336,7 +371,7 @@ impl Scope {
                 for s in serials {
                     let stamp = self.next_stamp();
                     self.view
-                        .add(&group, Member::new(pid(s), meta.clone(), stamp));
+                        .add(&group, Member::new(pid(s), stamp), meta.clone());
                     pids.push(pid(s));
                 }
                 if let Some(p) = self.peers.get_mut(origin) {
@@ -427,7 +462,7 @@ impl Scope {
             for m in have.remote().iter().filter(|m| m.pid().node() == origin) {
                 let e = have_counts.entry(m.pid().serial()).or_insert((0, None));
                 e.0 += 1;
-                e.1 = m.meta().cloned();
+                e.1 = have.meta(m.pid()).cloned();
             }
             let mut total = 0u32;
             let mut want: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
@@ -443,7 +478,7 @@ impl Scope {
                     let mut pids = Vec::new();
                     for _ in h..*n {
                         let stamp = self.next_stamp();
-                        self.view.add(&g, Member::new(pid(*s), meta.clone(), stamp));
+                        self.view.add(&g, Member::new(pid(*s), stamp), meta.clone());
                         pids.push(pid(*s));
                     }
                     self.emit(ctx, &g, PgEventKind::Join, pids, meta.clone());
@@ -502,7 +537,7 @@ impl Scope {
                 let e = entry.entry(m.pid().serial()).or_insert((0, None));
                 e.0 += 1;
                 if e.1.is_none() {
-                    e.1 = m.meta().cloned();
+                    e.1 = members.meta(m.pid()).cloned();
                 }
             }
         }
@@ -620,6 +655,18 @@ impl Pg {
             .ok_or_else(|| PgError::NoScope(name.into()))
     }
 
+    /// Whether local changes are held, waiting for [`Pg::flush`].
+    pub fn holds(&self) -> bool {
+        self.scopes.values().any(|s| !s.pending.is_empty())
+    }
+
+    /// Sends every held change (one delta per scope).
+    pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        for s in self.scopes.values_mut() {
+            s.flush(ctx);
+        }
+    }
+
     /// The published view of a running scope.
     pub fn view(&self, scope: &str) -> Option<Arc<ScopeView>> {
         self.scopes.get(scope).map(|s| s.view.clone())
@@ -689,6 +736,8 @@ impl Pg {
             stream: ((ctx.creation() as u64) << 32) | self.starts as u64,
             seq: 0,
             log: VecDeque::new(),
+            logged: 0,
+            pending: Vec::new(),
             view: Arc::new(ScopeView::new(ctx.me().clone())),
             local: HashMap::new(),
             peers: BTreeMap::new(),
@@ -751,7 +800,7 @@ impl Pg {
         for p in pids {
             let stamp = s.next_stamp();
             s.view
-                .add(&group, Member::new(p.clone(), meta.clone(), stamp));
+                .add(&group, Member::new(p.clone(), stamp), meta.clone());
             *s.local
                 .entry(p.serial())
                 .or_default()
@@ -913,6 +962,8 @@ impl Pg {
 
     fn span_up(&mut self, span: Span, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
         let _ = creation;
+        // Snapshots and cursors refer to sent changes only.
+        self.flush(ctx);
         for s in self.scopes.values_mut().filter(|s| s.span == span) {
             s.discover(ctx, node);
             // Push our entries at once instead of waiting for the peer's
@@ -930,6 +981,7 @@ impl Pg {
 
     fn span_down(&mut self, span: Span, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
         let _ = creation;
+        self.flush(ctx);
         for s in self.scopes.values_mut().filter(|s| s.span == span) {
             s.drop_origin(ctx, node);
             s.peers.remove(node);
@@ -940,6 +992,8 @@ impl Pg {
     /// does not take part in (another global group, a hidden session) are
     /// ignored.
     pub fn frame(&mut self, node: &NodeName, creation: u32, frame: PgFrame, ctx: &mut Ctx<'_>) {
+        // Answers (snapshots, catch-ups) refer to sent changes only.
+        self.flush(ctx);
         let scope = match &frame {
             PgFrame::Discover { scope, .. }
             | PgFrame::Sync { scope, .. }
@@ -1076,6 +1130,7 @@ impl Pg {
 
     /// Advertises stream heads.
     pub fn timeout(&mut self, ctx: &mut Ctx<'_>) {
+        self.flush(ctx);
         let Some(t) = self.next_heads else { return };
         if ctx.now < t {
             return;

@@ -26,44 +26,34 @@ use crate::core::pid::{NodeName, Pid};
 /// A group name.
 pub type Group = Arc<str>;
 
-/// One membership: a pid, its optional metadata, and the order in which
-/// this node applied the join (for oldest/newest).
+/// One membership: a pid and the order in which this node applied the join
+/// (for oldest/newest). Its metadata, rare, lives beside the list
+/// ([`Members::meta`]); a membership is 32 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pid: Pid,
-    /// Boxed: most memberships carry none, and a box keeps a membership
-    /// at 48 bytes instead of 72.
-    meta: Option<Box<Bytes>>,
     stamp: u64,
 }
 
 impl Member {
-    pub(crate) fn new(pid: Pid, meta: Option<Bytes>, stamp: u64) -> Self {
-        Member {
-            pid,
-            meta: meta.map(Box::new),
-            stamp,
-        }
+    pub(crate) fn new(pid: Pid, stamp: u64) -> Self {
+        Member { pid, stamp }
     }
 
     /// The member process.
     pub fn pid(&self) -> &Pid {
         &self.pid
     }
-
-    /// The metadata given at join time or by the latest update.
-    pub fn meta(&self) -> Option<&Bytes> {
-        self.meta.as_deref()
-    }
-
-    pub(crate) fn set_meta(&mut self, meta: Option<Bytes>) {
-        self.meta = meta.map(Box::new);
-    }
 }
 
 /// Groups with at least this many memberships on one side keep a
 /// pid → positions index so that removals need no scan.
 pub const INDEX_FROM: usize = 64;
+
+/// Below this length a member list grows two slots at a time, so that the
+/// many small groups of a typical scope carry little unused capacity; above
+/// it by half its length.
+const SMALL: usize = 16;
 
 type Hasher = foldhash::fast::RandomState;
 
@@ -74,22 +64,56 @@ enum Pos {
     Many(Vec<u32>),
 }
 
+/// What only some member lists need: the index of a large list and the
+/// metadata of the pids that have any.
+#[derive(Debug, Clone, Default)]
+struct BagExtra {
+    index: Option<HashMap<Pid, Pos, Hasher>>,
+    meta: HashMap<Pid, Bytes, Hasher>,
+}
+
 /// A member list: an unordered bag with O(1) removal.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bag {
     items: Vec<Member>,
-    index: Option<HashMap<Pid, Pos, Hasher>>,
+    extra: Option<Box<BagExtra>>,
 }
 
 impl PartialEq for Bag {
     fn eq(&self, other: &Self) -> bool {
-        self.items == other.items
+        self.items == other.items && self.meta_map() == other.meta_map()
     }
 }
 
 impl Eq for Bag {}
 
 impl Bag {
+    fn index(&self) -> Option<&HashMap<Pid, Pos, Hasher>> {
+        self.extra.as_ref()?.index.as_ref()
+    }
+
+    fn meta_map(&self) -> Option<&HashMap<Pid, Bytes, Hasher>> {
+        self.extra
+            .as_ref()
+            .map(|e| &e.meta)
+            .filter(|m| !m.is_empty())
+    }
+
+    fn extra_mut(&mut self) -> &mut BagExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the side structures once they hold nothing.
+    fn tidy(&mut self) {
+        if self
+            .extra
+            .as_ref()
+            .is_some_and(|e| e.index.is_none() && e.meta.is_empty())
+        {
+            self.extra = None;
+        }
+    }
+
     fn index_add(index: &mut HashMap<Pid, Pos, Hasher>, pid: &Pid, at: u32) {
         match index.get_mut(pid) {
             None => {
@@ -108,23 +132,40 @@ impl Bag {
         for (i, m) in self.items.iter().enumerate() {
             Self::index_add(&mut index, &m.pid, i as u32);
         }
-        self.index = Some(index);
+        self.extra_mut().index = Some(index);
     }
 
-    fn push(&mut self, m: Member) {
+    fn drop_index(&mut self) {
+        if let Some(e) = &mut self.extra {
+            e.index = None;
+        }
+        self.tidy();
+    }
+
+    /// Adds a membership; `meta`, when given, becomes the metadata of the
+    /// pid in this list.
+    fn push(&mut self, m: Member, meta: Option<Bytes>) {
         let at = self.items.len() as u32;
-        if let Some(index) = &mut self.index {
+        if let Some(index) = self.extra.as_mut().and_then(|e| e.index.as_mut()) {
             Self::index_add(index, &m.pid, at);
         }
+        if let Some(meta) = meta {
+            self.extra_mut().meta.insert(m.pid.clone(), meta);
+        }
+        let len = self.items.len();
+        if len == self.items.capacity() {
+            self.items
+                .reserve_exact(if len < SMALL { 2 } else { len / 2 });
+        }
         self.items.push(m);
-        if self.index.is_none() && self.items.len() >= INDEX_FROM {
+        if self.index().is_none() && self.items.len() >= INDEX_FROM {
             self.build_index();
         }
     }
 
     /// A position of one membership of `pid`, without removing it.
     fn find(&self, pid: &Pid) -> Option<usize> {
-        match &self.index {
+        match self.index() {
             Some(index) => match index.get(pid)? {
                 Pos::One(p) => Some(*p as usize),
                 Pos::Many(v) => v.last().map(|p| *p as usize),
@@ -136,7 +177,7 @@ impl Bag {
     /// Removes the membership at `at` (found by [`Bag::find`]).
     fn remove_at(&mut self, at: usize) {
         let last = self.items.len() - 1;
-        if let Some(index) = &mut self.index {
+        if let Some(index) = self.extra.as_mut().and_then(|e| e.index.as_mut()) {
             let pid = self.items[at].pid.clone();
             let drop_entry = match index.get_mut(&pid).expect("indexed") {
                 Pos::One(_) => true,
@@ -170,41 +211,58 @@ impl Bag {
                 }
             }
         }
-        self.items.swap_remove(at);
+        let gone = self.items.swap_remove(at);
+        if self.meta_map().is_some() && self.count(&gone.pid) == 0 {
+            self.extra_mut().meta.remove(&gone.pid);
+        }
         if self.items.len() < INDEX_FROM / 2 {
-            self.index = None;
+            self.drop_index();
         }
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&Member) -> bool) {
         self.items.retain(|m| keep(m));
-        if self.index.is_some() {
+        if let Some(e) = &mut self.extra {
+            if !e.meta.is_empty() {
+                let left: std::collections::HashSet<&Pid> =
+                    self.items.iter().map(|m| &m.pid).collect();
+                e.meta.retain(|p, _| left.contains(p));
+            }
+        }
+        if self.index().is_some() {
             if self.items.len() < INDEX_FROM / 2 {
-                self.index = None;
+                self.drop_index();
             } else {
                 self.build_index();
             }
         }
+        self.tidy();
     }
 
+    /// Sets (or clears) the metadata of `pid`, if it is in the list.
     fn set_meta(&mut self, pid: &Pid, meta: Option<Bytes>) {
-        let positions: Vec<usize> = match &self.index {
-            Some(index) => match index.get(pid) {
-                None => Vec::new(),
-                Some(Pos::One(p)) => vec![*p as usize],
-                Some(Pos::Many(v)) => v.iter().map(|p| *p as usize).collect(),
-            },
-            None => (0..self.items.len())
-                .filter(|&i| &self.items[i].pid == pid)
-                .collect(),
-        };
-        for i in positions {
-            self.items[i].set_meta(meta.clone());
+        if self.count(pid) == 0 {
+            return;
+        }
+        match meta {
+            Some(meta) => {
+                self.extra_mut().meta.insert(pid.clone(), meta);
+            }
+            None => {
+                if let Some(e) = &mut self.extra {
+                    e.meta.remove(pid);
+                }
+                self.tidy();
+            }
         }
     }
 
+    fn meta(&self, pid: &Pid) -> Option<&Bytes> {
+        self.extra.as_ref()?.meta.get(pid)
+    }
+
     fn count(&self, pid: &Pid) -> usize {
-        match &self.index {
+        match self.index() {
             Some(index) => match index.get(pid) {
                 None => 0,
                 Some(Pos::One(_)) => 1,
@@ -282,6 +340,13 @@ impl Members {
     /// The member pids as a vector.
     pub fn to_vec(&self) -> Vec<Pid> {
         self.pids().cloned().collect()
+    }
+
+    /// The metadata of `pid` in this group (shared by all its memberships
+    /// of the group: set at join time or by the latest update).
+    pub fn meta(&self, pid: &Pid) -> Option<&Bytes> {
+        let v = self.view()?;
+        v.local.meta(pid).or_else(|| v.remote.meta(pid))
     }
 
     /// How many times `pid` joined.
@@ -404,14 +469,14 @@ impl ScopeView {
 
     // ---- writer side (the scope, under the node's lock) ----------------
 
-    pub(crate) fn add(&self, group: &Group, m: Member) {
+    pub(crate) fn add(&self, group: &Group, m: Member, meta: Option<Bytes>) {
         let local = self.is_local(&m.pid);
         let mut e = self.groups.entry(group.clone()).or_default();
         let g = Arc::make_mut(e.value_mut());
         if local {
-            g.local.push(m);
+            g.local.push(m, meta);
         } else {
-            g.remote.push(m);
+            g.remote.push(m, meta);
         }
     }
 
@@ -487,7 +552,8 @@ mod tests {
 
     #[test]
     fn a_membership_stays_small() {
-        assert_eq!(std::mem::size_of::<Member>(), 48);
+        assert_eq!(std::mem::size_of::<Member>(), 32);
+        assert_eq!(std::mem::size_of::<GroupView>(), 64);
     }
     use proptest::prelude::*;
 
@@ -503,13 +569,16 @@ mod tests {
             let view = ScopeView::new(NodeName::new("me@h").unwrap());
             let g: Group = "g".into();
             let mut model: Vec<Pid> = Vec::new();
+            let mut metas: HashMap<Pid, Bytes> = HashMap::new();
             let mut stamp = 0;
             for (op, s) in ops {
                 let p = if s % 3 == 0 { pid("me@h", s) } else { pid(if s % 2 == 0 { "x@h" } else { "y@h" }, s) };
                 match op {
                     0 | 1 => {
                         stamp += 1;
-                        view.add(&g, Member::new(p.clone(), None, stamp));
+                        let meta = (s % 5 == 0).then(|| Bytes::from(vec![s as u8, stamp as u8]));
+                        if let Some(m) = &meta { metas.insert(p.clone(), m.clone()); }
+                        view.add(&g, Member::new(p.clone(), stamp), meta);
                         model.push(p.clone());
                     }
                     2 => {
@@ -531,6 +600,11 @@ mod tests {
                 want.sort();
                 prop_assert_eq!(&got, &want);
                 prop_assert_eq!(m.count(&p), model.iter().filter(|q| **q == p).count());
+                metas.retain(|q, _| model.contains(q));
+                for q in &model {
+                    prop_assert_eq!(m.meta(q), metas.get(q));
+                }
+                prop_assert_eq!(m.meta(&p), metas.get(&p));
             }
         }
     }
@@ -540,7 +614,7 @@ mod tests {
         let view = ScopeView::new(NodeName::new("me@h").unwrap());
         let g: Group = "g".into();
         for s in 1..=5 {
-            view.add(&g, Member::new(pid("me@h", s), None, s));
+            view.add(&g, Member::new(pid("me@h", s), s), None);
         }
         // Removing the first swaps the last into its place.
         view.remove_one(&g, &pid("me@h", 1));
