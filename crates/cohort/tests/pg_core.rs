@@ -190,7 +190,7 @@ fn hostile_replication_frames_change_nothing() {
             scope: "pg".into(),
             stream,
             seq: seq + 10,
-            ops: vec![],
+            ops: vec![].into(),
         },
         PgFrame::Delta {
             scope: "pg".into(),
@@ -200,13 +200,14 @@ fn hostile_replication_frames_change_nothing() {
                 group: "g".into(),
                 serials: vec![99],
                 meta: None,
-            }],
+            }]
+            .into(),
         },
         PgFrame::Delta {
             scope: "nope".into(),
             stream,
             seq: seq + 1,
-            ops: vec![],
+            ops: vec![].into(),
         },
         PgFrame::Sync {
             scope: "nope".into(),
@@ -230,7 +231,8 @@ fn hostile_replication_frames_change_nothing() {
         ops: vec![Op::Leave {
             group: "never".into(),
             serials: vec![(77, 3)],
-        }],
+        }]
+        .into(),
     };
     net.inject(1, 0, Frame::Pg(leave));
     assert_eq!(members(&net, 0, "g"), before);

@@ -24,6 +24,7 @@
 
 mod view;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +86,9 @@ pub enum Op {
     },
 }
 
+/// The changes of one delta, shared between the frame and the log.
+pub type Ops = Arc<Vec<Op>>;
+
 /// One group in a snapshot: serial, membership count, metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncGroup {
@@ -126,7 +130,7 @@ pub enum PgFrame {
         /// Sequence number of this change.
         seq: u64,
         /// The changes, applied together.
-        ops: Vec<Op>,
+        ops: Ops,
     },
     /// The changes a peer missed, answering its `Discover`: applied in
     /// order like deltas, but never shed on a congested session.
@@ -136,7 +140,7 @@ pub enum PgFrame {
         /// The sender's stream.
         stream: u64,
         /// (sequence number, changes) in order.
-        deltas: Vec<(u64, Vec<Op>)>,
+        deltas: Vec<(u64, Ops)>,
     },
     /// The head of the sender's stream, advertised periodically.
     Heads {
@@ -210,6 +214,90 @@ pub enum PgError {
     NoScope(ScopeName),
 }
 
+/// The groups one local process joined, with how many times each. Most
+/// processes join one group: that case needs no allocation of its own.
+#[derive(Debug)]
+enum Joined {
+    One(Group, u32),
+    Many(HashMap<Group, u32>),
+}
+
+impl Joined {
+    fn add(&mut self, group: &Group) {
+        match self {
+            Joined::One(g, n) if g == group => *n += 1,
+            Joined::One(g, n) => {
+                let mut m = HashMap::with_capacity(2);
+                m.insert(g.clone(), *n);
+                m.insert(group.clone(), 1);
+                *self = Joined::Many(m);
+            }
+            Joined::Many(m) => *m.entry(group.clone()).or_default() += 1,
+        }
+    }
+
+    fn count(&self, group: &str) -> u32 {
+        match self {
+            Joined::One(g, n) => {
+                if &**g == group {
+                    *n
+                } else {
+                    0
+                }
+            }
+            Joined::Many(m) => m.get(group).copied().unwrap_or(0),
+        }
+    }
+
+    /// Removes one membership of `group`; false if there was none. The
+    /// caller drops a `Joined` left empty.
+    fn remove_one(&mut self, group: &str) -> bool {
+        match self {
+            Joined::One(g, n) if &**g == group && *n > 0 => {
+                *n -= 1;
+                true
+            }
+            Joined::One(..) => false,
+            Joined::Many(m) => {
+                let Some(n) = m.get_mut(group) else {
+                    return false;
+                };
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(group);
+                }
+                true
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Joined::One(_, n) => *n == 0,
+            Joined::Many(m) => m.is_empty(),
+        }
+    }
+
+    fn groups(&self) -> Box<dyn Iterator<Item = &Group> + '_> {
+        match self {
+            Joined::One(g, _) => Box::new(std::iter::once(g)),
+            Joined::Many(m) => Box::new(m.keys()),
+        }
+    }
+
+    /// The groups and counts, in group order.
+    fn into_sorted(self) -> Vec<(Group, u32)> {
+        match self {
+            Joined::One(g, n) => vec![(g, n)],
+            Joined::Many(m) => {
+                let mut v: Vec<(Group, u32)> = m.into_iter().collect();
+                v.sort();
+                v
+            }
+        }
+    }
+}
+
 /// What this node holds of one peer's stream in one scope.
 #[derive(Debug, Default)]
 struct PeerScope {
@@ -251,14 +339,14 @@ struct Scope {
     span: Span,
     stream: u64,
     seq: u64,
-    log: VecDeque<(u64, Vec<Op>)>,
+    log: VecDeque<(u64, Ops)>,
     /// Memberships changed by the logged deltas (what [`LOG_CAP`] bounds).
     logged: usize,
     /// Local changes not sent yet (see [`Scope::publish`]).
     pending: Vec<Op>,
     view: Arc<ScopeView>,
     /// Memberships of local processes: serial → group → count.
-    local: HashMap<u64, HashMap<Group, u32>>,
+    local: HashMap<u64, Joined>,
     peers: BTreeMap<NodeName, PeerScope>,
     /// Monitor subscriptions: id → group (None: the whole scope).
     monitors: BTreeMap<u64, Option<Group>>,
@@ -288,6 +376,13 @@ impl Scope {
     fn next_stamp(&mut self) -> u64 {
         self.stamp += 1;
         self.stamp
+    }
+
+    /// Whether a monitor watches `group` (or the whole scope).
+    fn watched(&self, group: &Group) -> bool {
+        self.monitors
+            .values()
+            .any(|filter| filter.as_ref().is_none_or(|g| g == group))
     }
 
     fn emit(
@@ -334,7 +429,7 @@ impl Scope {
         if self.pending.is_empty() {
             return;
         }
-        let ops = std::mem::take(&mut self.pending);
+        let ops: Ops = Arc::new(std::mem::take(&mut self.pending));
         self.seq += 1;
         let frame = Frame::Pg(PgFrame::Delta {
             scope: self.name.clone(),
@@ -367,30 +462,40 @@ impl Scope {
                 serials,
                 meta,
             } => {
-                let mut pids = Vec::with_capacity(serials.len());
+                // Events only when someone watches: no list to build else.
+                let watched = self.watched(&group);
+                let mut pids = Vec::new();
+                let joined = serials.len() as u32;
                 for s in serials {
                     let stamp = self.next_stamp();
                     self.view
                         .add(&group, Member::new(pid(s), stamp), meta.clone());
-                    pids.push(pid(s));
+                    if watched {
+                        pids.push(pid(s));
+                    }
                 }
                 if let Some(p) = self.peers.get_mut(origin) {
-                    *p.groups.entry(group.clone()).or_default() += pids.len() as u32;
+                    *p.groups.entry(group.clone()).or_default() += joined;
                 }
-                self.emit(ctx, &group, PgEventKind::Join, pids, meta);
+                if watched {
+                    self.emit(ctx, &group, PgEventKind::Join, pids, meta);
+                }
             }
             Op::Leave { group, serials } => {
                 let mut pids = Vec::new();
+                let mut left = 0u32;
                 for (s, n) in serials {
+                    let p = pid(s);
                     for _ in 0..n {
-                        if self.view.remove_one(&group, &pid(s)) {
-                            pids.push(pid(s));
+                        if self.view.remove_one(&group, &p) {
+                            left += 1;
+                            pids.push(p.clone());
                         }
                     }
                 }
                 if let Some(p) = self.peers.get_mut(origin) {
                     if let Some(c) = p.groups.get_mut(&group) {
-                        *c = c.saturating_sub(pids.len() as u32);
+                        *c = c.saturating_sub(left);
                         if *c == 0 {
                             p.groups.remove(&group);
                         }
@@ -525,7 +630,7 @@ impl Scope {
         // member: a 100,000-member group must not cost 100,000²).
         let mut names: BTreeMap<&Group, ()> = BTreeMap::new();
         for gs in self.local.values() {
-            for g in gs.keys() {
+            for g in gs.groups() {
                 names.insert(g, ());
             }
         }
@@ -575,7 +680,7 @@ impl Scope {
         if let Some((stream, seq)) = have {
             let first_logged = self.log.front().map(|(s, _)| *s).unwrap_or(self.seq + 1);
             if stream == self.stream && seq <= self.seq && seq + 1 >= first_logged {
-                let deltas: Vec<(u64, Vec<Op>)> =
+                let deltas: Vec<(u64, Ops)> =
                     self.log.iter().filter(|(s, _)| *s > seq).cloned().collect();
                 if !deltas.is_empty() {
                     ctx.send(
@@ -606,7 +711,7 @@ impl Scope {
         creation: u32,
         stream: u64,
         seq: u64,
-        ops: Vec<Op>,
+        ops: Ops,
         answer: bool,
     ) -> bool {
         let Some(p) = self.peers.get(node).filter(|p| p.asked) else {
@@ -618,7 +723,8 @@ impl Scope {
                 let p = self.peers.get_mut(node).expect("present");
                 p.cursor = Some((stream, seq));
                 p.resyncing = false;
-                for op in ops {
+                // Unshared once decoded: no copy.
+                for op in Arc::unwrap_or_clone(ops) {
                     self.apply(ctx, node, creation, op);
                 }
                 true
@@ -801,13 +907,16 @@ impl Pg {
             let stamp = s.next_stamp();
             s.view
                 .add(&group, Member::new(p.clone(), stamp), meta.clone());
-            *s.local
-                .entry(p.serial())
-                .or_default()
-                .entry(group.clone())
-                .or_default() += 1;
+            match s.local.entry(p.serial()) {
+                Entry::Occupied(mut e) => e.get_mut().add(&group),
+                Entry::Vacant(e) => {
+                    e.insert(Joined::One(group.clone(), 1));
+                }
+            }
         }
-        s.emit(ctx, &group, PgEventKind::Join, pids.to_vec(), meta.clone());
+        if s.watched(&group) {
+            s.emit(ctx, &group, PgEventKind::Join, pids.to_vec(), meta.clone());
+        }
         let serials = pids.iter().map(Pid::serial).collect();
         s.publish(
             ctx,
@@ -839,13 +948,11 @@ impl Pg {
             let Some(gs) = s.local.get_mut(&p.serial()) else {
                 continue;
             };
-            let Some(n) = gs.get_mut(group) else { continue };
-            *n -= 1;
-            if *n == 0 {
-                gs.remove(group);
-                if gs.is_empty() {
-                    s.local.remove(&p.serial());
-                }
+            if !gs.remove_one(group) {
+                continue;
+            }
+            if gs.is_empty() {
+                s.local.remove(&p.serial());
             }
             s.view.remove_one(group, p);
             left.push(p.clone());
@@ -876,8 +983,7 @@ impl Pg {
         let n = s
             .local
             .get(&pid.serial())
-            .and_then(|gs| gs.get(group))
-            .copied()
+            .map(|gs| gs.count(group))
             .unwrap_or(0);
         if n == 0 {
             return Err(PgError::NotJoined);
@@ -1109,8 +1215,7 @@ impl Pg {
             let Some(gs) = s.local.remove(&pid.serial()) else {
                 continue;
             };
-            let mut gs: Vec<(Group, u32)> = gs.into_iter().collect();
-            gs.sort();
+            let gs = gs.into_sorted();
             let mut ops = Vec::with_capacity(gs.len());
             for (g, n) in gs {
                 let mut pids = Vec::with_capacity(n as usize);
