@@ -178,7 +178,7 @@ async fn metadata_is_readable_updatable_and_replicated() {
     sa.join_with_meta("svc", p.pid(), "v1").unwrap();
     let meta = |s: &cohort::Scope| {
         let m = s.members("svc");
-        let first = m.pids().next().cloned();
+        let first = m.pids().next();
         first.and_then(|p| m.meta(&p).cloned())
     };
     assert_eq!(meta(&sa), Some(Bytes::from_static(b"v1")));

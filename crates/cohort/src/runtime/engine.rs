@@ -121,14 +121,22 @@ pub(crate) fn start(shared: &Arc<Shared>, listener: Box<dyn Listener>) {
     e.tasks.push(flusher);
 }
 
-/// Sends the changes the core holds for batching. While this task waits to
-/// run, more changes join the batch: a burst of writes costs one frame per
-/// batch, and a lone write waits only for one task wake-up.
+/// After a flush, the flusher rests this long: the writes of a burst then
+/// go out in batches (at most one per rest, besides those the core sends
+/// when a batch is full) instead of waking this task, and contending with
+/// the writer for the node's lock, once per write. A write after a quiet
+/// spell goes out at once.
+const FLUSH_REST: Duration = Duration::from_millis(1);
+
+/// Sends the changes the core holds for batching.
 async fn flush_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
     loop {
         wake.notified().await;
-        let Some(s) = shared.upgrade() else { return };
-        s.with(|core, now, _| core.flush(now));
+        {
+            let Some(s) = shared.upgrade() else { return };
+            s.with(|core, now, _| core.flush(now));
+        }
+        tokio::time::sleep(FLUSH_REST).await;
     }
 }
 

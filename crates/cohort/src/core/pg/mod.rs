@@ -43,6 +43,9 @@ use super::{Effect, NodeCore};
 /// A scope name.
 pub type ScopeName = Arc<str>;
 
+/// Held local changes are sent at once when this many have gathered.
+const BATCH_MAX: usize = 1024;
+
 /// The scope every node runs unless told otherwise (OTP's default `pg` scope).
 pub const DEFAULT_SCOPE: &str = "pg";
 
@@ -350,7 +353,7 @@ struct Scope {
     peers: BTreeMap<NodeName, PeerScope>,
     /// Monitor subscriptions: id → group (None: the whole scope).
     monitors: BTreeMap<u64, Option<Group>>,
-    stamp: u64,
+    stamp: u32,
 }
 
 /// The process-group scopes of one node.
@@ -373,7 +376,12 @@ fn weight(ops: &[Op]) -> usize {
 }
 
 impl Scope {
-    fn next_stamp(&mut self) -> u64 {
+    fn next_stamp(&mut self) -> u32 {
+        if self.stamp == u32::MAX {
+            // Once in four billion joins: number the memberships afresh,
+            // in the same order.
+            self.stamp = self.view.renumber();
+        }
         self.stamp += 1;
         self.stamp
     }
@@ -422,6 +430,9 @@ impl Scope {
             ctx.push(Effect::Flush);
         }
         self.pending.extend(ops);
+        if self.pending.len() >= BATCH_MAX {
+            self.flush(ctx);
+        }
     }
 
     /// Sends the held changes to the subscribers as one delta and logs it.
@@ -567,7 +578,7 @@ impl Scope {
             for m in have.remote().iter().filter(|m| m.pid().node() == origin) {
                 let e = have_counts.entry(m.pid().serial()).or_insert((0, None));
                 e.0 += 1;
-                e.1 = have.meta(m.pid()).cloned();
+                e.1 = have.meta(&m.pid()).cloned();
             }
             let mut total = 0u32;
             let mut want: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
@@ -642,7 +653,7 @@ impl Scope {
                 let e = entry.entry(m.pid().serial()).or_insert((0, None));
                 e.0 += 1;
                 if e.1.is_none() {
-                    e.1 = members.meta(m.pid()).cloned();
+                    e.1 = members.meta(&m.pid()).cloned();
                 }
             }
         }

@@ -15,6 +15,7 @@
 //! 100,000 scans.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -28,21 +29,39 @@ pub type Group = Arc<str>;
 
 /// One membership: a pid and the order in which this node applied the join
 /// (for oldest/newest). Its metadata, rare, lives beside the list
-/// ([`Members::meta`]); a membership is 32 bytes.
+/// ([`Members::meta`]); a membership is 24 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    pid: Pid,
-    stamp: u64,
+    node: NodeName,
+    serial: u64,
+    creation: u32,
+    /// Join order on this node; renumbered (order kept) before it wraps.
+    stamp: u32,
 }
 
 impl Member {
-    pub(crate) fn new(pid: Pid, stamp: u64) -> Self {
-        Member { pid, stamp }
+    pub(crate) fn new(pid: Pid, stamp: u32) -> Self {
+        Member {
+            node: pid.node().clone(),
+            serial: pid.serial(),
+            creation: pid.creation(),
+            stamp,
+        }
     }
 
     /// The member process.
-    pub fn pid(&self) -> &Pid {
-        &self.pid
+    pub fn pid(&self) -> Pid {
+        Pid::new(self.node.clone(), self.creation, self.serial)
+    }
+
+    /// The member's node.
+    pub fn node(&self) -> &NodeName {
+        &self.node
+    }
+
+    /// Whether this is a membership of `pid`.
+    pub fn is(&self, pid: &Pid) -> bool {
+        self.serial == pid.serial() && self.creation == pid.creation() && &self.node == pid.node()
     }
 }
 
@@ -130,7 +149,7 @@ impl Bag {
     fn build_index(&mut self) {
         let mut index = HashMap::with_capacity_and_hasher(self.items.len(), Hasher::default());
         for (i, m) in self.items.iter().enumerate() {
-            Self::index_add(&mut index, &m.pid, i as u32);
+            Self::index_add(&mut index, &m.pid(), i as u32);
         }
         self.extra_mut().index = Some(index);
     }
@@ -147,10 +166,10 @@ impl Bag {
     fn push(&mut self, m: Member, meta: Option<Bytes>) {
         let at = self.items.len() as u32;
         if let Some(index) = self.extra.as_mut().and_then(|e| e.index.as_mut()) {
-            Self::index_add(index, &m.pid, at);
+            Self::index_add(index, &m.pid(), at);
         }
         if let Some(meta) = meta {
-            self.extra_mut().meta.insert(m.pid.clone(), meta);
+            self.extra_mut().meta.insert(m.pid(), meta);
         }
         let len = self.items.len();
         if len == self.items.capacity() {
@@ -170,7 +189,7 @@ impl Bag {
                 Pos::One(p) => Some(*p as usize),
                 Pos::Many(v) => v.last().map(|p| *p as usize),
             },
-            None => self.items.iter().rposition(|m| &m.pid == pid),
+            None => self.items.iter().rposition(|m| m.is(pid)),
         }
     }
 
@@ -178,7 +197,7 @@ impl Bag {
     fn remove_at(&mut self, at: usize) {
         let last = self.items.len() - 1;
         if let Some(index) = self.extra.as_mut().and_then(|e| e.index.as_mut()) {
-            let pid = self.items[at].pid.clone();
+            let pid = self.items[at].pid();
             let drop_entry = match index.get_mut(&pid).expect("indexed") {
                 Pos::One(_) => true,
                 Pos::Many(v) => {
@@ -198,7 +217,7 @@ impl Bag {
                 index.remove(&pid);
             }
             if at != last {
-                let moved = self.items[last].pid.clone();
+                let moved = self.items[last].pid();
                 match index.get_mut(&moved).expect("indexed") {
                     Pos::One(p) => *p = at as u32,
                     Pos::Many(v) => {
@@ -212,8 +231,8 @@ impl Bag {
             }
         }
         let gone = self.items.swap_remove(at);
-        if self.meta_map().is_some() && self.count(&gone.pid) == 0 {
-            self.extra_mut().meta.remove(&gone.pid);
+        if self.meta_map().is_some() && self.count(&gone.pid()) == 0 {
+            self.extra_mut().meta.remove(&gone.pid());
         }
         if self.items.len() < INDEX_FROM / 2 {
             self.drop_index();
@@ -224,8 +243,8 @@ impl Bag {
         self.items.retain(|m| keep(m));
         if let Some(e) = &mut self.extra {
             if !e.meta.is_empty() {
-                let left: std::collections::HashSet<&Pid> =
-                    self.items.iter().map(|m| &m.pid).collect();
+                let left: std::collections::HashSet<Pid> =
+                    self.items.iter().map(Member::pid).collect();
                 e.meta.retain(|p, _| left.contains(p));
             }
         }
@@ -268,7 +287,7 @@ impl Bag {
                 Some(Pos::One(_)) => 1,
                 Some(Pos::Many(v)) => v.len(),
             },
-            None => self.items.iter().filter(|m| &m.pid == pid).count(),
+            None => self.items.iter().filter(|m| m.is(pid)).count(),
         }
     }
 }
@@ -323,7 +342,7 @@ impl Members {
     }
 
     /// All member pids, local first (duplicates kept, as OTP's `get_members`).
-    pub fn pids(&self) -> impl Iterator<Item = &Pid> {
+    pub fn pids(&self) -> impl Iterator<Item = Pid> + '_ {
         self.iter().map(Member::pid)
     }
 
@@ -339,7 +358,7 @@ impl Members {
 
     /// The member pids as a vector.
     pub fn to_vec(&self) -> Vec<Pid> {
-        self.pids().cloned().collect()
+        self.pids().collect()
     }
 
     /// The metadata of `pid` in this group (shared by all its memberships
@@ -387,12 +406,12 @@ impl Members {
     /// Picks one member pid by `how`, never `exclude`. `None` when no
     /// member qualifies.
     pub fn select(&self, how: Select, exclude: Option<&Pid>) -> Option<Pid> {
-        let ok = |m: &&Member| Some(&m.pid) != exclude;
+        let ok = |m: &&Member| !exclude.is_some_and(|x| m.is(x));
         let pick = |list: Vec<&Member>| -> Option<Pid> {
             if list.is_empty() {
                 None
             } else {
-                Some(list[rand::rng().random_range(0..list.len())].pid.clone())
+                Some(list[rand::rng().random_range(0..list.len())].pid())
             }
         };
         let local = || self.local().iter().filter(ok).collect::<Vec<_>>();
@@ -405,20 +424,20 @@ impl Members {
             Select::Random => pick(self.iter().filter(ok).collect()),
             Select::Local => pick(local()),
             Select::Remote => pick(remote()),
-            Select::LocalOldest => oldest(self.local()).map(|m| m.pid),
-            Select::LocalNewest => newest(self.local()).map(|m| m.pid),
-            Select::RemoteOldest => oldest(self.remote()).map(|m| m.pid),
-            Select::RemoteNewest => newest(self.remote()).map(|m| m.pid),
+            Select::LocalOldest => oldest(self.local()).map(|m| m.pid()),
+            Select::LocalNewest => newest(self.local()).map(|m| m.pid()),
+            Select::RemoteOldest => oldest(self.remote()).map(|m| m.pid()),
+            Select::RemoteNewest => newest(self.remote()).map(|m| m.pid()),
             Select::Oldest => [oldest(self.local()), oldest(self.remote())]
                 .into_iter()
                 .flatten()
                 .min_by_key(|m| m.stamp)
-                .map(|m| m.pid),
+                .map(|m| m.pid()),
             Select::Newest => [newest(self.local()), newest(self.remote())]
                 .into_iter()
                 .flatten()
                 .max_by_key(|m| m.stamp)
-                .map(|m| m.pid),
+                .map(|m| m.pid()),
         }
     }
 }
@@ -428,6 +447,8 @@ impl Members {
 pub struct ScopeView {
     me: NodeName,
     groups: DashMap<Group, Arc<GroupView>, Hasher>,
+    /// Memberships in all groups.
+    total: AtomicUsize,
 }
 
 impl ScopeView {
@@ -435,7 +456,14 @@ impl ScopeView {
         ScopeView {
             me,
             groups: DashMap::with_hasher(Hasher::default()),
+            total: AtomicUsize::new(0),
         }
+    }
+
+    /// Memberships in all groups of the scope (a pid that joined twice
+    /// counts twice), without visiting them.
+    pub fn membership_count(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
     }
 
     /// A snapshot of `group`'s members (empty if the group does not exist).
@@ -470,7 +498,7 @@ impl ScopeView {
     // ---- writer side (the scope, under the node's lock) ----------------
 
     pub(crate) fn add(&self, group: &Group, m: Member, meta: Option<Bytes>) {
-        let local = self.is_local(&m.pid);
+        let local = m.node == self.me;
         let mut e = self.groups.entry(group.clone()).or_default();
         let g = Arc::make_mut(e.value_mut());
         if local {
@@ -478,6 +506,8 @@ impl ScopeView {
         } else {
             g.remote.push(m, meta);
         }
+        drop(e);
+        self.total.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Removes one membership of `pid`; false if it had none.
@@ -496,6 +526,7 @@ impl ScopeView {
         } else {
             g.remote.remove_at(at);
         }
+        self.total.fetch_sub(1, Ordering::Relaxed);
         let empty = g.is_empty();
         drop(e);
         if empty {
@@ -524,13 +555,14 @@ impl ScopeView {
         if let Some(mut e) = self.groups.get_mut(group) {
             let g = Arc::make_mut(e.value_mut());
             g.remote.retain(|m| {
-                if m.pid.node() == node {
-                    removed.push(m.pid.clone());
+                if &m.node == node {
+                    removed.push(m.pid());
                     false
                 } else {
                     true
                 }
             });
+            self.total.fetch_sub(removed.len(), Ordering::Relaxed);
             let empty = g.is_empty();
             drop(e);
             if empty {
@@ -540,8 +572,31 @@ impl ScopeView {
         removed
     }
 
+    /// Numbers every membership's join stamp afresh from 1, keeping their
+    /// order (before the stamp counter wraps); returns the last stamp given.
+    pub(crate) fn renumber(&self) -> u32 {
+        let mut all: Vec<(u32, Group, bool, usize)> = Vec::new();
+        for e in self.groups.iter() {
+            for (local, bag) in [(true, &e.value().local), (false, &e.value().remote)] {
+                for (i, m) in bag.items.iter().enumerate() {
+                    all.push((m.stamp, e.key().clone(), local, i));
+                }
+            }
+        }
+        all.sort_unstable_by_key(|a| a.0);
+        for (n, (_, group, local, i)) in all.iter().enumerate() {
+            if let Some(mut e) = self.groups.get_mut(group) {
+                let g = Arc::make_mut(e.value_mut());
+                let bag = if *local { &mut g.local } else { &mut g.remote };
+                bag.items[*i].stamp = n as u32 + 1;
+            }
+        }
+        all.len() as u32
+    }
+
     /// Removes every local membership (scope stopped).
     pub(crate) fn clear(&self) {
+        self.total.store(0, Ordering::Relaxed);
         self.groups.clear();
     }
 }
@@ -552,7 +607,7 @@ mod tests {
 
     #[test]
     fn a_membership_stays_small() {
-        assert_eq!(std::mem::size_of::<Member>(), 32);
+        assert_eq!(std::mem::size_of::<Member>(), 24);
         assert_eq!(std::mem::size_of::<GroupView>(), 64);
     }
     use proptest::prelude::*;
@@ -600,6 +655,7 @@ mod tests {
                 want.sort();
                 prop_assert_eq!(&got, &want);
                 prop_assert_eq!(m.count(&p), model.iter().filter(|q| **q == p).count());
+                prop_assert_eq!(view.membership_count(), model.len());
                 metas.retain(|q, _| model.contains(q));
                 for q in &model {
                     prop_assert_eq!(m.meta(q), metas.get(q));
@@ -610,11 +666,43 @@ mod tests {
     }
 
     #[test]
+    fn renumbering_keeps_the_join_order() {
+        let view = ScopeView::new(NodeName::new("me@h").unwrap());
+        let (g, h): (Group, Group) = ("g".into(), "h".into());
+        let stamps = [u32::MAX - 1, 7, u32::MAX, 3_000_000_000];
+        for (s, stamp) in stamps.into_iter().enumerate() {
+            let node = if s % 2 == 0 { "me@h" } else { "x@h" };
+            let group = if s < 2 { &g } else { &h };
+            view.add(group, Member::new(pid(node, s as u64), stamp), None);
+        }
+        assert_eq!(view.renumber(), 4);
+        let mut got: Vec<(u32, Pid)> = [&g, &h]
+            .iter()
+            .flat_map(|grp| {
+                view.members(grp)
+                    .iter()
+                    .map(|m| (m.stamp, m.pid()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (1, pid("x@h", 1)),
+                (2, pid("x@h", 3)),
+                (3, pid("me@h", 0)),
+                (4, pid("me@h", 2)),
+            ]
+        );
+    }
+
+    #[test]
     fn oldest_and_newest_follow_join_order_not_position() {
         let view = ScopeView::new(NodeName::new("me@h").unwrap());
         let g: Group = "g".into();
         for s in 1..=5 {
-            view.add(&g, Member::new(pid("me@h", s), s), None);
+            view.add(&g, Member::new(pid("me@h", s), s as u32), None);
         }
         // Removing the first swaps the last into its place.
         view.remove_one(&g, &pid("me@h", 1));
