@@ -99,7 +99,13 @@ impl Ledger {
     pub fn session_up(&mut self, a: NodeIdx, b: NodeIdx, creation: u32) {
         self.sessions.insert((a, b), creation);
         self.remembers.insert((a, b));
-        self.parted.remove(&pair(a, b));
+        // Parted no more once both sides have the session up: one side's
+        // late `NodeUp` for the very session the other just ended on
+        // purpose (its handshake finished as the goodbye was on its way)
+        // does not undo the disconnect.
+        if self.sessions.contains_key(&(b, a)) {
+            self.parted.remove(&pair(a, b));
+        }
     }
 
     /// `a` announced the session with `b` down; `forget` when the reason

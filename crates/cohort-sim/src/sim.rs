@@ -94,6 +94,8 @@ impl SimNode {
 enum Event {
     /// The node's core asked to be woken now.
     Timer { node: NodeIdx, creation: u32 },
+    /// The node's flusher task runs (the core held changes to batch).
+    Flush { node: NodeIdx, creation: u32 },
     /// A dial reaches the target host.
     Syn { link: LinkId },
     /// A dial got no answer.
@@ -364,6 +366,11 @@ impl Sim {
     fn handle(&mut self, ev: Event) {
         match ev {
             Event::Timer { node, creation } => self.on_timer(node, creation),
+            Event::Flush { node, creation } => {
+                if self.nodes[node].creation == creation {
+                    self.input(node, |c, now| c.flush(now));
+                }
+            }
             Event::Syn { link } => self.on_syn(link),
             Event::DialTimeout { link } => self.on_dial_timeout(link),
             Event::Pipe { link, dir } => self.on_pipe(link, dir),
@@ -482,6 +489,12 @@ impl Sim {
                 }
             }
             Effect::Send { conn, frame } => self.send(i, conn, frame),
+            Effect::Flush => {
+                // The runtime's flusher task wakes a moment later; changes
+                // made meanwhile join the batch.
+                let at = self.now + Duration::from_micros(self.rng.random_range(0..200));
+                self.schedule(at, Event::Flush { node: i, creation });
+            }
             Effect::Broadcast { conns, frame } => {
                 for conn in conns {
                     self.send(i, conn, frame.clone());

@@ -25,7 +25,8 @@ fn frames() -> Vec<(&'static str, Frame)> {
                 group: "g1234".into(),
                 serials: (10_000..10_000 + n).collect(),
                 meta: None,
-            }],
+            }]
+            .into(),
         })
     };
     vec![

@@ -6,7 +6,7 @@
 
 mod common;
 
-use cohort::{Group, Node, PgEvent, PgEventKind, Pid, Scope};
+use cohort::{Group, Message, Node, PgEvent, PgEventKind, Pid, Scope};
 use common::*;
 
 fn sorted(mut v: Vec<Pid>) -> Vec<Pid> {
@@ -61,6 +61,32 @@ async fn two() {
     .await;
     b.shutdown().await;
     wait_members("b's members vanish with b", &sa, "two", &[]).await;
+}
+
+/// Joins are sent in batches, yet never overtaken: a message sent after a
+/// join finds the join applied on the receiving node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_after_a_join_finds_it_applied() {
+    let (a, b) = pair().await;
+    let (sa, sb) = (a.scope("order"), b.scope("order"));
+    let mut watcher = b.spawn();
+    let p = a.spawn();
+    sa.join("warm", p.pid()).unwrap();
+    wait_members("stream up", &sb, "warm", &[p.pid().clone()]).await;
+    for i in 0..300 {
+        let group = format!("g{i}");
+        sa.join(&group, p.pid()).unwrap();
+        a.send(watcher.pid(), group.clone());
+        let Message::Data { payload, .. } = next(&mut watcher).await else {
+            panic!("expected data");
+        };
+        assert_eq!(payload, group.as_bytes());
+        assert_eq!(
+            sb.members(&group).to_vec(),
+            vec![p.pid().clone()],
+            "{group}"
+        );
+    }
 }
 
 #[tokio::test]

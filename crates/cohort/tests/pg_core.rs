@@ -113,13 +113,16 @@ fn a_peer_behind_in_the_same_stream_gets_only_the_missing_deltas() {
         .unwrap();
     net.settle();
     let cursor = net.nodes[0].pg().cursor("pg", net.nodes[1].name()).unwrap();
-    // b's next two changes are lost on the way to a.
+    // b's next two changes (sent as two deltas: each flushed before the
+    // next join) are lost on the way to a.
     net.nodes[1]
         .pg_join("pg", "g2", std::slice::from_ref(&pb), None, now)
         .unwrap();
+    net.nodes[1].flush(now);
     net.nodes[1]
         .pg_join("pg", "g3", std::slice::from_ref(&pb), None, now)
         .unwrap();
+    net.nodes[1].flush(now);
     assert_eq!(net.drop_queued_from(1), 2);
     assert_eq!(members(&net, 0, "g2"), Vec::<Pid>::new());
     // a asks from its cursor: b answers with the two deltas, not a snapshot.
@@ -187,7 +190,7 @@ fn hostile_replication_frames_change_nothing() {
             scope: "pg".into(),
             stream,
             seq: seq + 10,
-            ops: vec![],
+            ops: vec![].into(),
         },
         PgFrame::Delta {
             scope: "pg".into(),
@@ -197,13 +200,14 @@ fn hostile_replication_frames_change_nothing() {
                 group: "g".into(),
                 serials: vec![99],
                 meta: None,
-            }],
+            }]
+            .into(),
         },
         PgFrame::Delta {
             scope: "nope".into(),
             stream,
             seq: seq + 1,
-            ops: vec![],
+            ops: vec![].into(),
         },
         PgFrame::Sync {
             scope: "nope".into(),
@@ -227,7 +231,8 @@ fn hostile_replication_frames_change_nothing() {
         ops: vec![Op::Leave {
             group: "never".into(),
             serials: vec![(77, 3)],
-        }],
+        }]
+        .into(),
     };
     net.inject(1, 0, Frame::Pg(leave));
     assert_eq!(members(&net, 0, "g"), before);

@@ -177,10 +177,9 @@ async fn metadata_is_readable_updatable_and_replicated() {
     let (sa, sb) = (a.pg(), b.pg());
     sa.join_with_meta("svc", p.pid(), "v1").unwrap();
     let meta = |s: &cohort::Scope| {
-        s.members("svc")
-            .iter()
-            .next()
-            .and_then(|m| m.meta().cloned())
+        let m = s.members("svc");
+        let first = m.pids().next();
+        first.and_then(|p| m.meta(&p).cloned())
     };
     assert_eq!(meta(&sa), Some(Bytes::from_static(b"v1")));
     wait_for("b sees v1", || meta(&sb) == Some(Bytes::from_static(b"v1"))).await;

@@ -23,10 +23,14 @@ async fn shed_deltas_are_repaired_and_the_views_converge() {
     sa.join("probe", probe.pid()).unwrap();
     wait_for("stream up", || sb.members("probe").len() == 1).await;
     let procs: Vec<_> = (0..2000).map(|_| a.spawn()).collect();
+    let sink = b.spawn();
     // A burst with no await in between: on this single-threaded runtime
-    // the writer cannot drain, so the queue is never empty.
+    // the writer cannot drain, so the queue is never empty. Each join is
+    // followed by a message to b, which sends the held join first: one
+    // delta per join instead of one batch.
     for (i, p) in procs.iter().enumerate() {
         sa.join(&format!("g{}", i % 50), p.pid()).unwrap();
+        a.send(sink.pid(), "after the join");
     }
     assert!(
         a.stats().shed_frames > 1000,

@@ -397,11 +397,7 @@ impl RangeScan {
 
 /// Total memberships of a scope in this node's view.
 fn total_members(scope: &cohort::Scope) -> u64 {
-    scope
-        .which_groups()
-        .iter()
-        .map(|g| scope.members(g).len() as u64)
-        .sum()
+    scope.membership_count() as u64
 }
 
 /// Polls this node's own view until every given count holds (sleeping

@@ -181,6 +181,11 @@ pub enum Effect {
         /// The connected node, or why not.
         result: Result<NodeName, ConnectError>,
     },
+    /// Local changes are held to be sent in a batch: call
+    /// [`NodeCore::flush`] soon (for example from a task woken by this
+    /// effect). Whatever the core sends for any other reason sends the held
+    /// changes first, so they never fall behind later frames.
+    Flush,
     /// Something for the process-group layer of the driver.
     Pg(PgEffect),
     /// Something for the name service of the driver.
@@ -247,6 +252,8 @@ pub struct NodeCore {
     fx: Effects,
     up: Vec<Upcall>,
     deferred: Vec<Deferred>,
+    /// The latest time the driver passed in (for inputs that carry none).
+    clock: Time,
 }
 
 /// Builds a [`Ctx`] from disjoint fields of a [`NodeCore`] and runs a
@@ -293,6 +300,7 @@ impl NodeCore {
             fx: Effects::default(),
             up: Vec::new(),
             deferred: Vec::new(),
+            clock: now,
         }
     }
 
@@ -348,8 +356,22 @@ impl NodeCore {
         t
     }
 
+    /// Sends the changes held for batching (see [`Effect::Flush`]).
+    pub fn flush(&mut self, now: Time) {
+        self.clock = self.clock.max(now);
+        if self.pg.holds() {
+            with_sub!(self, pg, now, |pg, ctx| pg.flush(&mut ctx));
+        }
+    }
+
+    /// Whether changes are held for batching (see [`Effect::Flush`]).
+    pub fn holds(&self) -> bool {
+        self.pg.holds()
+    }
+
     /// Runs `f` on the process-group layer, then the deferred actions.
     pub fn with_pg<R>(&mut self, now: Time, f: impl FnOnce(&mut Pg, &mut Ctx<'_>) -> R) -> R {
+        self.clock = self.clock.max(now);
         let r = with_sub!(self, pg, now, |pg, ctx| f(pg, &mut ctx));
         self.run_deferred(now);
         r
@@ -357,6 +379,7 @@ impl NodeCore {
 
     /// Runs `f` on the name service, then the deferred actions.
     pub fn with_names<R>(&mut self, now: Time, f: impl FnOnce(&mut Names, &mut Ctx<'_>) -> R) -> R {
+        self.flush(now);
         let r = with_sub!(self, names, now, |names, ctx| f(names, &mut ctx));
         self.run_deferred(now);
         r
@@ -369,6 +392,7 @@ impl NodeCore {
 
     /// Asks `node` a question; answered by `GroupsEffect::Answered { req }`.
     pub fn groups_ask(&mut self, node: &NodeName, query: Query, req: ReqId, now: Time) {
+        self.flush(now);
         with_sub!(self, groups, now, |g, ctx| g
             .ask(node, query, req, &mut ctx));
     }
@@ -376,6 +400,7 @@ impl NodeCore {
     /// Re-checks the global-group definition with every own-group node;
     /// answered by `GroupsEffect::Synced { req }`.
     pub fn groups_sync(&mut self, req: ReqId, now: Time) {
+        self.flush(now);
         with_sub!(self, groups, now, |g, ctx| g.sync(req, &mut ctx));
     }
 
@@ -418,11 +443,14 @@ impl NodeCore {
     pub fn closed(&mut self, conn: ConnId, why: String, now: Time) {
         self.cluster
             .closed(conn, why, now, &mut self.fx, &mut self.up);
+        // Not before: nothing may go out on the closed connection.
+        self.flush(now);
         self.run_upcalls(now);
     }
 
     /// A frame arrived.
     pub fn frame(&mut self, conn: ConnId, frame: Frame, now: Time) {
+        self.flush(now);
         self.cluster
             .frame(conn, frame, now, &mut self.fx, &mut self.up);
         self.run_upcalls(now);
@@ -430,6 +458,7 @@ impl NodeCore {
 
     /// Time passed: ticks, timeouts, reconnects.
     pub fn timeout(&mut self, now: Time) {
+        self.flush(now);
         self.cluster.timeout(now, &mut self.fx, &mut self.up);
         self.run_upcalls(now);
         with_sub!(self, pg, now, |pg, ctx| pg.timeout(&mut ctx));
@@ -441,11 +470,13 @@ impl NodeCore {
 
     /// Connects to the node at `addr`; answered by [`Effect::ConnectDone`].
     pub fn connect(&mut self, addr: String, req: Option<ReqId>, now: Time) {
+        self.flush(now);
         self.cluster.connect(addr, req, now, &mut self.fx);
     }
 
     /// Ends the session with `node` on purpose. False when not connected.
     pub fn disconnect(&mut self, node: &NodeName, now: Time) -> bool {
+        self.flush(now);
         let r = self
             .cluster
             .disconnect(node, now, &mut self.fx, &mut self.up);
@@ -455,6 +486,7 @@ impl NodeCore {
 
     /// Drops and refuses all traffic with `node` until unblocked.
     pub fn block(&mut self, node: NodeName, now: Time) {
+        self.flush(now);
         self.cluster.block(node, now, &mut self.fx, &mut self.up);
         self.run_upcalls(now);
     }
@@ -466,6 +498,7 @@ impl NodeCore {
 
     /// Leaves the cluster: peers are told, connections closed.
     pub fn shutdown(&mut self, now: Time) {
+        self.flush(now);
         self.cluster.shutdown(now, &mut self.fx, &mut self.up);
         self.run_upcalls(now);
     }
@@ -479,6 +512,7 @@ impl NodeCore {
 
     /// A local process ended: its monitors fire, its memberships and names go.
     pub fn exited(&mut self, serial: u64, reason: ExitReason, now: Time) {
+        self.flush(now);
         let me = self.pid(serial);
         if !self.procs.is_alive(serial) {
             return;
@@ -493,6 +527,7 @@ impl NodeCore {
 
     /// Ends process `pid` (local or remote) with `reason`.
     pub fn kill(&mut self, pid: &Pid, reason: ExitReason, now: Time) {
+        self.flush(now);
         self.kill_at(pid, reason, now);
     }
 
@@ -521,6 +556,7 @@ impl NodeCore {
     /// Sends a message to `to`; silently dropped when `to` is dead or its
     /// node unreachable (as in Erlang: sending never fails).
     pub fn send(&mut self, to: &Pid, from: Option<Pid>, payload: Bytes) {
+        self.flush(self.clock);
         if to.node() == &self.name {
             self.deliver_local(to, from, payload);
         } else if self.cluster.peer_creation(to.node()) == Some(to.creation()) {
@@ -550,6 +586,7 @@ impl NodeCore {
     /// this node; see [`NodeCore::new_ref`]): exactly one `Message::Down`
     /// will follow, unless demonitored.
     pub fn monitor(&mut self, mref: MonitorRef, watcher: u64, target: &Pid) {
+        self.flush(self.clock);
         let down = |reason| Effect::Deliver {
             to: watcher,
             msg: Message::Down {
@@ -594,6 +631,7 @@ impl NodeCore {
 
     /// Cancels a monitor; no `Down` for it arrives afterwards.
     pub fn demonitor(&mut self, watcher: u64, mref: MonitorRef) {
+        self.flush(self.clock);
         let Some(target) = self.procs.remove_outgoing(mref) else {
             return;
         };

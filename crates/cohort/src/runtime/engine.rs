@@ -52,6 +52,11 @@ pub(crate) struct Engine {
 pub(crate) struct EngineCell {
     engine: Mutex<Engine>,
     timer: Arc<Notify>,
+    /// Wakes the flusher: the core holds changes to send in a batch.
+    flusher: Arc<Notify>,
+    /// The core holds changes (see `Effect::Flush`); direct sends flush
+    /// them first so that they never overtake them.
+    pub(crate) held: AtomicBool,
     transport: Arc<dyn Transport>,
     epoch: Instant,
     dial_timeout: Duration,
@@ -79,6 +84,8 @@ impl EngineCell {
                 stopped: false,
             }),
             timer: Arc::new(Notify::new()),
+            flusher: Arc::new(Notify::new()),
+            held: AtomicBool::new(false),
             transport,
             epoch,
             dial_timeout,
@@ -104,9 +111,33 @@ pub(crate) fn start(shared: &Arc<Shared>, listener: Box<dyn Listener>) {
         Arc::downgrade(shared),
         shared.engine.timer.clone(),
     ));
+    let flusher = tokio::spawn(flush_loop(
+        Arc::downgrade(shared),
+        shared.engine.flusher.clone(),
+    ));
     let mut e = shared.engine.lock();
     e.tasks.push(accept);
     e.tasks.push(timer);
+    e.tasks.push(flusher);
+}
+
+/// After a flush, the flusher rests this long: the writes of a burst then
+/// go out in batches (at most one per rest, besides those the core sends
+/// when a batch is full) instead of waking this task, and contending with
+/// the writer for the node's lock, once per write. A write after a quiet
+/// spell goes out at once.
+const FLUSH_REST: Duration = Duration::from_millis(1);
+
+/// Sends the changes the core holds for batching.
+async fn flush_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        {
+            let Some(s) = shared.upgrade() else { return };
+            s.with(|core, now, _| core.flush(now));
+        }
+        tokio::time::sleep(FLUSH_REST).await;
+    }
 }
 
 async fn accept_loop(mut listener: Box<dyn Listener>, shared: std::sync::Weak<Shared>) {
@@ -174,6 +205,9 @@ impl Shared {
             }
         }
         self.run_effects(&mut e);
+        if self.engine.held.load(Ordering::Relaxed) && !e.core.holds() {
+            self.engine.held.store(false, Ordering::Release);
+        }
         if e.core.next_timeout() < before {
             self.engine.timer.notify_one();
         }
@@ -242,6 +276,10 @@ impl Shared {
                     self.enqueue(e, std::iter::once(conn), &frame);
                 }
                 Effect::Broadcast { conns, frame } => self.enqueue(e, conns, &frame),
+                Effect::Flush => {
+                    self.engine.held.store(true, Ordering::Release);
+                    self.engine.flusher.notify_one();
+                }
                 Effect::Close { conn, reason } => {
                     if let Some(d) = e.dialing.remove(&conn) {
                         d.abort();

@@ -417,10 +417,14 @@ impl Shared {
         }
     }
 
-    pub(crate) fn send(&self, to: &Pid, from: Option<Pid>, payload: Bytes) {
+    pub(crate) fn send(self: &Arc<Self>, to: &Pid, from: Option<Pid>, payload: Bytes) {
         if to.node() == &self.name {
             self.deliver_local(to, Message::Data { from, payload });
             return;
+        }
+        if self.engine.held.load(Ordering::Acquire) {
+            // Changes made before this send go out before it.
+            self.with(|core, now, _| core.flush(now));
         }
         self.write_to(
             to,

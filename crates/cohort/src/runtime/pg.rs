@@ -182,6 +182,12 @@ impl Scope {
             .collect()
     }
 
+    /// Memberships in all groups of the scope, counted as they change (a
+    /// pid that joined twice counts twice): an O(1) read.
+    pub fn membership_count(&self) -> usize {
+        self.view.membership_count()
+    }
+
     /// Every group with a member, sorted.
     pub fn which_groups(&self) -> Vec<Group> {
         let mut g = self.view.which_groups();

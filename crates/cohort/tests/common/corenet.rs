@@ -132,6 +132,7 @@ impl CoreNet {
                     );
                 }
             }
+            Effect::Flush => self.nodes[i].flush(self.now),
             Effect::Close { conn, .. } => {
                 if let Some((j, pc)) = self.links.remove(&(i, conn)) {
                     self.links.remove(&(j, pc));

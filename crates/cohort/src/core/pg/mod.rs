@@ -24,6 +24,7 @@
 
 mod view;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,10 +43,14 @@ use super::{Effect, NodeCore};
 /// A scope name.
 pub type ScopeName = Arc<str>;
 
+/// Held local changes are sent at once when this many have gathered.
+const BATCH_MAX: usize = 1024;
+
 /// The scope every node runs unless told otherwise (OTP's default `pg` scope).
 pub const DEFAULT_SCOPE: &str = "pg";
 
-/// How many recent deltas each scope keeps for catch-up.
+/// How many membership changes the recent deltas each scope keeps for
+/// catch-up may hold together (a delta batches several).
 const LOG_CAP: usize = 4096;
 
 /// Largest number of memberships in one snapshot frame.
@@ -83,6 +88,9 @@ pub enum Op {
         meta: Option<Bytes>,
     },
 }
+
+/// The changes of one delta, shared between the frame and the log.
+pub type Ops = Arc<Vec<Op>>;
 
 /// One group in a snapshot: serial, membership count, metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,7 +133,7 @@ pub enum PgFrame {
         /// Sequence number of this change.
         seq: u64,
         /// The changes, applied together.
-        ops: Vec<Op>,
+        ops: Ops,
     },
     /// The changes a peer missed, answering its `Discover`: applied in
     /// order like deltas, but never shed on a congested session.
@@ -135,7 +143,7 @@ pub enum PgFrame {
         /// The sender's stream.
         stream: u64,
         /// (sequence number, changes) in order.
-        deltas: Vec<(u64, Vec<Op>)>,
+        deltas: Vec<(u64, Ops)>,
     },
     /// The head of the sender's stream, advertised periodically.
     Heads {
@@ -209,6 +217,90 @@ pub enum PgError {
     NoScope(ScopeName),
 }
 
+/// The groups one local process joined, with how many times each. Most
+/// processes join one group: that case needs no allocation of its own.
+#[derive(Debug)]
+enum Joined {
+    One(Group, u32),
+    Many(HashMap<Group, u32>),
+}
+
+impl Joined {
+    fn add(&mut self, group: &Group) {
+        match self {
+            Joined::One(g, n) if g == group => *n += 1,
+            Joined::One(g, n) => {
+                let mut m = HashMap::with_capacity(2);
+                m.insert(g.clone(), *n);
+                m.insert(group.clone(), 1);
+                *self = Joined::Many(m);
+            }
+            Joined::Many(m) => *m.entry(group.clone()).or_default() += 1,
+        }
+    }
+
+    fn count(&self, group: &str) -> u32 {
+        match self {
+            Joined::One(g, n) => {
+                if &**g == group {
+                    *n
+                } else {
+                    0
+                }
+            }
+            Joined::Many(m) => m.get(group).copied().unwrap_or(0),
+        }
+    }
+
+    /// Removes one membership of `group`; false if there was none. The
+    /// caller drops a `Joined` left empty.
+    fn remove_one(&mut self, group: &str) -> bool {
+        match self {
+            Joined::One(g, n) if &**g == group && *n > 0 => {
+                *n -= 1;
+                true
+            }
+            Joined::One(..) => false,
+            Joined::Many(m) => {
+                let Some(n) = m.get_mut(group) else {
+                    return false;
+                };
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(group);
+                }
+                true
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Joined::One(_, n) => *n == 0,
+            Joined::Many(m) => m.is_empty(),
+        }
+    }
+
+    fn groups(&self) -> Box<dyn Iterator<Item = &Group> + '_> {
+        match self {
+            Joined::One(g, _) => Box::new(std::iter::once(g)),
+            Joined::Many(m) => Box::new(m.keys()),
+        }
+    }
+
+    /// The groups and counts, in group order.
+    fn into_sorted(self) -> Vec<(Group, u32)> {
+        match self {
+            Joined::One(g, n) => vec![(g, n)],
+            Joined::Many(m) => {
+                let mut v: Vec<(Group, u32)> = m.into_iter().collect();
+                v.sort();
+                v
+            }
+        }
+    }
+}
+
 /// What this node holds of one peer's stream in one scope.
 #[derive(Debug, Default)]
 struct PeerScope {
@@ -250,14 +342,18 @@ struct Scope {
     span: Span,
     stream: u64,
     seq: u64,
-    log: VecDeque<(u64, Vec<Op>)>,
+    log: VecDeque<(u64, Ops)>,
+    /// Memberships changed by the logged deltas (what [`LOG_CAP`] bounds).
+    logged: usize,
+    /// Local changes not sent yet (see [`Scope::publish`]).
+    pending: Vec<Op>,
     view: Arc<ScopeView>,
     /// Memberships of local processes: serial → group → count.
-    local: HashMap<u64, HashMap<Group, u32>>,
+    local: HashMap<u64, Joined>,
     peers: BTreeMap<NodeName, PeerScope>,
     /// Monitor subscriptions: id → group (None: the whole scope).
     monitors: BTreeMap<u64, Option<Group>>,
-    stamp: u64,
+    stamp: u32,
 }
 
 /// The process-group scopes of one node.
@@ -268,10 +364,33 @@ pub struct Pg {
     next_heads: Option<Time>,
 }
 
+/// How many memberships `ops` change, for the log's bound.
+fn weight(ops: &[Op]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Op::Join { serials, .. } => serials.len(),
+            Op::Leave { serials, .. } => serials.len(),
+            Op::Meta { .. } => 1,
+        })
+        .sum()
+}
+
 impl Scope {
-    fn next_stamp(&mut self) -> u64 {
+    fn next_stamp(&mut self) -> u32 {
+        if self.stamp == u32::MAX {
+            // Once in four billion joins: number the memberships afresh,
+            // in the same order.
+            self.stamp = self.view.renumber();
+        }
         self.stamp += 1;
         self.stamp
+    }
+
+    /// Whether a monitor watches `group` (or the whole scope).
+    fn watched(&self, group: &Group) -> bool {
+        self.monitors
+            .values()
+            .any(|filter| filter.as_ref().is_none_or(|g| g == group))
     }
 
     fn emit(
@@ -302,8 +421,26 @@ impl Scope {
         }
     }
 
-    /// Records local changes in the stream and sends them to subscribers.
+    /// Records local changes for the stream. They are held and go out
+    /// together, as one delta, when the driver calls [`NodeCore::flush`]
+    /// (asked for by [`Effect::Flush`]) or before anything else this node
+    /// sends: a burst of joins costs one frame per batch, not per join.
     fn publish(&mut self, ctx: &mut Ctx<'_>, ops: Vec<Op>) {
+        if self.pending.is_empty() {
+            ctx.push(Effect::Flush);
+        }
+        self.pending.extend(ops);
+        if self.pending.len() >= BATCH_MAX {
+            self.flush(ctx);
+        }
+    }
+
+    /// Sends the held changes to the subscribers as one delta and logs it.
+    fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let ops: Ops = Arc::new(std::mem::take(&mut self.pending));
         self.seq += 1;
         let frame = Frame::Pg(PgFrame::Delta {
             scope: self.name.clone(),
@@ -317,9 +454,13 @@ impl Scope {
             .filter(|(_, p)| p.subscribed)
             .map(|(n, _)| n);
         ctx.broadcast(subscribed, frame);
+        self.logged += weight(&ops);
         self.log.push_back((self.seq, ops));
-        if self.log.len() > LOG_CAP {
-            self.log.pop_front();
+        while self.logged > LOG_CAP {
+            let Some((_, old)) = self.log.pop_front() else {
+                break;
+            };
+            self.logged -= weight(&old);
         }
     }
 
@@ -332,30 +473,40 @@ impl Scope {
                 serials,
                 meta,
             } => {
-                let mut pids = Vec::with_capacity(serials.len());
+                // Events only when someone watches: no list to build else.
+                let watched = self.watched(&group);
+                let mut pids = Vec::new();
+                let joined = serials.len() as u32;
                 for s in serials {
                     let stamp = self.next_stamp();
                     self.view
-                        .add(&group, Member::new(pid(s), meta.clone(), stamp));
-                    pids.push(pid(s));
+                        .add(&group, Member::new(pid(s), stamp), meta.clone());
+                    if watched {
+                        pids.push(pid(s));
+                    }
                 }
                 if let Some(p) = self.peers.get_mut(origin) {
-                    *p.groups.entry(group.clone()).or_default() += pids.len() as u32;
+                    *p.groups.entry(group.clone()).or_default() += joined;
                 }
-                self.emit(ctx, &group, PgEventKind::Join, pids, meta);
+                if watched {
+                    self.emit(ctx, &group, PgEventKind::Join, pids, meta);
+                }
             }
             Op::Leave { group, serials } => {
                 let mut pids = Vec::new();
+                let mut left = 0u32;
                 for (s, n) in serials {
+                    let p = pid(s);
                     for _ in 0..n {
-                        if self.view.remove_one(&group, &pid(s)) {
-                            pids.push(pid(s));
+                        if self.view.remove_one(&group, &p) {
+                            left += 1;
+                            pids.push(p.clone());
                         }
                     }
                 }
                 if let Some(p) = self.peers.get_mut(origin) {
                     if let Some(c) = p.groups.get_mut(&group) {
-                        *c = c.saturating_sub(pids.len() as u32);
+                        *c = c.saturating_sub(left);
                         if *c == 0 {
                             p.groups.remove(&group);
                         }
@@ -427,7 +578,7 @@ impl Scope {
             for m in have.remote().iter().filter(|m| m.pid().node() == origin) {
                 let e = have_counts.entry(m.pid().serial()).or_insert((0, None));
                 e.0 += 1;
-                e.1 = m.meta().cloned();
+                e.1 = have.meta(&m.pid()).cloned();
             }
             let mut total = 0u32;
             let mut want: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
@@ -443,7 +594,7 @@ impl Scope {
                     let mut pids = Vec::new();
                     for _ in h..*n {
                         let stamp = self.next_stamp();
-                        self.view.add(&g, Member::new(pid(*s), meta.clone(), stamp));
+                        self.view.add(&g, Member::new(pid(*s), stamp), meta.clone());
                         pids.push(pid(*s));
                     }
                     self.emit(ctx, &g, PgEventKind::Join, pids, meta.clone());
@@ -490,7 +641,7 @@ impl Scope {
         // member: a 100,000-member group must not cost 100,000²).
         let mut names: BTreeMap<&Group, ()> = BTreeMap::new();
         for gs in self.local.values() {
-            for g in gs.keys() {
+            for g in gs.groups() {
                 names.insert(g, ());
             }
         }
@@ -502,7 +653,7 @@ impl Scope {
                 let e = entry.entry(m.pid().serial()).or_insert((0, None));
                 e.0 += 1;
                 if e.1.is_none() {
-                    e.1 = m.meta().cloned();
+                    e.1 = members.meta(&m.pid()).cloned();
                 }
             }
         }
@@ -540,7 +691,7 @@ impl Scope {
         if let Some((stream, seq)) = have {
             let first_logged = self.log.front().map(|(s, _)| *s).unwrap_or(self.seq + 1);
             if stream == self.stream && seq <= self.seq && seq + 1 >= first_logged {
-                let deltas: Vec<(u64, Vec<Op>)> =
+                let deltas: Vec<(u64, Ops)> =
                     self.log.iter().filter(|(s, _)| *s > seq).cloned().collect();
                 if !deltas.is_empty() {
                     ctx.send(
@@ -571,7 +722,7 @@ impl Scope {
         creation: u32,
         stream: u64,
         seq: u64,
-        ops: Vec<Op>,
+        ops: Ops,
         answer: bool,
     ) -> bool {
         let Some(p) = self.peers.get(node).filter(|p| p.asked) else {
@@ -583,7 +734,8 @@ impl Scope {
                 let p = self.peers.get_mut(node).expect("present");
                 p.cursor = Some((stream, seq));
                 p.resyncing = false;
-                for op in ops {
+                // Unshared once decoded: no copy.
+                for op in Arc::unwrap_or_clone(ops) {
                     self.apply(ctx, node, creation, op);
                 }
                 true
@@ -618,6 +770,18 @@ impl Pg {
         self.scopes
             .get_mut(name)
             .ok_or_else(|| PgError::NoScope(name.into()))
+    }
+
+    /// Whether local changes are held, waiting for [`Pg::flush`].
+    pub fn holds(&self) -> bool {
+        self.scopes.values().any(|s| !s.pending.is_empty())
+    }
+
+    /// Sends every held change (one delta per scope).
+    pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        for s in self.scopes.values_mut() {
+            s.flush(ctx);
+        }
     }
 
     /// The published view of a running scope.
@@ -689,6 +853,8 @@ impl Pg {
             stream: ((ctx.creation() as u64) << 32) | self.starts as u64,
             seq: 0,
             log: VecDeque::new(),
+            logged: 0,
+            pending: Vec::new(),
             view: Arc::new(ScopeView::new(ctx.me().clone())),
             local: HashMap::new(),
             peers: BTreeMap::new(),
@@ -751,14 +917,17 @@ impl Pg {
         for p in pids {
             let stamp = s.next_stamp();
             s.view
-                .add(&group, Member::new(p.clone(), meta.clone(), stamp));
-            *s.local
-                .entry(p.serial())
-                .or_default()
-                .entry(group.clone())
-                .or_default() += 1;
+                .add(&group, Member::new(p.clone(), stamp), meta.clone());
+            match s.local.entry(p.serial()) {
+                Entry::Occupied(mut e) => e.get_mut().add(&group),
+                Entry::Vacant(e) => {
+                    e.insert(Joined::One(group.clone(), 1));
+                }
+            }
         }
-        s.emit(ctx, &group, PgEventKind::Join, pids.to_vec(), meta.clone());
+        if s.watched(&group) {
+            s.emit(ctx, &group, PgEventKind::Join, pids.to_vec(), meta.clone());
+        }
         let serials = pids.iter().map(Pid::serial).collect();
         s.publish(
             ctx,
@@ -790,13 +959,11 @@ impl Pg {
             let Some(gs) = s.local.get_mut(&p.serial()) else {
                 continue;
             };
-            let Some(n) = gs.get_mut(group) else { continue };
-            *n -= 1;
-            if *n == 0 {
-                gs.remove(group);
-                if gs.is_empty() {
-                    s.local.remove(&p.serial());
-                }
+            if !gs.remove_one(group) {
+                continue;
+            }
+            if gs.is_empty() {
+                s.local.remove(&p.serial());
             }
             s.view.remove_one(group, p);
             left.push(p.clone());
@@ -827,8 +994,7 @@ impl Pg {
         let n = s
             .local
             .get(&pid.serial())
-            .and_then(|gs| gs.get(group))
-            .copied()
+            .map(|gs| gs.count(group))
             .unwrap_or(0);
         if n == 0 {
             return Err(PgError::NotJoined);
@@ -913,6 +1079,8 @@ impl Pg {
 
     fn span_up(&mut self, span: Span, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
         let _ = creation;
+        // Snapshots and cursors refer to sent changes only.
+        self.flush(ctx);
         for s in self.scopes.values_mut().filter(|s| s.span == span) {
             s.discover(ctx, node);
             // Push our entries at once instead of waiting for the peer's
@@ -930,6 +1098,7 @@ impl Pg {
 
     fn span_down(&mut self, span: Span, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
         let _ = creation;
+        self.flush(ctx);
         for s in self.scopes.values_mut().filter(|s| s.span == span) {
             s.drop_origin(ctx, node);
             s.peers.remove(node);
@@ -940,6 +1109,8 @@ impl Pg {
     /// does not take part in (another global group, a hidden session) are
     /// ignored.
     pub fn frame(&mut self, node: &NodeName, creation: u32, frame: PgFrame, ctx: &mut Ctx<'_>) {
+        // Answers (snapshots, catch-ups) refer to sent changes only.
+        self.flush(ctx);
         let scope = match &frame {
             PgFrame::Discover { scope, .. }
             | PgFrame::Sync { scope, .. }
@@ -1055,8 +1226,7 @@ impl Pg {
             let Some(gs) = s.local.remove(&pid.serial()) else {
                 continue;
             };
-            let mut gs: Vec<(Group, u32)> = gs.into_iter().collect();
-            gs.sort();
+            let gs = gs.into_sorted();
             let mut ops = Vec::with_capacity(gs.len());
             for (g, n) in gs {
                 let mut pids = Vec::with_capacity(n as usize);
@@ -1076,6 +1246,7 @@ impl Pg {
 
     /// Advertises stream heads.
     pub fn timeout(&mut self, ctx: &mut Ctx<'_>) {
+        self.flush(ctx);
         let Some(t) = self.next_heads else { return };
         if ctx.now < t {
             return;

@@ -15,6 +15,7 @@
 //! 100,000 scans.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,44 +27,52 @@ use crate::core::pid::{NodeName, Pid};
 /// A group name.
 pub type Group = Arc<str>;
 
-/// One membership: a pid, its optional metadata, and the order in which
-/// this node applied the join (for oldest/newest).
+/// One membership: a pid and the order in which this node applied the join
+/// (for oldest/newest). Its metadata, rare, lives beside the list
+/// ([`Members::meta`]); a membership is 24 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    pid: Pid,
-    /// Boxed: most memberships carry none, and a box keeps a membership
-    /// at 48 bytes instead of 72.
-    meta: Option<Box<Bytes>>,
-    stamp: u64,
+    node: NodeName,
+    serial: u64,
+    creation: u32,
+    /// Join order on this node; renumbered (order kept) before it wraps.
+    stamp: u32,
 }
 
 impl Member {
-    pub(crate) fn new(pid: Pid, meta: Option<Bytes>, stamp: u64) -> Self {
+    pub(crate) fn new(pid: Pid, stamp: u32) -> Self {
         Member {
-            pid,
-            meta: meta.map(Box::new),
+            node: pid.node().clone(),
+            serial: pid.serial(),
+            creation: pid.creation(),
             stamp,
         }
     }
 
     /// The member process.
-    pub fn pid(&self) -> &Pid {
-        &self.pid
+    pub fn pid(&self) -> Pid {
+        Pid::new(self.node.clone(), self.creation, self.serial)
     }
 
-    /// The metadata given at join time or by the latest update.
-    pub fn meta(&self) -> Option<&Bytes> {
-        self.meta.as_deref()
+    /// The member's node.
+    pub fn node(&self) -> &NodeName {
+        &self.node
     }
 
-    pub(crate) fn set_meta(&mut self, meta: Option<Bytes>) {
-        self.meta = meta.map(Box::new);
+    /// Whether this is a membership of `pid`.
+    pub fn is(&self, pid: &Pid) -> bool {
+        self.serial == pid.serial() && self.creation == pid.creation() && &self.node == pid.node()
     }
 }
 
 /// Groups with at least this many memberships on one side keep a
 /// pid → positions index so that removals need no scan.
 pub const INDEX_FROM: usize = 64;
+
+/// Below this length a member list grows two slots at a time, so that the
+/// many small groups of a typical scope carry little unused capacity; above
+/// it by half its length.
+const SMALL: usize = 16;
 
 type Hasher = foldhash::fast::RandomState;
 
@@ -74,22 +83,56 @@ enum Pos {
     Many(Vec<u32>),
 }
 
+/// What only some member lists need: the index of a large list and the
+/// metadata of the pids that have any.
+#[derive(Debug, Clone, Default)]
+struct BagExtra {
+    index: Option<HashMap<Pid, Pos, Hasher>>,
+    meta: HashMap<Pid, Bytes, Hasher>,
+}
+
 /// A member list: an unordered bag with O(1) removal.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bag {
     items: Vec<Member>,
-    index: Option<HashMap<Pid, Pos, Hasher>>,
+    extra: Option<Box<BagExtra>>,
 }
 
 impl PartialEq for Bag {
     fn eq(&self, other: &Self) -> bool {
-        self.items == other.items
+        self.items == other.items && self.meta_map() == other.meta_map()
     }
 }
 
 impl Eq for Bag {}
 
 impl Bag {
+    fn index(&self) -> Option<&HashMap<Pid, Pos, Hasher>> {
+        self.extra.as_ref()?.index.as_ref()
+    }
+
+    fn meta_map(&self) -> Option<&HashMap<Pid, Bytes, Hasher>> {
+        self.extra
+            .as_ref()
+            .map(|e| &e.meta)
+            .filter(|m| !m.is_empty())
+    }
+
+    fn extra_mut(&mut self) -> &mut BagExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the side structures once they hold nothing.
+    fn tidy(&mut self) {
+        if self
+            .extra
+            .as_ref()
+            .is_some_and(|e| e.index.is_none() && e.meta.is_empty())
+        {
+            self.extra = None;
+        }
+    }
+
     fn index_add(index: &mut HashMap<Pid, Pos, Hasher>, pid: &Pid, at: u32) {
         match index.get_mut(pid) {
             None => {
@@ -106,38 +149,55 @@ impl Bag {
     fn build_index(&mut self) {
         let mut index = HashMap::with_capacity_and_hasher(self.items.len(), Hasher::default());
         for (i, m) in self.items.iter().enumerate() {
-            Self::index_add(&mut index, &m.pid, i as u32);
+            Self::index_add(&mut index, &m.pid(), i as u32);
         }
-        self.index = Some(index);
+        self.extra_mut().index = Some(index);
     }
 
-    fn push(&mut self, m: Member) {
+    fn drop_index(&mut self) {
+        if let Some(e) = &mut self.extra {
+            e.index = None;
+        }
+        self.tidy();
+    }
+
+    /// Adds a membership; `meta`, when given, becomes the metadata of the
+    /// pid in this list.
+    fn push(&mut self, m: Member, meta: Option<Bytes>) {
         let at = self.items.len() as u32;
-        if let Some(index) = &mut self.index {
-            Self::index_add(index, &m.pid, at);
+        if let Some(index) = self.extra.as_mut().and_then(|e| e.index.as_mut()) {
+            Self::index_add(index, &m.pid(), at);
+        }
+        if let Some(meta) = meta {
+            self.extra_mut().meta.insert(m.pid(), meta);
+        }
+        let len = self.items.len();
+        if len == self.items.capacity() {
+            self.items
+                .reserve_exact(if len < SMALL { 2 } else { len / 2 });
         }
         self.items.push(m);
-        if self.index.is_none() && self.items.len() >= INDEX_FROM {
+        if self.index().is_none() && self.items.len() >= INDEX_FROM {
             self.build_index();
         }
     }
 
     /// A position of one membership of `pid`, without removing it.
     fn find(&self, pid: &Pid) -> Option<usize> {
-        match &self.index {
+        match self.index() {
             Some(index) => match index.get(pid)? {
                 Pos::One(p) => Some(*p as usize),
                 Pos::Many(v) => v.last().map(|p| *p as usize),
             },
-            None => self.items.iter().rposition(|m| &m.pid == pid),
+            None => self.items.iter().rposition(|m| m.is(pid)),
         }
     }
 
     /// Removes the membership at `at` (found by [`Bag::find`]).
     fn remove_at(&mut self, at: usize) {
         let last = self.items.len() - 1;
-        if let Some(index) = &mut self.index {
-            let pid = self.items[at].pid.clone();
+        if let Some(index) = self.extra.as_mut().and_then(|e| e.index.as_mut()) {
+            let pid = self.items[at].pid();
             let drop_entry = match index.get_mut(&pid).expect("indexed") {
                 Pos::One(_) => true,
                 Pos::Many(v) => {
@@ -157,7 +217,7 @@ impl Bag {
                 index.remove(&pid);
             }
             if at != last {
-                let moved = self.items[last].pid.clone();
+                let moved = self.items[last].pid();
                 match index.get_mut(&moved).expect("indexed") {
                     Pos::One(p) => *p = at as u32,
                     Pos::Many(v) => {
@@ -170,47 +230,64 @@ impl Bag {
                 }
             }
         }
-        self.items.swap_remove(at);
+        let gone = self.items.swap_remove(at);
+        if self.meta_map().is_some() && self.count(&gone.pid()) == 0 {
+            self.extra_mut().meta.remove(&gone.pid());
+        }
         if self.items.len() < INDEX_FROM / 2 {
-            self.index = None;
+            self.drop_index();
         }
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&Member) -> bool) {
         self.items.retain(|m| keep(m));
-        if self.index.is_some() {
+        if let Some(e) = &mut self.extra {
+            if !e.meta.is_empty() {
+                let left: std::collections::HashSet<Pid> =
+                    self.items.iter().map(Member::pid).collect();
+                e.meta.retain(|p, _| left.contains(p));
+            }
+        }
+        if self.index().is_some() {
             if self.items.len() < INDEX_FROM / 2 {
-                self.index = None;
+                self.drop_index();
             } else {
                 self.build_index();
             }
         }
+        self.tidy();
     }
 
+    /// Sets (or clears) the metadata of `pid`, if it is in the list.
     fn set_meta(&mut self, pid: &Pid, meta: Option<Bytes>) {
-        let positions: Vec<usize> = match &self.index {
-            Some(index) => match index.get(pid) {
-                None => Vec::new(),
-                Some(Pos::One(p)) => vec![*p as usize],
-                Some(Pos::Many(v)) => v.iter().map(|p| *p as usize).collect(),
-            },
-            None => (0..self.items.len())
-                .filter(|&i| &self.items[i].pid == pid)
-                .collect(),
-        };
-        for i in positions {
-            self.items[i].set_meta(meta.clone());
+        if self.count(pid) == 0 {
+            return;
+        }
+        match meta {
+            Some(meta) => {
+                self.extra_mut().meta.insert(pid.clone(), meta);
+            }
+            None => {
+                if let Some(e) = &mut self.extra {
+                    e.meta.remove(pid);
+                }
+                self.tidy();
+            }
         }
     }
 
+    fn meta(&self, pid: &Pid) -> Option<&Bytes> {
+        self.extra.as_ref()?.meta.get(pid)
+    }
+
     fn count(&self, pid: &Pid) -> usize {
-        match &self.index {
+        match self.index() {
             Some(index) => match index.get(pid) {
                 None => 0,
                 Some(Pos::One(_)) => 1,
                 Some(Pos::Many(v)) => v.len(),
             },
-            None => self.items.iter().filter(|m| &m.pid == pid).count(),
+            None => self.items.iter().filter(|m| m.is(pid)).count(),
         }
     }
 }
@@ -265,7 +342,7 @@ impl Members {
     }
 
     /// All member pids, local first (duplicates kept, as OTP's `get_members`).
-    pub fn pids(&self) -> impl Iterator<Item = &Pid> {
+    pub fn pids(&self) -> impl Iterator<Item = Pid> + '_ {
         self.iter().map(Member::pid)
     }
 
@@ -281,7 +358,14 @@ impl Members {
 
     /// The member pids as a vector.
     pub fn to_vec(&self) -> Vec<Pid> {
-        self.pids().cloned().collect()
+        self.pids().collect()
+    }
+
+    /// The metadata of `pid` in this group (shared by all its memberships
+    /// of the group: set at join time or by the latest update).
+    pub fn meta(&self, pid: &Pid) -> Option<&Bytes> {
+        let v = self.view()?;
+        v.local.meta(pid).or_else(|| v.remote.meta(pid))
     }
 
     /// How many times `pid` joined.
@@ -322,12 +406,12 @@ impl Members {
     /// Picks one member pid by `how`, never `exclude`. `None` when no
     /// member qualifies.
     pub fn select(&self, how: Select, exclude: Option<&Pid>) -> Option<Pid> {
-        let ok = |m: &&Member| Some(&m.pid) != exclude;
+        let ok = |m: &&Member| !exclude.is_some_and(|x| m.is(x));
         let pick = |list: Vec<&Member>| -> Option<Pid> {
             if list.is_empty() {
                 None
             } else {
-                Some(list[rand::rng().random_range(0..list.len())].pid.clone())
+                Some(list[rand::rng().random_range(0..list.len())].pid())
             }
         };
         let local = || self.local().iter().filter(ok).collect::<Vec<_>>();
@@ -340,20 +424,20 @@ impl Members {
             Select::Random => pick(self.iter().filter(ok).collect()),
             Select::Local => pick(local()),
             Select::Remote => pick(remote()),
-            Select::LocalOldest => oldest(self.local()).map(|m| m.pid),
-            Select::LocalNewest => newest(self.local()).map(|m| m.pid),
-            Select::RemoteOldest => oldest(self.remote()).map(|m| m.pid),
-            Select::RemoteNewest => newest(self.remote()).map(|m| m.pid),
+            Select::LocalOldest => oldest(self.local()).map(|m| m.pid()),
+            Select::LocalNewest => newest(self.local()).map(|m| m.pid()),
+            Select::RemoteOldest => oldest(self.remote()).map(|m| m.pid()),
+            Select::RemoteNewest => newest(self.remote()).map(|m| m.pid()),
             Select::Oldest => [oldest(self.local()), oldest(self.remote())]
                 .into_iter()
                 .flatten()
                 .min_by_key(|m| m.stamp)
-                .map(|m| m.pid),
+                .map(|m| m.pid()),
             Select::Newest => [newest(self.local()), newest(self.remote())]
                 .into_iter()
                 .flatten()
                 .max_by_key(|m| m.stamp)
-                .map(|m| m.pid),
+                .map(|m| m.pid()),
         }
     }
 }
@@ -363,6 +447,8 @@ impl Members {
 pub struct ScopeView {
     me: NodeName,
     groups: DashMap<Group, Arc<GroupView>, Hasher>,
+    /// Memberships in all groups.
+    total: AtomicUsize,
 }
 
 impl ScopeView {
@@ -370,7 +456,14 @@ impl ScopeView {
         ScopeView {
             me,
             groups: DashMap::with_hasher(Hasher::default()),
+            total: AtomicUsize::new(0),
         }
+    }
+
+    /// Memberships in all groups of the scope (a pid that joined twice
+    /// counts twice), without visiting them.
+    pub fn membership_count(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
     }
 
     /// A snapshot of `group`'s members (empty if the group does not exist).
@@ -404,15 +497,17 @@ impl ScopeView {
 
     // ---- writer side (the scope, under the node's lock) ----------------
 
-    pub(crate) fn add(&self, group: &Group, m: Member) {
-        let local = self.is_local(&m.pid);
+    pub(crate) fn add(&self, group: &Group, m: Member, meta: Option<Bytes>) {
+        let local = m.node == self.me;
         let mut e = self.groups.entry(group.clone()).or_default();
         let g = Arc::make_mut(e.value_mut());
         if local {
-            g.local.push(m);
+            g.local.push(m, meta);
         } else {
-            g.remote.push(m);
+            g.remote.push(m, meta);
         }
+        drop(e);
+        self.total.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Removes one membership of `pid`; false if it had none.
@@ -431,6 +526,7 @@ impl ScopeView {
         } else {
             g.remote.remove_at(at);
         }
+        self.total.fetch_sub(1, Ordering::Relaxed);
         let empty = g.is_empty();
         drop(e);
         if empty {
@@ -459,13 +555,14 @@ impl ScopeView {
         if let Some(mut e) = self.groups.get_mut(group) {
             let g = Arc::make_mut(e.value_mut());
             g.remote.retain(|m| {
-                if m.pid.node() == node {
-                    removed.push(m.pid.clone());
+                if &m.node == node {
+                    removed.push(m.pid());
                     false
                 } else {
                     true
                 }
             });
+            self.total.fetch_sub(removed.len(), Ordering::Relaxed);
             let empty = g.is_empty();
             drop(e);
             if empty {
@@ -475,8 +572,31 @@ impl ScopeView {
         removed
     }
 
+    /// Numbers every membership's join stamp afresh from 1, keeping their
+    /// order (before the stamp counter wraps); returns the last stamp given.
+    pub(crate) fn renumber(&self) -> u32 {
+        let mut all: Vec<(u32, Group, bool, usize)> = Vec::new();
+        for e in self.groups.iter() {
+            for (local, bag) in [(true, &e.value().local), (false, &e.value().remote)] {
+                for (i, m) in bag.items.iter().enumerate() {
+                    all.push((m.stamp, e.key().clone(), local, i));
+                }
+            }
+        }
+        all.sort_unstable_by_key(|a| a.0);
+        for (n, (_, group, local, i)) in all.iter().enumerate() {
+            if let Some(mut e) = self.groups.get_mut(group) {
+                let g = Arc::make_mut(e.value_mut());
+                let bag = if *local { &mut g.local } else { &mut g.remote };
+                bag.items[*i].stamp = n as u32 + 1;
+            }
+        }
+        all.len() as u32
+    }
+
     /// Removes every local membership (scope stopped).
     pub(crate) fn clear(&self) {
+        self.total.store(0, Ordering::Relaxed);
         self.groups.clear();
     }
 }
@@ -487,7 +607,8 @@ mod tests {
 
     #[test]
     fn a_membership_stays_small() {
-        assert_eq!(std::mem::size_of::<Member>(), 48);
+        assert_eq!(std::mem::size_of::<Member>(), 24);
+        assert_eq!(std::mem::size_of::<GroupView>(), 64);
     }
     use proptest::prelude::*;
 
@@ -503,13 +624,16 @@ mod tests {
             let view = ScopeView::new(NodeName::new("me@h").unwrap());
             let g: Group = "g".into();
             let mut model: Vec<Pid> = Vec::new();
+            let mut metas: HashMap<Pid, Bytes> = HashMap::new();
             let mut stamp = 0;
             for (op, s) in ops {
                 let p = if s % 3 == 0 { pid("me@h", s) } else { pid(if s % 2 == 0 { "x@h" } else { "y@h" }, s) };
                 match op {
                     0 | 1 => {
                         stamp += 1;
-                        view.add(&g, Member::new(p.clone(), None, stamp));
+                        let meta = (s % 5 == 0).then(|| Bytes::from(vec![s as u8, stamp as u8]));
+                        if let Some(m) = &meta { metas.insert(p.clone(), m.clone()); }
+                        view.add(&g, Member::new(p.clone(), stamp), meta);
                         model.push(p.clone());
                     }
                     2 => {
@@ -531,8 +655,46 @@ mod tests {
                 want.sort();
                 prop_assert_eq!(&got, &want);
                 prop_assert_eq!(m.count(&p), model.iter().filter(|q| **q == p).count());
+                prop_assert_eq!(view.membership_count(), model.len());
+                metas.retain(|q, _| model.contains(q));
+                for q in &model {
+                    prop_assert_eq!(m.meta(q), metas.get(q));
+                }
+                prop_assert_eq!(m.meta(&p), metas.get(&p));
             }
         }
+    }
+
+    #[test]
+    fn renumbering_keeps_the_join_order() {
+        let view = ScopeView::new(NodeName::new("me@h").unwrap());
+        let (g, h): (Group, Group) = ("g".into(), "h".into());
+        let stamps = [u32::MAX - 1, 7, u32::MAX, 3_000_000_000];
+        for (s, stamp) in stamps.into_iter().enumerate() {
+            let node = if s % 2 == 0 { "me@h" } else { "x@h" };
+            let group = if s < 2 { &g } else { &h };
+            view.add(group, Member::new(pid(node, s as u64), stamp), None);
+        }
+        assert_eq!(view.renumber(), 4);
+        let mut got: Vec<(u32, Pid)> = [&g, &h]
+            .iter()
+            .flat_map(|grp| {
+                view.members(grp)
+                    .iter()
+                    .map(|m| (m.stamp, m.pid()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (1, pid("x@h", 1)),
+                (2, pid("x@h", 3)),
+                (3, pid("me@h", 0)),
+                (4, pid("me@h", 2)),
+            ]
+        );
     }
 
     #[test]
@@ -540,7 +702,7 @@ mod tests {
         let view = ScopeView::new(NodeName::new("me@h").unwrap());
         let g: Group = "g".into();
         for s in 1..=5 {
-            view.add(&g, Member::new(pid("me@h", s), None, s));
+            view.add(&g, Member::new(pid("me@h", s), s as u32), None);
         }
         // Removing the first swaps the last into its place.
         view.remove_one(&g, &pid("me@h", 1));

@@ -1,0 +1,100 @@
+//! Bytes per membership held by process groups (issue 3: at most 64 bytes
+//! per membership on a remote node), for the `pg_join` shape: 100,000
+//! memberships in 10,000 groups. Counts live heap bytes with a counting
+//! global allocator; run in release with
+//! `cargo test --release -p cohort --test pg_memory -- --ignored --nocapture`.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Duration;
+
+use cohort::{Node, Process};
+use common::{start, wait_for};
+
+/// The system allocator, counting live bytes.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        System.realloc(p, l, new)
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+const N: usize = 100_000;
+const GROUPS: usize = 10_000;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Live bytes after `origin`'s processes join their groups, once
+/// `watcher` (if any) holds them all.
+async fn joined(origin: &Node, procs: &[Process], watcher: Option<&Node>) -> isize {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = live();
+    let pg = origin.pg();
+    let mut g = String::new();
+    for (i, p) in procs.iter().enumerate() {
+        g.clear();
+        std::fmt::Write::write_fmt(&mut g, format_args!("g{}", i % GROUPS)).unwrap();
+        pg.join(&g, p.pid()).unwrap();
+    }
+    if let Some(w) = watcher {
+        let wp = w.pg();
+        wait_for("replication", || {
+            wp.which_groups()
+                .iter()
+                .map(|g| wp.members(g).len())
+                .sum::<usize>()
+                == N
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    live() - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run in release with --ignored --nocapture"]
+async fn bytes_per_membership() {
+    let solo = start("solo@127.0.0.1").await;
+    let procs: Vec<Process> = (0..N).map(|_| solo.spawn()).collect();
+    let local = joined(&solo, &procs, None).await;
+    drop(procs);
+    solo.shutdown().await;
+
+    let a = start("a@127.0.0.1").await;
+    let b = start("b@127.0.0.1").await;
+    b.connect(&a.local_addr()).await.unwrap();
+    wait_for("mesh", || a.nodes().len() == 1 && b.nodes().len() == 1).await;
+    let procs: Vec<Process> = (0..N).map(|_| a.spawn()).collect();
+    let both = joined(&a, &procs, Some(&b)).await;
+    let held = live();
+    b.shutdown().await;
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let freed = held - live();
+    println!(
+        "pg_memory: N={N} in {GROUPS} groups: local {:.1} B/membership, remote {:.1} (both {:.1}); dropping the watcher freed {:.1}",
+        local as f64 / N as f64,
+        (both - local) as f64 / N as f64,
+        both as f64 / N as f64,
+        freed as f64 / N as f64
+    );
+}
