@@ -358,28 +358,43 @@ impl NodeCore {
 
     /// Sends the changes held for batching (see [`Effect::Flush`]).
     pub fn flush(&mut self, now: Time) {
+        self.flush_pg(now);
+        self.flush_names(now);
+    }
+
+    fn flush_pg(&mut self, now: Time) {
         self.clock = self.clock.max(now);
         if self.pg.holds() {
             with_sub!(self, pg, now, |pg, ctx| pg.flush(&mut ctx));
         }
     }
 
+    fn flush_names(&mut self, now: Time) {
+        self.clock = self.clock.max(now);
+        if self.names.holds() {
+            with_sub!(self, names, now, |names, ctx| names.flush(&mut ctx));
+        }
+    }
+
     /// Whether changes are held for batching (see [`Effect::Flush`]).
     pub fn holds(&self) -> bool {
-        self.pg.holds()
+        self.pg.holds() || self.names.holds()
     }
 
     /// Runs `f` on the process-group layer, then the deferred actions.
+    /// Held names go out first (the layer orders its own held changes).
     pub fn with_pg<R>(&mut self, now: Time, f: impl FnOnce(&mut Pg, &mut Ctx<'_>) -> R) -> R {
-        self.clock = self.clock.max(now);
+        self.flush_names(now);
         let r = with_sub!(self, pg, now, |pg, ctx| f(pg, &mut ctx));
         self.run_deferred(now);
         r
     }
 
-    /// Runs `f` on the name service, then the deferred actions.
+    /// Runs `f` on the name service, then the deferred actions. Held
+    /// process-group changes go out first (the name service orders its
+    /// own held claims).
     pub fn with_names<R>(&mut self, now: Time, f: impl FnOnce(&mut Names, &mut Ctx<'_>) -> R) -> R {
-        self.flush(now);
+        self.flush_pg(now);
         let r = with_sub!(self, names, now, |names, ctx| f(names, &mut ctx));
         self.run_deferred(now);
         r

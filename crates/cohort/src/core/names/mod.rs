@@ -657,9 +657,9 @@ pub struct Names {
     /// pid brings a copy of its node name each time).
     node_names: BTreeSet<NodeName>,
     /// Eventual claims made but not sent yet: (table, claims, stream
-    /// position of the first). They go out as one `Add` at the next input
-    /// other than an eventual registration (at once: see `next_timeout`),
-    /// before any other frame, or when [`MAX_BATCH`] are waiting.
+    /// position of the first). They go out as one `Add` when the driver
+    /// calls [`Names::flush`] (asked for by `Effect::Flush`), before
+    /// anything else this node sends, or when [`MAX_BATCH`] are waiting.
     outbox: Option<(usize, Vec<OwnClaim>, u64)>,
 }
 
@@ -1160,10 +1160,6 @@ impl Names {
 
     /// When [`Names::timeout`] next has something to do.
     pub fn next_timeout(&self) -> Option<Time> {
-        if self.outbox.is_some() {
-            // Claims wait to go out: as soon as the driver comes back.
-            return Some(Time::ZERO);
-        }
         let t = self.timers.first().map(|(t, _, _)| *t);
         match (t, self.next_head) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -242,6 +242,9 @@ impl Names {
             if self.outbox.as_ref().is_some_and(|(t, _, _)| *t != i) {
                 self.flush(ctx);
             }
+            if self.outbox.is_none() {
+                ctx.push(Effect::Flush);
+            }
             let (_, claims, _) = self.outbox.get_or_insert_with(|| (i, Vec::new(), seq));
             claims.push(OwnClaim::of(&claim));
             if claims.len() >= MAX_BATCH {
@@ -279,8 +282,14 @@ impl Names {
         self.add_stored(i, rec, ctx);
     }
 
-    /// Sends the claims waiting in the outbox to every member, as one frame.
-    pub(super) fn flush(&mut self, ctx: &mut Ctx<'_>) {
+    /// Whether eventual claims wait to go out (see [`Names::flush`]).
+    pub fn holds(&self) -> bool {
+        self.outbox.is_some()
+    }
+
+    /// Sends the eventual claims made since the last frame to every member,
+    /// as one `Add`: a burst of registrations costs one frame per batch.
+    pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         let Some((i, claims, seq)) = self.outbox.take() else {
             return;
         };
