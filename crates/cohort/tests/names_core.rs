@@ -1,6 +1,6 @@
 //! White-box tests of the name service on sans-IO cores: the wait-die
 //! lock order of racing locked registrations, claims staged under a lock
-//! until their commit, and hostile frames.
+//! until their commit, eventual claims batched in order, and hostile frames.
 
 mod common;
 
@@ -268,4 +268,65 @@ fn a_locked_claim_is_staged_until_its_commit_arrives() {
         assert_eq!(n.names().whereis("global", "x"), Some(pa.clone()));
         assert_eq!(n.names().claims("global").len(), 1);
     }
+}
+
+#[test]
+fn eventual_claims_made_back_to_back_travel_in_one_frame_and_stay_ordered() {
+    use cohort::core::names::{Mode, NamesConfig, TableConfig};
+    let cfg = NamesConfig::empty().table(TableConfig::new("e").mode(Mode::Eventual));
+    let mut net = CoreNet::with_names(&["a@h", "b@h"], cfg);
+    net.connect(1, 0);
+    net.settle();
+    let pids: Vec<Pid> = (1..=4)
+        .map(|s| {
+            net.nodes[0].spawned(s);
+            net.nodes[0].pid(s)
+        })
+        .collect();
+    let reg = |net: &mut CoreNet, name: &str, pid: &Pid| {
+        let a = RegisterArgs {
+            table: "e".into(),
+            ..args(name, pid)
+        };
+        net.nodes[0].names_register(net.now, 1, a)
+    };
+    let adds = |net: &CoreNet| -> Vec<(u64, Vec<String>)> {
+        net.sent
+            .iter()
+            .filter_map(|(from, f)| match f {
+                Frame::Names(NamesFrame::Add { claims, seq, .. }) if *from == 0 => {
+                    Some((*seq, claims.iter().map(|c| c.name.to_string()).collect()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    // Three registrations before the driver flushes: one frame.
+    for (k, name) in ["x", "y", "z"].iter().enumerate() {
+        assert_eq!(reg(&mut net, name, &pids[k]), Outcome::Done(Ok(true)));
+    }
+    assert!(net.nodes[0].holds());
+    net.settle();
+    assert!(!net.nodes[0].holds());
+    assert_eq!(
+        adds(&net),
+        vec![(1, vec!["x".to_string(), "y".to_string(), "z".to_string()])]
+    );
+    // A held claim goes out before a later retraction: no gap on b.
+    assert_eq!(reg(&mut net, "w", &pids[3]), Outcome::Done(Ok(true)));
+    let now = net.now;
+    assert_eq!(
+        net.nodes[0].names_unregister(now, 2, "e", "x"),
+        Outcome::Done(Ok(true))
+    );
+    net.settle();
+    assert_eq!(adds(&net).last(), Some(&(4, vec!["w".to_string()])));
+    assert!(!net
+        .sent
+        .iter()
+        .any(|(from, f)| *from == 1 && matches!(f, Frame::Names(NamesFrame::Resync))));
+    assert_eq!(
+        net.nodes[1].names().registered_names("e"),
+        vec!["w".to_string(), "y".to_string(), "z".to_string()]
+    );
 }

@@ -28,6 +28,11 @@ pub struct CoreNet {
 
 impl CoreNet {
     pub fn new(names: &[&str]) -> Self {
+        Self::with_names(names, Default::default())
+    }
+
+    /// Nodes with these name tables.
+    pub fn with_names(names: &[&str], tables: cohort::core::names::NamesConfig) -> Self {
         let nodes = names
             .iter()
             .enumerate()
@@ -39,7 +44,7 @@ impl CoreNet {
                         listen: Some(n.to_string()),
                         cookie: Cookie::new("c"),
                         cluster: ClusterConfig::default(),
-                        names: Default::default(),
+                        names: tables.clone(),
                     },
                     StdRng::seed_from_u64(i as u64),
                     Time::ZERO,

@@ -25,7 +25,10 @@
 //!
 //! # Modes
 //! - [`Mode::Eventual`]: a registration writes locally and replicates;
-//!   concurrent claims are settled by the rank within one round.
+//!   concurrent claims are settled by the rank within one round. Claims
+//!   made back to back are held and go out together as one `Add` (when
+//!   the driver flushes, before anything else this node sends, or at 256),
+//!   so a burst costs the peers one frame per batch, not per name.
 //! - [`Mode::Locked`]: a registration locks the *name* on every member
 //!   node and stages its claim there in one round trip (`Prepare`): a node
 //!   grants when the name is free and not locked, makes an older request
