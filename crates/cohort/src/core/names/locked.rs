@@ -57,6 +57,9 @@ pub(super) struct PendingReg {
     awaiting: BTreeSet<NodeName>,
     /// Waiting for a retry timer (after a `Busy`).
     backing_off: bool,
+    /// The pending timer (lock phase time-out or retry), to drop it when
+    /// the registration ends first.
+    timer: Option<(Time, u32)>,
 }
 
 impl Names {
@@ -79,6 +82,7 @@ impl Names {
                 asked: BTreeSet::new(),
                 awaiting: BTreeSet::new(),
                 backing_off: false,
+                timer: None,
             },
         );
         self.send_prepares(op, ctx);
@@ -100,8 +104,11 @@ impl Names {
             attempt: r.attempt,
             replace: r.replace,
         };
-        self.timers
-            .insert((ctx.now + PREPARE_TIMEOUT, op, r.attempt));
+        let at = ctx.now + PREPARE_TIMEOUT;
+        if let Some((t, a)) = r.timer.replace((at, r.attempt)) {
+            self.timers.remove(&(t, op, a));
+        }
+        self.timers.insert((at, op, r.attempt));
         let me = ctx.me().clone();
         // One frame for every peer, encoded once.
         ctx.broadcast(
@@ -137,6 +144,10 @@ impl Names {
         let base = 500u64 << attempt.min(7);
         let delay = base + self.jitter(base);
         let at = ctx.now + Duration::from_micros(delay);
+        let r = self.regs.get_mut(&op).expect("present");
+        if let Some((t, a)) = r.timer.replace((at, attempt)) {
+            self.timers.remove(&(t, op, a));
+        }
         self.timers.insert((at, op, attempt));
     }
 
@@ -328,7 +339,16 @@ impl Names {
 
     fn abort_reg(&mut self, op: u64, ctx: &mut Ctx<'_>) {
         self.release_all(op, ctx);
-        self.regs.remove(&op);
+        if let Some(r) = self.regs.remove(&op) {
+            self.drop_reg_timer(op, &r);
+        }
+    }
+
+    /// Drops the pending timer of registration `op`, which ended.
+    fn drop_reg_timer(&mut self, op: u64, r: &PendingReg) {
+        if let Some((t, a)) = r.timer {
+            self.timers.remove(&(t, op, a));
+        }
     }
 
     /// Every member granted: check again, install the claim here and queue
@@ -337,6 +357,7 @@ impl Names {
     /// this node sent before) installs it there.
     fn commit(&mut self, op: u64, ctx: &mut Ctx<'_>) {
         let r = self.regs.remove(&op).expect("present");
+        self.drop_reg_timer(op, &r);
         let (i, mut claim) = (r.table, r.claim);
         if let Err(e) = self.local_checks(i, &claim.name, &claim.pid, r.replace, ctx) {
             let frame = NamesFrame::Release {

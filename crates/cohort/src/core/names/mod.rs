@@ -625,6 +625,8 @@ struct Table {
 struct Wait {
     awaiting: BTreeSet<NodeName>,
     result: Result<bool, NamesError>,
+    /// When it stops waiting (its timer, dropped when all acks came).
+    until: Time,
 }
 
 /// The name tables and locks of one node.
@@ -794,8 +796,16 @@ impl Names {
         if awaiting.is_empty() {
             self.reply(op, result, ctx);
         } else {
-            self.waits.insert(op, Wait { awaiting, result });
-            self.timers.insert((ctx.now + ACK_TIMEOUT, op, ACK_TIMER));
+            let until = ctx.now + ACK_TIMEOUT;
+            self.waits.insert(
+                op,
+                Wait {
+                    awaiting,
+                    result,
+                    until,
+                },
+            );
+            self.timers.insert((until, op, ACK_TIMER));
         }
     }
 
@@ -804,6 +814,7 @@ impl Names {
             w.awaiting.remove(from);
             if w.awaiting.is_empty() {
                 let w = self.waits.remove(&op).expect("present");
+                self.timers.remove(&(w.until, op, ACK_TIMER));
                 self.reply(op, w.result, ctx);
             }
         }
@@ -920,6 +931,7 @@ impl Names {
             .collect();
         for op in done {
             let w = self.waits.remove(&op).expect("present");
+            self.timers.remove(&(w.until, op, ACK_TIMER));
             self.reply(op, w.result, ctx);
         }
         self.locks_peer_down(node, ctx);
