@@ -455,11 +455,7 @@ impl Names {
         }
         let t = &self.tables[i];
         if !t.cfg.multiple_names {
-            if let Some(other) = t
-                .local
-                .get(&pid.serial())
-                .and_then(|ns| ns.iter().find(|n| *n != name))
-            {
+            if let Some(other) = t.local.names(pid.serial()).find(|n| *n != name) {
                 return Err(NamesError::AlreadyNamed(other.to_string()));
             }
         }

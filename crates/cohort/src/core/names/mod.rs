@@ -86,7 +86,7 @@ use super::time::Time;
 
 pub use self::api::{Outcome, RegisterArgs};
 pub use self::store::StoredClaim;
-use self::store::{Claims, LocalNames, Slot, Stored};
+use self::store::{Claims, LocalIndex, Slot, Stored};
 
 /// How often a node tells its members its stream position.
 const HEAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -612,8 +612,8 @@ struct Table {
     cfg: TableConfig,
     /// Every known claim, by name.
     claims: Claims,
-    /// Names claimed by each local pid (of this node's creation), by serial.
-    local: DetMap<u64, LocalNames>,
+    /// Claims of local pids (of this node's creation), by serial.
+    local: LocalIndex,
     /// Name locks of locked registrations.
     slots: DetMap<String, locked::Slot>,
     /// Whether anyone listens to this table's events.
@@ -684,7 +684,7 @@ impl Names {
                 .map(|cfg| Table {
                     cfg,
                     claims: Default::default(),
-                    local: DetMap::default(),
+                    local: LocalIndex::default(),
                     slots: DetMap::default(),
                     watched: false,
                 })
@@ -836,15 +836,7 @@ impl Names {
             .tables
             .iter()
             .map(|t| {
-                let claims: Vec<Claim> = t
-                    .local
-                    .iter()
-                    .flat_map(|(serial, names)| {
-                        names
-                            .iter()
-                            .filter_map(move |n| t.local_claim(n, *serial).map(|c| c.to_claim()))
-                    })
-                    .collect();
+                let claims: Vec<Claim> = t.local.claims().map(|c| c.to_claim()).collect();
                 (t.cfg.name.clone(), claims)
             })
             .collect();
@@ -1116,12 +1108,12 @@ impl Names {
         self.flush(ctx);
         let local = pid.node() == ctx.me() && pid.creation() == ctx.creation();
         for i in 0..self.tables.len() {
-            let names: Vec<String> = self.tables[i]
-                .local
-                .get(&pid.serial())
-                .filter(|_| local)
-                .map(|l| l.iter().map(str::to_string).collect())
-                .unwrap_or_default();
+            let names: Vec<String> = if local {
+                let t = &self.tables[i].local;
+                t.names(pid.serial()).map(str::to_string).collect()
+            } else {
+                Vec::new()
+            };
             for name in names {
                 self.retract(
                     i,

@@ -1,7 +1,7 @@
 //! How a node stores claims: compact, immutable claims shared with the
 //! runtime's read view, and the per-name index over them.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -162,56 +162,67 @@ impl StoredClaim {
     }
 }
 
-/// The names a local pid holds, in name order: one without a set (the
-/// common case), or a set.
+/// The claims of local processes, by serial: one pointer per process that
+/// holds a name, plus a list for the few that hold several.
 #[derive(Debug, Default)]
-pub(super) enum LocalNames {
-    #[default]
-    Empty,
-    One(EcoString),
-    Many(BTreeSet<EcoString>),
+pub(super) struct LocalIndex {
+    /// The first claim of each local process that holds a name.
+    first: DetMap<u64, Arc<StoredClaim>>,
+    /// Its further claims (in tables that allow several names per pid).
+    more: DetMap<u64, Vec<Arc<StoredClaim>>>,
 }
 
-impl LocalNames {
-    pub(super) fn insert(&mut self, n: &str) {
-        match self {
-            LocalNames::Empty => *self = LocalNames::One(n.into()),
-            LocalNames::One(o) if o == n => {}
-            LocalNames::One(o) => {
-                let o = std::mem::take(o);
-                *self = LocalNames::Many(BTreeSet::from([o, n.into()]));
+impl LocalIndex {
+    /// Records `rec` (replacing a claim of the same name) for `serial`.
+    pub(super) fn insert(&mut self, serial: u64, rec: &Arc<StoredClaim>) {
+        match self.first.get_mut(&serial) {
+            None => {
+                self.first.insert(serial, rec.clone());
             }
-            LocalNames::Many(set) => {
-                set.insert(n.into());
+            Some(f) if f.name() == rec.name() => *f = rec.clone(),
+            Some(_) => {
+                let more = self.more.entry(serial).or_default();
+                match more.iter_mut().find(|r| r.name() == rec.name()) {
+                    Some(r) => *r = rec.clone(),
+                    None => more.push(rec.clone()),
+                }
             }
         }
     }
 
-    pub(super) fn remove(&mut self, n: &str) {
-        match self {
-            LocalNames::One(o) if o == n => *self = LocalNames::Empty,
-            LocalNames::Many(set) => {
-                set.remove(n);
+    /// Forgets the claim of `serial` on `name`.
+    pub(super) fn remove(&mut self, serial: u64, name: &str) {
+        if self.first.get(&serial).is_some_and(|f| f.name() == name) {
+            let next = self.more.get_mut(&serial).and_then(|m| m.pop());
+            match next {
+                Some(n) => {
+                    self.first.insert(serial, n);
+                }
+                None => {
+                    self.first.remove(&serial);
+                }
             }
-            _ => {}
+        } else if let Some(m) = self.more.get_mut(&serial) {
+            m.retain(|r| r.name() != name);
+        }
+        if self.more.get(&serial).is_some_and(|m| m.is_empty()) {
+            self.more.remove(&serial);
         }
     }
 
-    pub(super) fn is_empty(&self) -> bool {
-        match self {
-            LocalNames::Empty => true,
-            LocalNames::One(_) => false,
-            LocalNames::Many(set) => set.is_empty(),
-        }
+    /// The names `serial` holds.
+    pub(super) fn names(&self, serial: u64) -> impl Iterator<Item = &str> {
+        let more = self.more.get(&serial).into_iter().flatten();
+        self.first
+            .get(&serial)
+            .into_iter()
+            .chain(more)
+            .map(|r| r.name())
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = &str> {
-        let (one, many) = match self {
-            LocalNames::Empty => (None, None),
-            LocalNames::One(o) => (Some(o.as_str()), None),
-            LocalNames::Many(set) => (None, Some(set.iter().map(|n| n.as_str()))),
-        };
-        one.into_iter().chain(many.into_iter().flatten())
+    /// Every local claim.
+    pub(super) fn claims(&self) -> impl Iterator<Item = &Arc<StoredClaim>> {
+        self.first.values().chain(self.more.values().flatten())
     }
 }
 

@@ -29,14 +29,6 @@ impl Table {
         rank::winner(&refs, self.cfg.rank.as_ref()).map(|i| list[i].rec.clone())
     }
 
-    /// The claim of local process `serial` on `name`, if any.
-    pub(super) fn local_claim(&self, name: &str, serial: u64) -> Option<&Arc<StoredClaim>> {
-        self.claims
-            .get(name)?
-            .recs()
-            .find(|r| r.is_local() && r.serial() == serial)
-    }
-
     /// The claim of `pid` on `name`, if any.
     pub(super) fn claim_of(&self, name: &str, pid: &Pid) -> Option<&Arc<StoredClaim>> {
         self.claims.get(name)?.recs().find(|r| r.is(pid))
@@ -185,13 +177,8 @@ impl Names {
             t.claims.insert(slot);
         }
         let local = pid.node() == ctx.me() && pid.creation() == ctx.creation();
-        if let Some(names) = t.local.get_mut(&pid.serial()).filter(|_| local) {
-            if removed {
-                names.remove(name);
-            }
-            if names.is_empty() {
-                t.local.remove(&pid.serial());
-            }
+        if removed && local {
+            t.local.remove(pid.serial(), name);
         }
         self.changed(i, name, before, reason, ctx);
         if removed {
@@ -231,13 +218,9 @@ impl Names {
         }
         self.seq += 1;
         let seq = self.seq;
-        self.tables[i]
-            .local
-            .entry(claim.pid.serial())
-            .or_default()
-            .insert(&claim.name);
         let me = ctx.me().clone();
         let rec = Arc::new(StoredClaim::new(&claim, me.clone(), &me, ctx.creation()));
+        self.tables[i].local.insert(claim.pid.serial(), &rec);
         if defer {
             if self.outbox.as_ref().is_some_and(|(t, _, _)| *t != i) {
                 self.flush(ctx);
