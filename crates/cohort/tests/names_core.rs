@@ -117,10 +117,13 @@ fn hostile_name_frames_are_ignored() {
             stamp: 5,
         },
         NamesFrame::Ack { op: 12345 },
-        // A lock request staging a claim of c's pid.
+        // A lock request staging a claim that supersedes another.
         NamesFrame::Prepare {
             table: "global".into(),
-            claim: claim.clone(),
+            claim: OwnClaim {
+                supersedes: Some((cs_pid.clone(), 1)),
+                ..OwnClaim::of(&claim)
+            },
             op: 2,
             attempt: 0,
             replace: false,
@@ -142,6 +145,9 @@ fn hostile_name_frames_are_ignored() {
         .sent
         .iter()
         .any(|(from, f)| *from == 0 && matches!(f, Frame::Names(NamesFrame::Resync))));
+    assert!(!net.sent.iter().any(
+        |(from, f)| *from == 0 && matches!(f, Frame::Names(NamesFrame::Prepared { op: 2, .. }))
+    ));
     // A real claim of c cannot be retracted by b.
     net.nodes[2].names_register(net.now, 1, args("x", &cs_pid));
     net.settle();
@@ -177,9 +183,9 @@ fn a_held_name_lock_stalls_only_its_own_name() {
         0,
         Frame::Names(NamesFrame::Prepare {
             table: "global".into(),
-            claim: Claim {
+            claim: OwnClaim {
                 name: "x".into(),
-                pid: net.nodes[1].pid(1),
+                serial: 1,
                 meta: Bytes::new(),
                 stamp: 0,
                 policy: LossPolicy::Kill,

@@ -12,8 +12,8 @@ use super::super::ctx::Ctx;
 use super::super::pid::{NodeName, Pid};
 use super::super::time::Time;
 use super::{
-    Claim, Names, NamesError, NamesFrame, PrepareAnswer, StoredClaim, UnregisterReason, WireReason,
-    PREPARE_TIMEOUT, SLOT_LEASE,
+    Claim, Names, NamesError, NamesFrame, OwnClaim, PrepareAnswer, StoredClaim, UnregisterReason,
+    WireReason, PREPARE_TIMEOUT, SLOT_LEASE,
 };
 use crate::core::proto::Frame;
 use tracing::debug;
@@ -99,7 +99,7 @@ impl Names {
         r.awaiting = nodes.clone();
         let frame = NamesFrame::Prepare {
             table: self.tables[r.table].cfg.name.clone(),
-            claim: r.claim.clone(),
+            claim: OwnClaim::of(&r.claim),
             op,
             attempt: r.attempt,
             replace: r.replace,

@@ -470,8 +470,9 @@ pub enum NamesFrame {
     Prepare {
         /// The table.
         table: String,
-        /// The claim to stage; its stamp is the request's priority.
-        claim: Claim,
+        /// The claim to stage (of a sender's process); its stamp is the
+        /// request's priority.
+        claim: OwnClaim,
         /// The sender's operation.
         op: u64,
         /// The attempt of that operation.
@@ -981,7 +982,8 @@ impl Names {
                 for (k, claim) in (0..).zip(claims) {
                     if self.in_order(node, seq.saturating_add(k), ctx) {
                         self.observe(claim.stamp);
-                        let rec = Arc::new(StoredClaim::own(claim, origin.clone(), creation));
+                        let rec =
+                            Arc::new(StoredClaim::own(claim, origin.clone(), creation, false));
                         self.add_stored(i, rec.clone(), ctx);
                         self.release_slot(i, rec.name(), node, rec.stamp(), ctx);
                     }
@@ -1026,11 +1028,13 @@ impl Names {
                 let Some(i) = self.table_index(&table) else {
                     return debug!(peer = %node, %table, "prepare for an unknown table");
                 };
-                if !own(&claim.pid) || claim.supersedes.is_some() {
-                    return debug!(peer = %node, "prepare of a foreign or superseding claim; ignored");
+                if claim.supersedes.is_some() {
+                    return debug!(peer = %node, "prepare of a superseding claim; ignored");
                 }
                 self.observe(claim.stamp);
-                let rec = self.stored(claim, ctx);
+                let origin = self.intern(node);
+                let local = me && creation == ctx.creation();
+                let rec = Arc::new(StoredClaim::own(claim, origin, creation, local));
                 let req = locked::Req {
                     stamp: rec.stamp(),
                     node: rec.node().clone(),

@@ -38,9 +38,9 @@ struct Extra {
 impl StoredClaim {
     /// Stores `c` on node `me` (creation `creation`); `node` is the
     /// claimant's node name, shared by all its claims.
-    /// Stores `c`, a claim of a process of peer `node` (of creation
-    /// `creation`) that this node got in an `Add`.
-    pub(super) fn own(c: OwnClaim, node: NodeName, creation: u32) -> Self {
+    /// Stores `c`, a claim of a process of `node` (of creation
+    /// `creation`) as its node sent it; `local` when that is this node.
+    pub(super) fn own(c: OwnClaim, node: NodeName, creation: u32, local: bool) -> Self {
         let extra = (!c.meta.is_empty() || c.supersedes.is_some()).then(|| {
             Box::new(Extra {
                 meta: c.meta,
@@ -54,7 +54,7 @@ impl StoredClaim {
             stamp: c.stamp,
             creation,
             policy: c.policy,
-            local: false,
+            local,
             extra,
         }
     }
