@@ -15,7 +15,10 @@
 //!   deltas when its log still has them and the stream is the same, or with
 //!   an exact snapshot of its own entries otherwise (installed atomically:
 //!   the differences are applied and reported as joins and leaves).
-//! - Afterwards each change goes out as a `Delta`. A receiver applies only
+//! - Afterwards changes go out as `Delta`s: the changes made since the last
+//!   one, held until the driver flushes ([`Effect::Flush`]), a batch fills
+//!   up, or the node sends anything else (which must not overtake them), so
+//!   a burst of joins costs a frame per batch, not per join. A receiver applies only
 //!   the next sequence number; a gap or an unknown stream makes it ask again
 //!   with `Discover`. Origins advertise their heads every second, so a lost
 //!   tail is repaired even when no later write comes.
