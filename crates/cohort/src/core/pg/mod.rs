@@ -576,13 +576,17 @@ impl Scope {
             }
         }
         for (g, members) in new {
+            let watched = self.watched(&g);
             let have = self.view.members(&g);
             let mut have_counts: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
-            for m in have.remote().iter().filter(|m| m.pid().node() == origin) {
-                let e = have_counts.entry(m.pid().serial()).or_insert((0, None));
+            for m in have.remote().iter().filter(|m| m.node() == origin) {
+                let e = have_counts.entry(m.serial()).or_insert((0, None));
                 e.0 += 1;
-                e.1 = have.meta(&m.pid()).cloned();
+                if have.has_meta() {
+                    e.1 = have.meta(&m.pid()).cloned();
+                }
             }
+            drop(have);
             let mut total = 0u32;
             let mut want: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
             for (s, n, meta) in members {
@@ -594,13 +598,16 @@ impl Scope {
                 total += n;
                 let (h, hmeta) = have_counts.remove(s).unwrap_or((0, None));
                 if *n > h {
-                    let mut pids = Vec::new();
+                    let p = pid(*s);
                     for _ in h..*n {
                         let stamp = self.next_stamp();
-                        self.view.add(&g, Member::new(pid(*s), stamp), meta.clone());
-                        pids.push(pid(*s));
+                        self.view
+                            .add(&g, Member::new(p.clone(), stamp), meta.clone());
                     }
-                    self.emit(ctx, &g, PgEventKind::Join, pids, meta.clone());
+                    if watched {
+                        let pids = vec![p; (*n - h) as usize];
+                        self.emit(ctx, &g, PgEventKind::Join, pids, meta.clone());
+                    }
                 } else if *n < h {
                     let mut pids = Vec::new();
                     for _ in *n..h {
