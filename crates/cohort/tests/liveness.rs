@@ -5,14 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use cohort::core::auth::{prove, Cookie, Role, Transcript};
-use cohort::core::proto::{Frame, Hello, PROTOCOL_VERSION};
 use cohort::transport::mem::MemNetwork;
 use cohort::{DownReason, NodeEvent, NodeName};
 use common::*;
-use futures::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use futures::StreamExt;
 
 #[tokio::test]
 async fn a_peer_that_stops_ticking_is_down_over_tcp() {
@@ -20,48 +16,8 @@ async fn a_peer_that_stops_ticking_is_down_over_tcp() {
     let mut ev = a.subscribe();
     // A hand-made peer: completes the handshake properly, then goes silent
     // while keeping its socket open.
-    let mut f = Framed::new(
-        TcpStream::connect(a.local_addr()).await.unwrap(),
-        LengthDelimitedCodec::new(),
-    );
+    let mut f = raw_peer(&a.local_addr(), "mute@127.0.0.1").await;
     let me = NodeName::new("mute@127.0.0.1").unwrap();
-    let nonce = [9u8; 32];
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        name: me.clone(),
-        creation: 5,
-        listen: None,
-        nonce,
-    };
-    f.send(Frame::Hello(hello).encode()).await.unwrap();
-    let Frame::Challenge(ch) = Frame::decode(&f.next().await.unwrap().unwrap()).unwrap() else {
-        panic!("expected a challenge")
-    };
-    let t = Transcript {
-        dialer: &me,
-        dialer_creation: 5,
-        dialer_nonce: &nonce,
-        acceptor: &ch.name,
-        acceptor_creation: ch.creation,
-        acceptor_nonce: &ch.nonce,
-    };
-    let cookie = Cookie::new(COOKIE);
-    f.send(
-        Frame::Response {
-            proof: prove(&cookie, Role::Dialer, &t),
-        }
-        .encode(),
-    )
-    .await
-    .unwrap();
-    let Frame::Ack { proof } = Frame::decode(&f.next().await.unwrap().unwrap()).unwrap() else {
-        panic!("expected an ack")
-    };
-    assert_eq!(
-        proof,
-        prove(&cookie, Role::Acceptor, &t),
-        "a proves the cookie back"
-    );
     assert_eq!(
         next_event(&mut ev).await,
         NodeEvent::Up {

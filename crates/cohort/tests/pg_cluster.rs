@@ -1,7 +1,7 @@
 //! Process groups across nodes over loopback TCP: pg_SUITE's `two`,
 //! `initial`, `netsplit`, `trisplit`, `foursplit`, `exchange`, `nolocal`,
 //! `double`, `scope_restart`, `empty_group_by_remote_leave`,
-//! `disconnected_start`, `group_leave`, `overlay_missing`, `thundering_herd`
+//! `disconnected_start`, `group_leave`, `overlay_missing`, `thundering_herd` (also with 2,000 queued syncs)
 //! and remote monitor sequences. Every wait is for an exact expected view.
 
 mod common;
@@ -414,6 +414,84 @@ async fn thundering_herd_local_join_stays_prompt() {
         let sp = n.scope("herd");
         wait_for("peer synced", || sp.which_groups().len() == 10_001).await;
     }
+}
+
+/// OTP's `thundering_herd`: a node holding 10,000 groups gets 2,000 syncs
+/// from one peer in a burst (a peer's snapshot of one group, as a restarting
+/// cluster would flood it with); a local join made while they are queued
+/// still completes, and the view ends exactly as the last sync says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thundering_herd_queued_syncs_do_not_stall_a_local_join() {
+    use cohort::core::pg::{PgFrame, SyncGroup};
+    use cohort::core::proto::Frame;
+    use futures::{SinkExt, StreamExt};
+
+    let a = start("a@127.0.0.1").await;
+    let s = a.scope("herd");
+    let me = a.spawn();
+    for i in 0..10_000 {
+        s.join(&format!("group{i}"), me.pid()).unwrap();
+    }
+    let mut f = raw_peer(&a.local_addr(), "herd@127.0.0.1").await;
+    // Wait until a asks the peer for the scope: from then on a accepts its
+    // snapshots.
+    within("a discovers the scope on the peer", async {
+        loop {
+            let bytes = f.next().await.unwrap().unwrap();
+            if let Ok(Frame::Pg(PgFrame::Discover { scope, .. })) = Frame::decode(&bytes) {
+                if &*scope == "herd" {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    let (mut sink, mut stream) = f.split();
+    // Keep the session alive: drain what a sends, tick back.
+    let drain = tokio::spawn(async move { while stream.next().await.is_some() {} });
+    let ticker = tokio::spawn(async move {
+        let sync = |serial: u64| {
+            Frame::Pg(PgFrame::Sync {
+                scope: "herd".into(),
+                stream: 1,
+                seq: 1,
+                groups: vec![SyncGroup {
+                    group: "group1".into(),
+                    members: vec![(serial, 2, None)],
+                }],
+                more: false,
+            })
+            .encode()
+        };
+        for i in 0..2_000 {
+            sink.feed(sync(if i == 1_999 { 8 } else { 7 }))
+                .await
+                .unwrap();
+        }
+        sink.flush().await.unwrap();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if sink.send(Frame::Tick.encode()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let peer = |serial| Pid::new(cohort::NodeName::new("herd@127.0.0.1").unwrap(), 5, serial);
+    // The syncs are queued or being applied: a local join completes.
+    wait_for("the first syncs are in", || s.members("group1").len() > 1).await;
+    s.join("fresh", me.pid()).unwrap();
+    assert_eq!(s.members("fresh").to_vec(), vec![me.pid().clone()]);
+    // The last sync wins: two memberships of serial 8, none of 7.
+    wait_members(
+        "the last sync applied",
+        &s,
+        "group1",
+        &[me.pid().clone(), peer(8), peer(8)],
+    )
+    .await;
+    assert_eq!(s.which_groups().len(), 10_001);
+    ticker.abort();
+    drain.abort();
 }
 
 #[tokio::test]

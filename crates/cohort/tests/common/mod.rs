@@ -87,3 +87,57 @@ pub async fn wait_full_mesh(nodes: &[&Node]) {
     })
     .await
 }
+
+/// A hand-made peer on a real TCP connection: completes the handshake with
+/// the node at `addr` as `name` (creation 5), then is the test's to drive.
+pub async fn raw_peer(
+    addr: &str,
+    name: &str,
+) -> tokio_util::codec::Framed<tokio::net::TcpStream, tokio_util::codec::LengthDelimitedCodec> {
+    use cohort::core::auth::{prove, Cookie, Role, Transcript};
+    use cohort::core::proto::{Frame, Hello, PROTOCOL_VERSION};
+    use futures::{SinkExt, StreamExt};
+    let mut f = tokio_util::codec::Framed::new(
+        tokio::net::TcpStream::connect(addr).await.unwrap(),
+        tokio_util::codec::LengthDelimitedCodec::new(),
+    );
+    let me = cohort::NodeName::new(name).unwrap();
+    let nonce = [9u8; 32];
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        name: me.clone(),
+        creation: 5,
+        listen: None,
+        nonce,
+    };
+    f.send(Frame::Hello(hello).encode()).await.unwrap();
+    let Frame::Challenge(ch) = Frame::decode(&f.next().await.unwrap().unwrap()).unwrap() else {
+        panic!("expected a challenge")
+    };
+    let t = Transcript {
+        dialer: &me,
+        dialer_creation: 5,
+        dialer_nonce: &nonce,
+        acceptor: &ch.name,
+        acceptor_creation: ch.creation,
+        acceptor_nonce: &ch.nonce,
+    };
+    let cookie = Cookie::new(COOKIE);
+    f.send(
+        Frame::Response {
+            proof: prove(&cookie, Role::Dialer, &t),
+        }
+        .encode(),
+    )
+    .await
+    .unwrap();
+    let Frame::Ack { proof } = Frame::decode(&f.next().await.unwrap().unwrap()).unwrap() else {
+        panic!("expected an ack")
+    };
+    assert_eq!(
+        proof,
+        prove(&cookie, Role::Acceptor, &t),
+        "the node proves the cookie back"
+    );
+    f
+}

@@ -15,7 +15,10 @@
 //!   deltas when its log still has them and the stream is the same, or with
 //!   an exact snapshot of its own entries otherwise (installed atomically:
 //!   the differences are applied and reported as joins and leaves).
-//! - Afterwards each change goes out as a `Delta`. A receiver applies only
+//! - Afterwards changes go out as `Delta`s: the changes made since the last
+//!   one, held until the driver flushes ([`Effect::Flush`]), a batch fills
+//!   up, or the node sends anything else (which must not overtake them), so
+//!   a burst of joins costs a frame per batch, not per join. A receiver applies only
 //!   the next sequence number; a gap or an unknown stream makes it ask again
 //!   with `Discover`. Origins advertise their heads every second, so a lost
 //!   tail is repaired even when no later write comes.
@@ -573,13 +576,17 @@ impl Scope {
             }
         }
         for (g, members) in new {
+            let watched = self.watched(&g);
             let have = self.view.members(&g);
             let mut have_counts: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
-            for m in have.remote().iter().filter(|m| m.pid().node() == origin) {
-                let e = have_counts.entry(m.pid().serial()).or_insert((0, None));
+            for m in have.remote().iter().filter(|m| m.node() == origin) {
+                let e = have_counts.entry(m.serial()).or_insert((0, None));
                 e.0 += 1;
-                e.1 = have.meta(&m.pid()).cloned();
+                if have.has_meta() {
+                    e.1 = have.meta(&m.pid()).cloned();
+                }
             }
+            drop(have);
             let mut total = 0u32;
             let mut want: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
             for (s, n, meta) in members {
@@ -591,13 +598,16 @@ impl Scope {
                 total += n;
                 let (h, hmeta) = have_counts.remove(s).unwrap_or((0, None));
                 if *n > h {
-                    let mut pids = Vec::new();
+                    let p = pid(*s);
                     for _ in h..*n {
                         let stamp = self.next_stamp();
-                        self.view.add(&g, Member::new(pid(*s), stamp), meta.clone());
-                        pids.push(pid(*s));
+                        self.view
+                            .add(&g, Member::new(p.clone(), stamp), meta.clone());
                     }
-                    self.emit(ctx, &g, PgEventKind::Join, pids, meta.clone());
+                    if watched {
+                        let pids = vec![p; (*n - h) as usize];
+                        self.emit(ctx, &g, PgEventKind::Join, pids, meta.clone());
+                    }
                 } else if *n < h {
                     let mut pids = Vec::new();
                     for _ in *n..h {

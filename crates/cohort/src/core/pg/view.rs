@@ -59,6 +59,11 @@ impl Member {
         &self.node
     }
 
+    /// The member's serial number on its node.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
     /// Whether this is a membership of `pid`.
     pub fn is(&self, pid: &Pid) -> bool {
         self.serial == pid.serial() && self.creation == pid.creation() && &self.node == pid.node()
@@ -359,6 +364,12 @@ impl Members {
     /// The member pids as a vector.
     pub fn to_vec(&self) -> Vec<Pid> {
         self.pids().collect()
+    }
+
+    /// Whether any member of the group has metadata.
+    pub fn has_meta(&self) -> bool {
+        self.view()
+            .is_some_and(|v| v.local.meta_map().is_some() || v.remote.meta_map().is_some())
     }
 
     /// The metadata of `pid` in this group (shared by all its memberships
