@@ -211,6 +211,9 @@ pub struct RegistryLedger {
     pub retracted: BTreeMap<(String, String, Pid), Time>,
     /// A locked registration that succeeded while another held the name.
     pub locked_doubles: Vec<Stray>,
+    /// A locked registration answered `Ok` while a member synced with its
+    /// node neither held the claim nor had it staged under the name lock.
+    pub locked_unheld: Vec<Stray>,
     /// Last time the workload touched a name (op issued or answered):
     /// (table, name) → when.
     pub name_touched: BTreeMap<(String, String), Time>,

@@ -545,9 +545,47 @@ impl Sim {
                     .insert((o.table.clone(), o.name.clone(), q), now);
             }
         }
-        // A locked registration succeeded: no other acknowledged claim may
-        // have held the name on a node synced with this one from before
-        // this registration started until now.
+        // A locked registration succeeded: every member synced with this
+        // node (both ways) since before it started holds the claim, or has
+        // it staged under the name lock until the commit arrives.
+        for j in 0..self.nodes.len() {
+            if j == i || !self.same_group(i, j) {
+                continue;
+            }
+            let since = |x: NodeIdx, y: NodeIdx| self.ledger.reg.synced.get(&(x, y)).copied();
+            let (Some(s1), Some(s2)) = (since(i, j), since(j, i)) else {
+                continue;
+            };
+            let peer = self.nodes[j].name.clone();
+            let still = self.nodes[i]
+                .core()
+                .and_then(|c| c.cluster().peer_creation(&peer))
+                == Some(self.nodes[j].creation);
+            if !still || s1 > o.started || s2 > o.started {
+                continue;
+            }
+            let Some(core) = self.nodes[j].core() else {
+                continue;
+            };
+            let names = core.names();
+            let held = names
+                .claims(&o.table)
+                .iter()
+                .any(|c| c.name == o.name && c.pid == pid)
+                || names
+                    .staged(&o.table, &o.name)
+                    .is_some_and(|c| c.pid == pid);
+            if !held {
+                let what = format!(
+                    "locked {}/{} acknowledged to {pid} on n{i} (started at {}us), but n{j} (synced since {}us/{}us) neither holds nor has staged it",
+                    o.table, o.name, o.started.0, s1.0, s2.0
+                );
+                self.ledger.reg.locked_unheld.push(Stray { at: now, what });
+            }
+        }
+        // No other acknowledged claim may have held the name on a node
+        // synced with this one from before this registration started
+        // until now.
         for a in &self.ledger.reg.locked_acks {
             if a.table != o.table || a.name != o.name || a.pid == pid || a.acked >= o.started {
                 continue;

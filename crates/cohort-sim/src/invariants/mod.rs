@@ -12,6 +12,7 @@
 
 mod full_mesh;
 mod group_boundary;
+mod locked_held;
 mod locked_once;
 mod monitor_down_once;
 mod names_unique;
@@ -26,6 +27,7 @@ use crate::sim::Sim;
 
 pub use full_mesh::FullMesh;
 pub use group_boundary::GroupBoundary;
+pub use locked_held::LockedHeld;
 pub use locked_once::LockedOnce;
 pub use monitor_down_once::MonitorDownOnce;
 pub use names_unique::NamesUnique;
@@ -68,6 +70,7 @@ pub fn all() -> Vec<Box<dyn Invariant>> {
         Box::new(PgViews),
         Box::new(PgMonitorOrder),
         Box::new(LockedOnce),
+        Box::new(LockedHeld),
         Box::new(NamesUnique),
     ]
 }
@@ -234,5 +237,16 @@ mod tests {
             what: "test".into(),
         });
         assert!(LockedOnce.always(&sim).is_err());
+    }
+
+    #[test]
+    fn a_locked_registration_not_held_by_a_member_is_caught() {
+        let mut sim = settled(10);
+        let at = sim.now();
+        sim.ledger.reg.locked_unheld.push(Stray {
+            at,
+            what: "test".into(),
+        });
+        assert!(LockedHeld.always(&sim).is_err());
     }
 }

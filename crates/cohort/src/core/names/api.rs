@@ -218,6 +218,13 @@ impl Names {
         v
     }
 
+    /// The claim staged on this node under the lock of `name` in `table`
+    /// by a locked registration in flight (granted, not committed yet).
+    pub fn staged(&self, table: &str, name: &str) -> Option<Claim> {
+        let i = self.table_index(table)?;
+        self.tables[i].slots.get(name)?.staged()
+    }
+
     /// Every claim known in `table` (winners and not yet settled losers).
     pub fn claims(&self, table: &str) -> Vec<Claim> {
         let Some(i) = self.table_index(table) else {

@@ -46,6 +46,13 @@ pub(super) struct Slot {
     waiters: Vec<Req>,
 }
 
+impl Slot {
+    /// The claim staged by the request holding the lock.
+    pub(super) fn staged(&self) -> Option<Claim> {
+        self.holder.as_ref().map(|h| h.claim.to_claim())
+    }
+}
+
 /// A locked registration of a local pid in its lock phase.
 #[derive(Debug)]
 pub(super) struct PendingReg {
