@@ -4,7 +4,7 @@
 //! Mailboxes themselves belong to the runtime; this module decides which
 //! messages and `Down` notifications are due, and where.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -86,7 +86,9 @@ pub enum MonitorAction {
 /// The process table of one node.
 #[derive(Debug, Default)]
 pub struct Processes {
-    alive: BTreeSet<u64>,
+    /// Live local serials (a fixed hasher: nothing here depends on the
+    /// process's random state).
+    alive: HashSet<u64, foldhash::fast::FixedState>,
     next_mref: u64,
     /// Monitors held by local watchers: mref → (watcher serial, target).
     outgoing: BTreeMap<MonitorRef, (u64, Pid)>,

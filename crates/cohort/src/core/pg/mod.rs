@@ -220,12 +220,19 @@ pub enum PgError {
     NoScope(ScopeName),
 }
 
+/// The hasher of the scope's own maps: fast, and fixed so that nothing
+/// depends on a random state.
+type Fixed = foldhash::fast::FixedState;
+
 /// The groups one local process joined, with how many times each. Most
 /// processes join one group: that case needs no allocation of its own.
 #[derive(Debug)]
 enum Joined {
     One(Group, u32),
-    Many(HashMap<Group, u32>),
+    // Boxed: keeps the common one-group case (and so every entry of the
+    // scope's process map) at 24 bytes.
+    #[allow(clippy::box_collection)]
+    Many(Box<HashMap<Group, u32, Fixed>>),
 }
 
 impl Joined {
@@ -233,10 +240,10 @@ impl Joined {
         match self {
             Joined::One(g, n) if g == group => *n += 1,
             Joined::One(g, n) => {
-                let mut m = HashMap::with_capacity(2);
+                let mut m = HashMap::with_capacity_and_hasher(2, Fixed::default());
                 m.insert(g.clone(), *n);
                 m.insert(group.clone(), 1);
-                *self = Joined::Many(m);
+                *self = Joined::Many(Box::new(m));
             }
             Joined::Many(m) => *m.entry(group.clone()).or_default() += 1,
         }
@@ -314,7 +321,7 @@ struct PeerScope {
     /// (stream, seq) of its entries as applied here.
     cursor: Option<(u64, u64)>,
     /// Groups holding its entries here, with how many memberships each.
-    groups: HashMap<Group, u32>,
+    groups: HashMap<Group, u32, Fixed>,
     /// Snapshot parts received so far.
     partial: Vec<SyncGroup>,
     /// We asked again after a gap and wait for the answer.
@@ -352,7 +359,7 @@ struct Scope {
     pending: Vec<Op>,
     view: Arc<ScopeView>,
     /// Memberships of local processes: serial → group → count.
-    local: HashMap<u64, Joined>,
+    local: HashMap<u64, Joined, Fixed>,
     peers: BTreeMap<NodeName, PeerScope>,
     /// Monitor subscriptions: id → group (None: the whole scope).
     monitors: BTreeMap<u64, Option<Group>>,
@@ -428,7 +435,7 @@ impl Scope {
     /// together, as one delta, when the driver calls [`NodeCore::flush`]
     /// (asked for by [`Effect::Flush`]) or before anything else this node
     /// sends: a burst of joins costs one frame per batch, not per join.
-    fn publish(&mut self, ctx: &mut Ctx<'_>, ops: Vec<Op>) {
+    fn publish(&mut self, ctx: &mut Ctx<'_>, ops: impl IntoIterator<Item = Op>) {
         if self.pending.is_empty() {
             ctx.push(Effect::Flush);
         }
@@ -482,14 +489,19 @@ impl Scope {
                 let joined = serials.len() as u32;
                 for s in serials {
                     let stamp = self.next_stamp();
-                    self.view
-                        .add(&group, Member::new(pid(s), stamp), meta.clone());
+                    let m = Member::of(origin, creation, s, stamp);
+                    self.view.add(&group, m, meta.clone());
                     if watched {
                         pids.push(pid(s));
                     }
                 }
                 if let Some(p) = self.peers.get_mut(origin) {
-                    *p.groups.entry(group.clone()).or_default() += joined;
+                    match p.groups.get_mut(&group) {
+                        Some(n) => *n += joined,
+                        None => {
+                            p.groups.insert(group.clone(), joined);
+                        }
+                    }
                 }
                 if watched {
                     self.emit(ctx, &group, PgEventKind::Join, pids, meta);
@@ -866,7 +878,7 @@ impl Pg {
             logged: 0,
             pending: Vec::new(),
             view: Arc::new(ScopeView::new(ctx.me().clone())),
-            local: HashMap::new(),
+            local: HashMap::default(),
             peers: BTreeMap::new(),
             monitors: BTreeMap::new(),
             stamp: 0,
@@ -923,11 +935,18 @@ impl Pg {
         if pids.is_empty() {
             return Ok(());
         }
-        let group: Group = group.into();
+        // Stamps first + 1 ..= first + n (renumbered first if they would wrap).
+        if s.stamp.checked_add(pids.len() as u32).is_none() {
+            s.stamp = s.view.renumber();
+        }
+        let first = s.stamp;
+        let members = pids
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Member::new(p.clone(), first + 1 + i as u32));
+        let group = s.view.add_by_name(group, members, meta.clone());
+        s.stamp = first + pids.len() as u32;
         for p in pids {
-            let stamp = s.next_stamp();
-            s.view
-                .add(&group, Member::new(p.clone(), stamp), meta.clone());
             match s.local.entry(p.serial()) {
                 Entry::Occupied(mut e) => e.get_mut().add(&group),
                 Entry::Vacant(e) => {
@@ -941,7 +960,7 @@ impl Pg {
         let serials = pids.iter().map(Pid::serial).collect();
         s.publish(
             ctx,
-            vec![Op::Join {
+            [Op::Join {
                 group,
                 serials,
                 meta,
@@ -984,7 +1003,7 @@ impl Pg {
         let group: Group = group.into();
         let serials = left.iter().map(|p| (p.serial(), 1)).collect();
         s.emit(ctx, &group, PgEventKind::Leave, left, None);
-        s.publish(ctx, vec![Op::Leave { group, serials }]);
+        s.publish(ctx, [Op::Leave { group, serials }]);
         Ok(())
     }
 

@@ -40,6 +40,15 @@ pub struct Member {
 }
 
 impl Member {
+    pub(crate) fn of(node: &NodeName, creation: u32, serial: u64, stamp: u32) -> Self {
+        Member {
+            node: node.clone(),
+            serial,
+            creation,
+            stamp,
+        }
+    }
+
     pub(crate) fn new(pid: Pid, stamp: u32) -> Self {
         Member {
             node: pid.node().clone(),
@@ -510,7 +519,11 @@ impl ScopeView {
 
     pub(crate) fn add(&self, group: &Group, m: Member, meta: Option<Bytes>) {
         let local = m.node == self.me;
-        let mut e = self.groups.entry(group.clone()).or_default();
+        // An existing group is found by reference (no key clone).
+        let mut e = match self.groups.get_mut(&**group) {
+            Some(e) => e,
+            None => self.groups.entry(group.clone()).or_default(),
+        };
         let g = Arc::make_mut(e.value_mut());
         if local {
             g.local.push(m, meta);
@@ -519,6 +532,24 @@ impl ScopeView {
         }
         drop(e);
         self.total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds memberships to the group named `group` and returns its key
+    /// (shared, not copied, when the group exists).
+    pub(crate) fn add_by_name(
+        &self,
+        group: &str,
+        members: impl IntoIterator<Item = Member>,
+        meta: Option<Bytes>,
+    ) -> Group {
+        let key = match self.groups.get(group) {
+            Some(e) => e.key().clone(),
+            None => Group::from(group),
+        };
+        for m in members {
+            self.add(&key, m, meta.clone());
+        }
+        key
     }
 
     /// Removes one membership of `pid`; false if it had none.
