@@ -221,7 +221,9 @@ impl Names {
         let me = ctx.me().clone();
         let rec = Arc::new(StoredClaim::new(&claim, me.clone(), &me, ctx.creation()));
         self.tables[i].local.insert(claim.pid.serial(), &rec);
-        if defer {
+        // A node without members has nobody to send the claim to.
+        let alone = !ctx.eligible.iter().any(|n| ctx.peer_creation(n).is_some());
+        if defer && !alone {
             if self.outbox.as_ref().is_some_and(|(t, _, _)| *t != i) {
                 self.flush(ctx);
             }
