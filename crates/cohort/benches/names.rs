@@ -1,13 +1,25 @@
 //! Global names: `whereis` hit and miss, local register + unregister
-//! (eventual), and the registration rate of a 3-node loopback cluster in
+//! (eventual), the registration rate of a 3-node loopback cluster in
 //! locked and eventual mode, from one caller and from 10 concurrent callers
-//! (scenario `global_reg` in SCENARIOS.md).
+//! (scenario `global_reg` in SCENARIOS.md), and, on two sans-IO cores
+//! without sockets, what an eventual claim costs its origin and a peer.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use cohort::core::names::{Mode, NamesConfig, TableConfig};
-use cohort::{Node, Process};
+use bytes::Bytes;
+use cohort::core::auth::Cookie;
+use cohort::core::cluster::ClusterConfig;
+use cohort::core::names::{
+    Claim, LossPolicy, Mode, NamesConfig, NamesFrame, OwnClaim, RegisterArgs, TableConfig,
+};
+use cohort::core::proto::Frame;
+use cohort::core::time::Time;
+use cohort::core::{ConnId, CoreConfig, Effect, NodeCore};
+use cohort::{Node, NodeName, Process};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -164,5 +176,153 @@ fn names(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, names);
+/// Two cores, `a` and `b`, with a session between them (frames carried by
+/// hand); returns them and the connection on `b` that `a`'s frames come in.
+fn core_pair() -> (NodeCore, NodeCore, ConnId) {
+    let core = |n: &str, creation: u32| {
+        NodeCore::new(
+            CoreConfig {
+                name: NodeName::new(n).unwrap(),
+                creation,
+                listen: Some(n.into()),
+                cookie: Cookie::new("c"),
+                cluster: ClusterConfig::default(),
+                names: config(),
+            },
+            StdRng::seed_from_u64(u64::from(creation)),
+            Time::ZERO,
+        )
+    };
+    let mut nodes = [core("a@h", 1), core("b@h", 2)];
+    nodes[0].connect("b@h".into(), None, Time::ZERO);
+    // (node, conn) → peer conn.
+    let mut links: BTreeMap<(usize, ConnId), ConnId> = BTreeMap::new();
+    let mut queue: VecDeque<(usize, ConnId, Frame)> = VecDeque::new();
+    loop {
+        for i in 0..2 {
+            while let Some(e) = nodes[i].poll_effect() {
+                match e {
+                    Effect::Dial { conn, .. } => {
+                        let peer = nodes[1].accepted("a@h".into(), Time::ZERO);
+                        links.insert((0, conn), peer);
+                        links.insert((1, peer), conn);
+                        nodes[0].dialed(conn, Time::ZERO);
+                    }
+                    Effect::Send { conn, frame } => queue.push_back((i, conn, frame)),
+                    Effect::Broadcast { conns, frame } => {
+                        queue.extend(conns.into_iter().map(|c| (i, c, frame.clone())))
+                    }
+                    Effect::Flush => nodes[i].flush(Time::ZERO),
+                    _ => {}
+                }
+            }
+        }
+        let Some((from, conn, frame)) = queue.pop_front() else {
+            break;
+        };
+        let frame = Frame::decode(&frame.encode()).unwrap();
+        nodes[1 - from].frame(links[&(from, conn)], frame, Time::ZERO);
+    }
+    assert_eq!(nodes[0].nodes().len(), 1, "the cores are connected");
+    let conn = *links.iter().find(|((i, _), _)| *i == 0).unwrap().1;
+    let [a, b] = nodes;
+    (a, b, conn)
+}
+
+/// Eventual claims on two cores: a registration on the origin (claims
+/// held and sent 256 to a frame, encoding included), and a peer decoding
+/// and applying `Add`s of 256 claims (its view effects drained). Each run
+/// of 10,000 names (the `global_reg` size) starts on a fresh pair of cores.
+fn core_claims(c: &mut Criterion) {
+    const BATCH: u64 = 256;
+    const RUN: u64 = 10_000;
+    let mut g = c.benchmark_group("core_eventual");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("origin_register", |bch| {
+        bch.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(RUN);
+                left -= n;
+                let (mut a, _, _) = core_pair();
+                for s in 1..=n {
+                    a.spawned(s);
+                }
+                let args: Vec<RegisterArgs> = (1..=n)
+                    .map(|s| RegisterArgs {
+                        table: "eventual".into(),
+                        name: format!("n{s}"),
+                        pid: a.pid(s),
+                        meta: Bytes::new(),
+                        policy: None,
+                        replace: false,
+                    })
+                    .collect();
+                let start = Instant::now();
+                for (s, args) in (1..).zip(args) {
+                    std::hint::black_box(a.names_register(Time::ZERO, s, args));
+                    if s % BATCH == 0 {
+                        a.flush(Time::ZERO);
+                    }
+                    while let Some(e) = a.poll_effect() {
+                        if let Effect::Broadcast { frame, .. } | Effect::Send { frame, .. } = e {
+                            std::hint::black_box(frame.encode());
+                        }
+                    }
+                }
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    g.bench_function("peer_apply", |bch| {
+        bch.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(RUN);
+                left -= n;
+                let (a, mut b, conn) = core_pair();
+                let frames: Vec<Bytes> = (0..n.div_ceil(BATCH))
+                    .map(|k| {
+                        let seq = 1 + k * BATCH;
+                        let claims: Vec<OwnClaim> = (seq..(seq + BATCH).min(n + 1))
+                            .map(|s| {
+                                OwnClaim::of(&Claim {
+                                    name: format!("n{s}"),
+                                    pid: a.pid(s),
+                                    meta: Bytes::new(),
+                                    stamp: s,
+                                    policy: LossPolicy::Kill,
+                                    supersedes: None,
+                                })
+                            })
+                            .collect();
+                        Frame::Names(NamesFrame::Add {
+                            table: "eventual".into(),
+                            claims,
+                            seq,
+                            ack: None,
+                        })
+                        .encode()
+                    })
+                    .collect();
+                let start = Instant::now();
+                for bytes in &frames {
+                    b.frame(conn, Frame::decode(bytes).unwrap(), Time::ZERO);
+                    while let Some(e) = b.poll_effect() {
+                        std::hint::black_box(e);
+                    }
+                }
+                total += start.elapsed();
+                assert_eq!(b.names().registered_names("eventual").len() as u64, n);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, core_claims, names);
 criterion_main!(benches);
