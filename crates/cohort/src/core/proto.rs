@@ -12,8 +12,9 @@ use super::names::NamesFrame;
 use super::pg::PgFrame;
 use super::pid::{ExitReason, NodeName, Pid};
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks (2: batched process-group deltas,
+/// one-round-trip locked names with `Commit`, claims without node names).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Length of the handshake nonces, in bytes.
 pub const NONCE_LEN: usize = 32;
