@@ -198,7 +198,7 @@ fn hostile_replication_frames_change_nothing() {
             seq,
             ops: vec![Op::Join {
                 group: "g".into(),
-                serials: vec![99],
+                serials: vec![99].into(),
                 meta: None,
             }]
             .into(),
@@ -230,7 +230,7 @@ fn hostile_replication_frames_change_nothing() {
         seq: seq + 1,
         ops: vec![Op::Leave {
             group: "never".into(),
-            serials: vec![(77, 3)],
+            serials: vec![(77, 3)].into(),
         }]
         .into(),
     };

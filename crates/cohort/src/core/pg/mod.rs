@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use tracing::debug;
 
 pub use self::view::{Group, GroupView, Member, Members, ScopeView, Select};
@@ -70,7 +71,7 @@ pub enum Op {
         /// The group.
         group: Group,
         /// Serials of the joining processes.
-        serials: Vec<u64>,
+        serials: SmallVec<[u64; 1]>,
         /// Metadata of these memberships.
         meta: Option<Bytes>,
     },
@@ -79,7 +80,7 @@ pub enum Op {
         /// The group.
         group: Group,
         /// (serial, number of memberships removed).
-        serials: Vec<(u64, u32)>,
+        serials: SmallVec<[(u64, u32); 1]>,
     },
     /// The metadata of every membership of `serial` in `group` changed.
     Meta {
@@ -320,8 +321,6 @@ struct PeerScope {
     asked: bool,
     /// (stream, seq) of its entries as applied here.
     cursor: Option<(u64, u64)>,
-    /// Groups holding its entries here, with how many memberships each.
-    groups: HashMap<Group, u32, Fixed>,
     /// Snapshot parts received so far.
     partial: Vec<SyncGroup>,
     /// We asked again after a gap and wait for the answer.
@@ -486,7 +485,6 @@ impl Scope {
                 // Events only when someone watches: no list to build else.
                 let watched = self.watched(&group);
                 let mut pids = Vec::new();
-                let joined = serials.len() as u32;
                 for s in serials {
                     let stamp = self.next_stamp();
                     let m = Member::of(origin, creation, s, stamp);
@@ -495,35 +493,18 @@ impl Scope {
                         pids.push(pid(s));
                     }
                 }
-                if let Some(p) = self.peers.get_mut(origin) {
-                    match p.groups.get_mut(&group) {
-                        Some(n) => *n += joined,
-                        None => {
-                            p.groups.insert(group.clone(), joined);
-                        }
-                    }
-                }
+
                 if watched {
                     self.emit(ctx, &group, PgEventKind::Join, pids, meta);
                 }
             }
             Op::Leave { group, serials } => {
                 let mut pids = Vec::new();
-                let mut left = 0u32;
                 for (s, n) in serials {
                     let p = pid(s);
                     for _ in 0..n {
                         if self.view.remove_one(&group, &p) {
-                            left += 1;
                             pids.push(p.clone());
-                        }
-                    }
-                }
-                if let Some(p) = self.peers.get_mut(origin) {
-                    if let Some(c) = p.groups.get_mut(&group) {
-                        *c = c.saturating_sub(left);
-                        if *c == 0 {
-                            p.groups.remove(&group);
                         }
                     }
                 }
@@ -546,11 +527,10 @@ impl Scope {
 
     /// Removes everything of `origin` from the view, in one step per group.
     fn drop_origin(&mut self, ctx: &mut Ctx<'_>, origin: &NodeName) {
-        let Some(p) = self.peers.get_mut(origin) else {
+        if !self.peers.contains_key(origin) {
             return;
-        };
-        let groups = std::mem::take(&mut p.groups);
-        let mut groups: Vec<Group> = groups.into_keys().collect();
+        }
+        let mut groups = self.view.groups_of(origin);
         groups.sort();
         for g in groups {
             let removed = self.view.remove_node(&g, origin);
@@ -568,11 +548,7 @@ impl Scope {
         groups: Vec<SyncGroup>,
     ) {
         let pid = |s: u64| Pid::new(origin.clone(), creation, s);
-        let old: Vec<Group> = self
-            .peers
-            .get(origin)
-            .map(|p| p.groups.keys().cloned().collect())
-            .unwrap_or_default();
+        let old = self.view.groups_of(origin);
         let mut new: BTreeMap<Group, Vec<(u64, u32, Option<Bytes>)>> = BTreeMap::new();
         for g in groups {
             new.entry(g.group).or_default().extend(g.members);
@@ -583,9 +559,6 @@ impl Scope {
         for g in gone {
             let removed = self.view.remove_node(&g, origin);
             self.emit(ctx, &g, PgEventKind::Leave, removed, None);
-            if let Some(p) = self.peers.get_mut(origin) {
-                p.groups.remove(&g);
-            }
         }
         for (g, members) in new {
             let watched = self.watched(&g);
@@ -599,7 +572,6 @@ impl Scope {
                 }
             }
             drop(have);
-            let mut total = 0u32;
             let mut want: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
             for (s, n, meta) in members {
                 let e = want.entry(s).or_insert((0, None));
@@ -607,7 +579,6 @@ impl Scope {
                 e.1 = meta;
             }
             for (s, (n, meta)) in &want {
-                total += n;
                 let (h, hmeta) = have_counts.remove(s).unwrap_or((0, None));
                 if *n > h {
                     let p = pid(*s);
@@ -646,13 +617,6 @@ impl Scope {
                     pids.push(pid(s));
                 }
                 self.emit(ctx, &g, PgEventKind::Leave, pids, None);
-            }
-            if let Some(p) = self.peers.get_mut(origin) {
-                if total > 0 {
-                    p.groups.insert(g.clone(), total);
-                } else {
-                    p.groups.remove(&g);
-                }
             }
         }
     }
@@ -1266,7 +1230,7 @@ impl Pg {
                 s.emit(ctx, &g, PgEventKind::Leave, pids, None);
                 ops.push(Op::Leave {
                     group: g,
-                    serials: vec![(pid.serial(), n)],
+                    serials: smallvec::smallvec![(pid.serial(), n)],
                 });
             }
             s.publish(ctx, ops);

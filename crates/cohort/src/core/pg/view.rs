@@ -510,6 +510,16 @@ impl ScopeView {
         self.groups.len()
     }
 
+    /// The groups holding memberships of processes on `node` (one pass
+    /// over the groups; node downs and snapshots need it, joins do not).
+    pub(crate) fn groups_of(&self, node: &NodeName) -> Vec<Group> {
+        self.groups
+            .iter()
+            .filter(|e| e.value().remote.items.iter().any(|m| &m.node == node))
+            .map(|e| e.key().clone())
+            .collect()
+    }
+
     /// Whether `pid` counts as local here.
     pub(crate) fn is_local(&self, pid: &Pid) -> bool {
         pid.node() == &self.me
