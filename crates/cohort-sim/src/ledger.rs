@@ -214,8 +214,9 @@ pub struct RegistryLedger {
     /// A locked registration answered `Ok` while a member synced with its
     /// node neither held the claim nor had it staged under the name lock.
     pub locked_unheld: Vec<Stray>,
-    /// Last time the workload touched a name (op issued or answered):
-    /// (table, name) → when.
+    /// Last time the workload touched a name (op issued or answered, or
+    /// a forwarded unregister reaching the holder's node): (table, name)
+    /// → when.
     pub name_touched: BTreeMap<(String, String), Time>,
     /// The rank winner of the latest clash seen per (global group, table,
     /// name): when, and the winner's pid.

@@ -16,10 +16,11 @@ use bytes::Bytes;
 use cohort::core::groups::{Answer, GroupDef, GroupsConfig, GroupsEffect, Publish, Query};
 use cohort::core::names::{
     rank, Claim, LockId, LossPolicy, Mode, NameEvent, NamesConfig, NamesEffect, NamesError,
-    Outcome, RegisterArgs, TableConfig, UnregisterReason,
+    NamesFrame, Outcome, RegisterArgs, TableConfig, UnregisterReason,
 };
 use cohort::core::pg::{PgEffect, PgEventKind};
 use cohort::core::pid::{NodeName, Pid};
+use cohort::core::proto::Frame;
 use cohort::core::Effect;
 
 use crate::ledger::{LockedAck, NameOp, PgMonRecord, PidCounts, Stray};
@@ -397,6 +398,18 @@ impl Sim {
             .reg
             .name_touched
             .insert((table.to_string(), name.to_string()), now);
+    }
+
+    /// A frame is about to be handed to its receiver's core. An
+    /// `unregister` of a name held on another node is carried out when its
+    /// `Unregister` frame reaches the holder's node, which may be long
+    /// after the caller was answered (its ack wait times out after 3 s,
+    /// and a partition holds the frame until it heals): the workload
+    /// touches the name again then.
+    pub(crate) fn frame_arrived(&mut self, frame: &Frame) {
+        if let Frame::Names(NamesFrame::Unregister { table, name, .. }) = frame {
+            self.touch(table, name);
+        }
     }
 
     /// Node `i` registers local `serial` as `name` in `table`.

@@ -715,6 +715,7 @@ impl Sim {
                         match Frame::decode(&bytes) {
                             Ok(frame) if frame == *sent => {
                                 self.count("frames delivered");
+                                self.frame_arrived(&frame);
                                 self.input(end.node, |c, now| c.frame(conn, frame, now));
                             }
                             Ok(frame) => {

@@ -336,3 +336,105 @@ fn eventual_claims_made_back_to_back_travel_in_one_frame_and_stay_ordered() {
         vec!["w".to_string(), "y".to_string(), "z".to_string()]
     );
 }
+
+/// An `unregister` called away from the holder's node is carried out when
+/// its request reaches the holder, which may be after a partition healed
+/// and after the caller's ack wait timed out. It then retracts the holder's
+/// claim even if that claim would win a clash the holder has not heard of
+/// yet, and the claim made on the other side stands alone everywhere: the
+/// rank settles only the claims that exist (simulator seed 61052, whose
+/// `names_unique` check had missed the late request).
+#[test]
+fn a_late_forwarded_unregister_retracts_the_holder_and_the_other_claim_stands() {
+    use cohort::core::names::{Mode, NamesConfig, TableConfig};
+    let cfg = NamesConfig::empty().table(
+        TableConfig::new("e")
+            .mode(Mode::Eventual)
+            .policy(LossPolicy::Notify),
+    );
+    // a and c are connected; b is on the other side of a partition.
+    let mut net = CoreNet::with_names(&["a@h", "b@h", "c@h"], cfg);
+    net.connect(2, 0);
+    let (pa, pb) = {
+        net.nodes[0].spawned(1);
+        net.nodes[1].spawned(1);
+        (net.nodes[0].pid(1), net.nodes[1].pid(1))
+    };
+    let reg = |net: &mut CoreNet, i: usize, pid: &Pid| {
+        let a = RegisterArgs {
+            table: "e".into(),
+            ..args("gamma", pid)
+        };
+        let now = net.now;
+        net.nodes[i].names_register(now, 1, a)
+    };
+    assert_eq!(reg(&mut net, 0, &pa), Outcome::Done(Ok(true)));
+    net.settle();
+    assert_eq!(net.nodes[2].names().whereis("e", "gamma"), Some(pa.clone()));
+    // b claims the name too, later by its clock: a's claim ranks first.
+    net.nodes[1].spawned(2);
+    let pb2 = net.nodes[1].pid(2);
+    let other = RegisterArgs {
+        table: "e".into(),
+        ..args("other", &pb2)
+    };
+    let now = net.now;
+    assert_eq!(
+        net.nodes[1].names_register(now, 2, other),
+        Outcome::Done(Ok(true))
+    );
+    assert_eq!(reg(&mut net, 1, &pb), Outcome::Done(Ok(true)));
+    net.settle();
+    let claims = [
+        net.nodes[0].names().claims("e"),
+        net.nodes[1].names().claims("e"),
+    ];
+    let ours: Vec<&Claim> = claims
+        .iter()
+        .flatten()
+        .filter(|c| c.name == "gamma")
+        .collect();
+    assert_eq!(
+        cohort::core::names::rank::winner(&ours, None).map(|w| ours[w].pid.clone()),
+        Some(pa.clone())
+    );
+    // c asks a to unregister gamma; the request is held up on the way.
+    let now = net.now;
+    assert_eq!(
+        net.nodes[2].names_unregister(now, 9, "e", "gamma"),
+        Outcome::Pending
+    );
+    assert_eq!(net.drop_queued_from(2), 1);
+    net.advance(3_100);
+    assert_eq!(replies(&net, 2), vec![(9, Ok(true))]);
+    assert_eq!(net.nodes[0].names().whereis("e", "gamma"), Some(pa.clone()));
+    // The held request arrives, then the partition heals.
+    let held = NamesFrame::Unregister {
+        table: "e".into(),
+        name: "gamma".into(),
+        op: 9,
+    };
+    net.inject(2, 0, Frame::Names(held));
+    assert_eq!(net.nodes[0].names().whereis("e", "gamma"), None);
+    net.connect(1, 0);
+    net.connect(1, 2);
+    net.settle();
+    for n in &net.nodes {
+        assert_eq!(n.names().whereis("e", "gamma"), Some(pb.clone()));
+        let held: Vec<Claim> = n
+            .names()
+            .claims("e")
+            .into_iter()
+            .filter(|c| c.name == "gamma")
+            .collect();
+        assert_eq!(held.len(), 1);
+    }
+    // Nobody lost a clash: b's process was not told of a conflict.
+    assert!(!net.seen[1].iter().any(|e| matches!(
+        e,
+        Effect::Deliver {
+            msg: cohort::Message::NameConflict { .. },
+            ..
+        }
+    )));
+}

@@ -13,6 +13,14 @@
 //! was recorded after the workload last touched the name and its winner
 //! still lives, the winner owns the name.
 //!
+//! An `unregister` called on another node than the holder's touches the
+//! name again when its request reaches the holder's node: it retracts the
+//! holder's claim then, even when that claim has meanwhile become the
+//! winner of a clash with a claim made in another partition, and the
+//! remaining claim rightly stands alone (seed 61052: the request was held
+//! by a partition, its caller answered after the 3 s ack time-out, and it
+//! arrived after the heal).
+//!
 //! [`rank::winner`]: cohort::core::names::rank::winner
 
 use std::collections::BTreeMap;
