@@ -5,42 +5,17 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use cohort::core::names::{Mode, NamesConfig, TableConfig};
 use cohort::{Node, Process};
+use common::counting::{live, Counting};
 use common::{builder, wait_for};
-
-/// The system allocator, counting live bytes.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        System.realloc(p, l, new)
-    }
-}
 
 #[global_allocator]
 static A: Counting = Counting;
 
 const N: usize = 100_000;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
 
 async fn node(name: &str) -> Node {
     let cfg = NamesConfig::empty().table(TableConfig::new("t").mode(Mode::Eventual));

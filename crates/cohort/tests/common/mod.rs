@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod corenet;
+pub mod counting;
 
 use std::future::Future;
 use std::time::Duration;
