@@ -10,14 +10,23 @@ use serde::{Deserialize, Serialize};
 /// Cheap to clone (a shared string behind one thin pointer, so that a [`Pid`]
 /// takes 24 bytes). Names order lexically; the order decides ties
 /// (simultaneous connects, clash ranks) identically on every node.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct NodeName(Arc<Box<str>>);
+
+impl Serialize for NodeName {
+    /// As a string (no copy is made to encode it).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 impl TryFrom<String> for NodeName {
     type Error = InvalidNodeName;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        NodeName::new(&s)
+        NodeName::check(&s)?;
+        // The decoded string's buffer becomes the name: no second copy.
+        Ok(NodeName(Arc::new(s.into_boxed_str())))
     }
 }
 
@@ -31,6 +40,11 @@ impl NodeName {
     /// Makes a node name, checking its shape: `name@host`, both parts
     /// non-empty, no whitespace, at most 255 bytes.
     pub fn new(name: &str) -> Result<Self, InvalidNodeName> {
+        NodeName::check(name)?;
+        Ok(NodeName(Arc::new(name.into())))
+    }
+
+    fn check(name: &str) -> Result<(), InvalidNodeName> {
         let bad = |why: &'static str| InvalidNodeName {
             name: name.to_string(),
             why,
@@ -50,7 +64,7 @@ impl NodeName {
         if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("contains whitespace or control characters"));
         }
-        Ok(NodeName(Arc::new(name.into())))
+        Ok(())
     }
 
     /// The name as a string slice.
