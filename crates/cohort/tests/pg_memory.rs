@@ -32,14 +32,7 @@ async fn joined(origin: &Node, procs: &[Process], watcher: Option<&Node>) -> isi
     }
     if let Some(w) = watcher {
         let wp = w.pg();
-        wait_for("replication", || {
-            wp.which_groups()
-                .iter()
-                .map(|g| wp.members(g).len())
-                .sum::<usize>()
-                == N
-        })
-        .await;
+        wait_for("replication", || wp.membership_count() == N).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     live() - before

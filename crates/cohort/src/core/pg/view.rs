@@ -528,20 +528,7 @@ impl ScopeView {
     // ---- writer side (the scope, under the node's lock) ----------------
 
     pub(crate) fn add(&self, group: &Group, m: Member, meta: Option<Bytes>) {
-        let local = m.node == self.me;
-        // An existing group is found by reference (no key clone).
-        let mut e = match self.groups.get_mut(&**group) {
-            Some(e) => e,
-            None => self.groups.entry(group.clone()).or_default(),
-        };
-        let g = Arc::make_mut(e.value_mut());
-        if local {
-            g.local.push(m, meta);
-        } else {
-            g.remote.push(m, meta);
-        }
-        drop(e);
-        self.total.fetch_add(1, Ordering::Relaxed);
+        self.add_to(group, || group.clone(), [m], meta, |_| ());
     }
 
     /// Adds memberships to the group named `group` and returns its key
@@ -552,14 +539,46 @@ impl ScopeView {
         members: impl IntoIterator<Item = Member>,
         meta: Option<Bytes>,
     ) -> Group {
-        let key = match self.groups.get(group) {
-            Some(e) => e.key().clone(),
-            None => Group::from(group),
+        let mut key = None;
+        self.add_to(
+            group,
+            || Group::from(group),
+            members,
+            meta,
+            |k| key = Some(k.clone()),
+        );
+        key.expect("the group's key is seen")
+    }
+
+    /// Adds `members` to `group` in one visit of its entry: an existing
+    /// group is found by reference (no key made), a new one is keyed by
+    /// `new_key`; `seen` gets the key in place.
+    fn add_to(
+        &self,
+        group: &str,
+        new_key: impl FnOnce() -> Group,
+        members: impl IntoIterator<Item = Member>,
+        meta: Option<Bytes>,
+        seen: impl FnOnce(&Group),
+    ) {
+        let mut e = match self.groups.get_mut(group) {
+            Some(e) => e,
+            None => self.groups.entry(new_key()).or_default(),
         };
+        seen(e.key());
+        let g = Arc::make_mut(e.value_mut());
+        let mut added = 0;
         for m in members {
-            self.add(&key, m, meta.clone());
+            let bag = if m.node == self.me {
+                &mut g.local
+            } else {
+                &mut g.remote
+            };
+            bag.push(m, meta.clone());
+            added += 1;
         }
-        key
+        drop(e);
+        self.total.fetch_add(added, Ordering::Relaxed);
     }
 
     /// Removes one membership of `pid`; false if it had none.
