@@ -2,24 +2,151 @@
 //! `openapi.yaml`), a WebSocket through which an external program attaches
 //! as a process, and Prometheus metrics.
 //!
-//! Bad requests get a 4xx with `{"error": "..."}`; nothing a client sends
-//! can take the node down.
+//! Every answer is JSON; a refusal is a 4xx or 5xx with `{"error": "..."}`
+//! naming the problem. Nothing a client sends can take the node down.
+//!
+//! Any process-group scope can be read (and joined) from any node: a scope
+//! this node does not run yet is started on its first use and answers once
+//! it has heard from every connected peer (see [`Scopes`]).
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cohort::core::groups::GroupsInfo;
-use cohort::{ExitReason, Message, Node, NodeName, Pid, Where};
+use cohort::core::names::{NameEvent, NamesError, UnregisterReason};
+use cohort::{ExitReason, Message, Node, NodeName, PgEventKind, Pid, Scope, Where};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// The longest name, group name or scope name accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Checks a name, group or scope given by a client or a config file.
+pub fn check_name(what: &str, s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if s.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "{what} is {} bytes long (at most {MAX_NAME_BYTES})",
+            s.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Limits of the scopes that admin calls start on their first use.
+#[derive(Debug, Clone, Copy)]
+pub struct ScopeLimits {
+    /// At most this many scopes run on the node; a call that would start
+    /// one more is refused.
+    pub max_scopes: usize,
+    /// A scope started by an admin call is stopped again once it has had
+    /// no local member, no watcher and no use for this long.
+    pub idle: Duration,
+    /// A scope started by an admin call answers its first reads once it
+    /// has heard from every connected peer, or after this long.
+    pub sync_wait: Duration,
+}
+
+impl Default for ScopeLimits {
+    fn default() -> Self {
+        ScopeLimits {
+            max_scopes: 1024,
+            idle: Duration::from_secs(60),
+            sync_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One scope that an admin call started.
+struct Started {
+    /// When it started (reads wait for its first sync until `sync_wait`).
+    at: Instant,
+    /// The last admin call that used it.
+    used: Instant,
+}
+
+/// The scopes admin calls started, and who watches which scope.
+pub struct Scopes {
+    limits: ScopeLimits,
+    /// Configured scopes (and `pg`): never stopped here.
+    configured: HashSet<String>,
+    started: Mutex<HashMap<String, Started>>,
+    /// Monitors held by attached processes, per scope.
+    watchers: Mutex<HashMap<String, usize>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Scopes {
+    fn new(limits: ScopeLimits, configured: impl IntoIterator<Item = String>) -> Self {
+        Scopes {
+            limits,
+            configured: configured.into_iter().collect(),
+            started: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn watch(&self, scope: &str, on: bool) {
+        let mut w = lock(&self.watchers);
+        let n = w.entry(scope.to_string()).or_insert(0);
+        if on {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                w.remove(scope);
+            }
+        }
+    }
+
+    /// Stops the started scopes that nobody uses any more.
+    fn collect_idle(&self, node: &Node) {
+        let now = Instant::now();
+        let idle: Vec<String> = {
+            let started = lock(&self.started);
+            let watchers = lock(&self.watchers);
+            started
+                .iter()
+                .filter(|(name, s)| {
+                    now.duration_since(s.used) >= self.limits.idle && !watchers.contains_key(*name)
+                })
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        for name in idle {
+            let mut started = lock(&self.started);
+            // Checked again under the lock: a call may have used it since.
+            let still_idle = started
+                .get(&name)
+                .is_some_and(|s| now.duration_since(s.used) >= self.limits.idle);
+            if still_idle
+                && !lock(&self.watchers).contains_key(&name)
+                && node.scope(&name).which_local_groups().is_empty()
+            {
+                node.stop_scope(&name);
+                started.remove(&name);
+                tracing::debug!(scope = %name, "stopped an idle scope started by an admin call");
+            }
+        }
+    }
+}
 
 /// Shared state of the admin server.
 #[derive(Clone)]
@@ -27,6 +154,54 @@ pub struct Admin {
     node: Node,
     attached: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
+    scopes: Arc<Scopes>,
+    /// Attached processes, to tell each when its name goes.
+    holders: Arc<Mutex<HashMap<Pid, mpsc::UnboundedSender<Value>>>>,
+}
+
+impl Admin {
+    /// The scope `name`, started here if it is not running yet (within the
+    /// cap); a scope started by an admin call answers once it has heard
+    /// from every connected peer of the scope, or after `sync_wait`.
+    async fn scope(&self, name: &str) -> Result<Scope, ApiError> {
+        check_name("scope", name).map_err(bad)?;
+        let now = Instant::now();
+        let (scope, wait_until) = {
+            let mut started = lock(&self.scopes.started);
+            let running = self.node.scopes();
+            if running.iter().any(|s| s.as_ref() == name) {
+                let wait = started.get_mut(name).map(|s| {
+                    s.used = now;
+                    s.at + self.scopes.limits.sync_wait
+                });
+                (self.node.scope(name), wait)
+            } else {
+                if running.len() >= self.scopes.limits.max_scopes {
+                    return Err(ApiError(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "cannot start scope {name:?}: {} scopes run on this node (max_scopes = {})",
+                            running.len(),
+                            self.scopes.limits.max_scopes
+                        ),
+                    ));
+                }
+                if !self.scopes.configured.contains(name) {
+                    started.insert(name.to_string(), Started { at: now, used: now });
+                }
+                (
+                    self.node.scope(name),
+                    Some(now + self.scopes.limits.sync_wait),
+                )
+            }
+        };
+        if let Some(until) = wait_until.filter(|u| *u > now) {
+            if !scope.synced(until - now).await {
+                tracing::debug!(scope = %name, "scope answers before every peer was heard from");
+            }
+        }
+        Ok(scope)
+    }
 }
 
 /// An error answer: status and message.
@@ -157,6 +332,7 @@ async fn whereis(
     Path(name): Path<String>,
     Query(q): Query<WhereQuery>,
 ) -> ApiResult {
+    check_name("name", &name).map_err(bad)?;
     let at = q.parsed()?;
     let pid = a.node.whereis_at(at.as_ref(), &name).await;
     Ok(Json(
@@ -169,21 +345,20 @@ async fn members(
     Path((scope, group)): Path<(String, String)>,
     Query(q): Query<MembersQuery>,
 ) -> ApiResult {
-    if !a.node.scopes().iter().any(|s| s.as_ref() == scope) {
-        return Err(not_found(format!(
-            "scope {scope:?} is not running on this node"
-        )));
-    }
-    let s = a.node.scope(&scope);
-    let pids: Vec<Pid> = match q.filter.as_deref() {
-        None => s.members(&group).to_vec(),
-        Some("local") => s.local_members(&group),
-        Some("remote") => s.remote_members(&group),
+    check_name("group", &group).map_err(bad)?;
+    let filter = match q.filter.as_deref() {
+        None | Some("local") | Some("remote") => q.filter.as_deref(),
         Some(other) => {
             return Err(bad(format!(
                 "bad filter {other:?}: expected local or remote"
             )))
         }
+    };
+    let s = a.scope(&scope).await?;
+    let pids: Vec<Pid> = match filter {
+        Some("local") => s.local_members(&group),
+        Some("remote") => s.remote_members(&group),
+        _ => s.members(&group).to_vec(),
     };
     Ok(Json(
         json!({ "members": pids.iter().map(|p| p.to_string()).collect::<Vec<_>>() }),
@@ -191,19 +366,34 @@ async fn members(
 }
 
 async fn groups(State(a): State<Admin>, Path(scope): Path<String>) -> ApiResult {
-    if !a.node.scopes().iter().any(|s| s.as_ref() == scope) {
-        return Err(not_found(format!(
-            "scope {scope:?} is not running on this node"
-        )));
-    }
-    let g = a.node.scope(&scope).which_groups();
+    let g = a.scope(&scope).await?.which_groups();
     Ok(Json(
         json!({ "groups": g.iter().map(|g| g.as_ref()).collect::<Vec<_>>() }),
     ))
 }
 
+async fn scopes(State(a): State<Admin>) -> ApiResult {
+    let started = lock(&a.scopes.started);
+    let list: Vec<Value> = a
+        .node
+        .scopes()
+        .iter()
+        .map(|s| {
+            let scope = a.node.scope(s);
+            json!({
+                "name": s.as_ref(),
+                "groups": scope.which_groups().len(),
+                "members": scope.membership_count(),
+                "started_by_admin": started.contains_key(s.as_ref()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "scopes": list })))
+}
+
 async fn send(State(a): State<Admin>, b: Result<Json<SendBody>, JsonRejection>) -> ApiResult {
     let b = body(b)?;
+    check_name("name", &b.name).map_err(bad)?;
     let at = b.at.as_deref().map(parse_where).transpose().map_err(bad)?;
     match a
         .node
@@ -345,162 +535,338 @@ fn pid_arg(v: &Value, key: &str) -> Option<Result<Pid, String>> {
         .map(|s| s.parse::<Pid>().map_err(|e| e.to_string()))
 }
 
+fn text(v: Value) -> WsMessage {
+    WsMessage::Text(v.to_string().into())
+}
+
+/// What an attached process is told about its process's own message.
+fn message_event(m: Message) -> (Vec<Value>, bool) {
+    match m {
+        Message::Data { from, payload } => (
+            vec![json!({
+                "event": "message",
+                "from": from.map(|p| p.to_string()),
+                "message": String::from_utf8_lossy(&payload),
+            })],
+            false,
+        ),
+        Message::NameConflict {
+            table,
+            name,
+            winner,
+        } => (
+            vec![json!({
+                "event": "conflict", "table": table, "name": name,
+                "winner": winner.map(|p| p.to_string()), "killed": false,
+            })],
+            false,
+        ),
+        Message::Exit { reason } => {
+            let mut evs = Vec::new();
+            if let ExitReason::Killed(why) = &reason {
+                if let Some(name) = why.strip_prefix("name conflict: ") {
+                    evs.push(json!({"event": "conflict", "name": name, "killed": true}));
+                }
+            }
+            evs.push(json!({"event": "exit", "reason": reason.to_string()}));
+            (evs, true)
+        }
+        Message::Down { mref, pid, reason } => (
+            vec![json!({
+                "event": "down", "ref": mref.0, "pid": pid.to_string(), "reason": reason.to_string(),
+            })],
+            false,
+        ),
+    }
+}
+
+/// One attached process.
+struct Session {
+    admin: Admin,
+    pid: Pid,
+    /// Events from group monitors and from the name service.
+    events: mpsc::UnboundedSender<Value>,
+    /// Group monitors: (scope, group) → the task forwarding its events.
+    monitors: HashMap<(String, String), tokio::task::JoinHandle<()>>,
+    /// Names this process is unregistering itself: their loss is the
+    /// answer to its own command, not news.
+    unregistering: HashSet<String>,
+}
+
 /// One attached process: commands in, events out, until either side closes.
 async fn attached(a: Admin, mut socket: WebSocket) {
     a.attached.fetch_add(1, Ordering::Relaxed);
-    let node = a.node.clone();
-    let mut proc_ = node.spawn();
-    let pid = proc_.pid().clone();
-    let send = |v: Value| WsMessage::Text(v.to_string().into());
-    if socket
-        .send(send(json!({"event": "ready", "pid": pid.to_string()})))
-        .await
-        .is_err()
-    {
-        a.attached.fetch_sub(1, Ordering::Relaxed);
-        return;
-    }
-    loop {
-        tokio::select! {
-            incoming = socket.recv() => {
-                let Some(Ok(msg)) = incoming else { break };
-                let text = match msg {
-                    WsMessage::Text(t) => t.to_string(),
-                    WsMessage::Close(_) => break,
-                    _ => continue,
-                };
-                let reply = command(&node, &pid, &text).await;
-                if socket.send(send(reply)).await.is_err() {
+    let mut proc_ = a.node.spawn();
+    let (events, mut event_rx) = mpsc::unbounded_channel();
+    let mut session = Session {
+        admin: a.clone(),
+        pid: proc_.pid().clone(),
+        events: events.clone(),
+        monitors: HashMap::new(),
+        unregistering: HashSet::new(),
+    };
+    lock(&a.holders).insert(session.pid.clone(), events);
+    let ready = json!({"event": "ready", "pid": session.pid.to_string()});
+    if socket.send(text(ready)).await.is_ok() {
+        loop {
+            let (out, last) = tokio::select! {
+                incoming = socket.recv() => {
+                    let Some(Ok(msg)) = incoming else { break };
+                    let t = match msg {
+                        WsMessage::Text(t) => t.to_string(),
+                        WsMessage::Close(_) => break,
+                        _ => continue,
+                    };
+                    (vec![session.command(&t).await], false)
+                }
+                m = proc_.recv() => {
+                    let Some(m) = m else { break };
+                    message_event(m)
+                }
+                Some(ev) = event_rx.recv() => {
+                    if ev["event"] == "name_lost" {
+                        let name = ev["name"].as_str().unwrap_or_default();
+                        if session.unregistering.remove(name) {
+                            continue;
+                        }
+                    }
+                    (vec![ev], false)
+                }
+            };
+            let mut closed = false;
+            for v in out {
+                if socket.send(text(v)).await.is_err() {
+                    closed = true;
                     break;
                 }
             }
-            m = proc_.recv() => {
-                let Some(m) = m else { break };
-                let (ev, last) = match m {
-                    Message::Data { from, payload } => (json!({
-                        "event": "message",
-                        "from": from.map(|p| p.to_string()),
-                        "message": String::from_utf8_lossy(&payload),
-                    }), false),
-                    Message::NameConflict { table, name, winner } => (json!({
-                        "event": "conflict", "table": table, "name": name,
-                        "winner": winner.map(|p| p.to_string()), "killed": false,
-                    }), false),
-                    Message::Exit { reason } => {
-                        let conflict = match &reason {
-                            ExitReason::Killed(why) => why.strip_prefix("name conflict: ").map(str::to_string),
-                            _ => None,
-                        };
-                        if let Some(name) = conflict {
-                            let _ = socket.send(send(json!({
-                                "event": "conflict", "name": name, "killed": true,
-                            }))).await;
-                        }
-                        (json!({"event": "exit", "reason": reason.to_string()}), true)
-                    }
-                    Message::Down { mref, pid, reason } => (json!({
-                        "event": "down", "ref": mref.0, "pid": pid.to_string(), "reason": reason.to_string(),
-                    }), false),
-                };
-                if socket.send(send(ev)).await.is_err() || last {
-                    break;
-                }
+            if closed || last {
+                break;
             }
         }
     }
     // Closing the connection ends the process: its names and memberships go.
+    lock(&a.holders).remove(&session.pid);
+    for ((scope, _), task) in session.monitors.drain() {
+        task.abort();
+        a.scopes.watch(&scope, false);
+    }
     drop(proc_);
     a.attached.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Runs one attach command and returns the reply.
-async fn command(node: &Node, me: &Pid, text: &str) -> Value {
-    let v: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return json!({"event": "error", "error": format!("bad JSON: {e}")}),
-    };
-    let op = v.get("op").and_then(Value::as_str).unwrap_or("");
-    let str_arg = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    let err = |e: String| json!({"event": "error", "op": op, "error": e});
-    match op {
-        "register" => {
-            let Some(name) = str_arg("name") else {
-                return err("missing \"name\"".into());
-            };
-            match node.names().register(name.clone(), me).await {
-                Ok(()) => json!({"event": "registered", "name": name}),
-                Err(e) => json!({"event": "error", "op": op, "name": name, "error": e.to_string(),
-                                 "taken": matches!(e, cohort::core::names::NamesError::Taken)}),
-            }
-        }
-        "unregister" => {
-            let Some(name) = str_arg("name") else {
-                return err("missing \"name\"".into());
-            };
-            match node.names().unregister(&name).await {
-                Ok(()) => json!({"event": "unregistered", "name": name}),
-                Err(e) => err(e.to_string()),
-            }
-        }
-        "join" | "leave" => {
-            let (Some(scope), Some(group)) = (str_arg("scope"), str_arg("group")) else {
-                return err("missing \"scope\" or \"group\"".into());
-            };
-            let s = node.scope(&scope);
-            let r = if op == "join" {
-                s.join(&group, me)
-            } else {
-                s.leave(&group, me)
-            };
-            match r {
-                Ok(()) => {
-                    json!({"event": if op == "join" { "joined" } else { "left" }, "scope": scope, "group": group})
+impl Session {
+    /// Runs one attach command and returns the reply.
+    async fn command(&mut self, text: &str) -> Value {
+        let v: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => return json!({"event": "error", "error": format!("bad JSON: {e}")}),
+        };
+        let op = v
+            .get("op")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        match self.run(&op, &v).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                let mut r = json!({"event": "error", "op": op, "error": e});
+                if let Some(name) = v.get("name").and_then(Value::as_str) {
+                    r["name"] = json!(name);
                 }
-                Err(e) => err(e.to_string()),
+                r
             }
         }
-        "send" => {
-            let Some(message) = str_arg("message") else {
-                return err("missing \"message\"".into());
-            };
-            if let Some(to) = pid_arg(&v, "to") {
-                return match to {
-                    Ok(p) => {
-                        node.send(&p, message.into_bytes());
-                        json!({"event": "sent", "pid": p.to_string()})
-                    }
-                    Err(e) => err(e),
-                };
-            }
-            let Some(name) = str_arg("name") else {
-                return err("missing \"to\" or \"name\"".into());
-            };
-            match node.whereis_at(None, &name).await {
-                Some(p) => {
-                    node.send(&p, message.into_bytes());
-                    json!({"event": "sent", "pid": p.to_string()})
-                }
-                None => err(format!("name {name:?} is not registered")),
-            }
-        }
-        "" => err("missing \"op\"".into()),
-        other => err(format!("unknown op {other:?}")),
     }
+
+    async fn run(&mut self, op: &str, v: &Value) -> Result<Value, String> {
+        let arg = |k: &str| -> Result<String, String> {
+            let s = v
+                .get(k)
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("missing \"{k}\""))?;
+            check_name(k, s)?;
+            Ok(s.to_string())
+        };
+        let node = &self.admin.node;
+        match op {
+            "register" => {
+                let name = arg("name")?;
+                match node.names().register(name.clone(), &self.pid).await {
+                    Ok(()) => Ok(json!({"event": "registered", "name": name})),
+                    Err(e) => Ok(json!({"event": "error", "op": op, "name": name,
+                                        "error": e.to_string(),
+                                        "taken": matches!(e, NamesError::Taken)})),
+                }
+            }
+            "unregister" => {
+                let name = arg("name")?;
+                self.unregistering.insert(name.clone());
+                match node.names().unregister(&name).await {
+                    Ok(()) => Ok(json!({"event": "unregistered", "name": name})),
+                    Err(e) => {
+                        self.unregistering.remove(&name);
+                        Err(e.to_string())
+                    }
+                }
+            }
+            "join" | "leave" => {
+                let (scope, group) = (arg("scope")?, arg("group")?);
+                let s = self.admin.scope(&scope).await.map_err(|e| e.1)?;
+                let (r, event) = if op == "join" {
+                    (s.join(&group, &self.pid), "joined")
+                } else {
+                    (s.leave(&group, &self.pid), "left")
+                };
+                r.map_err(|e| e.to_string())?;
+                Ok(json!({"event": event, "scope": scope, "group": group}))
+            }
+            "monitor" => {
+                let (scope, group) = (arg("scope")?, arg("group")?);
+                let key = (scope.clone(), group.clone());
+                if self.monitors.contains_key(&key) {
+                    return Err(format!("already monitoring {scope}/{group}"));
+                }
+                let s = self.admin.scope(&scope).await.map_err(|e| e.1)?;
+                let (mut mon, members) = s.monitor(&group).map_err(|e| e.to_string())?;
+                self.admin.scopes.watch(&scope, true);
+                let tx = self.events.clone();
+                let task = tokio::spawn(async move {
+                    while let Some(ev) = mon.recv().await {
+                        let kind = match ev.kind {
+                            PgEventKind::Join => "join",
+                            PgEventKind::Leave => "leave",
+                            PgEventKind::Meta => "meta",
+                        };
+                        let v = json!({
+                            "event": "pg", "scope": ev.scope.as_ref(), "group": ev.group.as_ref(),
+                            "kind": kind,
+                            "pids": ev.pids.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                        });
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                });
+                self.monitors.insert(key, task);
+                Ok(json!({
+                    "event": "monitoring", "scope": scope, "group": group,
+                    "members": members.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                }))
+            }
+            "demonitor" => {
+                let (scope, group) = (arg("scope")?, arg("group")?);
+                let task = self
+                    .monitors
+                    .remove(&(scope.clone(), group.clone()))
+                    .ok_or_else(|| format!("not monitoring {scope}/{group}"))?;
+                task.abort();
+                self.admin.scopes.watch(&scope, false);
+                Ok(json!({"event": "demonitored", "scope": scope, "group": group}))
+            }
+            "send" => {
+                let message = v
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .ok_or("missing \"message\"")?
+                    .to_string();
+                if let Some(to) = pid_arg(v, "to") {
+                    let p = to?;
+                    node.send(&p, message.into_bytes());
+                    return Ok(json!({"event": "sent", "pid": p.to_string()}));
+                }
+                if v.get("name").is_none() {
+                    return Err("missing \"to\" or \"name\"".into());
+                }
+                let name = arg("name")?;
+                match node.whereis_at(None, &name).await {
+                    Some(p) => {
+                        node.send(&p, message.into_bytes());
+                        Ok(json!({"event": "sent", "pid": p.to_string()}))
+                    }
+                    None => Err(format!("name {name:?} is not registered")),
+                }
+            }
+            "" => Err("missing \"op\"".into()),
+            other => Err(format!("unknown op {other:?}")),
+        }
+    }
+}
+
+/// Tells attached processes when a name they hold goes for any reason but
+/// their own exit or a clash (those arrive as the process's own messages).
+async fn tell_holders(a: Admin) {
+    let table = a.node.names();
+    let mut events = table.subscribe();
+    while let Some(ev) = events.recv().await {
+        let NameEvent::Unregistered { name, pid, reason } = ev else {
+            continue;
+        };
+        let why = match reason {
+            UnregisterReason::Unregistered => "unregister",
+            UnregisterReason::Replaced => "re_register",
+            UnregisterReason::NodeDown => "nodedown",
+            UnregisterReason::Exited(_) | UnregisterReason::Conflict => continue,
+        };
+        if let Some(tx) = lock(&a.holders).get(&pid) {
+            let _ = tx.send(json!({
+                "event": "name_lost", "table": table.name(), "name": name, "reason": why,
+            }));
+        }
+    }
+}
+
+/// Makes every error answer JSON: axum's own refusals (unknown route,
+/// wrong method, a query or path that does not decode) come as plain text
+/// or with no body at all.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let body = axum::body::to_bytes(resp.into_body(), 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    let msg = if !text.is_empty() {
+        text
+    } else if status == StatusCode::METHOD_NOT_ALLOWED {
+        "method not allowed for this endpoint; see openapi.yaml".into()
+    } else {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_lowercase()
+    };
+    ApiError(status, msg).into_response()
 }
 
 /// Serves the admin API on `addr` until the node stops, with the
 /// bench-only `/bench/` endpoints when `bench_api` is set (hidden
-/// `cohort node --bench-api`).
+/// `cohort node --bench-api`). `configured` are the scopes the node runs
+/// by configuration (never stopped for being idle).
 pub async fn serve(
     node: Node,
     addr: SocketAddr,
     bench_api: bool,
+    limits: ScopeLimits,
+    configured: Vec<String>,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let bench = bench_api.then(|| crate::bench::api::router(node.clone()));
+    let mut configured = configured;
+    configured.push(cohort::core::pg::DEFAULT_SCOPE.to_string());
     let state = Admin {
         node,
         attached: Arc::new(AtomicU64::new(0)),
         requests: Arc::new(AtomicU64::new(0)),
+        scopes: Arc::new(Scopes::new(limits, configured)),
+        holders: Arc::new(Mutex::new(HashMap::new())),
     };
     let counter = state.requests.clone();
     let mut app = Router::new();
@@ -512,6 +878,7 @@ pub async fn serve(
         .route("/nodes", get(nodes))
         .route("/names", get(names))
         .route("/whereis/{name}", get(whereis))
+        .route("/scopes", get(scopes))
         .route("/members/{scope}/{group}", get(members))
         .route("/groups/{scope}", get(groups))
         .route("/send", post(send))
@@ -522,17 +889,29 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/attach", get(attach))
         .fallback(|| async { not_found("no such endpoint; see openapi.yaml") })
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn(
             move |req, next: axum::middleware::Next| {
                 counter.fetch_add(1, Ordering::Relaxed);
                 async move { next.run(req).await }
             },
         ))
-        .with_state(state);
+        .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("--admin: cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr()?;
+    tokio::spawn(tell_holders(state.clone()));
+    let gc = state.clone();
+    tokio::spawn(async move {
+        let every = (gc.scopes.limits.idle / 4).max(Duration::from_millis(20));
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            gc.scopes.collect_idle(&gc.node);
+        }
+    });
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

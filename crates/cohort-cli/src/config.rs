@@ -15,6 +15,8 @@ use cohort::core::names::{LossPolicy, Mode, NamesConfig, TableConfig};
 use cohort::NodeName;
 use serde::Deserialize;
 
+use crate::admin::{check_name, ScopeLimits};
+
 /// The TOML file, as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +48,12 @@ pub struct FileConfig {
     /// table `global` with the kill policy.
     #[serde(default)]
     pub name_tables: Vec<FileTable>,
+    /// At most this many process-group scopes run on the node (admin calls
+    /// start a scope on its first use; past the cap they are refused).
+    pub max_scopes: Option<usize>,
+    /// A scope started by an admin call is stopped again after this many
+    /// milliseconds without local members, watchers or use.
+    pub scope_idle_ms: Option<u64>,
 }
 
 /// One `[[global_groups]]` entry.
@@ -120,10 +128,36 @@ pub struct NodeConfig {
     pub names: NamesConfig,
     /// Serve the bench-only `/bench/` admin endpoints.
     pub bench_api: bool,
+    /// Limits of the scopes admin calls start.
+    pub scope_limits: ScopeLimits,
 }
 
 /// The default admin address: loopback only.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:4370";
+
+/// Checks an admin address given to `cohort ctl`: HOST:PORT, no scheme,
+/// no path (clap shows the error with the flag's name).
+pub fn admin_addr(s: &str) -> std::result::Result<String, String> {
+    let example = "HOST:PORT, for example 127.0.0.1:4370";
+    if s.contains("://") {
+        return Err(format!("{s:?} has a scheme; give {example}"));
+    }
+    if s.contains('/') {
+        return Err(format!("{s:?} has a path; give {example}"));
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!("{s:?} has no port; give {example}"));
+    };
+    if host.is_empty() || (host.contains(':') && !host.starts_with('[')) {
+        return Err(format!(
+            "{s:?} is not HOST:PORT ([ADDR]:PORT for IPv6); give {example}"
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(s.to_string()),
+        _ => Err(format!("{s:?}: {port:?} is not a port; give {example}")),
+    }
+}
 
 fn read_file(path: &Path) -> Result<FileConfig> {
     let text =
@@ -176,6 +210,7 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
     let mut groups = Vec::new();
     for (i, g) in file.global_groups.iter().enumerate() {
         let at = format!("global_groups[{}] ({:?})", i + 1, g.name);
+        check_name("the group name", &g.name).map_err(|e| anyhow!("{at}: {e}"))?;
         let publish: Publish = g
             .publish
             .parse()
@@ -189,9 +224,17 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
     }
     let groups = GroupsConfig { groups };
     groups.validate(&name).map_err(|e| anyhow!("{e}"))?;
+    for (i, sc) in file.scopes.iter().enumerate() {
+        check_name("the scope name", sc).map_err(|e| anyhow!("scopes[{}]: {e}", i + 1))?;
+    }
     let mut names = NamesConfig::empty();
+    let mut table_names = std::collections::HashSet::new();
     for (i, t) in file.name_tables.iter().enumerate() {
         let at = format!("name_tables[{}] ({:?})", i + 1, t.name);
+        check_name("the table name", &t.name).map_err(|e| anyhow!("{at}: {e}"))?;
+        if !table_names.insert(t.name.as_str()) {
+            bail!("{at}: a table named {:?} is defined twice", t.name);
+        }
         let mut tc = TableConfig::new(t.name.clone());
         if let Some(m) = &t.mode {
             tc = tc.mode(match m.as_str() {
@@ -231,6 +274,20 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         scopes: file.scopes.clone(),
         names,
         bench_api: flags.bench_api,
+        scope_limits: {
+            let d = ScopeLimits::default();
+            if file.max_scopes == Some(0) {
+                bail!("max_scopes: must be at least 1 (the default scope `pg` always runs)");
+            }
+            ScopeLimits {
+                max_scopes: file.max_scopes.unwrap_or(d.max_scopes),
+                idle: file
+                    .scope_idle_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(d.idle),
+                sync_wait: d.sync_wait,
+            }
+        },
     })
 }
 
@@ -300,6 +357,19 @@ policy = "notify"
             ),
             ("name = \"a@h\"\nlisten = \"x\"\n[[name_tables]]\nname = \"t\"\nmode = \"fast\"\n", "unknown mode \"fast\""),
             ("name = [\n", "line"),
+            (
+                "name = \"a@h\"\nlisten = \"x\"\n[[name_tables]]\nname = \"t\"\n[[name_tables]]\nname = \"t\"\nmode = \"eventual\"\n",
+                "name_tables[2] (\"t\"): a table named \"t\" is defined twice",
+            ),
+            (
+                "name = \"a@h\"\nlisten = \"x\"\n[[name_tables]]\nname = \"\"\n",
+                "name_tables[1] (\"\"): the table name is empty",
+            ),
+            ("name = \"a@h\"\nlisten = \"x\"\nscopes = [\"ok\", \"\"]\n", "scopes[2]: the scope name is empty"),
+            (
+                "name = \"a@h\"\nlisten = \"x\"\n[[global_groups]]\nname = \"\"\npublish = \"normal\"\nnodes = [\"a@h\"]\n",
+                "the group name is empty",
+            ),
         ];
         for (text, want) in cases {
             let err = with_file(text).unwrap_err().to_string();

@@ -69,25 +69,31 @@ impl Ctl {
 
     fn print(&self, v: &Value, human: impl FnOnce(&Value) -> String) {
         if self.json {
-            println!("{v}");
+            crate::out!("{v}");
         } else {
             let s = human(v);
             if !s.is_empty() {
-                println!("{s}");
+                crate::out!("{s}");
             }
         }
     }
 
+    /// One item a line, `(none)` for an empty list.
     fn list(v: &Value, key: &str) -> String {
-        v[key]
+        let items: Vec<&str> = v[key]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if items.is_empty() {
+            "(none)".into()
+        } else {
+            items.join("\n")
+        }
+    }
+
+    /// Items joined by ", ", `(none)` for an empty list.
+    fn inline(v: &Value, key: &str) -> String {
+        Self::list(v, key).replace('\n', ", ")
     }
 
     fn where_q(at: &Option<String>) -> String {
@@ -96,23 +102,26 @@ impl Ctl {
             .unwrap_or_default()
     }
 
-    /// `info`.
+    /// `info`: the whole answer with `--json`.
     pub fn info(&self) -> Result<()> {
         let v = self.get("/info")?;
-        let shaped = json!({
-            "state": v["state"], "own_group_name": v["own_group_name"],
-            "own_group_nodes": v["own_group_nodes"], "synced_nodes": v["synced_nodes"],
-            "sync_error": v["sync_error"], "no_contact": v["no_contact"],
-            "other_groups": v["other_groups"].as_array().map(|gs| gs.iter().map(|g| json!({"name": g["name"], "nodes": g["nodes"]})).collect::<Vec<_>>()),
-        });
-        self.print(&shaped, |v| {
-            let l = |k: &str| v[k].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        self.print(&v, |v| {
+            let groups: Vec<&str> = v["other_groups"]
+                .as_array()
+                .map(|gs| gs.iter().filter_map(|g| g["name"].as_str()).collect())
+                .unwrap_or_default();
             format!(
-                "state: {}\nown group: {}\nown group nodes: {}\nsynced: {}\nsync errors: {}\nno contact: {}\nother groups: {}",
+                "node: {} (creation {})\nstate: {}\nown group: {}\nown group nodes: {}\nsynced: {}\nsync errors: {}\nno contact: {}\nother groups: {}\nmonitors: {}",
+                v["node"].as_str().unwrap_or(""),
+                v["creation"],
                 v["state"].as_str().unwrap_or(""),
                 v["own_group_name"].as_str().unwrap_or("-"),
-                l("own_group_nodes"), l("synced_nodes"), l("sync_error"), l("no_contact"),
-                v["other_groups"].as_array().map(|gs| gs.iter().map(|g| g["name"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                Self::inline(v, "own_group_nodes"),
+                Self::inline(v, "synced_nodes"),
+                Self::inline(v, "sync_error"),
+                Self::inline(v, "no_contact"),
+                if groups.is_empty() { "(none)".into() } else { groups.join(", ") },
+                v["monitors"],
             )
         });
         Ok(())
@@ -158,6 +167,39 @@ impl Ctl {
         Ok(())
     }
 
+    /// `scopes`.
+    pub fn scopes(&self) -> Result<()> {
+        let v = self.get("/scopes")?;
+        self.print(&v, |v| {
+            let rows: Vec<String> = v["scopes"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| {
+                            format!(
+                                "{} groups={} members={}{}",
+                                s["name"].as_str().unwrap_or(""),
+                                s["groups"],
+                                s["members"],
+                                if s["started_by_admin"] == true {
+                                    " (started on use)"
+                                } else {
+                                    ""
+                                }
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if rows.is_empty() {
+                "(none)".into()
+            } else {
+                rows.join("\n")
+            }
+        });
+        Ok(())
+    }
+
     /// `send NAME MESSAGE [--where ...]`.
     pub fn send(&self, name: &str, message: &str, at: &Option<String>) -> Result<()> {
         let v = self.post(
@@ -183,7 +225,15 @@ impl Ctl {
             if on { "/block" } else { "/unblock" },
             json!({"node": node}),
         )?;
-        self.print(&v, |_| String::new());
+        self.print(&v, |v| {
+            if on {
+                format!("blocked {node}: traffic with it is dropped and refused")
+            } else if v["was_blocked"] == false {
+                format!("{node} was not blocked")
+            } else {
+                format!("unblocked {node}: the nodes reconnect by themselves")
+            }
+        });
         Ok(())
     }
 
@@ -229,9 +279,9 @@ impl Ctl {
                     .map(|n| format!("register {n}"))
                     .unwrap_or_else(|| c["op"].to_string());
                 if r["taken"] == true {
-                    eprintln!("cohort: {what}: name is taken");
+                    crate::err!("cohort: {what}: name is taken");
                 } else {
-                    eprintln!(
+                    crate::err!(
                         "cohort: {what}: {}",
                         r["error"].as_str().unwrap_or("failed")
                     );
@@ -239,18 +289,23 @@ impl Ctl {
                 return Ok(1);
             }
         }
-        println!("ready {pid}");
+        crate::out!("ready {pid}");
         let mut lost_by_kill = false;
         while let Some(ev) = read(&mut ws)? {
             match ev["event"].as_str() {
-                Some("message") => println!(
+                Some("message") => crate::out!(
                     "{}",
                     ev["message"].as_str().unwrap_or("").replace('\n', "\\n")
                 ),
                 Some("conflict") => {
-                    println!("conflict {}", ev["name"].as_str().unwrap_or(""));
+                    crate::out!("conflict {}", ev["name"].as_str().unwrap_or(""));
                     lost_by_kill |= ev["killed"] == true;
                 }
+                Some("name_lost") => crate::out!(
+                    "unregistered {} by {}",
+                    ev["name"].as_str().unwrap_or(""),
+                    ev["reason"].as_str().unwrap_or("")
+                ),
                 Some("exit") => return Ok(if lost_by_kill { 3 } else { 1 }),
                 _ => {}
             }

@@ -6,6 +6,7 @@ mod config;
 mod ctl;
 mod demo;
 mod node;
+mod out;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,11 +66,12 @@ struct NodeArgs {
 
 #[derive(Args)]
 struct CtlArgs {
-    /// The node's admin API.
-    #[arg(long, default_value = config::DEFAULT_ADMIN)]
+    /// The node's admin API, HOST:PORT (also after the subcommand).
+    #[arg(long, global = true, env = "COHORT_ADMIN", default_value = config::DEFAULT_ADMIN,
+          value_parser = config::admin_addr)]
     admin: String,
-    /// Print JSON.
-    #[arg(long)]
+    /// Print JSON (also after the subcommand).
+    #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     cmd: CtlCmd,
@@ -117,6 +119,8 @@ enum CtlCmd {
         /// The scope.
         scope: String,
     },
+    /// Process-group scopes running on the node.
+    Scopes,
     /// Sends a message to a registered name.
     Send {
         /// The name.
@@ -151,17 +155,27 @@ enum CtlCmd {
     },
 }
 
-fn init_logs(json: bool) {
+/// Logs go to stderr through a writer thread: a full or closed stderr
+/// drops log lines (never blocks a task, never panics). Colours only on a
+/// terminal. The guard flushes what is queued when dropped.
+fn init_logs(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal;
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("COHORT_LOG").unwrap_or_else(|_| "warn".into());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("cohort-log")
+        .finish(std::io::stderr());
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer);
     if json {
         b.json().init();
     } else {
         b.init();
     }
+    guard
 }
 
 fn ctl(args: CtlArgs) -> anyhow::Result<i32> {
@@ -188,6 +202,7 @@ fn ctl(args: CtlArgs) -> anyhow::Result<i32> {
             },
         )?,
         CtlCmd::Groups { scope } => c.groups(&scope)?,
+        CtlCmd::Scopes => c.scopes()?,
         CtlCmd::Send { name, message, at } => c.send(&name, &message, &at)?,
         CtlCmd::Sync => c.sync()?,
         CtlCmd::Block { node } => c.block(&node, true)?,
@@ -198,26 +213,10 @@ fn ctl(args: CtlArgs) -> anyhow::Result<i32> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) if !e.use_stderr() => {
-            // --help, --version
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            // One line naming the problem, not a page of usage.
-            let text = e.render().to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
-            eprintln!("cohort: {first} (see cohort --help)");
-            return ExitCode::FAILURE;
-        }
-    };
-    init_logs(cli.log_json);
+    // clap prints the whole message (with "did you mean" hints, or the
+    // help) and exits with status 2 on bad arguments, 0 for --help.
+    let cli = Cli::parse();
+    let _logs = init_logs(cli.log_json);
     let result: anyhow::Result<i32> = match cli.command {
         Command::Ctl(args) => ctl(args),
         Command::Node(a) => {
@@ -239,7 +238,7 @@ fn main() -> ExitCode {
         Ok(0) => ExitCode::SUCCESS,
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("cohort: {e:#}");
+            crate::err!("cohort: {e:#}");
             ExitCode::FAILURE
         }
     }

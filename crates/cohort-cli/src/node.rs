@@ -70,9 +70,16 @@ fn connect_seed(node: &Node, addr: String) {
 /// Runs the daemon until a signal.
 pub async fn run(cfg: NodeConfig) -> Result<()> {
     let node = start(&cfg).await?;
-    let (admin_addr, _server) = admin::serve(node.clone(), cfg.admin, cfg.bench_api).await?;
+    let (admin_addr, _server) = admin::serve(
+        node.clone(),
+        cfg.admin,
+        cfg.bench_api,
+        cfg.scope_limits,
+        cfg.scopes.clone(),
+    )
+    .await?;
     // One line on stdout that scripts can wait for.
-    println!(
+    crate::out!(
         "node {} listening on {} admin http://{} creation {}",
         node.name(),
         node.local_addr(),

@@ -15,7 +15,9 @@ pub use crate::core::auth::Cookie;
 pub enum CookieSource {
     /// This secret.
     Value(String),
-    /// The first line of this file (surrounding whitespace ignored).
+    /// The first line of this file, as OTP reads `~/.erlang.cookie`
+    /// (surrounding whitespace and the line end ignored; later lines are
+    /// not part of the cookie).
     File(PathBuf),
     /// The per-user default file, created if missing.
     #[default]
@@ -51,7 +53,9 @@ impl CookieSource {
 fn read_cookie_file(path: &Path) -> Result<Cookie, String> {
     let text =
         fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let secret = text.trim();
+    // The first line, as OTP reads `~/.erlang.cookie`; a trailing newline
+    // or surrounding blanks are not part of it.
+    let secret = text.lines().next().unwrap_or("").trim();
     if secret.is_empty() {
         return Err(format!("{} is empty", path.display()));
     }
@@ -128,6 +132,28 @@ mod tests {
             let err = CookieSource::File(p.clone()).load().unwrap_err();
             assert!(err.contains("owner only"), "{err}");
         }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_cookie_is_the_first_line_of_its_file() {
+        let dir = std::env::temp_dir().join(format!("cohort-cookie-line-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            fs::write(&p, text).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+            }
+            CookieSource::File(p).load()
+        };
+        let plain = write("plain", "SECRET").unwrap();
+        assert_eq!(write("newline", "SECRET\n").unwrap(), plain);
+        assert_eq!(write("crlf", "  SECRET \r\n").unwrap(), plain);
+        assert_eq!(write("more", "SECRET\nsecond line\n").unwrap(), plain);
+        assert!(write("blank-first", "\nSECRET\n").is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 

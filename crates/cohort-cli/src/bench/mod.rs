@@ -300,7 +300,7 @@ fn print(sums: &[Summary], json: bool, pb: &ProgressBar) {
     pb.suspend(|| {
         for s in sums {
             if json {
-                println!("{}", s.to_json());
+                crate::out!("{}", s.to_json());
             } else {
                 let range = if s.reps > 1 {
                     format!(
@@ -311,7 +311,7 @@ fn print(sums: &[Summary], json: bool, pb: &ProgressBar) {
                 } else {
                     String::new()
                 };
-                println!(
+                crate::out!(
                     "{:<15} {:<34} {:>14}{range}  {}",
                     s.scenario,
                     s.metric,
@@ -371,7 +371,9 @@ pub fn run(a: BenchArgs) -> Result<i32> {
             match (job.run)() {
                 Ok(s) => reps.push(s),
                 Err(e) => {
-                    pb.suspend(|| eprintln!("cohort bench: {} {}: {e:#}", job.scenario, job.label));
+                    pb.suspend(|| {
+                        crate::err!("cohort bench: {} {}: {e:#}", job.scenario, job.label)
+                    });
                     failures.push(format!("{} {}: {e:#}", job.scenario, job.label));
                 }
             }
@@ -392,7 +394,7 @@ pub fn run(a: BenchArgs) -> Result<i32> {
             failures: failures.clone(),
         };
         report::write(dir, &results, &meta)?;
-        eprintln!(
+        crate::err!(
             "cohort bench: report in {}",
             dir.join("report.md").display()
         );

@@ -190,7 +190,15 @@ pub struct Cluster {
     waiting: Vec<(NodeName, ReqId, Time)>,
     next_tick: Time,
     shutting_down: bool,
+    /// Failed cookie checks by claimed node name: when the last was logged
+    /// and how many came since (see [`Cluster::log_bad_cookie`]).
+    bad_cookies: BTreeMap<NodeName, (Time, u64)>,
 }
+
+/// A wrong cookie from the same node is logged at most once in this time.
+const BAD_COOKIE_LOG_EVERY: Duration = Duration::from_secs(60);
+/// How many nodes' failed cookie checks are remembered for that.
+const BAD_COOKIE_LOG_KEEP: usize = 1024;
 
 impl Cluster {
     /// A cluster layer for node `me` of `creation`.
@@ -221,6 +229,7 @@ impl Cluster {
             waiting: Vec::new(),
             next_tick,
             shutting_down: false,
+            bad_cookies: BTreeMap::new(),
         }
     }
 
@@ -482,6 +491,37 @@ impl Cluster {
     }
 
     /// Sends `Refuse` and closes; the connection never was up.
+    /// Logs a failed cookie check once per claimed node and then at most
+    /// once a minute, with the number of failures in between (a node with
+    /// the wrong cookie retries every few seconds, forever).
+    fn log_bad_cookie(&mut self, claimed: &NodeName, addr: &str, what: &str, now: Time) {
+        match self.bad_cookies.get_mut(claimed) {
+            Some((last, since)) if now.since(*last) < BAD_COOKIE_LOG_EVERY => {
+                *since += 1;
+                debug!(node = %self.me, %addr, %claimed, "{what} (repeated; logged once a minute)");
+            }
+            Some((last, since)) => {
+                warn!(node = %self.me, %addr, %claimed, repeated = *since, "{what} (again; {since} more since the last report)");
+                *last = now;
+                *since = 0;
+            }
+            None => {
+                warn!(node = %self.me, %addr, %claimed, "{what}");
+                if self.bad_cookies.len() >= BAD_COOKIE_LOG_KEEP {
+                    let oldest = self
+                        .bad_cookies
+                        .iter()
+                        .min_by_key(|(_, (t, _))| *t)
+                        .map(|(n, _)| n.clone());
+                    if let Some(n) = oldest {
+                        self.bad_cookies.remove(&n);
+                    }
+                }
+                self.bad_cookies.insert(claimed.clone(), (now, 0));
+            }
+        }
+    }
+
     fn refuse(&mut self, conn: ConnId, reason: RefuseReason, fx: &mut Effects) {
         if let Some(c) = self.conns.remove(&conn) {
             fx.push(Effect::Send {
@@ -765,7 +805,8 @@ impl Cluster {
         };
         let t = self.transcript(Role::Acceptor, peer, nonce);
         if !auth::verify(&self.cookie, Role::Dialer, &t, &proof) {
-            warn!(node = %self.me, addr = %c.addr, claimed = %peer.name, "refusing connection: wrong cookie");
+            let (addr, claimed) = (c.addr.clone(), peer.name.clone());
+            self.log_bad_cookie(&claimed, &addr, "refusing connection: wrong cookie", now);
             return self.refuse(conn, RefuseReason::BadCookie, fx);
         }
         let ack = auth::prove(&self.cookie, Role::Acceptor, &t);
@@ -804,7 +845,13 @@ impl Cluster {
         };
         let t = self.transcript(Role::Dialer, peer, nonce);
         if !auth::verify(&self.cookie, Role::Acceptor, &t, &proof) {
-            warn!(node = %self.me, addr = %c.addr, claimed = %peer.name, "peer failed authentication: wrong cookie");
+            let (addr, claimed) = (c.addr.clone(), peer.name.clone());
+            self.log_bad_cookie(
+                &claimed,
+                &addr,
+                "peer failed authentication: wrong cookie",
+                now,
+            );
             let c = self.conns.remove(&conn).expect("present");
             fx.push(Effect::Close {
                 conn,

@@ -95,6 +95,34 @@ impl Scope {
         &self.name
     }
 
+    /// Whether this node has heard from every connected peer of the scope
+    /// since it asked them (at its start or their connection): each sent
+    /// its entries or said it does not run the scope. A scope started just
+    /// now may read empty until then. False when the scope was stopped.
+    pub fn is_synced(&self) -> bool {
+        self.node
+            .shared()
+            .with(|core, _, _| core.pg().synced(&self.name))
+            .unwrap_or(false)
+    }
+
+    /// Waits until [`Scope::is_synced`] holds, at most `timeout`; returns
+    /// whether it does.
+    pub async fn synced(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = std::time::Duration::from_micros(200);
+        loop {
+            if self.is_synced() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(10));
+        }
+    }
+
     // ---- writes -------------------------------------------------------
 
     /// Adds a local process to `group` once more (a second join needs a

@@ -770,6 +770,18 @@ impl Pg {
         }
     }
 
+    /// Whether `scope` has heard from every peer it asked: each sent its
+    /// snapshot (or the changes this node missed) or said that it does not
+    /// run the scope. None when the scope is not running here.
+    pub fn synced(&self, scope: &str) -> Option<bool> {
+        let s = self.scopes.get(scope)?;
+        Some(
+            s.peers
+                .values()
+                .all(|p| !p.asked || (p.cursor.is_some() && p.partial.is_empty())),
+        )
+    }
+
     /// The published view of a running scope.
     pub fn view(&self, scope: &str) -> Option<Arc<ScopeView>> {
         self.scopes.get(scope).map(|s| s.view.clone())
@@ -1118,7 +1130,15 @@ impl Pg {
                 debug!(peer = %node, %scope, "process-group frame from a node outside the scope's span; ignored");
                 return;
             }
-            None => return,
+            None => {
+                // Tell an asker that this node does not run the scope, so
+                // it knows it has heard from everyone (see `Pg::synced`)
+                // instead of waiting for a snapshot that never comes.
+                if let PgFrame::Discover { scope, .. } = frame {
+                    ctx.send(node, Frame::Pg(PgFrame::Stopped { scope }));
+                }
+                return;
+            }
         }
         match frame {
             PgFrame::Discover { scope, have } => {
