@@ -405,6 +405,24 @@ async fn send(State(a): State<Admin>, b: Result<Json<SendBody>, JsonRejection>) 
     }
 }
 
+#[derive(Deserialize)]
+struct NameBody {
+    name: String,
+}
+
+async fn unregister(State(a): State<Admin>, b: Result<Json<NameBody>, JsonRejection>) -> ApiResult {
+    let b = body(b)?;
+    check_name("name", &b.name).map_err(bad)?;
+    let table = a.node.names();
+    let Some(pid) = table.whereis(&b.name) else {
+        return Err(not_found(format!("name {:?} is not registered", b.name)));
+    };
+    match table.unregister(&b.name).await {
+        Ok(()) => Ok(Json(json!({ "name": b.name, "pid": pid.to_string() }))),
+        Err(e) => Err(ApiError(StatusCode::CONFLICT, e.to_string())),
+    }
+}
+
 async fn sync(State(a): State<Admin>) -> ApiResult {
     a.node.global_group_sync().await;
     a.node
@@ -882,6 +900,7 @@ pub async fn serve(
         .route("/members/{scope}/{group}", get(members))
         .route("/groups/{scope}", get(groups))
         .route("/send", post(send))
+        .route("/unregister", post(unregister))
         .route("/sync", post(sync))
         .route("/block", post(block))
         .route("/unblock", post(unblock))

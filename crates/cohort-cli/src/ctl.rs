@@ -212,6 +212,18 @@ impl Ctl {
         Ok(())
     }
 
+    /// `unregister NAME`.
+    pub fn unregister(&self, name: &str) -> Result<()> {
+        let v = self.post("/unregister", json!({ "name": name }))?;
+        self.print(&v, |v| {
+            format!(
+                "unregistered {name} (held by {})",
+                v["pid"].as_str().unwrap_or("")
+            )
+        });
+        Ok(())
+    }
+
     /// `sync`.
     pub fn sync(&self) -> Result<()> {
         let v = self.post("/sync", json!({}))?;
@@ -274,10 +286,11 @@ impl Ctl {
             let r =
                 read(&mut ws)?.ok_or_else(|| anyhow!("the node closed the attach connection"))?;
             if r["event"] == "error" {
-                let what = r["name"]
-                    .as_str()
-                    .map(|n| format!("register {n}"))
-                    .unwrap_or_else(|| c["op"].to_string());
+                let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                let what = match c["op"].as_str() {
+                    Some("register") => format!("register {:?}", s("name")),
+                    _ => format!("join {:?}", format!("{}/{}", s("scope"), s("group"))),
+                };
                 if r["taken"] == true {
                     crate::err!("cohort: {what}: name is taken");
                 } else {

@@ -131,6 +131,11 @@ enum CtlCmd {
         #[arg(long = "where")]
         at: Option<String>,
     },
+    /// Unregisters a name, whoever holds it (its holder is told).
+    Unregister {
+        /// The name.
+        name: String,
+    },
     /// Re-checks global groups and names with every peer.
     Sync,
     /// Fault injection: drop and refuse all traffic with NODE.
@@ -204,6 +209,7 @@ fn ctl(args: CtlArgs) -> anyhow::Result<i32> {
         CtlCmd::Groups { scope } => c.groups(&scope)?,
         CtlCmd::Scopes => c.scopes()?,
         CtlCmd::Send { name, message, at } => c.send(&name, &message, &at)?,
+        CtlCmd::Unregister { name } => c.unregister(&name)?,
         CtlCmd::Sync => c.sync()?,
         CtlCmd::Block { node } => c.block(&node, true)?,
         CtlCmd::Unblock { node } => c.block(&node, false)?,

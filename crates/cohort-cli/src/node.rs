@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use cohort::cookie::CookieSource;
 use cohort::Node;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::admin;
 use crate::config::NodeConfig;
@@ -46,10 +46,14 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node> {
 }
 
 /// Keeps dialing a seed until its session is up (seeds may start later).
+/// A failure is logged when it first happens or changes, then at most once
+/// a minute: a seed that refuses us forever must not flood the log.
 fn connect_seed(node: &Node, addr: String) {
     let node = node.clone();
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(50);
+        let mut last: Option<(String, tokio::time::Instant)> = None;
+        let mut repeats = 0u64;
         loop {
             match node.connect(&addr).await {
                 Ok(peer) => {
@@ -58,7 +62,21 @@ fn connect_seed(node: &Node, addr: String) {
                 }
                 Err(cohort::ConnectError::ShuttingDown) => return,
                 Err(e) => {
-                    warn!(%addr, error = %e, "seed not reachable yet");
+                    let text = e.to_string();
+                    let now = tokio::time::Instant::now();
+                    match &last {
+                        Some((t, at))
+                            if *t == text && now.duration_since(*at) < Duration::from_secs(60) =>
+                        {
+                            repeats += 1;
+                            debug!(%addr, error = %text, "seed still not reachable");
+                        }
+                        _ => {
+                            warn!(%addr, error = %text, repeated = repeats, "seed not reachable yet; retrying");
+                            last = Some((text, now));
+                            repeats = 0;
+                        }
+                    }
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }

@@ -190,15 +190,16 @@ pub struct Cluster {
     waiting: Vec<(NodeName, ReqId, Time)>,
     next_tick: Time,
     shutting_down: bool,
-    /// Failed cookie checks by claimed node name: when the last was logged
-    /// and how many came since (see [`Cluster::log_bad_cookie`]).
-    bad_cookies: BTreeMap<NodeName, (Time, u64)>,
+    /// Refused handshakes (a wrong cookie either way, a refusal by the
+    /// peer) by who and why: when the last was logged and how many came
+    /// since (see [`Cluster::log_refusal`]).
+    refusals: BTreeMap<String, (Time, u64)>,
 }
 
-/// A wrong cookie from the same node is logged at most once in this time.
-const BAD_COOKIE_LOG_EVERY: Duration = Duration::from_secs(60);
-/// How many nodes' failed cookie checks are remembered for that.
-const BAD_COOKIE_LOG_KEEP: usize = 1024;
+/// The same refused handshake is logged at most once in this time.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+/// How many kinds of refusal are remembered for that.
+const REFUSAL_LOG_KEEP: usize = 1024;
 
 impl Cluster {
     /// A cluster layer for node `me` of `creation`.
@@ -229,7 +230,7 @@ impl Cluster {
             waiting: Vec::new(),
             next_tick,
             shutting_down: false,
-            bad_cookies: BTreeMap::new(),
+            refusals: BTreeMap::new(),
         }
     }
 
@@ -491,33 +492,34 @@ impl Cluster {
     }
 
     /// Sends `Refuse` and closes; the connection never was up.
-    /// Logs a failed cookie check once per claimed node and then at most
-    /// once a minute, with the number of failures in between (a node with
-    /// the wrong cookie retries every few seconds, forever).
-    fn log_bad_cookie(&mut self, claimed: &NodeName, addr: &str, what: &str, now: Time) {
-        match self.bad_cookies.get_mut(claimed) {
-            Some((last, since)) if now.since(*last) < BAD_COOKIE_LOG_EVERY => {
+    /// Logs a refused handshake when it first happens, then at most once
+    /// a minute with the number of repeats in between (a node with the
+    /// wrong cookie retries every few seconds, forever). `key` says which
+    /// refusals count as the same.
+    fn log_refusal(&mut self, key: String, addr: &str, what: &str, now: Time) {
+        match self.refusals.get_mut(&key) {
+            Some((last, since)) if now.since(*last) < REFUSAL_LOG_EVERY => {
                 *since += 1;
-                debug!(node = %self.me, %addr, %claimed, "{what} (repeated; logged once a minute)");
+                debug!(node = %self.me, %addr, "{what} (repeated; logged once a minute)");
             }
             Some((last, since)) => {
-                warn!(node = %self.me, %addr, %claimed, repeated = *since, "{what} (again; {since} more since the last report)");
+                warn!(node = %self.me, %addr, repeated = *since, "{what} (again; {since} more since the last report)");
                 *last = now;
                 *since = 0;
             }
             None => {
-                warn!(node = %self.me, %addr, %claimed, "{what}");
-                if self.bad_cookies.len() >= BAD_COOKIE_LOG_KEEP {
+                warn!(node = %self.me, %addr, "{what}");
+                if self.refusals.len() >= REFUSAL_LOG_KEEP {
                     let oldest = self
-                        .bad_cookies
+                        .refusals
                         .iter()
                         .min_by_key(|(_, (t, _))| *t)
-                        .map(|(n, _)| n.clone());
-                    if let Some(n) = oldest {
-                        self.bad_cookies.remove(&n);
+                        .map(|(k, _)| k.clone());
+                    if let Some(k) = oldest {
+                        self.refusals.remove(&k);
                     }
                 }
-                self.bad_cookies.insert(claimed.clone(), (now, 0));
+                self.refusals.insert(key, (now, 0));
             }
         }
     }
@@ -600,7 +602,12 @@ impl Cluster {
                     self.schedule_reconnect(&peer, now);
                 }
                 _ => {
-                    warn!(node = %self.me, addr = %c.addr, %reason, "connection refused by peer");
+                    self.log_refusal(
+                        format!("{} {reason}", c.addr),
+                        &c.addr,
+                        &format!("connection refused by peer: {reason}"),
+                        now,
+                    );
                     for req in c.reqs {
                         fx.push(Effect::ConnectDone {
                             req,
@@ -806,7 +813,12 @@ impl Cluster {
         let t = self.transcript(Role::Acceptor, peer, nonce);
         if !auth::verify(&self.cookie, Role::Dialer, &t, &proof) {
             let (addr, claimed) = (c.addr.clone(), peer.name.clone());
-            self.log_bad_cookie(&claimed, &addr, "refusing connection: wrong cookie", now);
+            self.log_refusal(
+                format!("{claimed} refused"),
+                &addr,
+                &format!("refusing connection from {claimed}: wrong cookie"),
+                now,
+            );
             return self.refuse(conn, RefuseReason::BadCookie, fx);
         }
         let ack = auth::prove(&self.cookie, Role::Acceptor, &t);
@@ -846,10 +858,10 @@ impl Cluster {
         let t = self.transcript(Role::Dialer, peer, nonce);
         if !auth::verify(&self.cookie, Role::Acceptor, &t, &proof) {
             let (addr, claimed) = (c.addr.clone(), peer.name.clone());
-            self.log_bad_cookie(
-                &claimed,
+            self.log_refusal(
+                format!("{claimed} failed"),
                 &addr,
-                "peer failed authentication: wrong cookie",
+                &format!("peer {claimed} failed authentication: wrong cookie"),
                 now,
             );
             let c = self.conns.remove(&conn).expect("present");
