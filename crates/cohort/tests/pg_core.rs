@@ -238,3 +238,37 @@ fn hostile_replication_frames_change_nothing() {
     assert_eq!(members(&net, 0, "g"), before);
     assert!(members(&net, 0, "never").is_empty());
 }
+
+/// A node starting a scope hears from every connected peer before it
+/// counts as synced: a peer that runs the scope sends its entries, and one
+/// that does not says so (else the starter would wait for ever).
+#[test]
+fn a_new_scope_is_synced_once_every_peer_answered() {
+    let mut net = CoreNet::new(&["a@h", "b@h", "c@h"]);
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.connect(1, 2);
+    net.settle();
+    let pb = spawn(&mut net, 1, 1);
+    let now = net.now;
+    net.nodes[1].pg_start_scope("app", now);
+    net.nodes[1]
+        .pg_join("app", "g", std::slice::from_ref(&pb), None, now)
+        .unwrap();
+    net.settle();
+    // c starts `app`: b runs it, a does not.
+    let now = net.now;
+    let view = net.nodes[2].pg_start_scope("app", now);
+    assert_eq!(net.nodes[2].pg().synced("app"), Some(false));
+    assert!(view.members("g").is_empty());
+    net.settle();
+    assert_eq!(net.nodes[2].pg().synced("app"), Some(true));
+    assert_eq!(view.members("g").to_vec(), vec![pb.clone()]);
+    assert_eq!(net.nodes[0].pg().synced("app"), None, "a never started it");
+    // a starts it later: c and b answer with their entries.
+    let now = net.now;
+    let va = net.nodes[0].pg_start_scope("app", now);
+    net.settle();
+    assert_eq!(net.nodes[0].pg().synced("app"), Some(true));
+    assert_eq!(va.members("g").to_vec(), vec![pb]);
+}

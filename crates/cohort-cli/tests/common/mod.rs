@@ -226,6 +226,8 @@ pub fn three() -> (Daemon, Daemon, Daemon) {
 
 pub fn http(admin: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(admin).unwrap();
+    // A node that stops answering fails the test instead of hanging it.
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
     let body = body.unwrap_or("");
     write!(
         s,
@@ -234,7 +236,8 @@ pub fn http(admin: &str, method: &str, path: &str, body: Option<&str>) -> (u16, 
     )
     .unwrap();
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    s.read_to_string(&mut out)
+        .unwrap_or_else(|e| panic!("{method} {path}: no answer within {DEADLINE:?}: {e}"));
     let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, out)
 }
