@@ -34,7 +34,7 @@ enum Command {
     /// Five nodes in two global groups on loopback: groups, names, a
     /// netsplit with a name clash, the heal, and how it was settled.
     Demo,
-    /// Runs the reference scenarios of SCENARIOS.md on node processes
+    /// Runs the reference scenarios of docs/BENCHMARKS.md on node processes
     /// started here, and prints (or writes a report of) the metrics.
     Bench(bench::BenchArgs),
 }

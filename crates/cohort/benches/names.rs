@@ -1,7 +1,7 @@
 //! Global names: `whereis` hit and miss, local register + unregister
 //! (eventual), the registration rate of a 3-node loopback cluster in
 //! locked and eventual mode, from one caller and from 10 concurrent callers
-//! (scenario `global_reg` in SCENARIOS.md), and, on two sans-IO cores
+//! (scenario `global_reg` in docs/BENCHMARKS.md), and, on two sans-IO cores
 //! without sockets, what an eventual claim costs its origin and a peer.
 
 use std::collections::{BTreeMap, VecDeque};

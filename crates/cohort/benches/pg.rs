@@ -1,6 +1,6 @@
 //! Process-group hot paths: `members` reads (small, large, absent group),
 //! local joins into distinct groups and into one shared group, on a node
-//! with two connected peers over loopback TCP (the SCENARIOS.md setup, in
+//! with two connected peers over loopback TCP (the docs/BENCHMARKS.md setup, in
 //! one OS process).
 
 use std::time::{Duration, Instant};
@@ -82,7 +82,7 @@ fn pg(c: &mut Criterion) {
     drop(procs);
 }
 
-/// One pass of the SCENARIOS.md `pg_join` / `pg_join_shared` shapes, with
+/// One pass of the `pg_join` / `pg_join_shared` shapes, with
 /// the convergence lag on the peers. Printed, not asserted.
 fn scenario(c: &mut Criterion) {
     let _ = c;

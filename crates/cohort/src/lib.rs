@@ -1,12 +1,15 @@
 //! Cohort: a distributed process registry.
 //!
 //! Nodes form an authenticated cluster over TCP; local processes (mailboxes)
-//! get pids that work across the cluster, can be monitored from any node,
-//! and will join process groups and register global names.
+//! get pids that work across the cluster and can be monitored from any
+//! node; they join process groups ([`Scope`], OTP's `pg`), register global
+//! names ([`runtime::NameTable`], OTP's `global`), and global groups split
+//! the cluster into separate name spaces (OTP's `global_group`).
 //!
-//! The crate has two halves, as `DESIGN.md` describes:
+//! The crate has two halves (`docs/ARCHITECTURE.md` in the repository):
 //! - [`core`]: sans-IO state machines (handshake, peer sessions, mesh,
-//!   liveness, processes and monitors). No sockets, no clock, no tokio.
+//!   liveness, processes and monitors, process groups, names, global
+//!   groups). No sockets, no clock, no tokio.
 //! - [`runtime`] and [`transport`]: the tokio shell that carries out the
 //!   core's effects over TCP (or an in-memory network in tests).
 //!

@@ -1,4 +1,4 @@
-//! `cohort bench`: the reference scenarios of SCENARIOS.md on node
+//! `cohort bench`: the reference scenarios of docs/BENCHMARKS.md on node
 //! processes started by the command itself, over loopback TCP.
 //!
 //! The workload runs inside the nodes (bench-only admin endpoints, see
@@ -28,11 +28,11 @@ use scenarios::Sample;
 pub struct BenchArgs {
     /// pg_join, pg_join_shared, global_reg, netsplit, nodedown, scale, or all.
     pub scenario: String,
-    /// Node count (netsplit, scale); default: the sizes of SCENARIOS.md.
+    /// Node count (netsplit, scale); default: the sizes of docs/BENCHMARKS.md.
     #[arg(long)]
     pub nodes: Option<usize>,
     /// Entry count: N (pg_join, pg_join_shared, global_reg), K (netsplit),
-    /// X (nodedown, with Y = 10 X); default: the sizes of SCENARIOS.md.
+    /// X (nodedown, with Y = 10 X); default: the sizes of docs/BENCHMARKS.md.
     #[arg(long)]
     pub n: Option<u64>,
     /// Repetitions of each configuration (each on a fresh cluster).

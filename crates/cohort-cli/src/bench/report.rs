@@ -1,5 +1,5 @@
 //! `cohort bench all --report DIR`: a Markdown report with the OTP 25
-//! figures of SCENARIOS.md beside Cohort's, and SVG plots written as text.
+//! figures of docs/BENCHMARKS.md beside Cohort's, and SVG plots written as text.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -27,7 +27,7 @@ pub struct Meta {
 }
 
 /// OTP 25 figure for a metric: (scenario, metric, required fields, value).
-/// From SCENARIOS.md (`global` for locked, syn 3.4.1 for eventual).
+/// From docs/BENCHMARKS.md (`global` for locked, syn 3.4.1 for eventual).
 fn otp_refs() -> Vec<(&'static str, &'static str, Value, f64)> {
     let pj = json!({"n": 100000});
     let single = json!({"variant": "single", "n": 10000});
@@ -156,7 +156,7 @@ fn otp_refs() -> Vec<(&'static str, &'static str, Value, f64)> {
     v
 }
 
-/// The OTP figure matching a result, if SCENARIOS.md has one.
+/// The OTP figure matching a result, if docs/BENCHMARKS.md has one.
 pub fn otp_for(s: &Summary) -> Option<f64> {
     otp_refs().into_iter().find_map(|(sc, m, f, v)| {
         let fields_match = f
@@ -218,7 +218,7 @@ pub fn write(dir: &Path, results: &[Summary], meta: &Meta) -> Result<()> {
         md,
         "Run {} on {cores} cores; load average (1 min) {} before, {} after; {} repetition(s) per \
          configuration, medians with min–max; {}. Nodes are separate OS processes on loopback TCP. \
-         OTP 25 figures are those of SCENARIOS.md (`pg`, `global`; syn 3.4.1 for the eventual mode). \
+         OTP 25 figures are those of docs/BENCHMARKS.md (`pg`, `global`; syn 3.4.1 for the eventual mode). \
          \"Cohort better\" is OTP/Cohort for times, sizes and bytes, Cohort/OTP for rates.\n",
         date(meta.started),
         load(meta.load_before),
@@ -227,7 +227,7 @@ pub fn write(dir: &Path, results: &[Summary], meta: &Meta) -> Result<()> {
         if meta.quick {
             "quick sizes (`--quick`): not comparable with the OTP sizes"
         } else {
-            "SCENARIOS.md sizes"
+            "reference sizes"
         },
     );
     if !meta.failures.is_empty() {

@@ -1,4 +1,4 @@
-//! The scenarios of SCENARIOS.md, one repetition each: start a fresh
+//! The scenarios of docs/BENCHMARKS.md, one repetition each: start a fresh
 //! cluster, run the workload inside the nodes, collect the metrics.
 
 use std::time::Duration;
@@ -14,7 +14,7 @@ const CONVERGE: Duration = Duration::from_secs(600);
 /// One measured value.
 #[derive(Clone, Debug)]
 pub struct Sample {
-    /// Metric key as in SCENARIOS.md.
+    /// Metric key as in docs/BENCHMARKS.md.
     pub metric: &'static str,
     /// Unit.
     pub unit: &'static str,
