@@ -1,5 +1,5 @@
 //! `cohort bench` at small sizes: every scenario runs once and reports
-//! every metric key of SCENARIOS.md with a finite value. No timing
+//! every metric key of docs/BENCHMARKS.md with a finite value. No timing
 //! assertions: timing goals live in the benchmarks, not in tests.
 
 use std::io::{BufRead, BufReader};
