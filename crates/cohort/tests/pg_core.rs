@@ -272,3 +272,25 @@ fn a_new_scope_is_synced_once_every_peer_answered() {
     assert_eq!(net.nodes[0].pg().synced("app"), Some(true));
     assert_eq!(va.members("g").to_vec(), vec![pb]);
 }
+
+/// Random selection draws from the caller's generator: the same seed picks
+/// the same members, so a simulation replays.
+#[test]
+fn random_selection_replays_from_a_seed() {
+    use cohort::Select;
+    use rand::SeedableRng;
+    let mut net = two_nodes();
+    let pids: Vec<Pid> = (1..=50).map(|s| spawn(&mut net, 0, s)).collect();
+    let now = net.now;
+    net.nodes[0].pg_join("pg", "g", &pids, None, now).unwrap();
+    net.settle();
+    let view = net.nodes[1].pg().view("pg").unwrap();
+    let picks = |seed: u64| -> Vec<Option<Pid>> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..20)
+            .map(|_| view.members("g").select(Select::Random, None, &mut rng))
+            .collect()
+    };
+    assert_eq!(picks(7), picks(7));
+    assert_ne!(picks(7), picks(8), "the choice depends on the generator");
+}

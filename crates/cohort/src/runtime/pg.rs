@@ -246,9 +246,12 @@ impl Scope {
             .collect()
     }
 
-    /// Picks one member of `group` (cpg's selection helpers), never `exclude`.
+    /// Picks one member of `group` (cpg's selection helpers), never `exclude`;
+    /// random choices use the thread's generator.
     pub fn select(&self, group: &str, how: Select, exclude: Option<&Pid>) -> Option<Pid> {
-        self.view.members(group).select(how, exclude)
+        self.view
+            .members(group)
+            .select(how, exclude, &mut rand::rng())
     }
 
     // ---- monitors -----------------------------------------------------

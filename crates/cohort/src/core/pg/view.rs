@@ -424,14 +424,20 @@ pub enum Select {
 
 impl Members {
     /// Picks one member pid by `how`, never `exclude`. `None` when no
-    /// member qualifies.
-    pub fn select(&self, how: Select, exclude: Option<&Pid>) -> Option<Pid> {
+    /// member qualifies. The random choices draw from `rng` (the core has
+    /// no randomness of its own: a seeded generator replays them).
+    pub fn select<R: Rng + ?Sized>(
+        &self,
+        how: Select,
+        exclude: Option<&Pid>,
+        rng: &mut R,
+    ) -> Option<Pid> {
         let ok = |m: &&Member| !exclude.is_some_and(|x| m.is(x));
-        let pick = |list: Vec<&Member>| -> Option<Pid> {
+        let mut pick = |list: Vec<&Member>| -> Option<Pid> {
             if list.is_empty() {
                 None
             } else {
-                Some(list[rand::rng().random_range(0..list.len())].pid())
+                Some(list[rng.random_range(0..list.len())].pid())
             }
         };
         let local = || self.local().iter().filter(ok).collect::<Vec<_>>();
