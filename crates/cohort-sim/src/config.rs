@@ -140,6 +140,70 @@ impl fmt::Display for FaultSet {
     }
 }
 
+/// How the global-group definitions of a [`SimConfig::groups`] run differ
+/// between nodes. Whatever differs, every node of a group in the base
+/// configuration (`g1` normal, the first half; `g2` hidden, the rest) that
+/// shares its definition with others syncs with them; a node whose
+/// definition is its own syncs with nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mismatch {
+    /// Drawn from the seed: `none`, `extra` or `missing`, a third each.
+    #[default]
+    Seeded,
+    /// Every node has the base configuration.
+    None,
+    /// The last node lists itself in `g1` (and not in `g2`), while every
+    /// other node lists it in `g2`: it counts the `g1` nodes, which do
+    /// not count it, and the `g2` nodes count it, which it does not count
+    /// (the `e`/`a`/`b` case of a definition check from a node outside
+    /// the receiver's group).
+    Extra,
+    /// Node 0 leaves node 1 out of its `g1` (node 1 is in no group of its
+    /// configuration): node 1 counts node 0, which does not count it, and
+    /// node 0 and the other `g1` nodes count each other with different
+    /// definitions. Needs three nodes; with fewer it is `extra`.
+    Missing,
+}
+
+impl Mismatch {
+    /// Every choice, in a fixed order.
+    pub const ALL: [Mismatch; 4] = [
+        Mismatch::Seeded,
+        Mismatch::None,
+        Mismatch::Extra,
+        Mismatch::Missing,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mismatch::Seeded => "seeded",
+            Mismatch::None => "none",
+            Mismatch::Extra => "extra",
+            Mismatch::Missing => "missing",
+        }
+    }
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Mismatch {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Mismatch::ALL
+            .into_iter()
+            .find(|m| m.name() == s.trim())
+            .ok_or_else(|| {
+                format!("unknown mismatch {s:?}; expected seeded, none, extra or missing")
+            })
+    }
+}
+
 /// Settings of one simulation run. Everything that varies between runs of
 /// the same configuration comes from `seed`.
 #[derive(Debug, Clone)]
@@ -164,9 +228,12 @@ pub struct SimConfig {
     /// fail most seeds and hide everything else.
     pub self_monitors: bool,
     /// Run with a global-group configuration: the first half of the nodes
-    /// in group `g1` (normal), the rest in `g2` (hidden). Off: no
-    /// configuration, one implicit group.
+    /// in group `g1` (normal), the rest in `g2` (hidden), one node's
+    /// definition differing as `mismatch` says. Off: no configuration, one
+    /// implicit group.
     pub groups: bool,
+    /// With `groups`: whose definitions deliberately differ.
+    pub mismatch: Mismatch,
     /// Name operations in the workload. The name service orders some
     /// effects by `HashMap` iteration (a core finding, see
     /// `tests/known_bugs.rs`), so runs with names replay only
@@ -186,6 +253,7 @@ impl SimConfig {
             settle: Duration::from_secs(40),
             self_monitors: false,
             groups: false,
+            mismatch: Mismatch::Seeded,
             names: true,
         }
     }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Parser;
-use cohort_sim::config::{FaultSet, SimConfig};
+use cohort_sim::config::{FaultSet, Mismatch, SimConfig};
 use cohort_sim::measure::{self, show};
 use cohort_sim::runner::{self, Outcome};
 
@@ -57,9 +57,16 @@ struct Args {
     #[arg(long)]
     self_monitors: bool,
     /// Run with a global-group configuration (first half of the nodes in a
-    /// normal group, the rest in a hidden one).
+    /// normal group, the rest in a hidden one; one node's definition may
+    /// differ, see --mismatch).
     #[arg(long)]
     groups: bool,
+    /// With --groups, whose definitions deliberately differ: seeded (drawn
+    /// per seed), none, extra (the last node lists itself in the normal
+    /// group, which does not count it) or missing (node 0 leaves node 1
+    /// out of its group).
+    #[arg(long, default_value = "seeded")]
+    mismatch: Mismatch,
     /// Measure convergence time and traffic for these cluster sizes.
     #[arg(long)]
     measure: bool,
@@ -84,19 +91,25 @@ fn main() -> Result<ExitCode> {
     base.faults = args.faults.clone();
     base.self_monitors = args.self_monitors;
     base.groups = args.groups;
+    base.mismatch = args.mismatch;
     if let Some(seed) = args.seed {
         return Ok(replay(&args, seed, base));
     }
     let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
     println!(
-        "running {} seeds ({}..{}), {} steps, nodes {}, faults {}",
+        "running {} seeds ({}..{}), {} steps, nodes {}, faults {}{}",
         seeds.len(),
         args.first_seed,
         args.first_seed + args.seeds,
         args.steps,
         args.nodes
             .map_or_else(|| "3-7".to_string(), |n| n.to_string()),
-        args.faults
+        args.faults,
+        if args.groups {
+            format!(", global groups (mismatch: {})", args.mismatch)
+        } else {
+            String::new()
+        }
     );
     let started = Instant::now();
     let every = (seeds.len() / 20).max(1);
@@ -202,7 +215,7 @@ fn report_failure(args: &Args, cfg: SimConfig) {
         v.message
     );
     println!(
-        "replay: cohort-sim --seed {} --steps {} --faults {}{}{}{} --trace",
+        "replay: cohort-sim --seed {} --steps {} --faults {}{}{}{}{} --trace",
         cfg.seed,
         cfg.steps,
         cfg.faults,
@@ -214,6 +227,11 @@ fn report_failure(args: &Args, cfg: SimConfig) {
             ""
         },
         if cfg.groups { " --groups" } else { "" },
+        if cfg.groups && cfg.mismatch != Mismatch::Seeded {
+            format!(" --mismatch {}", cfg.mismatch)
+        } else {
+            String::new()
+        },
     );
 }
 

@@ -8,7 +8,8 @@
 //! - Name tables: `locked` (the default table: [`Mode::Locked`], loser
 //!   killed) and `eventual` ([`Mode::Eventual`], loser notified).
 //! - Global groups (with [`SimConfig::groups`](crate::config::SimConfig)):
-//!   `g1` (normal) holds the first half of the nodes, `g2` (hidden) the rest.
+//!   `g1` (normal) holds the first half of the nodes, `g2` (hidden) the rest;
+//!   with a [`Mismatch`], one node's definition deliberately differs.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,7 @@ use cohort::core::pid::{NodeName, Pid};
 use cohort::core::proto::Frame;
 use cohort::core::Effect;
 
+use crate::config::Mismatch;
 use crate::ledger::{LockedAck, NameOp, PgMonRecord, PidCounts, Stray};
 use crate::net::NodeIdx;
 use crate::sim::Sim;
@@ -65,24 +67,47 @@ pub fn runs_scope(i: NodeIdx, scope: &str) -> bool {
     scope == SCOPES[0] || i % 3 != 2
 }
 
+/// The global-group configuration of each of `n` nodes: none without
+/// `groups`; else `g1` (normal) with the first half, `g2` (hidden) with
+/// the rest, changed for one node as `mismatch` (resolved: not `Seeded`)
+/// says.
+pub fn groups_configs(n: usize, groups: bool, mismatch: Mismatch) -> Vec<GroupsConfig> {
+    if !groups {
+        return vec![GroupsConfig::default(); n];
+    }
+    let name = |i: usize| NodeName::new(&format!("n{i}@sim")).expect("valid node name");
+    let split = n.div_ceil(2);
+    let base = |g1: Vec<usize>, g2: Vec<usize>| GroupsConfig {
+        groups: vec![
+            GroupDef::new("g1", Publish::Normal, g1.into_iter().map(name)),
+            GroupDef::new("g2", Publish::Hidden, g2.into_iter().map(name)),
+        ],
+    };
+    let mut out = vec![base((0..split).collect(), (split..n).collect()); n];
+    match mismatch {
+        Mismatch::Extra | Mismatch::Missing if n < 2 => {}
+        Mismatch::Missing if n >= 3 => {
+            out[0] = base(
+                (0..split).filter(|&i| i != 1).collect(),
+                (split..n).collect(),
+            );
+        }
+        Mismatch::Extra | Mismatch::Missing => {
+            let m = n - 1;
+            out[m] = base(
+                (0..split).chain([m]).collect(),
+                (split..n).filter(|&i| i != m).collect(),
+            );
+        }
+        Mismatch::None | Mismatch::Seeded => {}
+    }
+    out
+}
+
 impl Sim {
-    /// The global-group configuration of this run (empty: none).
-    pub(crate) fn groups_config(&self) -> GroupsConfig {
-        if !self.config().groups {
-            return GroupsConfig::default();
-        }
-        let n = self.nodes.len();
-        let split = n.div_ceil(2);
-        let names = |r: std::ops::Range<usize>| -> Vec<NodeName> {
-            r.map(|i| NodeName::new(&format!("n{i}@sim")).expect("valid node name"))
-                .collect()
-        };
-        GroupsConfig {
-            groups: vec![
-                GroupDef::new("g1", Publish::Normal, names(0..split)),
-                GroupDef::new("g2", Publish::Hidden, names(split..n)),
-            ],
-        }
+    /// The global-group configuration node `i` starts with (empty: none).
+    pub fn groups_config(&self, i: NodeIdx) -> &GroupsConfig {
+        &self.groups[i]
     }
 
     /// Starts the scopes node `i` runs.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cohort::core::auth::Cookie;
 use cohort::core::cluster::ClusterConfig;
+use cohort::core::groups::{GroupsConfig, Publish};
 use cohort::core::pid::{ExitReason, NodeName, Pid};
 use cohort::core::process::{Message, MonitorRef};
 use cohort::core::proto::Frame;
@@ -21,7 +22,7 @@ use cohort::core::{ConnId, CoreConfig, DownReason, Effect, NodeCore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::{FaultKind, SimConfig};
+use crate::config::{FaultKind, Mismatch, SimConfig};
 use crate::invariants::{self, Invariant};
 use crate::ledger::{Ending, Ledger, MonRecord, ProcRecord, Stray};
 use crate::net::{End, Link, LinkId, Net, NodeIdx, PipeMsg};
@@ -152,6 +153,13 @@ pub struct Sim {
     /// Problems the driver found outside the cores' effects (a timer livelock).
     pub(crate) driver_faults: Vec<Stray>,
     counters: BTreeMap<&'static str, u64>,
+    /// The global-group configuration of each node (empty: none).
+    pub(crate) groups: Vec<GroupsConfig>,
+    /// Whose definitions differ (resolved from the seed when `Seeded`).
+    mismatch: Mismatch,
+    /// The group each node syncs in: nodes with the same definition of
+    /// their own group (all 0 without configuration).
+    group_ids: Vec<usize>,
 }
 
 impl Sim {
@@ -176,7 +184,35 @@ impl Sim {
             timer_streak: (Time::ZERO, 0),
             driver_faults: Vec::new(),
             counters: BTreeMap::new(),
+            groups: Vec::new(),
+            mismatch: Mismatch::None,
+            group_ids: vec![0; n],
         };
+        if sim.cfg.groups {
+            sim.mismatch = match sim.cfg.mismatch {
+                Mismatch::Seeded => {
+                    [Mismatch::None, Mismatch::Extra, Mismatch::Missing][sim.rng.random_range(0..3)]
+                }
+                m => m,
+            };
+        }
+        sim.groups = crate::registry::groups_configs(n, sim.cfg.groups, sim.mismatch);
+        if sim.cfg.groups {
+            let mut defs: Vec<(String, Publish, Vec<NodeName>)> = Vec::new();
+            for i in 0..n {
+                let me = NodeName::new(&format!("n{i}@sim")).expect("valid node name");
+                let own = sim.groups[i]
+                    .group_of(&me)
+                    .expect("every node is in a group");
+                let mut nodes = own.nodes.clone();
+                nodes.sort();
+                let key = (own.name.clone(), own.publish, nodes);
+                sim.group_ids[i] = defs.iter().position(|d| *d == key).unwrap_or_else(|| {
+                    defs.push(key);
+                    defs.len() - 1
+                });
+            }
+        }
         for i in 0..n {
             let name = NodeName::new(&format!("n{i}@sim")).expect("valid node name");
             sim.nodes.push(SimNode {
@@ -200,29 +236,69 @@ impl Sim {
             sim.now,
             format_args!("start seed={} nodes={n}", sim.cfg.seed),
         );
+        if sim.cfg.groups {
+            let m = sim.mismatch;
+            let ids = format!("{:?}", sim.group_ids);
+            sim.trace.event(
+                sim.now,
+                format_args!("global groups mismatch={m} groups={ids}"),
+            );
+        }
         for i in 1..n {
-            let earlier: Vec<NodeIdx> = (0..i).filter(|&j| sim.same_group(i, j)).collect();
-            if earlier.is_empty() {
-                continue;
+            let earlier: Vec<NodeIdx> = (0..i).filter(|&j| sim.counts(i, j)).collect();
+            if !earlier.is_empty() {
+                let to = earlier[sim.rng.random_range(0..earlier.len())];
+                sim.connect(i, to);
             }
-            let to = earlier[sim.rng.random_range(0..earlier.len())];
-            sim.connect(i, to);
+            // With differing definitions: also an earlier node that counts
+            // this one in its group while this one does not count it (a
+            // check that must be answered with a mismatch). Never drawn
+            // when definitions agree, so such runs are unchanged.
+            let counted_by: Vec<NodeIdx> = (0..i)
+                .filter(|&j| sim.counts(j, i) && !sim.counts(i, j))
+                .collect();
+            if !counted_by.is_empty() {
+                let to = counted_by[sim.rng.random_range(0..counted_by.len())];
+                sim.connect(i, to);
+            }
         }
         sim
     }
 
-    /// The global group of node `i` (0 without a configuration).
+    /// The global group node `i` syncs in: nodes with the same definition
+    /// of their own group share it (0 without a configuration). Without a
+    /// [`Mismatch`], 0 for `g1` and 1 for `g2`.
     pub fn group_of(&self, i: NodeIdx) -> usize {
-        if self.cfg.groups {
-            usize::from(i >= self.nodes.len().div_ceil(2))
-        } else {
-            0
-        }
+        self.group_ids[i]
     }
 
-    /// Whether `a` and `b` are in the same global group.
+    /// Whether `a` and `b` are in the same global group (hold the same
+    /// definition of their own group, so they sync with each other).
     pub fn same_group(&self, a: NodeIdx, b: NodeIdx) -> bool {
         self.group_of(a) == self.group_of(b)
+    }
+
+    /// Whether `a`'s configuration lists `b` in `a`'s own group (always
+    /// without configuration): `a` meshes with `b` and checks its
+    /// definition. Not symmetric when definitions differ.
+    pub fn counts(&self, a: NodeIdx, b: NodeIdx) -> bool {
+        if !self.cfg.groups {
+            return true;
+        }
+        let (na, nb) = (&self.nodes[a].name, &self.nodes[b].name);
+        self.groups[a]
+            .group_of(na)
+            .is_some_and(|g| g.nodes.contains(nb))
+    }
+
+    /// Whether one of `a` and `b` counts the other in its own group.
+    pub fn related(&self, a: NodeIdx, b: NodeIdx) -> bool {
+        self.counts(a, b) || self.counts(b, a)
+    }
+
+    /// Whose global-group definitions differ in this run.
+    pub fn mismatch(&self) -> Mismatch {
+        self.mismatch
     }
 
     // ---- inspection -----------------------------------------------------
@@ -942,7 +1018,7 @@ impl Sim {
             listen: Some(self.nodes[i].addr.clone()),
             cookie: Cookie::new("sim"),
             cluster: ClusterConfig {
-                groups: self.groups_config(),
+                groups: self.groups[i].clone(),
                 ..ClusterConfig::default()
             },
             names: crate::registry::names_config(),
@@ -1233,13 +1309,39 @@ impl Sim {
         for i in 0..self.nodes.len() {
             if !self.nodes[i].is_running() {
                 let seed = (0..self.nodes.len())
-                    .find(|&j| j != i && self.nodes[j].is_running() && self.same_group(i, j));
+                    .find(|&j| j != i && self.nodes[j].is_running() && self.related(i, j));
                 self.restart(i, seed);
             }
         }
         let until = self.now + self.cfg.settle;
         self.run_until(until);
         self.record_clashes();
+        self.count_group_states();
+    }
+
+    /// Coverage: the own-group nodes listed under `sync_error` after
+    /// settling, by why (the peer counts this node too, with another
+    /// definition; or it does not count this node at all).
+    fn count_group_states(&mut self) {
+        let mut seen = Vec::new();
+        for (o, node) in self.nodes.iter().enumerate() {
+            let Some(core) = node.core() else { continue };
+            if !core.groups().configured() {
+                continue;
+            }
+            for x in core.groups().info(&[]).sync_error {
+                if let Some(b) = self.index_of(&x) {
+                    seen.push(if self.counts(b, o) {
+                        "groups: sync_error, other definition"
+                    } else {
+                        "groups: sync_error, not counted back"
+                    });
+                }
+            }
+        }
+        for what in seen {
+            self.count(what);
+        }
     }
 
     /// Whether the fault `kind` is enabled for this run.

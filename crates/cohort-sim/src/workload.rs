@@ -157,7 +157,7 @@ fn fault(sim: &mut Sim, f: FaultStep) {
             let i = *down(sim).choose(&mut sim.rng).expect("checked");
             let own: Vec<NodeIdx> = running(sim)
                 .into_iter()
-                .filter(|&j| sim.same_group(i, j))
+                .filter(|&j| sim.related(i, j))
                 .collect();
             let seed = own.choose(&mut sim.rng).copied();
             sim.restart(i, seed);

@@ -1,12 +1,24 @@
 //! Global groups over loopback TCP: global_group_SUITE's no config,
 //! one_grp, one_grp_x, two_grp, hidden_groups, config mismatch, and a
-//! partition inside one group healing while another group is untouched.
+//! partition inside one group healing while another group is untouched;
+//! and, on sans-IO cores, a node whose definition lists nodes that do not
+//! count it (never left in limbo).
 
 mod common;
 
-use cohort::core::groups::{GroupDef, GroupsConfig, Publish};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use cohort::core::auth::Cookie;
+use cohort::core::cluster::ClusterConfig;
+use cohort::core::groups::{GroupDef, GroupsConfig, GroupsInfo, Publish};
+use cohort::core::time::Time;
+use cohort::core::{CoreConfig, NodeCore};
 use cohort::{GroupNodeEvent, Message, Node, NodeName, StartError, Where};
+use common::corenet::CoreNet;
 use common::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 fn n(s: &str) -> NodeName {
     NodeName::new(s).unwrap()
@@ -451,4 +463,182 @@ async fn scopes_stay_in_the_own_group_unless_configured_cluster_wide() {
         wide_a.members("g").to_vec() == vec![pa.pid().clone()]
     })
     .await;
+}
+
+/// Sans-IO cores named `names`, node `i` configured with `cfgs[i]`.
+fn core_net(names: &[&str], cfgs: &[&GroupsConfig]) -> CoreNet {
+    let mut net = CoreNet::new(names);
+    for (i, (name, cfg)) in names.iter().zip(cfgs).enumerate() {
+        net.nodes[i] = NodeCore::new(
+            CoreConfig {
+                name: n(name),
+                creation: 100 + i as u32,
+                listen: Some(name.to_string()),
+                cookie: Cookie::new("c"),
+                cluster: ClusterConfig {
+                    groups: (*cfg).clone(),
+                    ..ClusterConfig::default()
+                },
+                names: Default::default(),
+            },
+            StdRng::seed_from_u64(i as u64),
+            Time::ZERO,
+        );
+    }
+    net
+}
+
+fn core_info(net: &CoreNet, i: usize) -> GroupsInfo {
+    net.nodes[i].groups().info(&[])
+}
+
+/// Every node of `info`'s own group other than `me` is in exactly one of
+/// synced_nodes, sync_error, no_contact.
+fn assert_partitioned(me: &str, info: &GroupsInfo) {
+    for x in &info.own_group_nodes {
+        if x.as_str() == me {
+            continue;
+        }
+        let k = [&info.synced_nodes, &info.sync_error, &info.no_contact]
+            .iter()
+            .filter(|l| l.contains(x))
+            .count();
+        assert_eq!(k, 1, "{me}: {x} is in {k} of the three lists: {info:?}");
+    }
+}
+
+/// Log lines, captured while a closure runs.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn with_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let buf = Captured::default();
+    let writer = buf.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let out = tracing::subscriber::with_default(sub, f);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+/// The issue's case: `e` lists `g1 = [a, b, e]`, `a` and `b` list
+/// `g1 = [a, b]`. `a` and `b` do not count `e` in their group, yet answer
+/// its check (OTP: `config_error`), so `e` lists both under `sync_error`
+/// instead of in none of the three lists.
+#[test]
+fn a_node_listing_nodes_that_do_not_count_it_puts_them_in_sync_error() {
+    let ab = config(&[("g1", Publish::Normal, &["a@h", "b@h"])]);
+    let abe = config(&[("g1", Publish::Normal, &["a@h", "b@h", "e@h"])]);
+    let mut net = core_net(&["a@h", "b@h", "e@h"], &[&ab, &ab, &abe]);
+    let ((), logs) = with_logs(|| {
+        net.connect(1, 0);
+        // e connects to a and, through a's peer list, to b.
+        net.connect(2, 0);
+        for i in 0..3 {
+            assert_partitioned(net.nodes[i].name().as_str(), &core_info(&net, i));
+        }
+    });
+    let e = core_info(&net, 2);
+    assert_eq!(e.own_group_name.as_deref(), Some("g1"));
+    assert_eq!(e.sync_error, vec![n("a@h"), n("b@h")], "{e:?}");
+    assert!(
+        e.synced_nodes.is_empty() && e.no_contact.is_empty(),
+        "{e:?}"
+    );
+    // a and b stay synced with each other; e is not in their group at all.
+    assert_eq!(core_info(&net, 0).synced_nodes, vec![n("b@h")]);
+    assert_eq!(core_info(&net, 1).synced_nodes, vec![n("a@h")]);
+    assert!(core_info(&net, 0).sync_error.is_empty());
+    // One warning on e per peer, naming both definitions' group names.
+    let warns: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("differs from ours"))
+        .collect();
+    assert_eq!(warns.len(), 2, "{logs}");
+    for w in &warns {
+        assert!(
+            w.contains("ours=\"g1\"") && w.contains("theirs=\"g1\""),
+            "{w}"
+        );
+        assert!(w.contains("e@h"), "{w}");
+    }
+    // A sync is answered at once, and changes nothing.
+    let frames = net.sent.len();
+    net.nodes[2].groups_sync(1 << 62, net.now);
+    net.settle();
+    assert!(net.sent.len() > frames);
+    assert_eq!(core_info(&net, 2).sync_error, vec![n("a@h"), n("b@h")]);
+    assert!(
+        net.seen[2].iter().any(|fx| matches!(
+            fx,
+            cohort::core::Effect::Groups(cohort::core::groups::GroupsEffect::Synced { .. })
+        )),
+        "the sync completed"
+    );
+}
+
+/// A node without configuration answers a check too (OTP: `config_error`
+/// from a node with no `global_groups`): the asker lists it under
+/// `sync_error`, and the answer is never answered again.
+#[test]
+fn a_node_without_configuration_answers_a_check_with_a_mismatch() {
+    let ab = config(&[("g1", Publish::Normal, &["a@h", "b@h"])]);
+    let none = GroupsConfig::default();
+    let mut net = core_net(&["a@h", "b@h"], &[&ab, &none]);
+    let ((), logs) = with_logs(|| net.connect(1, 0));
+    let a = core_info(&net, 0);
+    assert_eq!(a.sync_error, vec![n("b@h")], "{a:?}");
+    assert_partitioned("a@h", &a);
+    assert!(
+        logs.contains("ours=\"g1\"") && logs.contains("theirs=\"none"),
+        "{logs}"
+    );
+    let checks = net
+        .sent
+        .iter()
+        .filter(|(_, f)| matches!(f, cohort::core::proto::Frame::Groups(_)))
+        .count();
+    assert_eq!(checks, 2, "one check, one answer");
+}
+
+/// The same case over loopback TCP, through the runtime's `info`.
+#[tokio::test]
+async fn a_node_listing_nodes_that_do_not_count_it_over_tcp() {
+    let ab = config(&[("g1", Publish::Normal, &["a@127.0.0.1", "b@127.0.0.1"])]);
+    let abe = config(&[(
+        "g1",
+        Publish::Normal,
+        &["a@127.0.0.1", "b@127.0.0.1", "e@127.0.0.1"],
+    )]);
+    let a = start_in("a@127.0.0.1", &ab).await;
+    let b = start_in("b@127.0.0.1", &ab).await;
+    let e = start_in("e@127.0.0.1", &abe).await;
+    b.connect(&a.local_addr()).await.unwrap();
+    e.connect(&a.local_addr()).await.unwrap();
+    wait_for("e lists a and b under sync_error", || {
+        e.global_group_info().sync_error == vec![n("a@127.0.0.1"), n("b@127.0.0.1")]
+    })
+    .await;
+    let info = e.global_group_info();
+    assert!(info.synced_nodes.is_empty() && info.no_contact.is_empty());
+    e.global_group_sync().await;
+    assert_eq!(
+        e.global_group_info().sync_error,
+        vec![n("a@127.0.0.1"), n("b@127.0.0.1")]
+    );
+    assert_eq!(e.own_nodes(), vec![n("e@127.0.0.1")]);
+    assert_eq!(a.global_group_info().synced_nodes, vec![n("b@127.0.0.1")]);
 }

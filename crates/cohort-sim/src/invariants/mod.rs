@@ -12,6 +12,7 @@
 
 mod full_mesh;
 mod group_boundary;
+pub mod group_sync_states;
 mod locked_held;
 mod locked_once;
 mod monitor_down_once;
@@ -27,6 +28,7 @@ use crate::sim::Sim;
 
 pub use full_mesh::FullMesh;
 pub use group_boundary::GroupBoundary;
+pub use group_sync_states::GroupSyncStates;
 pub use locked_held::LockedHeld;
 pub use locked_once::LockedOnce;
 pub use monitor_down_once::MonitorDownOnce;
@@ -67,6 +69,7 @@ pub fn all() -> Vec<Box<dyn Invariant>> {
         Box::new(SessionsSymmetric),
         Box::new(FullMesh),
         Box::new(GroupBoundary),
+        Box::new(GroupSyncStates),
         Box::new(PgViews),
         Box::new(PgMonitorOrder),
         Box::new(LockedOnce),

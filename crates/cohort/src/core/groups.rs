@@ -13,11 +13,20 @@
 //!   a node whose definition differs is listed under `sync_error` and never
 //!   merged. Only synced nodes take part in names and groups, and only
 //!   they are reported to `monitor_nodes` subscribers.
+//! - Every node of the own group other than this one is, at every moment,
+//!   in exactly one of `synced_nodes`, `sync_error` and `no_contact`: a
+//!   node with a session is under `sync_error` until its definition
+//!   matched (as in OTP, which sets it there at `nodeup`), and every check
+//!   is answered. A node that receives a check from a node it does not
+//!   count in its own group (or that has no configuration) answers with
+//!   its own definition, which cannot match: OTP answers such a
+//!   `conf_check` with `config_error`, and the asker lists the node under
+//!   `sync_error`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::ctx::Ctx;
 use super::pid::{NodeName, Pid};
@@ -364,6 +373,11 @@ impl GroupsState {
             return vec![Transition::Up(node.clone(), creation)];
         }
         if self.vis.in_own(node) {
+            // Not synced until its definition matched ours; the check
+            // below is always answered (by its own check, or by a
+            // mismatch when it does not count us in its group).
+            self.synced.remove(node);
+            self.sync_error.insert(node.clone());
             ctx.send(
                 node,
                 Frame::Groups(GroupsFrame::Check {
@@ -432,6 +446,7 @@ impl GroupsState {
             GroupsFrame::Check { def, ask } => {
                 let mut out = Vec::new();
                 if !self.configured() || !self.vis.in_own(node) {
+                    self.answer_outsider(node, def.as_ref(), ctx);
                     return out;
                 }
                 if ask {
@@ -446,14 +461,26 @@ impl GroupsState {
                 let Some(&creation) = self.sessions.get(node) else {
                     return out;
                 };
-                let same = def.map(|d| d.canonical()) == self.own;
+                let def = def.map(|d| d.canonical());
+                let same = def == self.own;
                 if same {
                     self.sync_error.remove(node);
                     if self.synced.insert(node.clone()) {
                         out.push(Transition::Up(node.clone(), creation));
                     }
                 } else {
-                    warn!(peer = %node, "global group definition differs from ours; node excluded (sync_error)");
+                    let ours = self.own.as_ref().map_or("-", |d| d.name.as_str());
+                    let theirs = def
+                        .as_ref()
+                        .map_or("none (no configuration)", |d| d.name.as_str());
+                    warn!(
+                        peer = %node,
+                        ours,
+                        theirs,
+                        our_nodes = ?self.own.as_ref().map(|d| &d.nodes),
+                        their_nodes = ?def.as_ref().map(|d| &d.nodes),
+                        "global group definition of {node} ({theirs}) differs from ours ({ours}); node excluded (sync_error)"
+                    );
                     self.sync_error.insert(node.clone());
                     if self.synced.remove(node) {
                         out.push(Transition::Down(node.clone(), creation));
@@ -477,6 +504,33 @@ impl GroupsState {
                 Vec::new()
             }
         }
+    }
+
+    /// A check from `node`, which this node does not count in its own
+    /// group (or this node has no configuration). When the sender's
+    /// definition lists this node, the sender counts us and waits for an
+    /// answer: it gets our definition (`None` without configuration),
+    /// which cannot match its own (its group lists itself, ours does not),
+    /// so it lists us under `sync_error`, as OTP's `config_error` answer
+    /// does. A definition that does not list us is itself such an answer
+    /// (or a stray) and is not answered, so two nodes never ping-pong.
+    /// Encoded as an ordinary [`GroupsFrame::Check`]: no new wire variant.
+    fn answer_outsider(&mut self, node: &NodeName, def: Option<&GroupDef>, ctx: &mut Ctx<'_>) {
+        let Some(me) = &self.me else { return };
+        if !def.is_some_and(|d| d.nodes.contains(me)) {
+            return;
+        }
+        debug!(
+            peer = %node,
+            "global group check from a node outside our own group; answered with our definition (mismatch)"
+        );
+        ctx.send(
+            node,
+            Frame::Groups(GroupsFrame::Check {
+                def: self.own.clone(),
+                ask: false,
+            }),
+        );
     }
 
     /// Asks `node` a question; answered by [`GroupsEffect::Answered`].
@@ -522,10 +576,16 @@ impl GroupsState {
     /// The state as `global_group:info()` reports it.
     pub fn info(&self, known: &[NodeName]) -> GroupsInfo {
         let Some(own) = &self.own else {
+            // As OTP's `own_nodes()` without configuration: this node and
+            // every connected one.
+            let mut nodes = known.to_vec();
+            nodes.extend(self.me.clone());
+            nodes.sort();
+            nodes.dedup();
             return GroupsInfo {
                 state: "no_conf".into(),
                 own_group_name: None,
-                own_group_nodes: known.to_vec(),
+                own_group_nodes: nodes,
                 synced_nodes: Vec::new(),
                 sync_error: Vec::new(),
                 no_contact: Vec::new(),
