@@ -22,9 +22,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cohort::core::groups::GroupsInfo;
-use cohort::core::names::{NameEvent, NamesError, UnregisterReason};
+use cohort::GroupsInfo;
 use cohort::{ExitReason, Message, Node, NodeName, PgEventKind, Pid, Scope, Where};
+use cohort::{NameEvent, NamesError, UnregisterReason};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -878,7 +878,7 @@ pub async fn serve(
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let bench = bench_api.then(|| crate::bench::api::router(node.clone()));
     let mut configured = configured;
-    configured.push(cohort::core::pg::DEFAULT_SCOPE.to_string());
+    configured.push(cohort::DEFAULT_SCOPE.to_string());
     let state = Admin {
         node,
         attached: Arc::new(AtomicU64::new(0)),

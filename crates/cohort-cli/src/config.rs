@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cohort::core::groups::{GroupDef, GroupsConfig, Publish};
-use cohort::core::names::{LossPolicy, Mode, NamesConfig, TableConfig};
 use cohort::NodeName;
+use cohort::{GroupDef, GroupsConfig, Publish};
+use cohort::{LossPolicy, Mode, NamesConfig, TableConfig};
 use serde::Deserialize;
 
 use crate::admin::{check_name, ScopeLimits};

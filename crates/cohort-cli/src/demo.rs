@@ -6,8 +6,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use cohort::core::groups::{GroupDef, GroupsConfig, Publish};
 use cohort::{ExitReason, Message, Node, NodeName, Pid, Process, Where};
+use cohort::{GroupDef, GroupsConfig, Publish};
 
 const COOKIE: &str = "cohort-demo-cookie";
 const DEADLINE: Duration = Duration::from_secs(15);

@@ -1,4 +1,5 @@
 //! The `cohort` executable: node daemon, admin client, demo and benchmarks.
+#![forbid(unsafe_code)]
 
 mod admin;
 mod bench;

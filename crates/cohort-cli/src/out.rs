@@ -23,7 +23,7 @@ pub fn line(args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// `println!` for the executable: see [`line`].
+/// `println!` for the executable: see [`line()`].
 #[macro_export]
 macro_rules! out {
     () => { $crate::out::line(format_args!("")) };

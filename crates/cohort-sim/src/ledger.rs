@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cohort::core::pid::{ExitReason, Pid};
-use cohort::core::process::MonitorRef;
-use cohort::core::time::Time;
+use cohort_proto::pid::{ExitReason, Pid};
+use cohort_proto::process::MonitorRef;
+use cohort_proto::time::Time;
 
 use crate::net::NodeIdx;
 

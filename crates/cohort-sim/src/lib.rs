@@ -1,6 +1,6 @@
 //! Deterministic simulation of a cohort cluster.
 //!
-//! The simulator drives N [`NodeCore`](cohort::core::NodeCore)s on one
+//! The simulator drives N [`NodeCore`](cohort_proto::NodeCore)s on one
 //! thread from one seed, in the style of FoundationDB and TigerBeetle
 //! simulation: simulated time, a simulated network with TCP semantics and
 //! injected faults (partitions, one-way and overlapping partitions,
@@ -27,7 +27,8 @@
 //! assert!(outcome.passed(), "{:?}", outcome.violation);
 //! assert_eq!(runner::run(cfg).trace_hash, outcome.trace_hash);
 //! ```
-#![deny(missing_docs, unsafe_code)]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod invariants;

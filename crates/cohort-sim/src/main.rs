@@ -6,7 +6,8 @@
 //! cohort-sim --seed 42 --trace             # replay seed 42 and print every event
 //! cohort-sim --measure                     # convergence vs node count (10, 50, 200)
 //! ```
-#![deny(missing_docs, unsafe_code)]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;

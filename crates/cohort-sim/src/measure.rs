@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cohort::core::time::Time;
+use cohort_proto::time::Time;
 
 use crate::config::{FaultSet, SimConfig};
 use crate::net::NodeIdx;

@@ -12,9 +12,9 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
-use cohort::core::proto::Frame;
-use cohort::core::time::Time;
-use cohort::core::ConnId;
+use cohort_proto::proto::Frame;
+use cohort_proto::time::Time;
+use cohort_proto::ConnId;
 
 /// Index of a node in the simulation.
 pub type NodeIdx = usize;

@@ -14,15 +14,15 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use cohort::core::groups::{Answer, GroupDef, GroupsConfig, GroupsEffect, Publish, Query};
-use cohort::core::names::{
+use cohort_proto::groups::{Answer, GroupDef, GroupsConfig, GroupsEffect, Publish, Query};
+use cohort_proto::names::{
     rank, Claim, LockId, LossPolicy, Mode, NameEvent, NamesConfig, NamesEffect, NamesError,
     NamesFrame, Outcome, RegisterArgs, TableConfig, UnregisterReason,
 };
-use cohort::core::pg::{PgEffect, PgEventKind};
-use cohort::core::pid::{NodeName, Pid};
-use cohort::core::proto::Frame;
-use cohort::core::Effect;
+use cohort_proto::pg::{PgEffect, PgEventKind};
+use cohort_proto::pid::{NodeName, Pid};
+use cohort_proto::proto::Frame;
+use cohort_proto::Effect;
 
 use crate::config::Mismatch;
 use crate::ledger::{LockedAck, NameOp, PgMonRecord, PidCounts, Stray};
@@ -325,7 +325,7 @@ impl Sim {
         (from..h.len()).find(|&k| h[k] == count)
     }
 
-    fn pg_event(&mut self, i: NodeIdx, sub: u64, event: cohort::core::pg::PgEvent) {
+    fn pg_event(&mut self, i: NodeIdx, sub: u64, event: cohort_proto::pg::PgEvent) {
         let creation = self.nodes[i].creation;
         let key = (i, creation, sub);
         let Some(mut m) = self.ledger.reg.pg_mons.remove(&key) else {

@@ -6,7 +6,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use cohort::core::time::Time;
+use cohort_proto::time::Time;
 
 use crate::config::SimConfig;
 use crate::invariants::no_panic;

@@ -11,14 +11,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cohort::core::auth::Cookie;
-use cohort::core::cluster::ClusterConfig;
-use cohort::core::groups::{GroupsConfig, Publish};
-use cohort::core::pid::{ExitReason, NodeName, Pid};
-use cohort::core::process::{Message, MonitorRef};
-use cohort::core::proto::Frame;
-use cohort::core::time::Time;
-use cohort::core::{ConnId, CoreConfig, DownReason, Effect, NodeCore};
+use cohort_proto::auth::Cookie;
+use cohort_proto::cluster::ClusterConfig;
+use cohort_proto::groups::{GroupsConfig, Publish};
+use cohort_proto::pid::{ExitReason, NodeName, Pid};
+use cohort_proto::process::{Message, MonitorRef};
+use cohort_proto::proto::Frame;
+use cohort_proto::time::Time;
+use cohort_proto::{ConnId, CoreConfig, DownReason, Effect, NodeCore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

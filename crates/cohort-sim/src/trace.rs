@@ -3,7 +3,7 @@
 
 use std::fmt::{self, Write};
 
-use cohort::core::time::Time;
+use cohort_proto::time::Time;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use cohort::core::pid::{ExitReason, Pid};
-use cohort::core::process::MonitorRef;
+use cohort_proto::pid::{ExitReason, Pid};
+use cohort_proto::process::MonitorRef;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 

@@ -1,6 +1,8 @@
 //! Wire codec hot paths: `Frame::encode` and `Frame::decode` of a process
 //! message (`Send`, 64-byte payload) and of a process-group `Delta` (one
 //! join of one pid, and a batch of 1,000 pids as `join_many` sends it).
+// criterion_group!/criterion_main! generate undocumented items.
+#![allow(missing_docs)]
 
 use bytes::Bytes;
 use cohort::core::pg::{Op, PgFrame};

@@ -3,6 +3,8 @@
 //! locked and eventual mode, from one caller and from 10 concurrent callers
 //! (scenario `global_reg` in docs/BENCHMARKS.md), and, on two sans-IO cores
 //! without sockets, what an eventual claim costs its origin and a peer.
+// criterion_group!/criterion_main! generate undocumented items.
+#![allow(missing_docs)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

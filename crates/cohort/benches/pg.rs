@@ -2,6 +2,8 @@
 //! local joins into distinct groups and into one shared group, on a node
 //! with two connected peers over loopback TCP (the docs/BENCHMARKS.md setup, in
 //! one OS process).
+// criterion_group!/criterion_main! generate undocumented items.
+#![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
 

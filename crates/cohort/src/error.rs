@@ -30,7 +30,4 @@ pub enum StartError {
     Config(String),
 }
 
-/// A message that could not be encoded or decoded with serde.
-#[derive(Debug, thiserror::Error)]
-#[error("message codec: {0}")]
-pub struct CodecError(#[from] pub postcard::Error);
+pub use crate::core::process::CodecError;

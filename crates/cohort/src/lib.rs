@@ -25,19 +25,28 @@
 //! let msg = pa.recv().await;
 //! # Ok(()) }
 //! ```
-#![deny(missing_docs, unsafe_code)]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod cookie;
-pub mod core;
+/// The sans-IO protocol core (the `cohort-proto` crate).
+pub use cohort_proto as core;
 pub mod error;
 pub mod runtime;
 pub mod transport;
 
-pub use crate::core::pg::{Group, Member, Members, PgError, PgEvent, PgEventKind, Select, Span};
+pub use crate::core::groups::{GroupDef, GroupsConfig, GroupsError, GroupsInfo, Publish};
+pub use crate::core::names::{
+    LossPolicy, Mode, NameEvent, NamesConfig, NamesError, TableConfig, UnregisterReason,
+};
+pub use crate::core::pg::{
+    Group, Member, Members, PgError, PgEvent, PgEventKind, Select, Span, DEFAULT_SCOPE,
+};
 pub use crate::core::pid::{ExitReason, NodeName, Pid};
 pub use crate::core::process::{Message, MonitorRef};
 pub use crate::core::{ConnectError, DownReason};
 pub use crate::error::StartError;
 pub use crate::runtime::{
-    GroupNodeEvent, Node, NodeBuilder, NodeEvent, PgMonitor, Process, Scope, Stats, Where,
+    GroupNodeEvent, NameTable, Node, NodeBuilder, NodeEvent, PgMonitor, Process, Scope, Stats,
+    Where,
 };

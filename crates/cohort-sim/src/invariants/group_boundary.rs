@@ -31,7 +31,7 @@ impl Invariant for GroupBoundary {
         }
         for (o, node) in sim.nodes().iter().enumerate() {
             let Some(core) = node.core() else { continue };
-            let foreign = |p: &cohort::core::pid::Pid| {
+            let foreign = |p: &cohort_proto::pid::Pid| {
                 sim.index_of(p.node()).is_none_or(|b| !sim.same_group(o, b))
             };
             for scope in SCOPES {

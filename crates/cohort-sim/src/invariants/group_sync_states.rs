@@ -17,8 +17,8 @@
 //! sent to a node that does not count `o` in its group, or has no
 //! configuration at all).
 
-use cohort::core::groups::GroupsInfo;
-use cohort::core::pid::NodeName;
+use cohort_proto::groups::GroupsInfo;
+use cohort_proto::pid::NodeName;
 
 use super::Invariant;
 use crate::sim::Sim;

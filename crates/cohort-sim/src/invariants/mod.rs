@@ -85,7 +85,7 @@ mod tests {
 
     use std::time::Duration;
 
-    use cohort::core::pid::ExitReason;
+    use cohort_proto::pid::ExitReason;
 
     use super::*;
     use crate::config::{FaultSet, SimConfig};

@@ -11,7 +11,7 @@
 //! (if remote) the watcher's node has a session with the target's
 //! incarnation. Anything else is a lost `Down`.
 
-use cohort::core::pid::ExitReason;
+use cohort_proto::pid::ExitReason;
 
 use super::Invariant;
 use crate::ledger::Ending;

@@ -21,7 +21,7 @@
 //! by a partition, its caller answered after the 3 s ack time-out, and it
 //! arrived after the heal).
 //!
-//! [`rank::winner`]: cohort::core::names::rank::winner
+//! [`rank::winner`]: cohort_proto::names::rank::winner
 
 use std::collections::BTreeMap;
 

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use cohort::core::pid::Pid;
+use cohort_proto::pid::Pid;
 
 use super::Invariant;
 use crate::ledger::PidCounts;

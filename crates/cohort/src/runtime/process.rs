@@ -1,7 +1,6 @@
 //! Process handles: a pid and the mailbox behind it.
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -89,19 +88,6 @@ impl Drop for Process {
     fn drop(&mut self) {
         if !self.ended {
             self.node.exited(self.pid.serial(), ExitReason::Normal);
-        }
-    }
-}
-
-impl Message {
-    /// Decodes the payload of a `Data` message sent with `send_typed`;
-    /// `None` for other messages.
-    pub fn decode<T: DeserializeOwned>(&self) -> Option<Result<T, CodecError>> {
-        match self {
-            Message::Data { payload, .. } => {
-                Some(postcard::from_bytes(payload).map_err(CodecError))
-            }
-            _ => None,
         }
     }
 }

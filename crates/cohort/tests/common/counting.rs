@@ -11,6 +11,7 @@ pub struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
 // SAFETY: every call is passed on to the system allocator unchanged.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);

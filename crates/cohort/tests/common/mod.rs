@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+#[path = "../../../cohort-proto/tests/common/corenet.rs"]
 pub mod corenet;
 pub mod counting;
 

@@ -3,12 +3,12 @@
 //! leaves the node able to accept a real peer afterwards.
 
 use bytes::Bytes;
-use cohort::core::auth::Cookie;
-use cohort::core::cluster::ClusterConfig;
-use cohort::core::proto::{Frame, Hello, PeerInfo, RefuseReason, PROTOCOL_VERSION};
-use cohort::core::time::Time;
-use cohort::core::{CoreConfig, Effect, NodeCore};
-use cohort::{NodeName, Pid};
+use cohort_proto::auth::Cookie;
+use cohort_proto::cluster::ClusterConfig;
+use cohort_proto::pid::{NodeName, Pid};
+use cohort_proto::proto::{Frame, Hello, PeerInfo, RefuseReason, PROTOCOL_VERSION};
+use cohort_proto::time::Time;
+use cohort_proto::{CoreConfig, Effect, NodeCore};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -15,7 +15,7 @@ use super::{
     Claim, Names, NamesError, NamesFrame, OwnClaim, PrepareAnswer, StoredClaim, UnregisterReason,
     WireReason, PREPARE_TIMEOUT, SLOT_LEASE,
 };
-use crate::core::proto::Frame;
+use crate::proto::Frame;
 use tracing::debug;
 
 /// A request for a name lock.

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::pid::{ExitReason, NodeName, Pid};
@@ -248,5 +249,23 @@ impl Processes {
     /// Number of monitors on local targets.
     pub fn incoming_len(&self) -> usize {
         self.incoming.values().map(Vec::len).sum()
+    }
+}
+
+/// A message that could not be encoded or decoded with serde.
+#[derive(Debug, thiserror::Error)]
+#[error("message codec: {0}")]
+pub struct CodecError(#[from] pub postcard::Error);
+
+impl Message {
+    /// Decodes the payload of a `Data` message sent with `send_typed`;
+    /// `None` for other messages.
+    pub fn decode<T: DeserializeOwned>(&self) -> Option<Result<T, CodecError>> {
+        match self {
+            Message::Data { payload, .. } => {
+                Some(postcard::from_bytes(payload).map_err(CodecError))
+            }
+            _ => None,
+        }
     }
 }

@@ -5,9 +5,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::*;
-use crate::core::auth::Cookie;
-use crate::core::cluster::ClusterConfig;
-use crate::core::{CoreConfig, Effect, NodeCore};
+use crate::auth::Cookie;
+use crate::cluster::ClusterConfig;
+use crate::{CoreConfig, Effect, NodeCore};
 
 fn core(mode: Mode) -> NodeCore {
     let mut c = NodeCore::new(

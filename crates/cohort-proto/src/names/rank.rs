@@ -52,7 +52,7 @@ pub fn winner(claims: &[&Claim], rank: Option<&RankFn>) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::pid::{NodeName, Pid};
+    use crate::pid::{NodeName, Pid};
     use bytes::Bytes;
 
     fn claim(node: &str, serial: u64, stamp: u64) -> Claim {

@@ -6,6 +6,12 @@
 //! reads no clock and draws randomness only from the seeded generator it is
 //! given, so the same inputs always give the same effects: the tokio runtime
 //! and the deterministic simulator drive the very same code.
+//!
+//! This crate is the protocol of Cohort nodes, quinn-proto style: no tokio,
+//! no socket and no clock in its dependency tree. The `cohort` crate is the
+//! runtime around it (`docs/ARCHITECTURE.md` in the repository).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod cluster;

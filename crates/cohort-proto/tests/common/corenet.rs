@@ -5,12 +5,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use cohort::core::auth::Cookie;
-use cohort::core::cluster::ClusterConfig;
-use cohort::core::proto::Frame;
-use cohort::core::time::Time;
-use cohort::core::{ConnId, CoreConfig, Effect, NodeCore};
-use cohort::NodeName;
+use cohort_proto::auth::Cookie;
+use cohort_proto::cluster::ClusterConfig;
+use cohort_proto::pid::NodeName;
+use cohort_proto::proto::Frame;
+use cohort_proto::time::Time;
+use cohort_proto::{ConnId, CoreConfig, Effect, NodeCore};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -32,7 +32,7 @@ impl CoreNet {
     }
 
     /// Nodes with these name tables.
-    pub fn with_names(names: &[&str], tables: cohort::core::names::NamesConfig) -> Self {
+    pub fn with_names(names: &[&str], tables: cohort_proto::names::NamesConfig) -> Self {
         let nodes = names
             .iter()
             .enumerate()

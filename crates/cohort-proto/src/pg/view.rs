@@ -22,7 +22,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use rand::Rng;
 
-use crate::core::pid::{NodeName, Pid};
+use crate::pid::{NodeName, Pid};
 
 /// A group name.
 pub type Group = Arc<str>;

@@ -11,7 +11,7 @@ use super::{
     rank, store::SlotRef, Claim, LossPolicy, NameEvent, Names, NamesEffect, NamesFrame, OwnClaim,
     Slot, Stored, StoredClaim, Table, UnregisterReason, WireReason, MAX_BATCH,
 };
-use crate::core::proto::Frame;
+use crate::proto::Frame;
 
 impl Table {
     /// The visible entry of `name`: the winner among its claims.

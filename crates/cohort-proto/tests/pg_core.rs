@@ -5,9 +5,9 @@
 
 mod common;
 
-use cohort::core::pg::{Op, PgFrame, SyncGroup};
-use cohort::core::proto::Frame;
-use cohort::Pid;
+use cohort_proto::pg::{Op, PgFrame, SyncGroup};
+use cohort_proto::pid::Pid;
+use cohort_proto::proto::Frame;
 use common::corenet::CoreNet;
 
 fn sorted(mut v: Vec<Pid>) -> Vec<Pid> {
@@ -277,7 +277,7 @@ fn a_new_scope_is_synced_once_every_peer_answered() {
 /// the same members, so a simulation replays.
 #[test]
 fn random_selection_replays_from_a_seed() {
-    use cohort::Select;
+    use cohort_proto::pg::Select;
     use rand::SeedableRng;
     let mut net = two_nodes();
     let pids: Vec<Pid> = (1..=50).map(|s| spawn(&mut net, 0, s)).collect();

@@ -5,13 +5,13 @@
 mod common;
 
 use bytes::Bytes;
-use cohort::core::names::{
+use cohort_proto::names::{
     Claim, LockId, LossPolicy, NamesEffect, NamesError, NamesFrame, Outcome, OwnClaim,
     RegisterArgs, WireReason,
 };
-use cohort::core::proto::Frame;
-use cohort::core::Effect;
-use cohort::Pid;
+use cohort_proto::pid::Pid;
+use cohort_proto::proto::Frame;
+use cohort_proto::Effect;
 use common::corenet::CoreNet;
 
 fn args(name: &str, pid: &Pid) -> RegisterArgs {
@@ -109,7 +109,7 @@ fn hostile_name_frames_are_ignored() {
         NamesFrame::Prepared {
             op: 999,
             attempt: 3,
-            answer: cohort::core::names::PrepareAnswer::Granted,
+            answer: cohort_proto::names::PrepareAnswer::Granted,
         },
         NamesFrame::Release {
             table: "global".into(),
@@ -278,7 +278,7 @@ fn a_locked_claim_is_staged_until_its_commit_arrives() {
 
 #[test]
 fn eventual_claims_made_back_to_back_travel_in_one_frame_and_stay_ordered() {
-    use cohort::core::names::{Mode, NamesConfig, TableConfig};
+    use cohort_proto::names::{Mode, NamesConfig, TableConfig};
     let cfg = NamesConfig::empty().table(TableConfig::new("e").mode(Mode::Eventual));
     let mut net = CoreNet::with_names(&["a@h", "b@h"], cfg);
     net.connect(1, 0);
@@ -346,7 +346,7 @@ fn eventual_claims_made_back_to_back_travel_in_one_frame_and_stay_ordered() {
 /// `names_unique` check had missed the late request).
 #[test]
 fn a_late_forwarded_unregister_retracts_the_holder_and_the_other_claim_stands() {
-    use cohort::core::names::{Mode, NamesConfig, TableConfig};
+    use cohort_proto::names::{Mode, NamesConfig, TableConfig};
     let cfg = NamesConfig::empty().table(
         TableConfig::new("e")
             .mode(Mode::Eventual)
@@ -395,7 +395,7 @@ fn a_late_forwarded_unregister_retracts_the_holder_and_the_other_claim_stands() 
         .filter(|c| c.name == "gamma")
         .collect();
     assert_eq!(
-        cohort::core::names::rank::winner(&ours, None).map(|w| ours[w].pid.clone()),
+        cohort_proto::names::rank::winner(&ours, None).map(|w| ours[w].pid.clone()),
         Some(pa.clone())
     );
     // c asks a to unregister gamma; the request is held up on the way.
@@ -433,7 +433,7 @@ fn a_late_forwarded_unregister_retracts_the_holder_and_the_other_claim_stands() 
     assert!(!net.seen[1].iter().any(|e| matches!(
         e,
         Effect::Deliver {
-            msg: cohort::Message::NameConflict { .. },
+            msg: cohort_proto::process::Message::NameConflict { .. },
             ..
         }
     )));
