@@ -22,7 +22,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cohort::GroupsInfo;
+use cohort::GlobalGroupsInfo;
 use cohort::{ExitReason, Message, Node, NodeName, PgEventKind, Pid, Scope, Where};
 use cohort::{NameEvent, NamesError, UnregisterReason};
 use serde::Deserialize;
@@ -276,7 +276,7 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     b.map(|Json(v)| v).map_err(|e| bad(e.body_text()))
 }
 
-fn info_json(node: &Node, info: GroupsInfo, monitors: usize) -> Value {
+fn info_json(node: &Node, info: GlobalGroupsInfo, monitors: usize) -> Value {
     json!({
         "node": node.name().as_str(),
         "creation": node.creation(),

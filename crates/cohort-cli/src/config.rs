@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cohort::NodeName;
-use cohort::{GroupDef, GroupsConfig, Publish};
+use cohort::{GlobalGroupDef, GlobalGroupsConfig, Publish};
 use cohort::{LossPolicy, Mode, NamesConfig, TableConfig};
 use serde::Deserialize;
 
@@ -121,7 +121,7 @@ pub struct NodeConfig {
     /// Mesh on or off.
     pub mesh: bool,
     /// Global groups.
-    pub groups: GroupsConfig,
+    pub groups: GlobalGroupsConfig,
     /// Extra scopes.
     pub scopes: Vec<String>,
     /// Name tables.
@@ -220,9 +220,9 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
             .iter()
             .map(|n| node_name(n, &format!("{at}.nodes")))
             .collect::<Result<Vec<_>>>()?;
-        groups.push(GroupDef::new(g.name.clone(), publish, nodes));
+        groups.push(GlobalGroupDef::new(g.name.clone(), publish, nodes));
     }
-    let groups = GroupsConfig { groups };
+    let groups = GlobalGroupsConfig { groups };
     groups.validate(&name).map_err(|e| anyhow!("{e}"))?;
     for (i, sc) in file.scopes.iter().enumerate() {
         check_name("the scope name", sc).map_err(|e| anyhow!("scopes[{}]: {e}", i + 1))?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use cohort::{ExitReason, Message, Node, NodeName, Pid, Process, Where};
-use cohort::{GroupDef, GroupsConfig, Publish};
+use cohort::{GlobalGroupDef, GlobalGroupsConfig, Publish};
 
 const COOKIE: &str = "cohort-demo-cookie";
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -16,17 +16,17 @@ fn n(s: &str) -> NodeName {
     NodeName::new(s).expect("valid name")
 }
 
-fn groups() -> GroupsConfig {
+fn groups() -> GlobalGroupsConfig {
     let at = |names: &[&str]| {
         names
             .iter()
             .map(|x| n(&format!("{x}@127.0.0.1")))
             .collect::<Vec<_>>()
     };
-    GroupsConfig {
+    GlobalGroupsConfig {
         groups: vec![
-            GroupDef::new("g1", Publish::Normal, at(&["a", "b", "c"])),
-            GroupDef::new("g2", Publish::Normal, at(&["d", "e"])),
+            GlobalGroupDef::new("g1", Publish::Normal, at(&["a", "b", "c"])),
+            GlobalGroupDef::new("g2", Publish::Normal, at(&["d", "e"])),
         ],
     }
 }

@@ -24,7 +24,7 @@ use rand::{Rng, RngCore};
 use tracing::{debug, info, warn};
 
 use super::auth::{self, Cookie, Role, Transcript};
-use super::groups::{GroupsConfig, Visibility};
+use super::global_group::{GlobalGroupsConfig, Visibility};
 use super::pid::NodeName;
 use super::proto::{Frame, Hello, Nonce, PeerInfo, RefuseReason, NONCE_LEN, PROTOCOL_VERSION};
 use super::time::Time;
@@ -48,7 +48,7 @@ pub struct ClusterConfig {
     /// Largest reconnect delay.
     pub backoff_max: Duration,
     /// Global groups: whom to mesh with, which sessions are hidden.
-    pub groups: GroupsConfig,
+    pub groups: GlobalGroupsConfig,
 }
 
 impl Default for ClusterConfig {
@@ -61,7 +61,7 @@ impl Default for ClusterConfig {
             reconnect: true,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_millis(5000),
-            groups: GroupsConfig::default(),
+            groups: GlobalGroupsConfig::default(),
         }
     }
 }

@@ -16,7 +16,7 @@
 pub mod auth;
 pub mod cluster;
 pub mod ctx;
-pub mod groups;
+pub mod global_group;
 pub mod names;
 pub mod pg;
 pub mod pid;
@@ -34,7 +34,9 @@ use tracing::debug;
 use self::auth::Cookie;
 use self::cluster::{Cluster, ClusterConfig, Upcall};
 use self::ctx::{Ctx, Deferred};
-use self::groups::{Answer, GroupsEffect, GroupsFrame, GroupsState, Query, Transition};
+use self::global_group::{
+    Answer, GlobalGroupsEffect, GlobalGroupsFrame, GlobalGroupsState, Query, Transition,
+};
 use self::names::{Names, NamesEffect};
 use self::pg::{Pg, PgEffect};
 use self::pid::{ExitReason, NodeName, Pid};
@@ -197,7 +199,7 @@ pub enum Effect {
     /// Something for the name service of the driver.
     Names(NamesEffect),
     /// Something for the global-group layer of the driver.
-    Groups(GroupsEffect),
+    Groups(GlobalGroupsEffect),
 }
 
 /// The queue of effects the core produced and the driver has not taken yet.
@@ -252,7 +254,7 @@ pub struct NodeCore {
     procs: Processes,
     pg: Pg,
     names: Names,
-    groups: GroupsState,
+    groups: GlobalGroupsState,
     /// Peers taking part in names and groups (see [`Ctx::peers`]).
     eligible: BTreeSet<NodeName>,
     fx: Effects,
@@ -285,7 +287,7 @@ impl NodeCore {
     /// the simulation seed in tests.
     pub fn new(cfg: CoreConfig, rng: StdRng, now: Time) -> Self {
         let names = Names::new(cfg.names, u64::from(cfg.creation));
-        let groups = GroupsState::new(cfg.cluster.groups.clone(), &cfg.name);
+        let groups = GlobalGroupsState::new(cfg.cluster.groups.clone(), &cfg.name);
         NodeCore {
             name: cfg.name.clone(),
             creation: cfg.creation,
@@ -407,11 +409,11 @@ impl NodeCore {
     }
 
     /// The global-group layer, for reads.
-    pub fn groups(&self) -> &GroupsState {
+    pub fn groups(&self) -> &GlobalGroupsState {
         &self.groups
     }
 
-    /// Asks `node` a question; answered by `GroupsEffect::Answered { req }`.
+    /// Asks `node` a question; answered by `GlobalGroupsEffect::Answered { req }`.
     pub fn groups_ask(&mut self, node: &NodeName, query: Query, req: ReqId, now: Time) {
         self.flush(now);
         with_sub!(self, groups, now, |g, ctx| g
@@ -419,7 +421,7 @@ impl NodeCore {
     }
 
     /// Re-checks the global-group definition with every own-group node;
-    /// answered by `GroupsEffect::Synced { req }`.
+    /// answered by `GlobalGroupsEffect::Synced { req }`.
     pub fn groups_sync(&mut self, req: ReqId, now: Time) {
         self.flush(now);
         with_sub!(self, groups, now, |g, ctx| g.sync(req, &mut ctx));
@@ -713,7 +715,7 @@ impl NodeCore {
             match t {
                 Transition::Up(node, creation) => {
                     self.eligible.insert(node.clone());
-                    self.fx.push(Effect::Groups(GroupsEffect::Node {
+                    self.fx.push(Effect::Groups(GlobalGroupsEffect::Node {
                         node: node.clone(),
                         up: true,
                     }));
@@ -729,7 +731,7 @@ impl NodeCore {
                         .peer_down(&node, creation, &mut ctx));
                     self.eligible.remove(&node);
                     self.fx
-                        .push(Effect::Groups(GroupsEffect::Node { node, up: false }));
+                        .push(Effect::Groups(GlobalGroupsEffect::Node { node, up: false }));
                 }
             }
         }
@@ -776,15 +778,15 @@ impl NodeCore {
                 .frame(&node, creation, f, &mut ctx)),
             Frame::Names(f) => with_sub!(self, names, now, |names, ctx| names
                 .frame(&node, creation, f, &mut ctx)),
-            Frame::Groups(GroupsFrame::Ask { id, query }) => {
+            Frame::GlobalGroup(GlobalGroupsFrame::Ask { id, query }) => {
                 let answer = self.answer(query, now);
                 self.cluster.send(
                     &node,
-                    Frame::Groups(GroupsFrame::Answer { id, answer }),
+                    Frame::GlobalGroup(GlobalGroupsFrame::Answer { id, answer }),
                     &mut self.fx,
                 );
             }
-            Frame::Groups(f) => {
+            Frame::GlobalGroup(f) => {
                 let t = with_sub!(self, groups, now, |g, ctx| g.frame(&node, f, &mut ctx));
                 self.transitions(t, now);
             }

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::groups::GroupsFrame;
+use super::global_group::GlobalGroupsFrame;
 use super::names::NamesFrame;
 use super::pg::PgFrame;
 use super::pid::{ExitReason, NodeName, Pid};
@@ -107,7 +107,7 @@ pub enum Frame {
     /// Global names and locks.
     Names(NamesFrame),
     /// Global groups: definition checks and cross-group queries.
-    Groups(GroupsFrame),
+    GlobalGroup(GlobalGroupsFrame),
 }
 
 /// The identity part of the handshake, sent by both sides.
@@ -226,7 +226,7 @@ impl Frame {
             Frame::Exit { .. } => "exit",
             Frame::Pg(_) => "pg",
             Frame::Names(_) => "names",
-            Frame::Groups(_) => "groups",
+            Frame::GlobalGroup(_) => "groups",
         }
     }
 }

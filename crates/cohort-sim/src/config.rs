@@ -236,7 +236,7 @@ pub struct SimConfig {
     pub mismatch: Mismatch,
     /// Name operations in the workload. The name service orders some
     /// effects by `HashMap` iteration (a core finding, see
-    /// `tests/known_bugs.rs`), so runs with names replay only
+    /// `tests/regressions.rs`), so runs with names replay only
     /// approximately; the determinism tests turn them off.
     pub names: bool,
 }

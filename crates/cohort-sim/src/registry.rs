@@ -14,7 +14,9 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use cohort_proto::groups::{Answer, GroupDef, GroupsConfig, GroupsEffect, Publish, Query};
+use cohort_proto::global_group::{
+    Answer, GlobalGroupDef, GlobalGroupsConfig, GlobalGroupsEffect, Publish, Query,
+};
 use cohort_proto::names::{
     rank, Claim, LockId, LossPolicy, Mode, NameEvent, NamesConfig, NamesEffect, NamesError,
     NamesFrame, Outcome, RegisterArgs, TableConfig, UnregisterReason,
@@ -71,16 +73,16 @@ pub fn runs_scope(i: NodeIdx, scope: &str) -> bool {
 /// `groups`; else `g1` (normal) with the first half, `g2` (hidden) with
 /// the rest, changed for one node as `mismatch` (resolved: not `Seeded`)
 /// says.
-pub fn groups_configs(n: usize, groups: bool, mismatch: Mismatch) -> Vec<GroupsConfig> {
+pub fn groups_configs(n: usize, groups: bool, mismatch: Mismatch) -> Vec<GlobalGroupsConfig> {
     if !groups {
-        return vec![GroupsConfig::default(); n];
+        return vec![GlobalGroupsConfig::default(); n];
     }
     let name = |i: usize| NodeName::new(&format!("n{i}@sim")).expect("valid node name");
     let split = n.div_ceil(2);
-    let base = |g1: Vec<usize>, g2: Vec<usize>| GroupsConfig {
+    let base = |g1: Vec<usize>, g2: Vec<usize>| GlobalGroupsConfig {
         groups: vec![
-            GroupDef::new("g1", Publish::Normal, g1.into_iter().map(name)),
-            GroupDef::new("g2", Publish::Hidden, g2.into_iter().map(name)),
+            GlobalGroupDef::new("g1", Publish::Normal, g1.into_iter().map(name)),
+            GlobalGroupDef::new("g2", Publish::Hidden, g2.into_iter().map(name)),
         ],
     };
     let mut out = vec![base((0..split).collect(), (split..n).collect()); n];
@@ -106,7 +108,7 @@ pub fn groups_configs(n: usize, groups: bool, mismatch: Mismatch) -> Vec<GroupsC
 
 impl Sim {
     /// The global-group configuration node `i` starts with (empty: none).
-    pub fn groups_config(&self, i: NodeIdx) -> &GroupsConfig {
+    pub fn groups_config(&self, i: NodeIdx) -> &GlobalGroupsConfig {
         &self.groups[i]
     }
 
@@ -763,7 +765,7 @@ impl Sim {
                 }
             }
             Effect::Names(NamesEffect::View { .. }) => {}
-            Effect::Groups(GroupsEffect::Node { node, up }) => {
+            Effect::Groups(GlobalGroupsEffect::Node { node, up }) => {
                 if let Some(b) = self.index_of(&node) {
                     if up {
                         let now = self.now();
@@ -773,7 +775,7 @@ impl Sim {
                     }
                 }
             }
-            Effect::Groups(GroupsEffect::Answered { req, answer }) => {
+            Effect::Groups(GlobalGroupsEffect::Answered { req, answer }) => {
                 let Some(to) = self.ledger.reg.asks.remove(&(i, creation, req)) else {
                     return;
                 };
@@ -793,7 +795,7 @@ impl Sim {
                     }
                 }
             }
-            Effect::Groups(GroupsEffect::Synced { .. }) => {}
+            Effect::Groups(GlobalGroupsEffect::Synced { .. }) => {}
             _ => {}
         }
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cohort_proto::auth::Cookie;
 use cohort_proto::cluster::ClusterConfig;
-use cohort_proto::groups::{GroupsConfig, Publish};
+use cohort_proto::global_group::{GlobalGroupsConfig, Publish};
 use cohort_proto::pid::{ExitReason, NodeName, Pid};
 use cohort_proto::process::{Message, MonitorRef};
 use cohort_proto::proto::Frame;
@@ -154,7 +154,7 @@ pub struct Sim {
     pub(crate) driver_faults: Vec<Stray>,
     counters: BTreeMap<&'static str, u64>,
     /// The global-group configuration of each node (empty: none).
-    pub(crate) groups: Vec<GroupsConfig>,
+    pub(crate) groups: Vec<GlobalGroupsConfig>,
     /// Whose definitions differ (resolved from the seed when `Seeded`).
     mismatch: Mismatch,
     /// The group each node syncs in: nodes with the same definition of

@@ -24,7 +24,7 @@ pub enum StartError {
     },
     /// The global-group configuration is invalid.
     #[error(transparent)]
-    Groups(#[from] crate::core::groups::GroupsError),
+    Groups(#[from] crate::core::global_group::GlobalGroupsError),
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     Config(String),

@@ -35,7 +35,9 @@ pub mod error;
 pub mod runtime;
 pub mod transport;
 
-pub use crate::core::groups::{GroupDef, GroupsConfig, GroupsError, GroupsInfo, Publish};
+pub use crate::core::global_group::{
+    GlobalGroupDef, GlobalGroupsConfig, GlobalGroupsError, GlobalGroupsInfo, Publish,
+};
 pub use crate::core::names::{
     LossPolicy, Mode, NameEvent, NamesConfig, NamesError, TableConfig, UnregisterReason,
 };

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use cohort::core::auth::Cookie;
 use cohort::core::cluster::ClusterConfig;
-use cohort::core::groups::{GroupDef, GroupsConfig, GroupsInfo, Publish};
+use cohort::core::global_group::{GlobalGroupDef, GlobalGroupsConfig, GlobalGroupsInfo, Publish};
 use cohort::core::time::Time;
 use cohort::core::{CoreConfig, NodeCore};
 use cohort::{GroupNodeEvent, Message, Node, NodeName, StartError, Where};
@@ -24,16 +24,16 @@ fn n(s: &str) -> NodeName {
     NodeName::new(s).unwrap()
 }
 
-fn config(groups: &[(&str, Publish, &[&str])]) -> GroupsConfig {
-    GroupsConfig {
+fn config(groups: &[(&str, Publish, &[&str])]) -> GlobalGroupsConfig {
+    GlobalGroupsConfig {
         groups: groups
             .iter()
-            .map(|(name, p, nodes)| GroupDef::new(*name, *p, nodes.iter().map(|s| n(s))))
+            .map(|(name, p, nodes)| GlobalGroupDef::new(*name, *p, nodes.iter().map(|s| n(s))))
             .collect(),
     }
 }
 
-async fn start_in(name: &str, cfg: &GroupsConfig) -> Node {
+async fn start_in(name: &str, cfg: &GlobalGroupsConfig) -> Node {
     builder(name)
         .global_groups(cfg.clone())
         .start()
@@ -466,7 +466,7 @@ async fn scopes_stay_in_the_own_group_unless_configured_cluster_wide() {
 }
 
 /// Sans-IO cores named `names`, node `i` configured with `cfgs[i]`.
-fn core_net(names: &[&str], cfgs: &[&GroupsConfig]) -> CoreNet {
+fn core_net(names: &[&str], cfgs: &[&GlobalGroupsConfig]) -> CoreNet {
     let mut net = CoreNet::new(names);
     for (i, (name, cfg)) in names.iter().zip(cfgs).enumerate() {
         net.nodes[i] = NodeCore::new(
@@ -488,13 +488,13 @@ fn core_net(names: &[&str], cfgs: &[&GroupsConfig]) -> CoreNet {
     net
 }
 
-fn core_info(net: &CoreNet, i: usize) -> GroupsInfo {
+fn core_info(net: &CoreNet, i: usize) -> GlobalGroupsInfo {
     net.nodes[i].groups().info(&[])
 }
 
 /// Every node of `info`'s own group other than `me` is in exactly one of
 /// synced_nodes, sync_error, no_contact.
-fn assert_partitioned(me: &str, info: &GroupsInfo) {
+fn assert_partitioned(me: &str, info: &GlobalGroupsInfo) {
     for x in &info.own_group_nodes {
         if x.as_str() == me {
             continue;
@@ -584,7 +584,9 @@ fn a_node_listing_nodes_that_do_not_count_it_puts_them_in_sync_error() {
     assert!(
         net.seen[2].iter().any(|fx| matches!(
             fx,
-            cohort::core::Effect::Groups(cohort::core::groups::GroupsEffect::Synced { .. })
+            cohort::core::Effect::Groups(
+                cohort::core::global_group::GlobalGroupsEffect::Synced { .. }
+            )
         )),
         "the sync completed"
     );
@@ -596,7 +598,7 @@ fn a_node_listing_nodes_that_do_not_count_it_puts_them_in_sync_error() {
 #[test]
 fn a_node_without_configuration_answers_a_check_with_a_mismatch() {
     let ab = config(&[("g1", Publish::Normal, &["a@h", "b@h"])]);
-    let none = GroupsConfig::default();
+    let none = GlobalGroupsConfig::default();
     let mut net = core_net(&["a@h", "b@h"], &[&ab, &none]);
     let ((), logs) = with_logs(|| net.connect(1, 0));
     let a = core_info(&net, 0);
@@ -609,7 +611,7 @@ fn a_node_without_configuration_answers_a_check_with_a_mismatch() {
     let checks = net
         .sent
         .iter()
-        .filter(|(_, f)| matches!(f, cohort::core::proto::Frame::Groups(_)))
+        .filter(|(_, f)| matches!(f, cohort::core::proto::Frame::GlobalGroup(_)))
         .count();
     assert_eq!(checks, 2, "one check, one answer");
 }

@@ -17,7 +17,7 @@
 //! sent to a node that does not count `o` in its group, or has no
 //! configuration at all).
 
-use cohort_proto::groups::GroupsInfo;
+use cohort_proto::global_group::GlobalGroupsInfo;
 use cohort_proto::pid::NodeName;
 
 use super::Invariant;
@@ -32,7 +32,7 @@ pub struct GroupSyncStates;
 /// session with `x`.
 pub fn check_info(
     me: &NodeName,
-    info: &GroupsInfo,
+    info: &GlobalGroupsInfo,
     session: impl Fn(&NodeName) -> bool,
 ) -> Result<(), String> {
     for x in info.own_group_nodes.iter().filter(|x| *x != me) {
@@ -137,9 +137,9 @@ mod tests {
         NodeName::new(s).expect("valid")
     }
 
-    fn info(synced: &[&str], error: &[&str], none: &[&str]) -> GroupsInfo {
+    fn info(synced: &[&str], error: &[&str], none: &[&str]) -> GlobalGroupsInfo {
         let v = |l: &[&str]| l.iter().map(|s| n(s)).collect::<Vec<_>>();
-        GroupsInfo {
+        GlobalGroupsInfo {
             state: "synced".into(),
             own_group_name: Some("g1".into()),
             own_group_nodes: v(&["a@h", "b@h", "e@h"]),

@@ -149,7 +149,7 @@ async fn accept_loop(mut listener: Box<dyn Listener>, shared: std::sync::Weak<Sh
         match conn {
             Ok(conn) => shared.with(|core, now, e| {
                 let id = core.accepted(conn.remote_addr.clone(), now);
-                e.push(Pending::Attach(id, conn));
+                e.push(AfterCall::Attach(id, conn));
             }),
             Err(e) => {
                 warn!(node = %shared.name, error = %e, "accept failed");
@@ -184,7 +184,7 @@ async fn timer_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
 }
 
 /// Work that needs the `Arc<Shared>` and so happens right after the core call.
-pub(crate) enum Pending {
+pub(crate) enum AfterCall {
     Attach(ConnId, Connection),
 }
 
@@ -192,7 +192,7 @@ impl Shared {
     /// Runs `f` on the core under the lock, then carries out its effects.
     pub(crate) fn with<R>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut NodeCore, Time, &mut Vec<Pending>) -> R,
+        f: impl FnOnce(&mut NodeCore, Time, &mut Vec<AfterCall>) -> R,
     ) -> R {
         let mut pending = Vec::new();
         let mut e = self.engine.lock();
@@ -201,7 +201,7 @@ impl Shared {
         let r = f(&mut e.core, now, &mut pending);
         for p in pending {
             match p {
-                Pending::Attach(id, conn) => self.attach(&mut e, id, conn),
+                AfterCall::Attach(id, conn) => self.attach(&mut e, id, conn),
             }
         }
         self.run_effects(&mut e);
@@ -242,7 +242,7 @@ impl Shared {
         self.with(|core, now, pending| {
             match result {
                 Ok(c) => {
-                    pending.push(Pending::Attach(conn, c));
+                    pending.push(AfterCall::Attach(conn, c));
                     core.dialed(conn, now);
                 }
                 Err(e) => core.dial_failed(conn, e.to_string(), now),
@@ -343,7 +343,7 @@ impl Shared {
                 }
                 Effect::Pg(fx) => super::pg::execute(self, e, fx),
                 Effect::Names(fx) => super::names::execute(self, e, fx),
-                Effect::Groups(fx) => super::groups::execute(self, fx),
+                Effect::Groups(fx) => super::global_group::execute(self, fx),
             }
         }
     }

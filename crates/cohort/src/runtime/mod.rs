@@ -9,7 +9,7 @@
 //! the connection reader to the mailbox.
 
 mod engine;
-mod groups;
+mod global_group;
 mod names;
 mod pg;
 mod process;
@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-pub use self::groups::{GroupNodeEvent, Where};
+pub use self::global_group::{GroupNodeEvent, Where};
 pub use self::names::NameTable;
 pub use self::pg::{PgMonitor, Scope};
 pub use self::process::Process;
@@ -157,7 +157,7 @@ impl NodeBuilder {
 
     /// Global groups (OTP `global_group`): checked at start; a node listed
     /// twice or a malformed entry stops the node with a message naming it.
-    pub fn global_groups(mut self, cfg: crate::core::groups::GroupsConfig) -> Self {
+    pub fn global_groups(mut self, cfg: crate::core::global_group::GlobalGroupsConfig) -> Self {
         self.cluster.groups = cfg;
         self
     }
@@ -292,7 +292,7 @@ impl NodeBuilder {
             ),
             pg_subs: DashMap::new(),
             traffic: Traffic::default(),
-            group_reqs: groups::Pending::default(),
+            global_group_reqs: global_group::Requests::default(),
         });
         shared.with(|core, now, _| core.pg_start_scope(crate::core::pg::DEFAULT_SCOPE, now));
         engine::start(&shared, listener);
@@ -319,7 +319,7 @@ pub(crate) struct Shared {
     /// Traffic counters, for metrics.
     pub(crate) traffic: Traffic,
     /// Global-group requests waiting for an answer.
-    pub(crate) group_reqs: groups::Pending,
+    pub(crate) global_group_reqs: global_group::Requests,
     /// Process-group monitor subscriptions: id → event channel.
     pub(crate) pg_subs: DashMap<u64, mpsc::UnboundedSender<crate::core::pg::PgEvent>>,
 }

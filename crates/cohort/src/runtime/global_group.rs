@@ -10,7 +10,7 @@ use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Node, Shared};
-use crate::core::groups::{Answer, GroupsEffect, GroupsInfo, Query};
+use crate::core::global_group::{Answer, GlobalGroupsEffect, GlobalGroupsInfo, Query};
 use crate::core::pid::{NodeName, Pid};
 use crate::core::ReqId;
 
@@ -37,14 +37,14 @@ pub enum GroupNodeEvent {
 
 /// Requests waiting for the core, and `monitor_nodes` subscribers.
 #[derive(Default)]
-pub(crate) struct Pending {
+pub(crate) struct Requests {
     next: std::sync::atomic::AtomicU64,
     answers: DashMap<ReqId, oneshot::Sender<Option<Answer>>>,
     syncs: DashMap<ReqId, oneshot::Sender<()>>,
     monitors: Mutex<Vec<mpsc::UnboundedSender<GroupNodeEvent>>>,
 }
 
-impl Pending {
+impl Requests {
     fn req(&self) -> ReqId {
         // Far from the connect-request ids, which count from 1.
         (1 << 62) + self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -52,10 +52,10 @@ impl Pending {
 }
 
 /// Carries out one global-group effect.
-pub(crate) fn execute(shared: &Arc<Shared>, fx: GroupsEffect) {
-    let p = &shared.group_reqs;
+pub(crate) fn execute(shared: &Arc<Shared>, fx: GlobalGroupsEffect) {
+    let p = &shared.global_group_reqs;
     match fx {
-        GroupsEffect::Node { node, up } => {
+        GlobalGroupsEffect::Node { node, up } => {
             let ev = if up {
                 GroupNodeEvent::Up(node)
             } else {
@@ -66,12 +66,12 @@ pub(crate) fn execute(shared: &Arc<Shared>, fx: GroupsEffect) {
                 .unwrap_or_else(|e| e.into_inner())
                 .retain(|m| m.send(ev.clone()).is_ok());
         }
-        GroupsEffect::Answered { req, answer } => {
+        GlobalGroupsEffect::Answered { req, answer } => {
             if let Some((_, tx)) = p.answers.remove(&req) {
                 let _ = tx.send(answer);
             }
         }
-        GroupsEffect::Synced { req } => {
+        GlobalGroupsEffect::Synced { req } => {
             if let Some((_, tx)) = p.syncs.remove(&req) {
                 let _ = tx.send(());
             }
@@ -104,7 +104,7 @@ impl Node {
     }
 
     /// The global-group state (`global_group:info()`).
-    pub fn global_group_info(&self) -> GroupsInfo {
+    pub fn global_group_info(&self) -> GlobalGroupsInfo {
         let nodes = self.nodes();
         self.shared().with(|core, _, _| core.groups().info(&nodes))
     }
@@ -113,7 +113,7 @@ impl Node {
     pub fn global_group_monitors(&self) -> usize {
         let mut m = self
             .shared()
-            .group_reqs
+            .global_group_reqs
             .monitors
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -127,7 +127,7 @@ impl Node {
     pub fn monitor_nodes(&self) -> mpsc::UnboundedReceiver<GroupNodeEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.shared()
-            .group_reqs
+            .global_group_reqs
             .monitors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -139,12 +139,12 @@ impl Node {
     /// until each answered (a node that differs ends in `sync_error`).
     pub async fn global_group_sync(&self) {
         let s = self.shared();
-        let req = s.group_reqs.req();
+        let req = s.global_group_reqs.req();
         let (tx, rx) = oneshot::channel();
-        s.group_reqs.syncs.insert(req, tx);
+        s.global_group_reqs.syncs.insert(req, tx);
         s.with(|core, now, _| core.groups_sync(req, now));
         let _ = tokio::time::timeout(ASK_TIMEOUT, rx).await;
-        s.group_reqs.syncs.remove(&req);
+        s.global_group_reqs.syncs.remove(&req);
     }
 
     async fn ask(&self, node: &NodeName, query: Query) -> Option<Answer> {
@@ -159,16 +159,16 @@ impl Node {
                 return None;
             }
         }
-        let req = s.group_reqs.req();
+        let req = s.global_group_reqs.req();
         let (tx, rx) = oneshot::channel();
-        s.group_reqs.answers.insert(req, tx);
+        s.global_group_reqs.answers.insert(req, tx);
         s.with(|core, now, _| core.groups_ask(node, query, req, now));
         let answer = tokio::time::timeout(ASK_TIMEOUT, rx)
             .await
             .ok()
             .and_then(|r| r.ok())
             .flatten();
-        s.group_reqs.answers.remove(&req);
+        s.global_group_reqs.answers.remove(&req);
         answer
     }
 

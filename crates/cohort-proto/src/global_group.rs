@@ -67,7 +67,7 @@ impl std::fmt::Display for Publish {
 
 /// One global group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct GroupDef {
+pub struct GlobalGroupDef {
     /// The group's name.
     pub name: String,
     /// How it connects to other groups.
@@ -76,14 +76,14 @@ pub struct GroupDef {
     pub nodes: Vec<NodeName>,
 }
 
-impl GroupDef {
+impl GlobalGroupDef {
     /// A group definition.
     pub fn new(
         name: impl Into<String>,
         publish: Publish,
         nodes: impl IntoIterator<Item = NodeName>,
     ) -> Self {
-        GroupDef {
+        GlobalGroupDef {
             name: name.into(),
             publish,
             nodes: nodes.into_iter().collect(),
@@ -91,7 +91,7 @@ impl GroupDef {
     }
 
     /// The definition with its nodes sorted, for comparison.
-    fn canonical(&self) -> GroupDef {
+    fn canonical(&self) -> GlobalGroupDef {
         let mut d = self.clone();
         d.nodes.sort();
         d
@@ -100,14 +100,14 @@ impl GroupDef {
 
 /// The global-group configuration of a node; empty means `no_conf`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupsConfig {
+pub struct GlobalGroupsConfig {
     /// The groups, in configuration order (the order of `whereis` lookups).
-    pub groups: Vec<GroupDef>,
+    pub groups: Vec<GlobalGroupDef>,
 }
 
 /// A configuration that cannot be used. The node does not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GroupsError {
+pub enum GlobalGroupsError {
     /// A node is listed in two groups (or twice in one).
     #[error("global groups: node {node} is listed in both {first:?} and {second:?}")]
     NodeTwice {
@@ -129,9 +129,9 @@ pub enum GroupsError {
     NotMember(NodeName),
 }
 
-impl GroupsConfig {
+impl GlobalGroupsConfig {
     /// Checks the configuration for node `me`.
-    pub fn validate(&self, me: &NodeName) -> Result<(), GroupsError> {
+    pub fn validate(&self, me: &NodeName) -> Result<(), GlobalGroupsError> {
         if self.groups.is_empty() {
             return Ok(());
         }
@@ -139,14 +139,14 @@ impl GroupsConfig {
         let mut names = BTreeSet::new();
         for (i, g) in self.groups.iter().enumerate() {
             if g.name.trim().is_empty() {
-                return Err(GroupsError::EmptyName(i + 1));
+                return Err(GlobalGroupsError::EmptyName(i + 1));
             }
             if !names.insert(g.name.as_str()) {
-                return Err(GroupsError::GroupTwice(g.name.clone()));
+                return Err(GlobalGroupsError::GroupTwice(g.name.clone()));
             }
             for n in &g.nodes {
                 if let Some(first) = seen.insert(n, &g.name) {
-                    return Err(GroupsError::NodeTwice {
+                    return Err(GlobalGroupsError::NodeTwice {
                         node: n.clone(),
                         first: first.to_string(),
                         second: g.name.clone(),
@@ -155,13 +155,13 @@ impl GroupsConfig {
             }
         }
         if !seen.contains_key(me) {
-            return Err(GroupsError::NotMember(me.clone()));
+            return Err(GlobalGroupsError::NotMember(me.clone()));
         }
         Ok(())
     }
 
     /// The group of `node`, if configured.
-    pub fn group_of(&self, node: &NodeName) -> Option<&GroupDef> {
+    pub fn group_of(&self, node: &NodeName) -> Option<&GlobalGroupDef> {
         self.groups.iter().find(|g| g.nodes.contains(node))
     }
 }
@@ -180,7 +180,7 @@ pub struct Visibility {
 
 impl Visibility {
     /// The visibility of node `me` under `cfg`.
-    pub fn of(cfg: &GroupsConfig, me: &NodeName) -> Self {
+    pub fn of(cfg: &GlobalGroupsConfig, me: &NodeName) -> Self {
         let Some(own) = cfg.group_of(me) else {
             return Visibility::default();
         };
@@ -238,22 +238,22 @@ pub enum Answer {
 
 /// Wire messages of the global-group layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum GroupsFrame {
+pub enum GlobalGroupsFrame {
     /// "This is my group's definition" (`None`: I have no configuration).
     Check {
         /// The sender's own group definition.
-        def: Option<GroupDef>,
+        def: Option<GlobalGroupDef>,
         /// The sender wants the receiver's definition back (a `sync`).
         ask: bool,
     },
-    /// A query; answered with [`GroupsFrame::Answer`].
+    /// A query; answered with [`GlobalGroupsFrame::Answer`].
     Ask {
         /// Request id on the asking node.
         id: u64,
         /// The question.
         query: Query,
     },
-    /// The answer to an [`GroupsFrame::Ask`].
+    /// The answer to an [`GlobalGroupsFrame::Ask`].
     Answer {
         /// The request id.
         id: u64,
@@ -264,7 +264,7 @@ pub enum GroupsFrame {
 
 /// Effects of the global-group layer for the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupsEffect {
+pub enum GlobalGroupsEffect {
     /// An own-group node became synced (`up`) or was lost.
     Node {
         /// The node.
@@ -295,9 +295,9 @@ pub enum Transition {
     Down(NodeName, u32),
 }
 
-/// What [`GroupsState::info`] reports.
+/// What [`GlobalGroupsState::info`] reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupsInfo {
+pub struct GlobalGroupsInfo {
     /// `no_conf` or `synced`.
     pub state: String,
     /// The own group's name (`None` without configuration).
@@ -311,16 +311,16 @@ pub struct GroupsInfo {
     /// Own-group nodes with no session.
     pub no_contact: Vec<NodeName>,
     /// The other groups, in configuration order.
-    pub other_groups: Vec<GroupDef>,
+    pub other_groups: Vec<GlobalGroupDef>,
 }
 
 /// The global-group state of one node.
 #[derive(Debug, Default)]
-pub struct GroupsState {
+pub struct GlobalGroupsState {
     me: Option<NodeName>,
-    cfg: GroupsConfig,
+    cfg: GlobalGroupsConfig,
     vis: Visibility,
-    own: Option<GroupDef>,
+    own: Option<GlobalGroupDef>,
     /// Sessions up, with creations.
     sessions: BTreeMap<NodeName, u32>,
     synced: BTreeSet<NodeName>,
@@ -332,12 +332,12 @@ pub struct GroupsState {
     syncs: BTreeMap<ReqId, BTreeSet<NodeName>>,
 }
 
-impl GroupsState {
+impl GlobalGroupsState {
     /// The state for node `me` (the configuration must be valid).
-    pub fn new(cfg: GroupsConfig, me: &NodeName) -> Self {
+    pub fn new(cfg: GlobalGroupsConfig, me: &NodeName) -> Self {
         let vis = Visibility::of(&cfg, me);
-        let own = cfg.group_of(me).map(GroupDef::canonical);
-        GroupsState {
+        let own = cfg.group_of(me).map(GlobalGroupDef::canonical);
+        GlobalGroupsState {
             me: Some(me.clone()),
             cfg,
             vis,
@@ -347,7 +347,7 @@ impl GroupsState {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &GroupsConfig {
+    pub fn config(&self) -> &GlobalGroupsConfig {
         &self.cfg
     }
 
@@ -380,7 +380,7 @@ impl GroupsState {
             self.sync_error.insert(node.clone());
             ctx.send(
                 node,
-                Frame::Groups(GroupsFrame::Check {
+                Frame::GlobalGroup(GlobalGroupsFrame::Check {
                     def: self.own.clone(),
                     ask: false,
                 }),
@@ -415,7 +415,10 @@ impl GroupsState {
             .collect();
         for id in lost {
             let (_, req) = self.asks.remove(&id).expect("present");
-            ctx.push(Effect::Groups(GroupsEffect::Answered { req, answer: None }));
+            ctx.push(Effect::Groups(GlobalGroupsEffect::Answered {
+                req,
+                answer: None,
+            }));
         }
         self.settle_syncs(node, ctx);
         out
@@ -431,7 +434,7 @@ impl GroupsState {
         }
         for req in done {
             self.syncs.remove(&req);
-            ctx.push(Effect::Groups(GroupsEffect::Synced { req }));
+            ctx.push(Effect::Groups(GlobalGroupsEffect::Synced { req }));
         }
     }
 
@@ -439,11 +442,11 @@ impl GroupsState {
     pub fn frame(
         &mut self,
         node: &NodeName,
-        frame: GroupsFrame,
+        frame: GlobalGroupsFrame,
         ctx: &mut Ctx<'_>,
     ) -> Vec<Transition> {
         match frame {
-            GroupsFrame::Check { def, ask } => {
+            GlobalGroupsFrame::Check { def, ask } => {
                 let mut out = Vec::new();
                 if !self.configured() || !self.vis.in_own(node) {
                     self.answer_outsider(node, def.as_ref(), ctx);
@@ -452,7 +455,7 @@ impl GroupsState {
                 if ask {
                     ctx.send(
                         node,
-                        Frame::Groups(GroupsFrame::Check {
+                        Frame::GlobalGroup(GlobalGroupsFrame::Check {
                             def: self.own.clone(),
                             ask: false,
                         }),
@@ -489,11 +492,11 @@ impl GroupsState {
                 self.settle_syncs(node, ctx);
                 out
             }
-            GroupsFrame::Ask { .. } => Vec::new(),
-            GroupsFrame::Answer { id, answer } => {
+            GlobalGroupsFrame::Ask { .. } => Vec::new(),
+            GlobalGroupsFrame::Answer { id, answer } => {
                 if let Some((n, req)) = self.asks.remove(&id) {
                     if &n == node {
-                        ctx.push(Effect::Groups(GroupsEffect::Answered {
+                        ctx.push(Effect::Groups(GlobalGroupsEffect::Answered {
                             req,
                             answer: Some(answer),
                         }));
@@ -514,8 +517,13 @@ impl GroupsState {
     /// so it lists us under `sync_error`, as OTP's `config_error` answer
     /// does. A definition that does not list us is itself such an answer
     /// (or a stray) and is not answered, so two nodes never ping-pong.
-    /// Encoded as an ordinary [`GroupsFrame::Check`]: no new wire variant.
-    fn answer_outsider(&mut self, node: &NodeName, def: Option<&GroupDef>, ctx: &mut Ctx<'_>) {
+    /// Encoded as an ordinary [`GlobalGroupsFrame::Check`]: no new wire variant.
+    fn answer_outsider(
+        &mut self,
+        node: &NodeName,
+        def: Option<&GlobalGroupDef>,
+        ctx: &mut Ctx<'_>,
+    ) {
         let Some(me) = &self.me else { return };
         if !def.is_some_and(|d| d.nodes.contains(me)) {
             return;
@@ -526,26 +534,32 @@ impl GroupsState {
         );
         ctx.send(
             node,
-            Frame::Groups(GroupsFrame::Check {
+            Frame::GlobalGroup(GlobalGroupsFrame::Check {
                 def: self.own.clone(),
                 ask: false,
             }),
         );
     }
 
-    /// Asks `node` a question; answered by [`GroupsEffect::Answered`].
+    /// Asks `node` a question; answered by [`GlobalGroupsEffect::Answered`].
     pub fn ask(&mut self, node: &NodeName, query: Query, req: ReqId, ctx: &mut Ctx<'_>) {
         self.next_ask += 1;
         let id = self.next_ask;
-        if ctx.send(node, Frame::Groups(GroupsFrame::Ask { id, query })) {
+        if ctx.send(
+            node,
+            Frame::GlobalGroup(GlobalGroupsFrame::Ask { id, query }),
+        ) {
             self.asks.insert(id, (node.clone(), req));
         } else {
-            ctx.push(Effect::Groups(GroupsEffect::Answered { req, answer: None }));
+            ctx.push(Effect::Groups(GlobalGroupsEffect::Answered {
+                req,
+                answer: None,
+            }));
         }
     }
 
     /// Re-checks the definition with every own-group node that has a
-    /// session; answered by [`GroupsEffect::Synced`] once all replied (or
+    /// session; answered by [`GlobalGroupsEffect::Synced`] once all replied (or
     /// went away).
     pub fn sync(&mut self, req: ReqId, ctx: &mut Ctx<'_>) {
         let targets: BTreeSet<NodeName> = if self.configured() {
@@ -560,21 +574,21 @@ impl GroupsState {
         for n in &targets {
             ctx.send(
                 n,
-                Frame::Groups(GroupsFrame::Check {
+                Frame::GlobalGroup(GlobalGroupsFrame::Check {
                     def: self.own.clone(),
                     ask: true,
                 }),
             );
         }
         if targets.is_empty() {
-            ctx.push(Effect::Groups(GroupsEffect::Synced { req }));
+            ctx.push(Effect::Groups(GlobalGroupsEffect::Synced { req }));
         } else {
             self.syncs.insert(req, targets);
         }
     }
 
     /// The state as `global_group:info()` reports it.
-    pub fn info(&self, known: &[NodeName]) -> GroupsInfo {
+    pub fn info(&self, known: &[NodeName]) -> GlobalGroupsInfo {
         let Some(own) = &self.own else {
             // As OTP's `own_nodes()` without configuration: this node and
             // every connected one.
@@ -582,7 +596,7 @@ impl GroupsState {
             nodes.extend(self.me.clone());
             nodes.sort();
             nodes.dedup();
-            return GroupsInfo {
+            return GlobalGroupsInfo {
                 state: "no_conf".into(),
                 own_group_name: None,
                 own_group_nodes: nodes,
@@ -592,7 +606,7 @@ impl GroupsState {
                 other_groups: Vec::new(),
             };
         };
-        GroupsInfo {
+        GlobalGroupsInfo {
             state: "synced".into(),
             own_group_name: Some(own.name.clone()),
             own_group_nodes: own.nodes.clone(),
