@@ -341,8 +341,8 @@ impl Shared {
                         let _ = r.send(result);
                     }
                 }
-                Effect::Pg(fx) => super::pg::execute(self, e, fx),
-                Effect::Names(fx) => super::names::execute(self, e, fx),
+                Effect::Pg(fx) => super::pg::execute(self, fx),
+                Effect::Names(fx) => super::names::execute(self, fx),
                 Effect::Groups(fx) => super::global_group::execute(self, fx),
             }
         }

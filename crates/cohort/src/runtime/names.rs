@@ -14,7 +14,6 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 
-use super::engine::Engine;
 use super::{Node, Shared};
 use crate::core::names::{
     LockId, LossPolicy, NameEvent, NamesConfig, NamesEffect, NamesError, Outcome, RegisterArgs,
@@ -100,8 +99,7 @@ impl NamesShared {
 }
 
 /// Carries out one name-service effect, under the engine lock.
-pub(crate) fn execute(shared: &Arc<Shared>, engine: &mut Engine, fx: NamesEffect) {
-    let _ = engine;
+pub(crate) fn execute(shared: &Arc<Shared>, fx: NamesEffect) {
     let n = &shared.names;
     match fx {
         NamesEffect::View { table, name, entry } => {

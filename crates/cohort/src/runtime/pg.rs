@@ -11,7 +11,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::engine::Engine;
 use super::{Node, Shared};
 use crate::core::pg::{
     Group, Members, PgEffect, PgError, PgEvent, ScopeName, ScopeView, Select, Span, DEFAULT_SCOPE,
@@ -19,8 +18,7 @@ use crate::core::pg::{
 use crate::core::pid::Pid;
 
 /// Carries out one process-group effect, under the engine lock.
-pub(crate) fn execute(shared: &Arc<Shared>, engine: &mut Engine, fx: PgEffect) {
-    let _ = engine;
+pub(crate) fn execute(shared: &Arc<Shared>, fx: PgEffect) {
     match fx {
         PgEffect::Event { sub, event } => {
             let closed = match shared.pg_subs.get(&sub) {
@@ -173,15 +171,11 @@ impl Scope {
     }
 
     /// pg2 compatibility: groups need no creation; this does nothing.
-    pub fn create(&self, group: &str) {
-        let _ = group;
-    }
+    pub fn create(&self, _group: &str) {}
 
     /// pg2 compatibility: groups vanish when their last member leaves; this
     /// does nothing (only a member's own node may remove it).
-    pub fn delete(&self, group: &str) {
-        let _ = group;
-    }
+    pub fn delete(&self, _group: &str) {}
 
     // ---- reads (no lock, no round trip) --------------------------------
 

@@ -1,0 +1,381 @@
+//! Peer sessions: the handshake, liveness ticks, the transitive mesh and
+//! reconnection, as a sans-IO state machine.
+//!
+//! The runtime (or the simulator) tells the cluster about connections
+//! opening, frames arriving, connections closing and time passing; the
+//! cluster answers with [`Effect`]s (dial, send, close, node up/down) and with
+//! [`Upcall`]s for the rest of the node core (session frames, peers up/down).
+//!
+//! Handshake (dialer D, acceptor A):
+//! 1. D → A `Hello` (version, name, creation, listen address, nonce_d)
+//! 2. A → D `Challenge` (the same fields for A, nonce_a)
+//! 3. D → A `Response` (HMAC(cookie, dialer label, transcript))
+//! 4. A → D `Ack` (HMAC(cookie, acceptor label, transcript)); A is up
+//! 5. D checks the proof; D is up.
+//!
+//! When both nodes dial each other at once, the connection dialed by the
+//! node with the smaller name is kept, decided identically on both sides.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+mod handshake;
+mod mesh;
+mod session;
+
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore};
+use tracing::{debug, info, warn};
+
+use super::auth::{self, Cookie, Role, Transcript};
+use super::global_group::{GlobalGroupsConfig, Visibility};
+use super::pid::NodeName;
+use super::proto::{Frame, Hello, Nonce, PeerInfo, RefuseReason, NONCE_LEN, PROTOCOL_VERSION};
+use super::time::Time;
+use super::{ConnId, ConnectError, DownReason, Effect, Effects, ReqId};
+
+/// Settings of the peer-session layer.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// How often a tick is sent to every peer.
+    pub tick_interval: Duration,
+    /// A peer silent for this long is declared down.
+    pub peer_timeout: Duration,
+    /// A handshake not finished within this time is abandoned.
+    pub handshake_timeout: Duration,
+    /// Connect to the peers of peers (transitive full mesh).
+    pub mesh: bool,
+    /// Reconnect to known nodes after a connection is lost.
+    pub reconnect: bool,
+    /// First reconnect delay.
+    pub backoff_min: Duration,
+    /// Largest reconnect delay.
+    pub backoff_max: Duration,
+    /// Global groups: whom to mesh with, which sessions are hidden.
+    pub groups: GlobalGroupsConfig,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            tick_interval: Duration::from_millis(1000),
+            peer_timeout: Duration::from_millis(5000),
+            handshake_timeout: Duration::from_millis(5000),
+            mesh: true,
+            reconnect: true,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(5000),
+            groups: GlobalGroupsConfig::default(),
+        }
+    }
+}
+
+/// What the cluster tells the rest of the node core.
+#[derive(Debug)]
+pub enum Upcall {
+    /// A session with `node` is up.
+    PeerUp {
+        /// The peer.
+        node: NodeName,
+        /// Its creation.
+        creation: u32,
+    },
+    /// The session with `node` ended; everything it owned must go.
+    PeerDown {
+        /// The peer.
+        node: NodeName,
+        /// Its creation.
+        creation: u32,
+        /// Why.
+        reason: DownReason,
+    },
+    /// A session frame arrived from an up peer.
+    Frame {
+        /// The sender.
+        node: NodeName,
+        /// Its creation.
+        creation: u32,
+        /// The frame.
+        frame: Frame,
+    },
+}
+
+/// Which side opened a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// This node dialed.
+    Outbound,
+    /// The peer dialed.
+    Inbound,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Outbound, waiting for the transport to connect.
+    Dialing,
+    /// Outbound, `Hello` sent.
+    HelloSent { nonce: Nonce },
+    /// Outbound, `Response` sent; `peer` is the acceptor's `Challenge`.
+    ResponseSent { peer: Hello, nonce: Nonce },
+    /// Inbound, waiting for `Hello`.
+    AwaitHello,
+    /// Inbound, `Challenge` sent; `peer` is the dialer's `Hello`.
+    ChallengeSent { peer: Hello, nonce: Nonce },
+    /// Authenticated session.
+    Up { node: NodeName, creation: u32 },
+}
+
+#[derive(Debug)]
+struct Conn {
+    dir: Direction,
+    addr: String,
+    opened: Time,
+    last_heard: Time,
+    state: State,
+    /// The node we meant to reach, when dialing a known node.
+    expect: Option<NodeName>,
+    /// `connect` requests answered when this connection is up or fails.
+    reqs: Vec<ReqId>,
+}
+
+impl Conn {
+    /// The peer's creation, once the handshake has told it.
+    fn peer_creation(&self) -> Option<u32> {
+        match &self.state {
+            State::ResponseSent { peer, .. } | State::ChallengeSent { peer, .. } => {
+                Some(peer.creation)
+            }
+            State::Up { creation, .. } => Some(*creation),
+            _ => None,
+        }
+    }
+
+    /// The peer's name, once the handshake has told it.
+    fn peer_name(&self) -> Option<&NodeName> {
+        match &self.state {
+            State::ResponseSent { peer, .. } | State::ChallengeSent { peer, .. } => {
+                Some(&peer.name)
+            }
+            State::Up { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Peer {
+    conn: ConnId,
+    creation: u32,
+}
+
+#[derive(Debug)]
+struct Known {
+    addr: String,
+    attempts: u32,
+    next_try: Option<Time>,
+}
+
+/// The peer-session state machine of one node.
+#[derive(Debug)]
+pub struct Cluster {
+    me: NodeName,
+    creation: u32,
+    listen: Option<String>,
+    cookie: Cookie,
+    cfg: ClusterConfig,
+    vis: Visibility,
+    rng: StdRng,
+    next_conn: ConnId,
+    conns: BTreeMap<ConnId, Conn>,
+    peers: BTreeMap<NodeName, Peer>,
+    known: BTreeMap<NodeName, Known>,
+    blocked: BTreeSet<NodeName>,
+    /// `connect` requests waiting for a node that another connection is bringing up.
+    waiting: Vec<(NodeName, ReqId, Time)>,
+    next_tick: Time,
+    shutting_down: bool,
+    /// Refused handshakes (a wrong cookie either way, a refusal by the
+    /// peer) by who and why: when the last was logged and how many came
+    /// since (see [`Cluster::log_refusal`]).
+    refusals: BTreeMap<String, (Time, u64)>,
+}
+
+impl Cluster {
+    /// A cluster layer for node `me` of `creation`.
+    pub fn new(
+        me: NodeName,
+        creation: u32,
+        listen: Option<String>,
+        cookie: Cookie,
+        cfg: ClusterConfig,
+        rng: StdRng,
+        now: Time,
+    ) -> Self {
+        let next_tick = now + cfg.tick_interval;
+        let vis = Visibility::of(&cfg.groups, &me);
+        Cluster {
+            me,
+            creation,
+            listen,
+            cookie,
+            cfg,
+            vis,
+            rng,
+            next_conn: 1,
+            conns: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            known: BTreeMap::new(),
+            blocked: BTreeSet::new(),
+            waiting: Vec::new(),
+            next_tick,
+            shutting_down: false,
+            refusals: BTreeMap::new(),
+        }
+    }
+
+    /// This node's name.
+    pub fn me(&self) -> &NodeName {
+        &self.me
+    }
+
+    /// This node's creation.
+    pub fn creation(&self) -> u32 {
+        self.creation
+    }
+
+    /// Sets the address this node listens on (announced in handshakes).
+    pub fn set_listen(&mut self, listen: Option<String>) {
+        self.listen = listen;
+    }
+
+    /// The peers with an up session, in name order.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeName> {
+        self.peers.keys()
+    }
+
+    /// The creation of an up peer.
+    pub fn peer_creation(&self, node: &NodeName) -> Option<u32> {
+        self.peers.get(node).map(|p| p.creation)
+    }
+
+    /// The connection carrying the session with an up peer.
+    pub fn peer_conn(&self, node: &NodeName) -> Option<ConnId> {
+        self.peers.get(node).map(|p| p.conn)
+    }
+
+    /// The last known listen address of `node`.
+    pub fn known_addr(&self, node: &NodeName) -> Option<&str> {
+        self.known.get(node).map(|k| k.addr.as_str())
+    }
+
+    /// Whether a session with `node` is hidden.
+    pub fn is_hidden(&self, node: &NodeName) -> bool {
+        self.vis.is_hidden(node)
+    }
+
+    /// Nodes whose traffic is blocked.
+    pub fn blocked(&self) -> impl Iterator<Item = &NodeName> {
+        self.blocked.iter()
+    }
+
+    fn alloc_conn(&mut self) -> ConnId {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        id
+    }
+
+    /// A frame arrived on `conn`.
+    pub fn frame(
+        &mut self,
+        conn: ConnId,
+        frame: Frame,
+        now: Time,
+        fx: &mut Effects,
+        up: &mut Vec<Upcall>,
+    ) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.last_heard = now;
+        if let Frame::Refuse { reason } = &frame {
+            let reason = reason.clone();
+            let c = self.conns.remove(&conn).expect("present");
+            fx.push(Effect::Close {
+                conn,
+                reason: format!("refused by peer: {reason}"),
+            });
+            match (&reason, c.peer_name().cloned().or(c.expect.clone())) {
+                (RefuseReason::Simultaneous | RefuseReason::AlreadyConnected, Some(peer)) => {
+                    debug!(node = %self.me, %peer, %reason, "handshake refused");
+                    self.park(&peer, c.reqs, now, fx);
+                    // Should the kept connection never come up, try again.
+                    self.schedule_reconnect(&peer, now);
+                }
+                _ => {
+                    self.log_refusal(
+                        format!("{} {reason}", c.addr),
+                        &c.addr,
+                        &format!("connection refused by peer: {reason}"),
+                        now,
+                    );
+                    for req in c.reqs {
+                        fx.push(Effect::ConnectDone {
+                            req,
+                            result: Err(ConnectError::Refused(reason.clone())),
+                        });
+                    }
+                    if let Some(name) = c.expect {
+                        self.schedule_reconnect(&name, now);
+                    }
+                }
+            }
+            return;
+        }
+        match (&c.state, frame) {
+            (State::AwaitHello, Frame::Hello(h)) => self.on_hello(conn, h, fx),
+            (State::HelloSent { .. }, Frame::Challenge(h)) => self.on_challenge(conn, h, now, fx),
+            (State::ChallengeSent { .. }, Frame::Response { proof }) => {
+                self.on_response(conn, proof, now, fx, up)
+            }
+            (State::ResponseSent { .. }, Frame::Ack { proof }) => {
+                self.on_ack(conn, proof, now, fx, up)
+            }
+            (State::Up { node, creation }, frame) => {
+                let (node, creation) = (node.clone(), *creation);
+                match frame {
+                    Frame::Tick => {}
+                    Frame::Peers(list) => self.on_peers(list, now, fx),
+                    Frame::Bye => {
+                        info!(node = %self.me, peer = %node, "peer said goodbye");
+                        self.close(conn, DownReason::PeerLeft, now, fx, up);
+                    }
+                    Frame::Hello(_)
+                    | Frame::Challenge(_)
+                    | Frame::Response { .. }
+                    | Frame::Ack { .. }
+                    | Frame::Refuse { .. } => {
+                        let addr = self.conns[&conn].addr.clone();
+                        warn!(node = %self.me, peer = %node, %addr, "handshake frame inside a session; closing");
+                        self.close(
+                            conn,
+                            DownReason::ProtocolError("handshake frame inside a session".into()),
+                            now,
+                            fx,
+                            up,
+                        );
+                    }
+                    frame => up.push(Upcall::Frame {
+                        node,
+                        creation,
+                        frame,
+                    }),
+                }
+            }
+            (_, frame) => {
+                let addr = c.addr.clone();
+                warn!(node = %self.me, %addr, kind = frame.kind(), "unexpected frame during handshake; closing");
+                self.refuse(conn, RefuseReason::Protocol, fx);
+            }
+        }
+    }
+}
