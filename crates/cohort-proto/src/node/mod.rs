@@ -1,0 +1,514 @@
+//! [`NodeCore`]: one node's protocol state, composing the peer sessions,
+//! the process/monitor protocol, process groups, global names and global
+//! groups. Inputs in, [`Effect`]s out.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use tracing::debug;
+
+use crate::auth::Cookie;
+use crate::cluster::{Cluster, ClusterConfig, Upcall};
+use crate::ctx::{Ctx, Deferred};
+use crate::effect::{ConnId, Effect, Effects, ReqId};
+use crate::global_group::{
+    Answer, GlobalGroupsEffect, GlobalGroupsFrame, GlobalGroupsState, Query, Transition,
+};
+use crate::names::{self, Names};
+use crate::pg::Pg;
+use crate::pid::{ExitReason, NodeName, Pid};
+use crate::process::{Message, MonitorAction, MonitorRef, Processes};
+use crate::proto::Frame;
+use crate::time::Time;
+
+/// Settings of a node core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// This node's name.
+    pub name: NodeName,
+    /// This node's creation (new at every start).
+    pub creation: u32,
+    /// Where this node accepts connections, announced to peers.
+    pub listen: Option<String>,
+    /// The cluster's shared secret.
+    pub cookie: Cookie,
+    /// Peer-session settings.
+    pub cluster: ClusterConfig,
+    /// Global name tables.
+    pub names: names::NamesConfig,
+}
+
+/// All protocol state of one node.
+#[derive(Debug)]
+pub struct NodeCore {
+    pub(crate) name: NodeName,
+    pub(crate) creation: u32,
+    pub(crate) cluster: Cluster,
+    pub(crate) procs: Processes,
+    pub(crate) pg: Pg,
+    pub(crate) names: Names,
+    pub(crate) groups: GlobalGroupsState,
+    /// Peers taking part in names and groups (see [`Ctx::peers`]).
+    pub(crate) eligible: BTreeSet<NodeName>,
+    pub(crate) fx: Effects,
+    pub(crate) up: Vec<Upcall>,
+    pub(crate) deferred: Vec<Deferred>,
+    /// The latest time the driver passed in (for inputs that carry none).
+    pub(crate) clock: Time,
+}
+
+/// Builds a [`Ctx`] from disjoint fields of a [`NodeCore`] and runs a
+/// sub-protocol handler with it.
+macro_rules! with_sub {
+    ($self:ident, $field:ident, $now:expr, |$sub:ident, $ctx:ident| $body:expr) => {{
+        let mut $ctx = Ctx {
+            now: $now,
+            cluster: &mut $self.cluster,
+            procs: &$self.procs,
+            fx: &mut $self.fx,
+            deferred: &mut $self.deferred,
+            eligible: &$self.eligible,
+        };
+        let $sub = &mut $self.$field;
+        $body
+    }};
+}
+
+// After the macro: the process protocol uses it.
+mod process;
+
+impl NodeCore {
+    /// A node core; `rng` is its only source of randomness (handshake
+    /// nonces, reconnect jitter): seed it from the OS in production and from
+    /// the simulation seed in tests.
+    pub fn new(cfg: CoreConfig, rng: StdRng, now: Time) -> Self {
+        let names = Names::new(cfg.names, u64::from(cfg.creation));
+        let groups = GlobalGroupsState::new(cfg.cluster.groups.clone(), &cfg.name);
+        NodeCore {
+            name: cfg.name.clone(),
+            creation: cfg.creation,
+            cluster: Cluster::new(
+                cfg.name,
+                cfg.creation,
+                cfg.listen,
+                cfg.cookie,
+                cfg.cluster,
+                rng,
+                now,
+            ),
+            procs: Processes::default(),
+            pg: Pg::default(),
+            names,
+            groups,
+            eligible: BTreeSet::new(),
+            fx: Effects::default(),
+            up: Vec::new(),
+            deferred: Vec::new(),
+            clock: now,
+        }
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &NodeName {
+        &self.name
+    }
+
+    /// This node's creation.
+    pub fn creation(&self) -> u32 {
+        self.creation
+    }
+
+    /// The pid of local process `serial`.
+    pub fn pid(&self, serial: u64) -> Pid {
+        Pid::new(self.name.clone(), self.creation, serial)
+    }
+
+    /// Sets the announced listen address (known only once bound).
+    pub fn set_listen(&mut self, listen: Option<String>) {
+        self.cluster.set_listen(listen);
+    }
+
+    /// The peers with an up session, in name order.
+    pub fn nodes(&self) -> Vec<NodeName> {
+        self.cluster.nodes().cloned().collect()
+    }
+
+    /// The peer-session layer, for inspection.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The process table, for inspection.
+    pub fn processes(&self) -> &Processes {
+        &self.procs
+    }
+
+    /// Takes the next effect to carry out.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.fx.pop()
+    }
+
+    /// The next time [`NodeCore::timeout`] must be called.
+    pub fn next_timeout(&self) -> Time {
+        let mut t = self.cluster.next_timeout();
+        for sub in [self.pg.next_timeout(), self.names.next_timeout()]
+            .into_iter()
+            .flatten()
+        {
+            t = t.min(sub);
+        }
+        t
+    }
+
+    /// Sends the changes held for batching (see [`Effect::Flush`]).
+    pub fn flush(&mut self, now: Time) {
+        self.flush_pg(now);
+        self.flush_names(now);
+    }
+
+    fn flush_pg(&mut self, now: Time) {
+        self.clock = self.clock.max(now);
+        if self.pg.holds() {
+            with_sub!(self, pg, now, |pg, ctx| pg.flush(&mut ctx));
+        }
+    }
+
+    fn flush_names(&mut self, now: Time) {
+        self.clock = self.clock.max(now);
+        if self.names.holds() {
+            with_sub!(self, names, now, |names, ctx| names.flush(&mut ctx));
+        }
+    }
+
+    /// Whether changes are held for batching (see [`Effect::Flush`]).
+    pub fn holds(&self) -> bool {
+        self.pg.holds() || self.names.holds()
+    }
+
+    /// Runs `f` on the process-group layer, then the deferred actions.
+    /// Held names go out first (the layer orders its own held changes).
+    pub fn with_pg<R>(&mut self, now: Time, f: impl FnOnce(&mut Pg, &mut Ctx<'_>) -> R) -> R {
+        self.flush_names(now);
+        let r = with_sub!(self, pg, now, |pg, ctx| f(pg, &mut ctx));
+        self.run_deferred(now);
+        r
+    }
+
+    /// Runs `f` on the name service, then the deferred actions. Held
+    /// process-group changes go out first (the name service orders its
+    /// own held claims).
+    pub fn with_names<R>(&mut self, now: Time, f: impl FnOnce(&mut Names, &mut Ctx<'_>) -> R) -> R {
+        self.flush_pg(now);
+        let r = with_sub!(self, names, now, |names, ctx| f(names, &mut ctx));
+        self.run_deferred(now);
+        r
+    }
+
+    /// The global-group layer, for reads.
+    pub fn groups(&self) -> &GlobalGroupsState {
+        &self.groups
+    }
+
+    /// Asks `node` a question; answered by `GlobalGroupsEffect::Answered { req }`.
+    pub fn groups_ask(&mut self, node: &NodeName, query: Query, req: ReqId, now: Time) {
+        self.flush(now);
+        with_sub!(self, groups, now, |g, ctx| g
+            .ask(node, query, req, &mut ctx));
+    }
+
+    /// Re-checks the global-group definition with every own-group node;
+    /// answered by `GlobalGroupsEffect::Synced { req }`.
+    pub fn groups_sync(&mut self, req: ReqId, now: Time) {
+        self.flush(now);
+        with_sub!(self, groups, now, |g, ctx| g.sync(req, &mut ctx));
+    }
+
+    /// The process-group layer, for reads.
+    pub fn pg(&self) -> &Pg {
+        &self.pg
+    }
+
+    /// The name service, for reads.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    fn run_deferred(&mut self, now: Time) {
+        while let Some(d) = self.deferred.pop() {
+            match d {
+                Deferred::Kill(pid, reason) => self.kill_at(&pid, reason, now),
+            }
+        }
+    }
+
+    // ---- transport inputs ---------------------------------------------
+
+    /// The transport accepted a connection from `addr`.
+    pub fn accepted(&mut self, addr: String, now: Time) -> ConnId {
+        self.cluster.accepted(addr, now, &mut self.fx)
+    }
+
+    /// A [`Effect::Dial`] succeeded.
+    pub fn dialed(&mut self, conn: ConnId, now: Time) {
+        self.cluster.dialed(conn, now, &mut self.fx);
+    }
+
+    /// A [`Effect::Dial`] failed.
+    pub fn dial_failed(&mut self, conn: ConnId, why: String, now: Time) {
+        self.cluster.dial_failed(conn, why, now, &mut self.fx);
+    }
+
+    /// A connection closed (EOF, error, undecodable frame).
+    pub fn closed(&mut self, conn: ConnId, why: String, now: Time) {
+        self.cluster
+            .closed(conn, why, now, &mut self.fx, &mut self.up);
+        // Not before: nothing may go out on the closed connection.
+        self.flush(now);
+        self.run_upcalls(now);
+    }
+
+    /// A frame arrived.
+    pub fn frame(&mut self, conn: ConnId, frame: Frame, now: Time) {
+        self.flush(now);
+        self.cluster
+            .frame(conn, frame, now, &mut self.fx, &mut self.up);
+        self.run_upcalls(now);
+    }
+
+    /// Time passed: ticks, timeouts, reconnects.
+    pub fn timeout(&mut self, now: Time) {
+        self.flush(now);
+        self.cluster.timeout(now, &mut self.fx, &mut self.up);
+        self.run_upcalls(now);
+        with_sub!(self, pg, now, |pg, ctx| pg.timeout(&mut ctx));
+        with_sub!(self, names, now, |names, ctx| names.timeout(&mut ctx));
+        self.run_deferred(now);
+    }
+
+    // ---- cluster control ----------------------------------------------
+
+    /// Connects to the node at `addr`; answered by [`Effect::ConnectDone`].
+    pub fn connect(&mut self, addr: String, req: Option<ReqId>, now: Time) {
+        self.flush(now);
+        self.cluster.connect(addr, req, now, &mut self.fx);
+    }
+
+    /// Ends the session with `node` on purpose. False when not connected.
+    pub fn disconnect(&mut self, node: &NodeName, now: Time) -> bool {
+        self.flush(now);
+        let r = self
+            .cluster
+            .disconnect(node, now, &mut self.fx, &mut self.up);
+        self.run_upcalls(now);
+        r
+    }
+
+    /// Drops and refuses all traffic with `node` until unblocked.
+    pub fn block(&mut self, node: NodeName, now: Time) {
+        self.flush(now);
+        self.cluster.block(node, now, &mut self.fx, &mut self.up);
+        self.run_upcalls(now);
+    }
+
+    /// Lifts a block. False when the node was not blocked.
+    pub fn unblock(&mut self, node: &NodeName, now: Time) -> bool {
+        self.cluster.unblock(node, now)
+    }
+
+    /// Leaves the cluster: peers are told, connections closed.
+    pub fn shutdown(&mut self, now: Time) {
+        self.flush(now);
+        self.cluster.shutdown(now, &mut self.fx, &mut self.up);
+        self.run_upcalls(now);
+    }
+
+    // ---- processes ----------------------------------------------------
+
+    fn run_upcalls(&mut self, now: Time) {
+        while !self.up.is_empty() {
+            let batch = std::mem::take(&mut self.up);
+            for u in batch {
+                match u {
+                    Upcall::PeerUp { node, creation } => {
+                        with_sub!(self, pg, now, |pg, ctx| pg
+                            .session_up(&node, creation, &mut ctx));
+                        let t = with_sub!(self, groups, now, |g, ctx| g
+                            .peer_up(&node, creation, &mut ctx));
+                        self.transitions(t, now);
+                    }
+                    Upcall::PeerDown { node, creation, .. } => {
+                        let acts = self.procs.node_down(&node);
+                        self.run_monitor_actions(acts);
+                        let t = with_sub!(self, groups, now, |g, ctx| g
+                            .peer_down(&node, creation, &mut ctx));
+                        self.transitions(t, now);
+                        with_sub!(self, pg, now, |pg, ctx| pg
+                            .session_down(&node, creation, &mut ctx));
+                    }
+                    Upcall::Frame {
+                        node,
+                        creation,
+                        frame,
+                    } => self.session_frame(node, creation, frame, now),
+                }
+                self.run_deferred(now);
+            }
+        }
+    }
+
+    /// Peers joining or leaving the set that takes part in names and groups.
+    fn transitions(&mut self, ts: Vec<Transition>, now: Time) {
+        for t in ts {
+            match t {
+                Transition::Up(node, creation) => {
+                    self.eligible.insert(node.clone());
+                    self.fx.push(Effect::Groups(GlobalGroupsEffect::Node {
+                        node: node.clone(),
+                        up: true,
+                    }));
+                    with_sub!(self, pg, now, |pg, ctx| pg
+                        .peer_up(&node, creation, &mut ctx));
+                    with_sub!(self, names, now, |names, ctx| names
+                        .peer_up(&node, creation, &mut ctx));
+                }
+                Transition::Down(node, creation) => {
+                    with_sub!(self, pg, now, |pg, ctx| pg
+                        .peer_down(&node, creation, &mut ctx));
+                    with_sub!(self, names, now, |names, ctx| names
+                        .peer_down(&node, creation, &mut ctx));
+                    self.eligible.remove(&node);
+                    self.fx
+                        .push(Effect::Groups(GlobalGroupsEffect::Node { node, up: false }));
+                }
+            }
+        }
+    }
+
+    /// Answers a query from another node (typically of another global group).
+    fn answer(&mut self, query: Query, now: Time) -> Answer {
+        let table = self.names.table_names().into_iter().next();
+        let whereis =
+            |names: &Names, name: &str| table.as_deref().and_then(|t| names.whereis(t, name));
+        match query {
+            Query::Whereis(name) => Answer::Whereis(whereis(&self.names, &name)),
+            Query::RegisteredNames => {
+                let mut names = table
+                    .as_deref()
+                    .map(|t| self.names.registered_names(t))
+                    .unwrap_or_default();
+                names.sort();
+                Answer::Names(names)
+            }
+            Query::Send {
+                name,
+                from,
+                payload,
+            } => {
+                let to = whereis(&self.names, &name);
+                if let Some(pid) = &to {
+                    self.send(pid, from, payload);
+                }
+                let _ = now;
+                Answer::Sent(to)
+            }
+        }
+    }
+
+    fn session_frame(&mut self, node: NodeName, creation: u32, frame: Frame, now: Time) {
+        match frame {
+            // Names and groups only flow between nodes that take part in
+            // them (the own global group, once its definition matched).
+            Frame::Names(_) if !self.eligible.contains(&node) => {
+                debug!(node = %self.name, peer = %node, "replication from a node outside the own global group; ignored");
+            }
+            Frame::Pg(f) => with_sub!(self, pg, now, |pg, ctx| pg
+                .frame(&node, creation, f, &mut ctx)),
+            Frame::Names(f) => with_sub!(self, names, now, |names, ctx| names
+                .frame(&node, creation, f, &mut ctx)),
+            Frame::GlobalGroup(GlobalGroupsFrame::Ask { id, query }) => {
+                let answer = self.answer(query, now);
+                self.cluster.send(
+                    &node,
+                    Frame::GlobalGroup(GlobalGroupsFrame::Answer { id, answer }),
+                    &mut self.fx,
+                );
+            }
+            Frame::GlobalGroup(f) => {
+                let t = with_sub!(self, groups, now, |g, ctx| g.frame(&node, f, &mut ctx));
+                self.transitions(t, now);
+            }
+            Frame::Send { to, from, payload } => {
+                if to.node() == &self.name {
+                    self.deliver_local(&to, from, payload);
+                }
+            }
+            Frame::Monitor {
+                mref,
+                watcher,
+                target,
+            } => {
+                if watcher.node() != &node {
+                    debug!(node = %self.name, peer = %node, "monitor for a watcher of another node; ignored");
+                    return;
+                }
+                let alive = target.node() == &self.name
+                    && target.creation() == self.creation
+                    && self.procs.is_alive(target.serial());
+                if alive {
+                    self.procs
+                        .add_incoming(target.serial(), MonitorRef(mref), watcher);
+                } else {
+                    self.cluster.send(
+                        &node,
+                        Frame::Down {
+                            mref,
+                            watcher,
+                            target,
+                            reason: ExitReason::NoProc,
+                        },
+                        &mut self.fx,
+                    );
+                }
+            }
+            Frame::Demonitor {
+                mref,
+                watcher,
+                target,
+            } => {
+                if target.node() == &self.name && watcher.node() == &node {
+                    self.procs
+                        .remove_incoming(target.serial(), MonitorRef(mref), &watcher);
+                }
+            }
+            Frame::Down {
+                mref,
+                watcher,
+                target,
+                reason,
+            } => {
+                if watcher.node() == &self.name
+                    && target.node() == &node
+                    && self.procs.remove_outgoing(MonitorRef(mref)).is_some()
+                {
+                    self.fx.push(Effect::Deliver {
+                        to: watcher.serial(),
+                        msg: Message::Down {
+                            mref: MonitorRef(mref),
+                            pid: target,
+                            reason,
+                        },
+                    });
+                }
+            }
+            Frame::Exit { target, reason } => {
+                if target.node() == &self.name {
+                    self.kill_at(&target, reason, now);
+                }
+            }
+            other => {
+                debug!(node = %self.name, peer = %node, kind = other.kind(), "unhandled session frame");
+            }
+        }
+    }
+}

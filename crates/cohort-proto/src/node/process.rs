@@ -1,0 +1,199 @@
+//! The process/monitor protocol of a node: local processes start and end,
+//! messages to pids here or on a peer, monitors with exactly one `Down`.
+
+use super::*;
+
+impl NodeCore {
+    /// A local process was created with `serial`.
+    pub fn spawned(&mut self, serial: u64) {
+        self.procs.spawned(serial);
+    }
+
+    /// A local process ended: its monitors fire, its memberships and names go.
+    pub fn exited(&mut self, serial: u64, reason: ExitReason, now: Time) {
+        self.flush(now);
+        let me = self.pid(serial);
+        if !self.procs.is_alive(serial) {
+            return;
+        }
+        let acts = self.procs.exited(&me, &reason, &self.name);
+        self.run_monitor_actions(acts);
+        with_sub!(self, pg, now, |pg, ctx| pg.exited(&me, &reason, &mut ctx));
+        with_sub!(self, names, now, |names, ctx| names
+            .exited(&me, &reason, &mut ctx));
+        self.run_deferred(now);
+    }
+
+    /// Ends process `pid` (local or remote) with `reason`.
+    pub fn kill(&mut self, pid: &Pid, reason: ExitReason, now: Time) {
+        self.flush(now);
+        self.kill_at(pid, reason, now);
+    }
+
+    pub(super) fn kill_at(&mut self, pid: &Pid, reason: ExitReason, now: Time) {
+        if pid.node() == &self.name {
+            if pid.creation() == self.creation && self.procs.is_alive(pid.serial()) {
+                self.fx.push(Effect::Kill {
+                    serial: pid.serial(),
+                    reason: reason.clone(),
+                });
+                self.exited(pid.serial(), reason, now);
+            }
+        } else if self.cluster.peer_creation(pid.node()) == Some(pid.creation()) {
+            let node = pid.node().clone();
+            self.cluster.send(
+                &node,
+                Frame::Exit {
+                    target: pid.clone(),
+                    reason,
+                },
+                &mut self.fx,
+            );
+        }
+    }
+
+    /// Sends a message to `to`; silently dropped when `to` is dead or its
+    /// node unreachable (as in Erlang: sending never fails).
+    pub fn send(&mut self, to: &Pid, from: Option<Pid>, payload: Bytes) {
+        self.flush(self.clock);
+        if to.node() == &self.name {
+            self.deliver_local(to, from, payload);
+        } else if self.cluster.peer_creation(to.node()) == Some(to.creation()) {
+            let node = to.node().clone();
+            self.cluster.send(
+                &node,
+                Frame::Send {
+                    to: to.clone(),
+                    from,
+                    payload,
+                },
+                &mut self.fx,
+            );
+        }
+    }
+
+    pub(super) fn deliver_local(&mut self, to: &Pid, from: Option<Pid>, payload: Bytes) {
+        if to.creation() == self.creation && self.procs.is_alive(to.serial()) {
+            self.fx.push(Effect::Deliver {
+                to: to.serial(),
+                msg: Message::Data { from, payload },
+            });
+        }
+    }
+
+    /// Local process `watcher` monitors `target` under `mref` (unique on
+    /// this node; see [`NodeCore::new_ref`]): exactly one `Message::Down`
+    /// will follow, unless demonitored.
+    pub fn monitor(&mut self, mref: MonitorRef, watcher: u64, target: &Pid) {
+        self.flush(self.clock);
+        let down = |reason| Effect::Deliver {
+            to: watcher,
+            msg: Message::Down {
+                mref,
+                pid: target.clone(),
+                reason,
+            },
+        };
+        if !self.procs.is_alive(watcher) {
+            return;
+        }
+        if target.node() == &self.name {
+            if target.creation() == self.creation && self.procs.is_alive(target.serial()) {
+                self.procs.add_outgoing(mref, watcher, target.clone());
+                let w = self.pid(watcher);
+                self.procs.add_incoming(target.serial(), mref, w);
+            } else {
+                self.fx.push(down(ExitReason::NoProc));
+            }
+            return;
+        }
+        match self.cluster.peer_creation(target.node()) {
+            Some(c) if c == target.creation() => {
+                self.procs.add_outgoing(mref, watcher, target.clone());
+                let frame = Frame::Monitor {
+                    mref: mref.0,
+                    watcher: self.pid(watcher),
+                    target: target.clone(),
+                };
+                let node = target.node().clone();
+                self.cluster.send(&node, frame, &mut self.fx);
+            }
+            Some(_) => self.fx.push(down(ExitReason::NoProc)),
+            None => self.fx.push(down(ExitReason::NoConnection)),
+        }
+    }
+
+    /// A fresh monitor reference, for drivers that let the core number them.
+    pub fn new_ref(&mut self) -> MonitorRef {
+        self.procs.new_ref()
+    }
+
+    /// Cancels a monitor; no `Down` for it arrives afterwards.
+    pub fn demonitor(&mut self, watcher: u64, mref: MonitorRef) {
+        self.flush(self.clock);
+        let Some(target) = self.procs.remove_outgoing(mref) else {
+            return;
+        };
+        let w = self.pid(watcher);
+        if target.node() == &self.name {
+            self.procs.remove_incoming(target.serial(), mref, &w);
+        } else {
+            let node = target.node().clone();
+            self.cluster.send(
+                &node,
+                Frame::Demonitor {
+                    mref: mref.0,
+                    watcher: w,
+                    target,
+                },
+                &mut self.fx,
+            );
+        }
+    }
+
+    // ---- internals ----------------------------------------------------
+
+    pub(super) fn run_monitor_actions(&mut self, acts: Vec<MonitorAction>) {
+        for act in acts {
+            match act {
+                MonitorAction::Deliver { watcher, msg } => {
+                    self.fx.push(Effect::Deliver { to: watcher, msg });
+                }
+                MonitorAction::RemoteDown {
+                    mref,
+                    watcher,
+                    target,
+                    reason,
+                } => {
+                    let node = watcher.node().clone();
+                    self.cluster.send(
+                        &node,
+                        Frame::Down {
+                            mref: mref.0,
+                            watcher,
+                            target,
+                            reason,
+                        },
+                        &mut self.fx,
+                    );
+                }
+                MonitorAction::RemoteDemonitor {
+                    mref,
+                    watcher,
+                    target,
+                } => {
+                    let node = target.node().clone();
+                    self.cluster.send(
+                        &node,
+                        Frame::Demonitor {
+                            mref: mref.0,
+                            watcher,
+                            target,
+                        },
+                        &mut self.fx,
+                    );
+                }
+            }
+        }
+    }
+}
