@@ -40,7 +40,26 @@ def strip(text):
     return text
 
 
-def resolve(mods, here, kind, segs):
+def reexports(mods):
+    """(module, name) -> the module that defines a re-exported name, for
+    `pub use self::child::{A, B}` facades: depending on `pg::Frame` is
+    depending on the file that defines it, not on the facade."""
+    out = {}
+    pat = re.compile(r"\bpub(?:\([^)]*\))?\s+use\s+(self|super|crate)((?:::\w+)+)(?:::\{([^;]*?)\})?\s*;", re.S)
+    for m, f in mods.items():
+        text = re.sub(r"//[^\n]*", "", open(f, encoding="utf-8").read())
+        for kind, path, group in pat.findall(text):
+            segs = [x for x in path.split("::") if x]
+            names = [g.strip().split(" as ")[-1] for g in group.split(",")] if group else [segs[-1]]
+            base = segs if group else segs[:-1]
+            target = resolve(mods, m, kind, base, {})
+            for n in names:
+                if n and n != "self" and target:
+                    out[(m, n)] = target
+    return out
+
+
+def resolve(mods, here, kind, segs, rex):
     base = {"crate": [], "self": list(here)}.get(kind)
     if kind == "super":
         base = list(here[:-1])
@@ -53,12 +72,19 @@ def resolve(mods, here, kind, segs):
         path = path[: max(i - 1, 0)] + path[i + 1 :]
     for n in range(len(path), -1, -1):
         if tuple(path[:n]) in mods:
-            return tuple(path[:n])
+            found = tuple(path[:n])
+            # Follow re-exports: `facade::Name` is `child::Name`.
+            seen = set()
+            while n < len(path) and (found, path[n]) in rex and (found, path[n]) not in seen:
+                seen.add((found, path[n]))
+                found = rex[(found, path[n])]
+            return found
     return ()
 
 
 def edges(mods):
     out = {m: set() for m in mods}
+    rex = reexports(mods)
     for m, f in mods.items():
         text = strip(open(f, encoding="utf-8").read())
         found = []
@@ -69,10 +95,11 @@ def edges(mods):
                     found.append((kind, (prefix + "::" + item).split("::")))
                 elif item == "self":
                     found.append((kind, prefix.split("::")))
-        for kind, rest in PATH.findall(text):
+        # The prefix of a `use a::{b, c}` group is not a dependency itself.
+        for kind, rest in PATH.findall(USE_GROUP.sub("", text)):
             found.append((kind, rest.split("::")))
         for kind, segs in found:
-            t = resolve(mods, m, kind, segs)
+            t = resolve(mods, m, kind, segs, rex)
             if t != m and t in mods:
                 out[m].add(t)
     return out

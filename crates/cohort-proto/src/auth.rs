@@ -9,7 +9,15 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::pid::NodeName;
-use super::proto::{Nonce, PROOF_LEN};
+
+/// Length of the handshake nonces, in bytes.
+pub const NONCE_LEN: usize = 32;
+
+/// Length of an authentication proof (HMAC-SHA256), in bytes.
+pub const PROOF_LEN: usize = 32;
+
+/// A fresh random value that makes each handshake's proofs unique.
+pub type Nonce = [u8; NONCE_LEN];
 
 /// The shared secret of a cluster. Never sent over the wire; `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]

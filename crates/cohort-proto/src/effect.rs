@@ -5,17 +5,12 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use crate::global_group::GlobalGroupsEffect;
+pub use crate::ids::{ConnId, ReqId};
 use crate::names::NamesEffect;
 use crate::pg::PgEffect;
 use crate::pid::{ExitReason, NodeName};
 use crate::process::Message;
 use crate::proto::{Frame, RefuseReason};
-
-/// Identifies one transport connection of a node.
-pub type ConnId = u64;
-
-/// Identifies one pending `connect` request.
-pub type ReqId = u64;
 
 /// Why a peer's session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use super::auth::{Nonce, NONCE_LEN, PROOF_LEN};
 use super::global_group::GlobalGroupsFrame;
 use super::names::NamesFrame;
 use super::pg::PgFrame;
@@ -16,17 +17,8 @@ use super::pid::{ExitReason, NodeName, Pid};
 /// one-round-trip locked names with `Commit`, claims without node names).
 pub const PROTOCOL_VERSION: u16 = 2;
 
-/// Length of the handshake nonces, in bytes.
-pub const NONCE_LEN: usize = 32;
-
-/// Length of an authentication proof (HMAC-SHA256), in bytes.
-pub const PROOF_LEN: usize = 32;
-
 /// Default largest frame accepted from a peer, in bytes (16 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
-
-/// A fresh random value that makes each handshake's proofs unique.
-pub type Nonce = [u8; NONCE_LEN];
 
 /// One message between two nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
