@@ -98,6 +98,11 @@ def edges(mods):
         # The prefix of a `use a::{b, c}` group is not a dependency itself.
         for kind, rest in PATH.findall(USE_GROUP.sub("", text)):
             found.append((kind, rest.split("::")))
+        # A path may also start with a child module's name (`locked::X`).
+        children = {c[-1] for c in mods if c[:-1] == m and len(c) == len(m) + 1}
+        for child in children:
+            for rest in re.findall(r"(?<![:\w])" + child + r"((?:::\w+)+)", USE_GROUP.sub("", text)):
+                found.append(("self", [child] + rest.split("::")[1:]))
         for kind, segs in found:
             t = resolve(mods, m, kind, segs, rex)
             if t != m and t in mods:

@@ -100,6 +100,12 @@ impl Ctx<'_> {
         self.cluster.broadcast(nodes, frame, self.fx);
     }
 
+    /// A number in `0..n` (0 when `n` is 0) from the node's seeded
+    /// generator: the core's only randomness, so a seed replays.
+    pub fn random_below(&mut self, n: u64) -> u64 {
+        self.cluster.random_below(n)
+    }
+
     /// Queues an effect for the driver.
     pub fn push(&mut self, e: Effect) {
         self.fx.push(e);

@@ -78,10 +78,10 @@ pub enum ConnectError {
     ShuttingDown,
 }
 
-/// Something the driver of a [`NodeCore`] must carry out.
+/// Something the driver of a [`NodeCore`](crate::NodeCore) must carry out.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Open a connection to `addr`; report [`NodeCore::dialed`] or [`NodeCore::dial_failed`].
+    /// Open a connection to `addr`; report [`NodeCore::dialed`](crate::NodeCore::dialed) or [`NodeCore::dial_failed`](crate::NodeCore::dial_failed).
     Dial {
         /// The id the core gave the connection.
         conn: ConnId,
@@ -152,7 +152,7 @@ pub enum Effect {
         result: Result<NodeName, ConnectError>,
     },
     /// Local changes are held to be sent in a batch: call
-    /// [`NodeCore::flush`] soon (for example from a task woken by this
+    /// [`NodeCore::flush`](crate::NodeCore::flush) soon (for example from a task woken by this
     /// effect). Whatever the core sends for any other reason sends the held
     /// changes first, so they never fall behind later frames.
     Flush,

@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod ctx;
 pub mod effect;
 pub mod global_group;
+mod hash;
 pub mod ids;
 pub mod names;
 mod node;

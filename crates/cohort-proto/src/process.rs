@@ -89,7 +89,7 @@ pub enum MonitorAction {
 pub struct Processes {
     /// Live local serials (a fixed hasher: nothing here depends on the
     /// process's random state).
-    alive: HashSet<u64, foldhash::fast::FixedState>,
+    alive: HashSet<u64, crate::hash::FixedHasher>,
     next_mref: u64,
     /// Monitors held by local watchers: mref → (watcher serial, target).
     outgoing: BTreeMap<MonitorRef, (u64, Pid)>,

@@ -169,7 +169,8 @@ pub struct NameOp {
     pub started: Time,
 }
 
-/// An acknowledged locked-mode registration.
+/// An acknowledged locked-mode registration, with what the other nodes of
+/// its global group showed at the moment of the acknowledgement.
 #[derive(Debug, Clone)]
 pub struct LockedAck {
     /// The table.
@@ -180,8 +181,54 @@ pub struct LockedAck {
     pub pid: Pid,
     /// The node that registered it.
     pub node: NodeIdx,
-    /// When the registration started and when it was acknowledged.
+    /// Whether it was a `re_register` (it takes held names on purpose).
+    pub replace: bool,
+    /// When the registration started.
     pub started: Time,
+    /// When it was acknowledged.
+    pub acked: Time,
+    /// Every other node of the registering node's global group synced
+    /// with it both ways at the acknowledgement, in node order.
+    pub witnesses: Vec<Witness>,
+    /// Earlier acknowledged registrations of the same name by other pids
+    /// whose holders still held it at the acknowledgement (alive, not
+    /// retracted at their origin since they started).
+    pub rivals: Vec<Rival>,
+}
+
+impl LockedAck {
+    /// What node `j` showed at the acknowledgement, if it was a witness.
+    pub fn witness(&self, j: NodeIdx) -> Option<&Witness> {
+        self.witnesses.iter().find(|w| w.node == j)
+    }
+}
+
+/// What one node synced with a registering node showed when a locked
+/// registration was acknowledged.
+#[derive(Debug, Clone)]
+pub struct Witness {
+    /// The node.
+    pub node: NodeIdx,
+    /// Since when the registering node counted it as synced, and since
+    /// when it counted the registering node.
+    pub synced_since: (Time, Time),
+    /// Whether the registering node's session with this node's current
+    /// incarnation was still up (effects of one input are recorded in
+    /// order, so the core may already have ended it).
+    pub session_up: bool,
+    /// Whether it held the claim or had it staged under the name lock
+    /// (`None`: it was not running).
+    pub holds: Option<bool>,
+}
+
+/// An earlier acknowledged registration of the same name that still held
+/// it when another one was acknowledged.
+#[derive(Debug, Clone)]
+pub struct Rival {
+    /// Its pid.
+    pub pid: Pid,
+    /// The node that registered it.
+    pub node: NodeIdx,
     /// When it was acknowledged.
     pub acked: Time,
 }
@@ -204,16 +251,12 @@ pub struct RegistryLedger {
     pub synced: BTreeMap<(NodeIdx, NodeIdx), Time>,
     /// Name operations in flight, by (node, creation, op).
     pub name_ops: BTreeMap<(NodeIdx, u32, u64), NameOp>,
-    /// Acknowledged locked registrations.
+    /// Acknowledged locked registrations, in order, with what the other
+    /// nodes showed then (judged by `locked_once` and `locked_held`).
     pub locked_acks: Vec<LockedAck>,
     /// Legitimate retractions at the origin (unregister, exit, replace):
     /// (table, name, pid) → when.
     pub retracted: BTreeMap<(String, String, Pid), Time>,
-    /// A locked registration that succeeded while another held the name.
-    pub locked_doubles: Vec<Stray>,
-    /// A locked registration answered `Ok` while a member synced with its
-    /// node neither held the claim nor had it staged under the name lock.
-    pub locked_unheld: Vec<Stray>,
     /// Last time the workload touched a name (op issued or answered, or
     /// a forwarded unregister reaching the holder's node): (table, name)
     /// → when.

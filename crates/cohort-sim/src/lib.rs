@@ -10,13 +10,17 @@
 //! and after heal plus quiescence. The same seed gives the same run, event
 //! for event; a failing seed replays from the seed alone.
 //!
-//! Layout:
-//! - [`sim`]: the scheduler and the driver of the cores' effects;
-//! - [`net`]: connections, pipes, partitions;
-//! - [`workload`]: what one step does;
+//! Layout, from the bottom up (a module uses only those above it):
+//! - [`config`]: what one run does; [`trace`]: the event trace and its hash;
+//! - [`net`]: the network's state: connections, pipes, partitions;
 //! - [`ledger`]: facts recorded during a run;
+//! - [`registry`]: the scopes, name tables and global groups nodes run;
+//! - [`sim`]: the simulation: nodes, scheduler, the driver of the cores'
+//!   effects, the TCP model, faults, operations and their bookkeeping;
+//! - [`workload`]: what one step does;
 //! - [`invariants`]: one property per file, judged on the ledger and cores;
-//! - [`runner`]: runs seeds (in parallel), catches panics, shrinks failures;
+//! - [`runner`]: runs seeds (steps, settling, invariants; in parallel),
+//!   catches panics, shrinks failures;
 //! - [`measure`]: convergence and traffic figures.
 //!
 //! ```

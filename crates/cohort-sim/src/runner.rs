@@ -1,5 +1,6 @@
-//! Running seeds: one run under `catch_unwind`, many runs across threads,
-//! and shrinking a failing run to fewer steps.
+//! Running seeds: one run (steps, settling, invariants) under
+//! `catch_unwind`, many runs across threads, and shrinking a failing run
+//! to fewer steps.
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -9,8 +10,9 @@ use std::sync::Mutex;
 use cohort_proto::time::Time;
 
 use crate::config::SimConfig;
-use crate::invariants::no_panic;
-use crate::sim::{Sim, Violation};
+use crate::invariants::{self, no_panic, Violation};
+use crate::sim::Sim;
+use crate::workload;
 
 /// What one run produced.
 #[derive(Debug, Clone)]
@@ -49,7 +51,7 @@ pub fn run(cfg: SimConfig) -> Outcome {
     let mut sim: Option<Sim> = None;
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         sim = Some(Sim::new(cfg));
-        sim.as_mut().expect("just set").run()
+        drive(sim.as_mut().expect("just set"))
     }));
     let violation = match result {
         Ok(v) => v,
@@ -84,6 +86,22 @@ pub fn run(cfg: SimConfig) -> Outcome {
             counters: BTreeMap::new(),
         },
     }
+}
+
+/// Runs `sim`: the workload's steps with the invariants checked after each,
+/// then the final heal and the settle period, and the invariants once
+/// more. Returns the first violation.
+pub fn drive(sim: &mut Sim) -> Option<Violation> {
+    let invariants = invariants::all();
+    for step in 0..sim.config().steps {
+        workload::step(sim);
+        sim.record_clashes();
+        if let Some(v) = invariants::check(&invariants, sim, Some(step)) {
+            return Some(v);
+        }
+    }
+    sim.settle();
+    invariants::check(&invariants, sim, None)
 }
 
 /// Runs `seeds` on all cores; `base` gives the configuration of each seed.

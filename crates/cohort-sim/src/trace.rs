@@ -58,8 +58,11 @@ impl Trace {
                 lines.push(line);
             }
             None => {
-                // Same bytes as the recorded line, without the allocation.
-                let _ = writeln!(Fnv(&mut self.hash), "{:>12.6} {args}", now.0 as f64 / 1e6);
+                // Same bytes as the recorded line, without the allocation;
+                // hashing never fails, so only a failing `Display` can (as
+                // it would make `format!` panic on the recorded path).
+                writeln!(Fnv(&mut self.hash), "{:>12.6} {args}", now.0 as f64 / 1e6)
+                    .expect("a trace event formats");
             }
         }
     }

@@ -138,13 +138,7 @@ fn fault(sim: &mut Sim, f: FaultStep) {
             let dir = sim.rng.random_range(0..2);
             sim.blackhole(id, dir);
         }
-        FaultStep::Inject(FaultKind::Delay) => {
-            sim.spikes = !sim.spikes;
-            let on = sim.spikes;
-            let now = sim.now();
-            sim.trace
-                .event(now, format_args!("fault delay spikes={on}"));
-        }
+        FaultStep::Inject(FaultKind::Delay) => sim.toggle_delay(),
         FaultStep::Inject(FaultKind::Crash) => {
             let i = *running(sim).choose(&mut sim.rng).expect("checked");
             sim.crash(i);

@@ -1,7 +1,7 @@
 //! Runs a few hundred seeds with every fault kind, and a few dozen with
 //! each fault kind alone; every invariant must hold on every seed.
 
-use cohort_sim::config::{FaultKind, FaultSet, SimConfig};
+use cohort_sim::config::{FaultKind, FaultSet, Mismatch, SimConfig};
 use cohort_sim::runner::{self, Outcome};
 
 fn check(outcomes: &[Outcome], base: &SimConfig) {
@@ -92,4 +92,43 @@ fn global_groups() {
         .filter_map(|o| o.counters.get("groups: answered"))
         .sum();
     assert!(asked > 0, "no cross-group query answered in 60 seeds");
+}
+
+/// Each way of differing definitions, with and without faults: the
+/// invariants hold (`group_sync_states` among them), and the sessions across differing definitions do
+/// form (their nodes end under `sync_error`).
+#[test]
+fn global_groups_with_differing_definitions() {
+    for mismatch in [Mismatch::None, Mismatch::Extra, Mismatch::Missing] {
+        for faults in [FaultSet::none(), FaultSet::all()] {
+            let mut base = SimConfig::new(0);
+            base.steps = 80;
+            base.groups = true;
+            base.mismatch = mismatch;
+            base.faults = faults.clone();
+            let seeds: Vec<u64> = (500..512).collect();
+            let outcomes = runner::run_many(&seeds, &base, |_, _| {});
+            for o in &outcomes {
+                assert!(
+                    o.passed(),
+                    "seed {} --groups --mismatch {mismatch} --faults {faults}: {:?}",
+                    o.seed,
+                    o.violation
+                );
+            }
+            let total =
+                |k: &str| -> u64 { outcomes.iter().filter_map(|o| o.counters.get(k)).sum() };
+            let (other, outside) = (
+                total("groups: sync_error, other definition"),
+                total("groups: sync_error, not counted back"),
+            );
+            match mismatch {
+                Mismatch::None => assert_eq!(other + outside, 0),
+                _ => assert!(outside > 0, "{mismatch} {faults}: no mismatch answer seen"),
+            }
+            if mismatch == Mismatch::Missing {
+                assert!(other > 0, "{faults}: no differing definition seen");
+            }
+        }
+    }
 }

@@ -233,6 +233,15 @@ impl Cluster {
         }
     }
 
+    /// A number in `0..n` (0 when `n` is 0) from this node's seeded generator.
+    pub(crate) fn random_below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.rng.random_range(0..n)
+        }
+    }
+
     /// This node's name.
     pub fn me(&self) -> &NodeName {
         &self.me

@@ -7,13 +7,11 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
-use super::super::ctx::Ctx;
-use super::super::pid::{NodeName, Pid};
-use super::super::time::Time;
-use super::super::NodeCore;
 #[allow(unused_imports)]
 use super::NamesEffect;
 use super::{Claim, LockId, LossPolicy, Mode, Names, NamesError, NamesFrame};
+use crate::ctx::Ctx;
+use crate::pid::{NodeName, Pid};
 
 /// The result of an operation: done now, or later through
 /// [`NamesEffect::Reply`] with the same `op`.
@@ -210,7 +208,7 @@ impl Names {
         let mut v: Vec<String> = t
             .claims
             .iter()
-            .map(|slot| slot.name())
+            .map(|claims| claims.name())
             .filter(|n| t.view(n).is_some())
             .map(str::to_string)
             .collect();
@@ -222,7 +220,7 @@ impl Names {
     /// by a locked registration in flight (granted, not committed yet).
     pub fn staged(&self, table: &str, name: &str) -> Option<Claim> {
         let i = self.table_index(table)?;
-        self.tables[i].slots.get(name)?.staged()
+        self.tables[i].name_locks.get(name)?.staged()
     }
 
     /// Every claim known in `table` (winners and not yet settled losers).
@@ -233,54 +231,9 @@ impl Names {
         let mut v: Vec<Claim> = self.tables[i]
             .claims
             .iter()
-            .flat_map(|slot| slot.recs().map(|r| r.to_claim()))
+            .flat_map(|claims| claims.recs().map(|r| r.to_claim()))
             .collect();
         v.sort_by(|a, b| (&a.name, &a.pid).cmp(&(&b.name, &b.pid)));
         v
-    }
-}
-
-impl NodeCore {
-    /// Registers a local pid under a name (see [`Names::register`]).
-    pub fn names_register(&mut self, now: Time, op: u64, args: RegisterArgs) -> Outcome {
-        self.with_names(now, |n, ctx| n.register(op, args, ctx))
-    }
-
-    /// Unregisters a name (see [`Names::unregister`]).
-    pub fn names_unregister(&mut self, now: Time, op: u64, table: &str, name: &str) -> Outcome {
-        self.with_names(now, |n, ctx| n.unregister(op, table, name, ctx))
-    }
-
-    /// Exchanges names with every member (see [`Names::sync`]).
-    pub fn names_sync(&mut self, now: Time, op: u64) -> Outcome {
-        self.with_names(now, |n, ctx| n.sync(op, ctx))
-    }
-
-    /// Takes a lock (see [`Names::set_lock`]).
-    pub fn names_set_lock(
-        &mut self,
-        now: Time,
-        op: u64,
-        lock: LockId,
-        holder: &Pid,
-        nodes: Option<Vec<NodeName>>,
-        retries: Option<u32>,
-    ) -> Outcome {
-        let holder = holder.clone();
-        self.with_names(now, |n, ctx| {
-            n.set_lock(op, lock, holder, nodes, retries, ctx)
-        })
-    }
-
-    /// Releases a lock (see [`Names::release_lock`]).
-    pub fn names_del_lock(
-        &mut self,
-        now: Time,
-        lock: LockId,
-        holder: &Pid,
-        nodes: Option<Vec<NodeName>>,
-    ) {
-        let holder = holder.clone();
-        self.with_names(now, |n, ctx| n.release_lock(lock, holder, nodes, ctx))
     }
 }

@@ -8,15 +8,17 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::super::ctx::Ctx;
-use super::super::pid::{NodeName, Pid};
-use super::super::time::Time;
-use super::{
-    Claim, Names, NamesError, NamesFrame, OwnClaim, PrepareAnswer, StoredClaim, UnregisterReason,
-    WireReason, PREPARE_TIMEOUT, SLOT_LEASE,
-};
-use crate::proto::Frame;
 use tracing::debug;
+
+use super::error::NamesError;
+use super::event::UnregisterReason;
+use super::store::StoredClaim;
+use super::wire::{Claim, NamesFrame, OwnClaim, PrepareAnswer, WireReason};
+use super::{Names, NAME_LOCK_LEASE, PREPARE_TIMEOUT};
+use crate::ctx::Ctx;
+use crate::pid::{NodeName, Pid};
+use crate::proto::Frame;
+use crate::time::Time;
 
 /// A request for a name lock.
 #[derive(Debug, Clone)]
@@ -41,12 +43,12 @@ impl Req {
 /// The lock of one name on this node: its holder and the older requests
 /// waiting for it, oldest first.
 #[derive(Debug, Default)]
-pub(super) struct Slot {
+pub(super) struct NameLock {
     holder: Option<Req>,
     waiters: Vec<Req>,
 }
 
-impl Slot {
+impl NameLock {
     /// The claim staged by the request holding the lock.
     pub(super) fn staged(&self) -> Option<Claim> {
         self.holder.as_ref().map(|h| h.claim.to_claim())
@@ -55,7 +57,7 @@ impl Slot {
 
 /// A locked registration of a local pid in its lock phase.
 #[derive(Debug)]
-pub(super) struct PendingReg {
+pub(super) struct RegOp {
     table: usize,
     claim: Claim,
     replace: bool,
@@ -81,7 +83,7 @@ impl Names {
     ) {
         self.regs.insert(
             op,
-            PendingReg {
+            RegOp {
                 table,
                 claim,
                 replace,
@@ -149,7 +151,7 @@ impl Names {
         r.backing_off = true;
         let attempt = r.attempt;
         let base = 500u64 << attempt.min(7);
-        let delay = base + self.jitter(base);
+        let delay = base + ctx.random_below(base);
         let at = ctx.now + Duration::from_micros(delay);
         let r = self.regs.get_mut(&op).expect("present");
         if let Some((t, a)) = r.timer.replace((at, attempt)) {
@@ -180,8 +182,8 @@ impl Names {
     /// A `Prepare` arrived (from a peer or this node).
     pub(super) fn prepare(&mut self, i: usize, req: Req, ctx: &mut Ctx<'_>) {
         let name = req.claim.name().to_string();
-        let slot = self.tables[i].slots.entry(name.clone()).or_default();
-        let older = match &slot.holder {
+        let lock = self.tables[i].name_locks.entry(name.clone()).or_default();
+        let older = match &lock.holder {
             None => None,
             Some(h) if h.key() == req.key() => {
                 return self.answer(&req, PrepareAnswer::Granted, ctx)
@@ -192,35 +194,38 @@ impl Names {
             None => {
                 let a = self.check(i, &name, &req);
                 if a == PrepareAnswer::Granted {
-                    self.tables[i].slots.get_mut(&name).expect("present").holder =
-                        Some(req.clone());
+                    self.tables[i]
+                        .name_locks
+                        .get_mut(&name)
+                        .expect("present")
+                        .holder = Some(req.clone());
                 } else {
-                    self.drop_empty_slot(i, &name);
+                    self.drop_idle_name_lock(i, &name);
                 }
                 self.answer(&req, a, ctx);
             }
             Some(true) => {
                 // Older than the holder: wait (wait-die never waits for an older one).
-                let slot = self.tables[i].slots.get_mut(&name).expect("present");
-                let pos = slot.waiters.partition_point(|w| w.key() < req.key());
-                slot.waiters.insert(pos, req);
+                let lock = self.tables[i].name_locks.get_mut(&name).expect("present");
+                let pos = lock.waiters.partition_point(|w| w.key() < req.key());
+                lock.waiters.insert(pos, req);
             }
             Some(false) => self.answer(&req, PrepareAnswer::Busy, ctx),
         }
     }
 
-    fn drop_empty_slot(&mut self, i: usize, name: &str) {
+    fn drop_idle_name_lock(&mut self, i: usize, name: &str) {
         let t = &mut self.tables[i];
-        if t.slots
+        if t.name_locks
             .get(name)
             .is_some_and(|s| s.holder.is_none() && s.waiters.is_empty())
         {
-            t.slots.remove(name);
+            t.name_locks.remove(name);
         }
     }
 
     /// Releases the lock of `name` held or awaited by `node`'s request `stamp`.
-    pub(super) fn release_slot(
+    pub(super) fn release_name_lock(
         &mut self,
         i: usize,
         name: &str,
@@ -228,72 +233,80 @@ impl Names {
         stamp: u64,
         ctx: &mut Ctx<'_>,
     ) {
-        let Some(slot) = self.tables[i].slots.get_mut(name) else {
+        let Some(lock) = self.tables[i].name_locks.get_mut(name) else {
             return;
         };
-        if slot
+        if lock
             .holder
             .as_ref()
             .is_some_and(|h| h.key() == (stamp, node))
         {
-            slot.holder = None;
+            lock.holder = None;
             self.grant_next(i, name, ctx);
         } else {
-            slot.waiters.retain(|w| w.key() != (stamp, node));
-            self.drop_empty_slot(i, name);
+            lock.waiters.retain(|w| w.key() != (stamp, node));
+            self.drop_idle_name_lock(i, name);
         }
     }
 
     fn grant_next(&mut self, i: usize, name: &str, ctx: &mut Ctx<'_>) {
         loop {
-            let Some(slot) = self.tables[i].slots.get_mut(name) else {
+            let Some(lock) = self.tables[i].name_locks.get_mut(name) else {
                 return;
             };
-            if slot.holder.is_some() || slot.waiters.is_empty() {
+            if lock.holder.is_some() || lock.waiters.is_empty() {
                 break;
             }
-            let mut w = slot.waiters.remove(0);
+            let mut w = lock.waiters.remove(0);
             w.since = ctx.now;
             let a = self.check(i, name, &w);
             if a == PrepareAnswer::Granted {
-                self.tables[i].slots.get_mut(name).expect("present").holder = Some(w.clone());
+                self.tables[i]
+                    .name_locks
+                    .get_mut(name)
+                    .expect("present")
+                    .holder = Some(w.clone());
             }
             self.answer(&w, a, ctx);
         }
-        self.drop_empty_slot(i, name);
+        self.drop_idle_name_lock(i, name);
     }
 
     /// Frees name locks held longer than the lease: their release was lost.
-    pub(super) fn expire_slots(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn expire_name_locks(&mut self, ctx: &mut Ctx<'_>) {
         for i in 0..self.tables.len() {
             let stale: Vec<String> = self.tables[i]
-                .slots
+                .name_locks
                 .iter()
                 .filter(|(_, s)| {
                     s.holder
                         .as_ref()
-                        .is_some_and(|h| h.since + SLOT_LEASE <= ctx.now)
+                        .is_some_and(|h| h.since + NAME_LOCK_LEASE <= ctx.now)
                 })
                 .map(|(n, _)| n.clone())
                 .collect();
             for name in stale {
-                self.tables[i].slots.get_mut(&name).expect("present").holder = None;
+                self.tables[i]
+                    .name_locks
+                    .get_mut(&name)
+                    .expect("present")
+                    .holder = None;
                 self.grant_next(i, &name, ctx);
             }
         }
     }
 
     /// `node` is gone: its name locks are released.
-    pub(super) fn release_slots_of(&mut self, i: usize, node: &NodeName, ctx: &mut Ctx<'_>) {
-        let names: Vec<String> = self.tables[i].slots.keys().cloned().collect();
+    pub(super) fn release_name_locks_of(&mut self, i: usize, node: &NodeName, ctx: &mut Ctx<'_>) {
+        let names: Vec<String> = self.tables[i].name_locks.keys().cloned().collect();
         for name in names {
-            let slot = self.tables[i].slots.get_mut(&name).expect("present");
-            slot.waiters.retain(|w| &w.node != node);
-            if slot.holder.as_ref().is_some_and(|h| &h.node == node) {
-                slot.holder = None;
+            let lock = self.tables[i].name_locks.get_mut(&name).expect("present");
+            lock.waiters.retain(|w| &w.node != node);
+            if lock.holder.as_ref().is_some_and(|h| &h.node == node) {
+                lock.holder = None;
                 self.grant_next(i, &name, ctx);
             } else {
-                self.drop_empty_slot(i, &name);
+                self.drop_idle_name_lock(i, &name);
             }
         }
     }
@@ -352,7 +365,7 @@ impl Names {
     }
 
     /// Drops the pending timer of registration `op`, which ended.
-    fn drop_reg_timer(&mut self, op: u64, r: &PendingReg) {
+    fn drop_reg_timer(&mut self, op: u64, r: &RegOp) {
         if let Some((t, a)) = r.timer {
             self.timers.remove(&(t, op, a));
         }
@@ -390,7 +403,7 @@ impl Names {
             BTreeSet::new()
         };
         self.add_local(i, claim, &staged, false, ctx);
-        self.release_slot(i, &name, &me, stamp, ctx);
+        self.release_name_lock(i, &name, &me, stamp, ctx);
         self.reply(op, Ok(true), ctx);
     }
 
@@ -406,7 +419,7 @@ impl Names {
         ctx: &mut Ctx<'_>,
     ) {
         let staged = self.tables[i]
-            .slots
+            .name_locks
             .get(name)
             .and_then(|s| s.holder.as_ref())
             .filter(|h| h.key() == (stamp, node))
@@ -414,12 +427,11 @@ impl Names {
         match staged {
             Some(rec) => {
                 self.add_stored(i, rec, ctx);
-                self.release_slot(i, name, node, stamp, ctx);
+                self.release_name_lock(i, name, node, stamp, ctx);
             }
             None => {
                 debug!(peer = %node, %name, "commit without a staged claim; resync");
-                self.cursors.insert(node.clone(), (None, true));
-                ctx.send(node, Frame::Names(NamesFrame::Resync));
+                self.cursors.resync(node, ctx);
             }
         }
     }

@@ -4,9 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::super::ctx::Ctx;
-use super::super::pid::{NodeName, Pid};
-use super::{LockId, Names, NamesError, NamesFrame, PREPARE_TIMEOUT};
+use super::error::NamesError;
+use super::wire::{LockId, NamesFrame};
+use super::{Names, PREPARE_TIMEOUT};
+use crate::ctx::Ctx;
+use crate::pid::{NodeName, Pid};
 
 /// A lock held on this node.
 #[derive(Debug)]
@@ -202,7 +204,7 @@ impl Names {
                 // OTP backs off randomly up to a quarter second; start lower.
                 let base = 1000u64 << l.attempt.min(8);
                 let attempt = l.attempt;
-                let delay = base / 2 + self.jitter(base);
+                let delay = base / 2 + ctx.random_below(base);
                 self.timers
                     .insert((ctx.now + Duration::from_micros(delay), op, attempt));
             }

@@ -56,37 +56,55 @@
 //!
 //! The set of nodes a table spans is computed in one place
 //! ([`Names::members`]) so that global groups can restrict it later.
+//!
+//! # Layout
+//! - this file: [`Names`], the tables of one node: routing frames, peers
+//!   coming and going, process exits, timers;
+//! - `table.rs`: claims, the visible entry of a name, clash settlement;
+//! - `store.rs`: how claims are stored ([`StoredClaim`], the per-name and
+//!   per-process indexes);
+//! - `rank.rs`: which claim wins;
+//! - `streams.rs`: how far each member's stream was applied;
+//! - `locked.rs`: locked registrations (name locks, prepare and commit);
+//! - `locks.rs`: resource locks (`set_lock`, `del_lock`);
+//! - `api.rs`: the operations and their [`NodeCore`](crate::NodeCore) entry
+//!   points;
+//! - `config.rs`, `wire.rs`, `event.rs`, `error.rs`: the tables' settings,
+//!   the frames and claims, what the driver is told, why a call fails.
 
 mod api;
+mod config;
+mod error;
+mod event;
 mod locked;
 mod locks;
 pub mod rank;
 mod store;
+mod streams;
 mod table;
+mod wire;
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-
-/// A hash map whose iteration order depends only on what was inserted: the
-/// core must replay exactly from a seed, so no per-process random hasher.
-type DetMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use ecow::EcoString;
-use serde::{Deserialize, Serialize};
 use tracing::debug;
 
-use super::ctx::Ctx;
-use super::pid::{ExitReason, NodeName, Pid};
-use super::proto::Frame;
-use super::time::Time;
-
 pub use self::api::{Outcome, RegisterArgs};
+pub use self::config::{Mode, NamesConfig, TableConfig};
+pub use self::error::NamesError;
+pub use self::event::{NameEvent, NamesEffect, UnregisterReason};
+pub use self::rank::{RankFn, RankFnInner};
 pub use self::store::StoredClaim;
-use self::store::{Claims, LocalIndex, Slot, Stored};
+use self::store::{Claims, LocalIndex};
+use self::streams::Cursors;
+pub use self::wire::{Claim, LockId, LossPolicy, NamesFrame, OwnClaim, PrepareAnswer, WireReason};
+use crate::ctx::Ctx;
+use crate::effect::Effect;
+use crate::hash::FixedHasher;
+use crate::pid::{ExitReason, NodeName, Pid};
+use crate::proto::Frame;
+use crate::time::Time;
 
 /// How often a node tells its members its stream position.
 const HEAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -97,515 +115,11 @@ const PREPARE_TIMEOUT: Duration = Duration::from_secs(2);
 const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a name lock may be held before this node frees it (its
 /// release was lost); longer than any lock phase.
-const SLOT_LEASE: Duration = Duration::from_secs(6);
+const NAME_LOCK_LEASE: Duration = Duration::from_secs(6);
 /// At most this many eventual claims wait to go out in one frame.
 const MAX_BATCH: usize = 256;
 /// The attempt number that marks an ack time-out.
 const ACK_TIMER: u32 = u32::MAX;
-
-/// How a table keeps names consistent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Mode {
-    /// A registration locks the name on every member node, staging the
-    /// claim there, in one round trip. When it returns `Ok`, every
-    /// connected member holds the name locked for this claim, so no other
-    /// registration can take it; each shows the entry once the commit
-    /// (queued before the return) arrives, which is before any later frame
-    /// from the registering node. Two concurrent registrations in one
-    /// connected partition never both succeed (OTP's contract).
-    Locked,
-    /// A registration returns after the local write; clashes are settled
-    /// by the rank within one round of replication.
-    Eventual,
-}
-
-/// What happens to the losing claim of a clash. Only the loser's own node acts.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
-pub enum LossPolicy {
-    /// The loser is killed (OTP's `random_exit_name`).
-    #[default]
-    Kill,
-    /// The loser keeps running, unregistered, and finds
-    /// [`Message::NameConflict`](super::process::Message::NameConflict) in
-    /// its mailbox (OTP's `random_notify_name`).
-    Notify,
-    /// Both claimants are notified and the name is dropped (OTP's
-    /// `notify_all_names`). Wins over the other policies in a clash.
-    DropBoth,
-}
-
-/// A user rank: `Less` means the first claim wins. Must be deterministic
-/// and identical on every node of the table; `Equal` falls back to the
-/// default rank (stamp, then pid).
-#[derive(Clone)]
-pub struct RankFn(pub Arc<RankFnInner>);
-
-/// The function inside a [`RankFn`].
-pub type RankFnInner = dyn Fn(&Claim, &Claim) -> Ordering + Send + Sync;
-
-impl RankFn {
-    /// Wraps a rank function.
-    pub fn new(f: impl Fn(&Claim, &Claim) -> Ordering + Send + Sync + 'static) -> Self {
-        RankFn(Arc::new(f))
-    }
-}
-
-impl fmt::Debug for RankFn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RankFn(..)")
-    }
-}
-
-/// Settings of one name table.
-#[derive(Debug, Clone)]
-pub struct TableConfig {
-    /// The table's name, the same on every node.
-    pub name: String,
-    /// Locked or eventual.
-    pub mode: Mode,
-    /// Default policy for losers (a registration may pick another).
-    pub policy: LossPolicy,
-    /// A user rank replacing "earliest claim wins".
-    pub rank: Option<RankFn>,
-    /// Whether one pid may hold several names in this table.
-    pub multiple_names: bool,
-}
-
-impl TableConfig {
-    /// A locked table with the kill policy, one name per pid.
-    pub fn new(name: impl Into<String>) -> Self {
-        TableConfig {
-            name: name.into(),
-            mode: Mode::Locked,
-            policy: LossPolicy::Kill,
-            rank: None,
-            multiple_names: false,
-        }
-    }
-
-    /// Sets the mode.
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Sets the default loss policy.
-    pub fn policy(mut self, policy: LossPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Sets a user rank function.
-    pub fn rank(
-        mut self,
-        rank: impl Fn(&Claim, &Claim) -> Ordering + Send + Sync + 'static,
-    ) -> Self {
-        self.rank = Some(RankFn::new(rank));
-        self
-    }
-
-    /// Allows one pid to hold several names.
-    pub fn multiple_names(mut self, on: bool) -> Self {
-        self.multiple_names = on;
-        self
-    }
-}
-
-/// The name tables of a node. The first table is the default one.
-#[derive(Debug, Clone)]
-pub struct NamesConfig {
-    /// The tables, the default first.
-    pub tables: Vec<TableConfig>,
-}
-
-impl Default for NamesConfig {
-    /// One locked table named `global` with the kill policy.
-    fn default() -> Self {
-        NamesConfig {
-            tables: vec![TableConfig::new("global")],
-        }
-    }
-}
-
-impl NamesConfig {
-    /// No tables at all.
-    pub fn empty() -> Self {
-        NamesConfig { tables: Vec::new() }
-    }
-
-    /// Adds a table, replacing one of the same name.
-    pub fn table(mut self, t: TableConfig) -> Self {
-        match self.tables.iter_mut().find(|x| x.name == t.name) {
-            Some(x) => *x = t,
-            None => self.tables.push(t),
-        }
-        self
-    }
-}
-
-/// One claim of a name by a process.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claim {
-    /// The name.
-    pub name: String,
-    /// The claiming process; its node is the claim's origin.
-    pub pid: Pid,
-    /// Application metadata.
-    pub meta: Bytes,
-    /// Lamport stamp of the claim (unique per origin).
-    pub stamp: u64,
-    /// What happens to this claim if it loses a clash.
-    pub policy: LossPolicy,
-    /// The claim this one replaces (`re_register` of a name held elsewhere).
-    pub supersedes: Option<(Pid, u64)>,
-}
-
-/// A claim of one of the sender's own processes as an `Add` carries it:
-/// the pid's node and creation are the sender's (its session's), so they
-/// are neither sent nor decoded per claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OwnClaim {
-    /// The name.
-    pub name: EcoString,
-    /// The claiming process's serial on the sender.
-    pub serial: u64,
-    /// Application metadata.
-    pub meta: Bytes,
-    /// Lamport stamp of the claim.
-    pub stamp: u64,
-    /// What happens to this claim if it loses a clash.
-    pub policy: LossPolicy,
-    /// The claim this one replaces.
-    pub supersedes: Option<(Pid, u64)>,
-}
-
-impl OwnClaim {
-    /// `c` without its pid's node and creation.
-    pub fn of(c: &Claim) -> Self {
-        OwnClaim {
-            name: c.name.as_str().into(),
-            serial: c.pid.serial(),
-            meta: c.meta.clone(),
-            stamp: c.stamp,
-            policy: c.policy,
-            supersedes: c.supersedes.clone(),
-        }
-    }
-
-    /// The claim, made by a process of `node` (of creation `creation`).
-    pub fn claim(&self, node: &NodeName, creation: u32) -> Claim {
-        Claim {
-            name: self.name.to_string(),
-            pid: Pid::new(node.clone(), creation, self.serial),
-            meta: self.meta.clone(),
-            stamp: self.stamp,
-            policy: self.policy,
-            supersedes: self.supersedes.clone(),
-        }
-    }
-}
-
-/// Why a name left the view.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UnregisterReason {
-    /// `unregister` was called.
-    Unregistered,
-    /// The process ended.
-    Exited(ExitReason),
-    /// The process's node went down or out of reach.
-    NodeDown,
-    /// The claim lost a clash (or both were dropped).
-    Conflict,
-    /// `re_register` gave the name to another process.
-    Replaced,
-}
-
-/// A change in a table, in the order this node applied it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NameEvent {
-    /// `name` now resolves to `pid`.
-    Registered {
-        /// The name.
-        name: String,
-        /// Its process.
-        pid: Pid,
-        /// Its metadata.
-        meta: Bytes,
-    },
-    /// `name` no longer resolves to `pid`.
-    Unregistered {
-        /// The name.
-        name: String,
-        /// The process that held it.
-        pid: Pid,
-        /// Why.
-        reason: UnregisterReason,
-    },
-    /// A clash on `name` was settled: `loser`'s claim is dropped. Reported
-    /// by the claimants' nodes and by every node that held both claims at
-    /// once (a loser may retract before a third node ever sees its claim).
-    ConflictResolved {
-        /// The name.
-        name: String,
-        /// The surviving holder (none under [`LossPolicy::DropBoth`]).
-        winner: Option<Pid>,
-        /// The losing process.
-        loser: Pid,
-        /// What its node does to it.
-        action: LossPolicy,
-    },
-}
-
-/// Why a name or lock operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NamesError {
-    /// Another process holds the name; nothing changed.
-    #[error("name is taken")]
-    Taken,
-    /// The process already holds this other name and the table allows one per pid; nothing changed.
-    #[error("process already registered as {0:?}")]
-    AlreadyNamed(String),
-    /// The pid belongs to another node; only its own node registers it; nothing changed.
-    #[error("pid is not a local process")]
-    NotLocal,
-    /// The process is not alive (or ended during the operation); nothing is registered.
-    #[error("no such process")]
-    NoProc,
-    /// No process holds the name; nothing changed.
-    #[error("name is not registered")]
-    NotRegistered,
-    /// No table of this name is configured on this node.
-    #[error("unknown name table {0:?}")]
-    UnknownTable(String),
-    /// The node stopped before the operation finished; its outcome is unknown.
-    #[error("node stopped")]
-    Stopped,
-}
-
-/// Identifies a lock: a resource and the requester id that may share it
-/// (OTP's `{ResourceId, LockRequesterId}`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct LockId {
-    /// The locked resource.
-    pub resource: String,
-    /// Holders with the same requester id share the lock.
-    pub requester: String,
-}
-
-impl LockId {
-    /// A lock id.
-    pub fn new(resource: impl Into<String>, requester: impl Into<String>) -> Self {
-        LockId {
-            resource: resource.into(),
-            requester: requester.into(),
-        }
-    }
-}
-
-/// A node's answer to a `Prepare`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PrepareAnswer {
-    /// The name is locked for the requester.
-    Granted,
-    /// The name is held by a process.
-    Taken,
-    /// An older request holds the name lock: retry later.
-    Busy,
-}
-
-/// Wire messages of the name service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum NamesFrame {
-    /// All of the sender's own claims, per table, as of its stream
-    /// position `seq`: replaces everything the receiver holds of the sender.
-    Snapshot {
-        /// The sender's stream position.
-        seq: u64,
-        /// The sender's claims, per table.
-        tables: Vec<(String, Vec<Claim>)>,
-    },
-    /// The sender's stream position, sent every second: a receiver that
-    /// is behind asks for a snapshot (a lost tail is repaired).
-    Head {
-        /// The sender's stream position.
-        seq: u64,
-    },
-    /// Asks for a `Snapshot` (the receiver missed part of the stream).
-    Resync,
-    /// The sender made these claims, one stream position each (an
-    /// eventual node sends the claims made since its last frame together);
-    /// answer `Ack { op }` when `ack` is set.
-    Add {
-        /// The table.
-        table: String,
-        /// The claims (of the sender's processes), in the order they were made.
-        claims: Vec<OwnClaim>,
-        /// The sender's stream position after the first claim; the k-th
-        /// claim (from 0) moves it to `seq + k`.
-        seq: u64,
-        /// The sender's operation waiting for an ack.
-        ack: Option<u64>,
-    },
-    /// The sender retracted a claim; answer `Ack { op }` when `ack` is set.
-    Remove {
-        /// The table.
-        table: String,
-        /// The name.
-        name: String,
-        /// The claiming process.
-        pid: Pid,
-        /// The claim's stamp.
-        stamp: u64,
-        /// Why, for the events.
-        reason: WireReason,
-        /// The sender's stream position after this change.
-        seq: u64,
-        /// The sender's operation waiting for an ack.
-        ack: Option<u64>,
-    },
-    /// Lock `claim.name` for a locked registration and stage `claim`
-    /// under that lock (not visible until the `Commit`).
-    Prepare {
-        /// The table.
-        table: String,
-        /// The claim to stage (of a sender's process); its stamp is the
-        /// request's priority.
-        claim: OwnClaim,
-        /// The sender's operation.
-        op: u64,
-        /// The attempt of that operation.
-        attempt: u32,
-        /// A `re_register`: grant even when the name is held.
-        replace: bool,
-    },
-    /// Answer to a `Prepare`.
-    Prepared {
-        /// The operation.
-        op: u64,
-        /// Its attempt.
-        attempt: u32,
-        /// The answer.
-        answer: PrepareAnswer,
-    },
-    /// Every member granted the sender's request `stamp` on `name`: install
-    /// the claim staged by its `Prepare` and release the lock. A receiver
-    /// that no longer holds the staged claim asks for a snapshot.
-    Commit {
-        /// The table.
-        table: String,
-        /// The name.
-        name: String,
-        /// The request's (and claim's) stamp.
-        stamp: u64,
-        /// The sender's stream position after this change.
-        seq: u64,
-    },
-    /// Drop the name lock (held or awaited) of the sender's request `stamp`.
-    Release {
-        /// The table.
-        table: String,
-        /// The name.
-        name: String,
-        /// The request's stamp.
-        stamp: u64,
-    },
-    /// Acknowledges an `Add`, `Remove`, `Unregister` or `Ping`.
-    Ack {
-        /// The operation.
-        op: u64,
-    },
-    /// Asks the origin of `name`'s holder to unregister it.
-    Unregister {
-        /// The table.
-        table: String,
-        /// The name.
-        name: String,
-        /// The sender's operation waiting for an ack.
-        op: u64,
-    },
-    /// Answered by `Ack` once everything before it was applied.
-    Ping {
-        /// The sender's operation.
-        op: u64,
-    },
-    /// Take a lock for `holder` (a process of the sender).
-    LockSet {
-        /// The sender's operation.
-        op: u64,
-        /// Its attempt.
-        attempt: u32,
-        /// The lock.
-        lock: LockId,
-        /// The holding process.
-        holder: Pid,
-    },
-    /// Answer to `LockSet`.
-    LockReply {
-        /// The operation.
-        op: u64,
-        /// Its attempt.
-        attempt: u32,
-        /// Whether the lock is held now.
-        granted: bool,
-        /// Whether this holder was added by this request (not held before).
-        fresh: bool,
-    },
-    /// `holder` releases `lock`.
-    LockDel {
-        /// The lock.
-        lock: LockId,
-        /// The holding process.
-        holder: Pid,
-    },
-    /// `holder` ended: it releases every lock.
-    LockGone {
-        /// The process.
-        holder: Pid,
-    },
-}
-
-/// [`UnregisterReason`] as carried on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WireReason {
-    /// `unregister`.
-    Unregistered,
-    /// The process ended.
-    Exited(ExitReason),
-    /// Lost a clash.
-    Conflict,
-    /// Replaced by `re_register`.
-    Replaced,
-}
-
-/// Effects of the name service for the driver.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NamesEffect {
-    /// The visible entry of `name` in table `table` (an index) changed.
-    View {
-        /// Table index in the config.
-        table: usize,
-        /// The name.
-        name: EcoString,
-        /// The new winning claim (holder and metadata), or none.
-        entry: Option<Arc<StoredClaim>>,
-    },
-    /// An event for the table's subscribers.
-    Event {
-        /// Table index.
-        table: usize,
-        /// The event.
-        event: NameEvent,
-    },
-    /// Operation `op` finished.
-    Reply {
-        /// The operation.
-        op: u64,
-        /// `Ok(true)` on success, `Ok(false)` for a lock not taken.
-        result: Result<bool, NamesError>,
-    },
-}
 
 /// One name table.
 #[derive(Debug)]
@@ -616,7 +130,7 @@ struct Table {
     /// Claims of local pids (of this node's creation), by serial.
     local: LocalIndex,
     /// Name locks of locked registrations.
-    slots: DetMap<String, locked::Slot>,
+    name_locks: HashMap<String, locked::NameLock, FixedHasher>,
     /// Whether anyone listens to this table's events.
     watched: bool,
 }
@@ -638,27 +152,25 @@ pub struct Names {
     /// Frames this node sends to itself, handled after the current input.
     loopback: VecDeque<NamesFrame>,
     /// Locked registrations in their lock phase, by operation.
-    regs: DetMap<u64, locked::PendingReg>,
+    regs: HashMap<u64, locked::RegOp, FixedHasher>,
     /// Operations waiting for acks.
-    waits: DetMap<u64, Wait>,
+    waits: HashMap<u64, Wait, FixedHasher>,
     /// Lock requests in flight.
-    lock_ops: DetMap<u64, locks::LockOp>,
+    lock_ops: HashMap<u64, locks::LockOp, FixedHasher>,
     /// Locks held on this node.
     locks: BTreeMap<String, locks::LockEntry>,
     /// Nodes where each local holder may hold locks.
-    held_at: DetMap<Pid, BTreeSet<NodeName>>,
+    held_at: HashMap<Pid, BTreeSet<NodeName>, FixedHasher>,
     /// Timers due: (time, op, attempt) for retries and time-outs.
     timers: BTreeSet<(Time, u64, u32)>,
     /// This node's stream position: one per claim made or retracted.
     seq: u64,
-    /// How far each member's stream was applied (`None`: a snapshot is
-    /// awaited) and whether a `Resync` is out.
-    cursors: DetMap<NodeName, (Option<u64>, bool)>,
+    /// How far each member's stream was applied.
+    cursors: Cursors,
     /// When heads go out next (and stale name locks are looked for).
     next_head: Option<Time>,
     /// Operation ids the core makes up itself (internal waits), counted down.
     internal_op: u64,
-    rng: u64,
     /// Node names of claimants, shared by their stored claims (a decoded
     /// pid brings a copy of its node name each time).
     node_names: BTreeSet<NodeName>,
@@ -671,13 +183,14 @@ pub struct Names {
 
 impl Default for Names {
     fn default() -> Self {
-        Names::new(NamesConfig::empty(), 0)
+        Names::new(NamesConfig::empty())
     }
 }
 
 impl Names {
-    /// The name service of a node with these tables; `seed` feeds the retry jitter.
-    pub fn new(cfg: NamesConfig, seed: u64) -> Self {
+    /// The name service of a node with these tables (retry jitter draws
+    /// from the node's seeded generator, through [`Ctx::random_below`]).
+    pub fn new(cfg: NamesConfig) -> Self {
         Names {
             tables: cfg
                 .tables
@@ -686,23 +199,22 @@ impl Names {
                     cfg,
                     claims: Default::default(),
                     local: LocalIndex::default(),
-                    slots: DetMap::default(),
+                    name_locks: HashMap::default(),
                     watched: false,
                 })
                 .collect(),
             clock: 0,
             loopback: VecDeque::new(),
-            regs: DetMap::default(),
-            waits: DetMap::default(),
-            lock_ops: DetMap::default(),
+            regs: HashMap::default(),
+            waits: HashMap::default(),
+            lock_ops: HashMap::default(),
             locks: BTreeMap::new(),
-            held_at: DetMap::default(),
+            held_at: HashMap::default(),
             timers: BTreeSet::new(),
             seq: 0,
-            cursors: DetMap::default(),
+            cursors: Cursors::default(),
             next_head: None,
             internal_op: u64::MAX,
-            rng: seed | 1,
             node_names: BTreeSet::new(),
             outbox: None,
         }
@@ -754,14 +266,6 @@ impl Names {
         self.clock = self.clock.max(seen);
     }
 
-    fn jitter(&mut self, below: u64) -> u64 {
-        // xorshift64: reproducible from the seed.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng % below.max(1)
-    }
-
     /// Sends a frame to `node`, or to this node itself through the loopback.
     fn send(&mut self, node: &NodeName, frame: NamesFrame, ctx: &mut Ctx<'_>) {
         if node == ctx.me() {
@@ -782,7 +286,7 @@ impl Names {
 
     fn reply(&mut self, op: u64, result: Result<bool, NamesError>, ctx: &mut Ctx<'_>) {
         if op < self.internal_op {
-            ctx.push(super::Effect::Names(NamesEffect::Reply { op, result }));
+            ctx.push(Effect::Names(NamesEffect::Reply { op, result }));
         }
     }
 
@@ -822,13 +326,12 @@ impl Names {
     }
 
     /// A session with `node` is up: it gets this node's own claims.
-    pub fn peer_up(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
+    pub fn peer_up(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
         self.flush(ctx);
-        let _ = creation;
         if !self.is_member(node, ctx) {
             return;
         }
-        self.cursors.insert(node.clone(), (None, false));
+        self.cursors.up(node);
         self.send_snapshot(node, ctx);
     }
 
@@ -843,26 +346,6 @@ impl Names {
             .collect();
         let seq = self.seq;
         ctx.send(node, Frame::Names(NamesFrame::Snapshot { seq, tables }));
-    }
-
-    /// Whether a delta at `seq` from `node` is the next one; on a gap (or
-    /// before the first snapshot) asks for a snapshot once.
-    fn in_order(&mut self, node: &NodeName, seq: u64, ctx: &mut Ctx<'_>) -> bool {
-        let c = self.cursors.entry(node.clone()).or_insert((None, false));
-        match c.0 {
-            Some(at) if seq == at + 1 => {
-                c.0 = Some(seq);
-                true
-            }
-            Some(at) if seq <= at => false,
-            _ => {
-                if !c.1 {
-                    c.1 = true;
-                    ctx.send(node, Frame::Names(NamesFrame::Resync));
-                }
-                false
-            }
-        }
     }
 
     /// Installs `node`'s snapshot: its claims become exactly these.
@@ -885,7 +368,7 @@ impl Names {
             let stale: Vec<(String, Pid)> = self.tables[i]
                 .claims
                 .iter()
-                .flat_map(|slot| slot.recs())
+                .flat_map(|claims| claims.recs())
                 .filter(|r| r.node() == node)
                 .map(|r| (r.name().to_string(), r.pid(), r.stamp()))
                 .filter(|k| !keep.contains(k))
@@ -900,21 +383,20 @@ impl Names {
                 if self.tables[i].claim_of(&name, &c.pid).map(|o| o.stamp()) != Some(stamp) {
                     self.add_claim(i, c, ctx);
                 }
-                self.release_slot(i, &name, node, stamp, ctx);
+                self.release_name_lock(i, &name, node, stamp, ctx);
             }
         }
-        self.cursors.insert(node.clone(), (Some(seq), false));
+        self.cursors.installed(node, seq);
     }
 
     /// The session with `node` ended: its claims, name locks, locks and
     /// pending answers go.
-    pub fn peer_down(&mut self, node: &NodeName, creation: u32, ctx: &mut Ctx<'_>) {
+    pub fn peer_down(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
         self.flush(ctx);
-        let _ = creation;
-        self.cursors.remove(node);
+        self.cursors.down(node);
         for i in 0..self.tables.len() {
             self.drop_origin(i, node, ctx);
-            self.release_slots_of(i, node, ctx);
+            self.release_name_locks_of(i, node, ctx);
         }
         self.regs_peer_down(node, ctx);
         let done: Vec<u64> = self
@@ -953,12 +435,8 @@ impl Names {
                 self.install(node, seq, tables, ctx);
             }
             NamesFrame::Head { seq } => {
-                if !me && !matches!(self.cursors.get(node), Some((Some(at), _)) if *at >= seq) {
-                    let c = self.cursors.entry(node.clone()).or_insert((None, false));
-                    if !c.1 {
-                        c.1 = true;
-                        ctx.send(node, Frame::Names(NamesFrame::Resync));
-                    }
+                if !me {
+                    self.cursors.head(node, seq, ctx);
                 }
             }
             NamesFrame::Resync => {
@@ -980,12 +458,12 @@ impl Names {
                 }
                 let origin = self.intern(node);
                 for (k, claim) in (0..).zip(claims) {
-                    if self.in_order(node, seq.saturating_add(k), ctx) {
+                    if self.cursors.next(node, seq.saturating_add(k), ctx) {
                         self.observe(claim.stamp);
                         let rec =
                             Arc::new(StoredClaim::own(claim, origin.clone(), creation, false));
                         self.add_stored(i, rec.clone(), ctx);
-                        self.release_slot(i, rec.name(), node, rec.stamp(), ctx);
+                        self.release_name_lock(i, rec.name(), node, rec.stamp(), ctx);
                     }
                 }
                 // Acked even when out of order: the snapshot asked for brings it.
@@ -1005,7 +483,7 @@ impl Names {
                 let Some(i) = self.table_index(&table) else {
                     return debug!(peer = %node, %table, "retraction for an unknown table");
                 };
-                if !me && own(&pid) && self.in_order(node, seq, ctx) {
+                if !me && own(&pid) && self.cursors.next(node, seq, ctx) {
                     let reason = match reason {
                         WireReason::Unregistered => UnregisterReason::Unregistered,
                         WireReason::Exited(r) => UnregisterReason::Exited(r),
@@ -1055,7 +533,7 @@ impl Names {
                 let Some(i) = self.table_index(&table) else {
                     return debug!(peer = %node, %table, "commit for an unknown table");
                 };
-                if !me && self.in_order(node, seq, ctx) {
+                if !me && self.cursors.next(node, seq, ctx) {
                     self.commit_staged(i, &name, node, stamp, ctx);
                 }
             }
@@ -1066,7 +544,7 @@ impl Names {
             } => self.prepared(node, op, attempt, answer, ctx),
             NamesFrame::Release { table, name, stamp } => {
                 if let Some(i) = self.table_index(&table) {
-                    self.release_slot(i, &name, node, stamp, ctx);
+                    self.release_name_lock(i, &name, node, stamp, ctx);
                 }
             }
             NamesFrame::Ack { op } => self.acked(node, op, ctx),
@@ -1163,7 +641,7 @@ impl Names {
                 for m in self.members(ctx) {
                     ctx.send(&m, Frame::Names(NamesFrame::Head { seq }));
                 }
-                self.expire_slots(ctx);
+                self.expire_name_locks(ctx);
             }
         }
         self.pump(ctx);

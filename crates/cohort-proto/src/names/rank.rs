@@ -10,8 +10,32 @@
 //!    pid (node name, creation, serial), which is unique.
 
 use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
 
-use super::{Claim, LossPolicy, RankFn};
+use super::wire::{Claim, LossPolicy};
+
+/// A user rank: `Less` means the first claim wins. Must be deterministic
+/// and identical on every node of the table; `Equal` falls back to the
+/// default rank (stamp, then pid).
+#[derive(Clone)]
+pub struct RankFn(pub Arc<RankFnInner>);
+
+/// The function inside a [`RankFn`].
+pub type RankFnInner = dyn Fn(&Claim, &Claim) -> Ordering + Send + Sync;
+
+impl RankFn {
+    /// Wraps a rank function.
+    pub fn new(f: impl Fn(&Claim, &Claim) -> Ordering + Send + Sync + 'static) -> Self {
+        RankFn(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for RankFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RankFn(..)")
+    }
+}
 
 /// The default order: earlier stamp first, then node name, then pid.
 pub fn default_cmp(a: &Claim, b: &Claim) -> Ordering {

@@ -1,14 +1,15 @@
 //! How a node stores claims: compact, immutable claims shared with the
 //! runtime's read view, and the per-name index over them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use ecow::EcoString;
 
-use super::super::pid::{NodeName, Pid};
-use super::{Claim, DetMap, LossPolicy, OwnClaim};
+use super::wire::{Claim, LossPolicy, OwnClaim};
+use crate::hash::FixedHasher;
+use crate::pid::{NodeName, Pid};
 
 /// A claim as a node stores it, compact and immutable: shared by the
 /// core's table and the runtime's read view (the visible entry of a name
@@ -36,8 +37,6 @@ struct Extra {
 }
 
 impl StoredClaim {
-    /// Stores `c` on node `me` (creation `creation`); `node` is the
-    /// claimant's node name, shared by all its claims.
     /// Stores `c`, a claim of a process of `node` (of creation
     /// `creation`) as its node sent it; `local` when that is this node.
     pub(super) fn own(c: OwnClaim, node: NodeName, creation: u32, local: bool) -> Self {
@@ -59,6 +58,8 @@ impl StoredClaim {
         }
     }
 
+    /// Stores `c` on node `me` (creation `creation`); `node` is the
+    /// claimant's node name, shared by all its claims.
     pub(super) fn new(c: &Claim, node: NodeName, me: &NodeName, creation: u32) -> Self {
         let local = c.pid.node() == me && c.pid.creation() == creation;
         let extra = (!c.meta.is_empty() || c.supersedes.is_some()).then(|| {
@@ -167,9 +168,9 @@ impl StoredClaim {
 #[derive(Debug, Default)]
 pub(super) struct LocalIndex {
     /// The first claim of each local process that holds a name.
-    first: DetMap<u64, Arc<StoredClaim>>,
+    first: HashMap<u64, Arc<StoredClaim>, FixedHasher>,
     /// Its further claims (in tables that allow several names per pid).
-    more: DetMap<u64, Vec<Arc<StoredClaim>>>,
+    more: HashMap<u64, Vec<Arc<StoredClaim>>, FixedHasher>,
 }
 
 impl LocalIndex {
@@ -236,54 +237,54 @@ pub(super) struct Stored {
 /// The claims of one name, taken out of [`Claims`]: one (the common case,
 /// no vector) or several (a clash, or a claim whose clash was reported).
 #[derive(Debug)]
-pub(super) enum Slot {
+pub(super) enum NameClaims {
     One(Arc<StoredClaim>),
     Many(Box<[Stored]>),
 }
 
-impl Slot {
+impl NameClaims {
     pub(super) fn into_list(self) -> Vec<Stored> {
         match self {
-            Slot::One(rec) => vec![Stored {
+            NameClaims::One(rec) => vec![Stored {
                 rec,
                 reported: false,
             }],
-            Slot::Many(l) => l.into_vec(),
+            NameClaims::Many(l) => l.into_vec(),
         }
     }
 
-    /// The slot holding `list`, or none when it is empty.
-    pub(super) fn from_list(mut list: Vec<Stored>) -> Option<Slot> {
+    /// The claims of `list`, or none when it is empty.
+    pub(super) fn from_list(mut list: Vec<Stored>) -> Option<NameClaims> {
         match list.len() {
             0 => None,
-            1 if !list[0].reported => Some(Slot::One(list.pop().expect("one").rec)),
-            _ => Some(Slot::Many(list.into_boxed_slice())),
+            1 if !list[0].reported => Some(NameClaims::One(list.pop().expect("one").rec)),
+            _ => Some(NameClaims::Many(list.into_boxed_slice())),
         }
     }
 }
 
 /// The claims of one name, borrowed from [`Claims`].
 #[derive(Debug, Clone, Copy)]
-pub(super) enum SlotRef<'a> {
+pub(super) enum NameClaimsRef<'a> {
     /// The only claim.
     One(&'a Arc<StoredClaim>),
     /// Several claims (or one whose clash was reported), in stored order.
     Many(&'a [Stored]),
 }
 
-impl<'a> SlotRef<'a> {
+impl<'a> NameClaimsRef<'a> {
     pub(super) fn name(self) -> &'a str {
         match self {
-            SlotRef::One(r) => r.name(),
-            SlotRef::Many(l) => l[0].rec.name(),
+            NameClaimsRef::One(r) => r.name(),
+            NameClaimsRef::Many(l) => l[0].rec.name(),
         }
     }
 
     /// The claims, in the order they were stored.
     pub(super) fn recs(self) -> impl Iterator<Item = &'a Arc<StoredClaim>> {
         let (one, many) = match self {
-            SlotRef::One(r) => (Some(r), &[][..]),
-            SlotRef::Many(l) => (None, l),
+            NameClaimsRef::One(r) => (Some(r), &[][..]),
+            NameClaimsRef::Many(l) => (None, l),
         };
         one.into_iter().chain(many.iter().map(|s| &s.rec))
     }
@@ -318,8 +319,8 @@ impl Eq for ByName {}
 /// the whole list in a second map, and their first claim in the set.
 #[derive(Debug, Default)]
 pub(super) struct Claims {
-    first: HashSet<ByName, foldhash::fast::FixedState>,
-    many: DetMap<Box<str>, Box<[Stored]>>,
+    first: HashSet<ByName, FixedHasher>,
+    many: HashMap<Box<str>, Box<[Stored]>, FixedHasher>,
 }
 
 impl Claims {
@@ -329,29 +330,29 @@ impl Claims {
     }
 
     /// The claims of `name`.
-    pub(super) fn get(&self, name: &str) -> Option<SlotRef<'_>> {
+    pub(super) fn get(&self, name: &str) -> Option<NameClaimsRef<'_>> {
         let first = self.first.get(name)?;
-        Some(self.slot_of(first))
+        Some(self.claims_of(first))
     }
 
-    fn slot_of<'a>(&'a self, first: &'a ByName) -> SlotRef<'a> {
+    fn claims_of<'a>(&'a self, first: &'a ByName) -> NameClaimsRef<'a> {
         if !self.many.is_empty() {
             if let Some(l) = self.many.get(first.0.name()) {
-                return SlotRef::Many(l);
+                return NameClaimsRef::Many(l);
             }
         }
-        SlotRef::One(&first.0)
+        NameClaimsRef::One(&first.0)
     }
 
     /// Takes the claims of `name` out.
-    pub(super) fn take(&mut self, name: &str) -> Option<Slot> {
+    pub(super) fn take(&mut self, name: &str) -> Option<NameClaims> {
         let first = self.first.take(name)?;
         if !self.many.is_empty() {
             if let Some(l) = self.many.remove(name) {
-                return Some(Slot::Many(l));
+                return Some(NameClaims::Many(l));
             }
         }
-        Some(Slot::One(first.0))
+        Some(NameClaims::One(first.0))
     }
 
     /// Stores `rec` as the only claim of its name, unless the name has
@@ -362,12 +363,12 @@ impl Claims {
     }
 
     /// Puts the claims of a name (taken out, or new) in.
-    pub(super) fn insert(&mut self, slot: Slot) {
-        match slot {
-            Slot::One(rec) => {
+    pub(super) fn insert(&mut self, claims: NameClaims) {
+        match claims {
+            NameClaims::One(rec) => {
                 self.first.replace(ByName(rec));
             }
-            Slot::Many(list) => {
+            NameClaims::Many(list) => {
                 self.first.replace(ByName(list[0].rec.clone()));
                 self.many.insert(list[0].rec.name().into(), list);
             }
@@ -375,7 +376,7 @@ impl Claims {
     }
 
     /// The claims of every name.
-    pub(super) fn iter(&self) -> impl Iterator<Item = SlotRef<'_>> {
-        self.first.iter().map(|f| self.slot_of(f))
+    pub(super) fn iter(&self) -> impl Iterator<Item = NameClaimsRef<'_>> {
+        self.first.iter().map(|f| self.claims_of(f))
     }
 }

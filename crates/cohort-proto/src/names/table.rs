@@ -3,22 +3,23 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::super::ctx::{Ctx, Deferred};
-use super::super::pid::{ExitReason, NodeName, Pid};
-use super::super::process::Message;
-use super::super::Effect;
-use super::{
-    rank, store::SlotRef, Claim, LossPolicy, NameEvent, Names, NamesEffect, NamesFrame, OwnClaim,
-    Slot, Stored, StoredClaim, Table, UnregisterReason, WireReason, MAX_BATCH,
-};
+use super::event::{NameEvent, NamesEffect, UnregisterReason};
+use super::rank;
+use super::store::{NameClaims, NameClaimsRef, Stored, StoredClaim};
+use super::wire::{Claim, LossPolicy, NamesFrame, OwnClaim, WireReason};
+use super::{Names, Table, MAX_BATCH};
+use crate::ctx::{Ctx, Deferred};
+use crate::effect::Effect;
+use crate::pid::{ExitReason, NodeName, Pid};
+use crate::process::Message;
 use crate::proto::Frame;
 
 impl Table {
     /// The visible entry of `name`: the winner among its claims.
     pub(super) fn view(&self, name: &str) -> Option<Arc<StoredClaim>> {
         let list = match self.claims.get(name)? {
-            SlotRef::One(r) => return Some(r.clone()),
-            SlotRef::Many(list) => list,
+            NameClaimsRef::One(r) => return Some(r.clone()),
+            NameClaimsRef::Many(list) => list,
         };
         if let [only] = list {
             // One claim: it wins (superseding and dropping need two).
@@ -135,9 +136,9 @@ impl Names {
             (Some(p), Some((sp, _))) if p.is(sp) => UnregisterReason::Replaced,
             _ => UnregisterReason::Conflict,
         };
-        let slot = match t.claims.take(rec.name()) {
-            None => Slot::One(rec.clone()),
-            Some(Slot::One(old)) if old.same_claimant(&rec) => Slot::One(rec.clone()),
+        let claims = match t.claims.take(rec.name()) {
+            None => NameClaims::One(rec.clone()),
+            Some(NameClaims::One(old)) if old.same_claimant(&rec) => NameClaims::One(rec.clone()),
             Some(old) => {
                 let mut list = old.into_list();
                 list.retain(|s| !s.rec.same_claimant(&rec));
@@ -145,10 +146,10 @@ impl Names {
                     rec: rec.clone(),
                     reported: false,
                 });
-                Slot::from_list(list).expect("not empty")
+                NameClaims::from_list(list).expect("not empty")
             }
         };
-        t.claims.insert(slot);
+        t.claims.insert(claims);
         let name = rec.name();
         self.changed(i, name, before, reason, ctx);
         self.settle(i, name, ctx);
@@ -166,15 +167,15 @@ impl Names {
     ) -> bool {
         let t = &mut self.tables[i];
         let before = t.view(name);
-        let Some(slot) = t.claims.take(name) else {
+        let Some(taken) = t.claims.take(name) else {
             return false;
         };
-        let mut list = slot.into_list();
+        let mut list = taken.into_list();
         let n = list.len();
         list.retain(|s| !(s.rec.is(pid) && stamp.is_none_or(|st| st == s.rec.stamp())));
         let removed = list.len() != n;
-        if let Some(slot) = Slot::from_list(list) {
-            t.claims.insert(slot);
+        if let Some(claims) = NameClaims::from_list(list) {
+            t.claims.insert(claims);
         }
         let local = pid.node() == ctx.me() && pid.creation() == ctx.creation();
         if removed && local {
@@ -192,7 +193,7 @@ impl Names {
         let gone: Vec<(String, Pid)> = self.tables[i]
             .claims
             .iter()
-            .flat_map(|slot| slot.recs())
+            .flat_map(|claims| claims.recs())
             .filter(|r| r.node() == node)
             .map(|r| (r.name().to_string(), r.pid()))
             .collect();
@@ -363,12 +364,12 @@ impl Names {
     pub(super) fn settle(&mut self, i: usize, name: &str, ctx: &mut Ctx<'_>) {
         let t = &mut self.tables[i];
         // The common case, one claim: nothing to settle, nothing to move.
-        if !matches!(t.claims.get(name), Some(SlotRef::Many(l)) if l.len() >= 2) {
+        if !matches!(t.claims.get(name), Some(NameClaimsRef::Many(l)) if l.len() >= 2) {
             return;
         }
         let mut list = match t.claims.take(name) {
             None => return,
-            Some(Slot::Many(list)) if list.len() >= 2 => list,
+            Some(NameClaims::Many(list)) if list.len() >= 2 => list,
             Some(other) => {
                 t.claims.insert(other);
                 return;
@@ -418,7 +419,7 @@ impl Names {
                 acts.push((s.rec.pid(), Some(action)));
             }
         }
-        t.claims.insert(Slot::Many(list));
+        t.claims.insert(NameClaims::Many(list));
         let table = t.cfg.name.clone();
         for (pid, action) in acts {
             let (reason, wire) = match action {

@@ -15,7 +15,7 @@ use crate::effect::{ConnId, Effect, Effects, ReqId};
 use crate::global_group::{
     Answer, GlobalGroupsEffect, GlobalGroupsFrame, GlobalGroupsState, Query, Transition,
 };
-use crate::names::{self, Names};
+use crate::names::{Names, NamesConfig};
 use crate::pg::Pg;
 use crate::pid::{ExitReason, NodeName, Pid};
 use crate::process::{Message, MonitorAction, MonitorRef, Processes};
@@ -36,7 +36,7 @@ pub struct CoreConfig {
     /// Peer-session settings.
     pub cluster: ClusterConfig,
     /// Global name tables.
-    pub names: names::NamesConfig,
+    pub names: NamesConfig,
 }
 
 /// All protocol state of one node.
@@ -75,7 +75,9 @@ macro_rules! with_sub {
     }};
 }
 
-// After the macro: the process protocol uses it.
+// After the macro: the sub-protocols' entry points use it.
+mod names;
+mod pg;
 mod process;
 
 impl NodeCore {
@@ -83,7 +85,7 @@ impl NodeCore {
     /// nonces, reconnect jitter): seed it from the OS in production and from
     /// the simulation seed in tests.
     pub fn new(cfg: CoreConfig, rng: StdRng, now: Time) -> Self {
-        let names = Names::new(cfg.names, u64::from(cfg.creation));
+        let names = Names::new(cfg.names);
         let groups = GlobalGroupsState::new(cfg.cluster.groups.clone(), &cfg.name);
         NodeCore {
             name: cfg.name.clone(),
@@ -331,8 +333,7 @@ impl NodeCore {
             for u in batch {
                 match u {
                     Upcall::PeerUp { node, creation } => {
-                        with_sub!(self, pg, now, |pg, ctx| pg
-                            .session_up(&node, creation, &mut ctx));
+                        with_sub!(self, pg, now, |pg, ctx| pg.session_up(&node, &mut ctx));
                         let t = with_sub!(self, groups, now, |g, ctx| g
                             .peer_up(&node, creation, &mut ctx));
                         self.transitions(t, now);
@@ -343,8 +344,7 @@ impl NodeCore {
                         let t = with_sub!(self, groups, now, |g, ctx| g
                             .peer_down(&node, creation, &mut ctx));
                         self.transitions(t, now);
-                        with_sub!(self, pg, now, |pg, ctx| pg
-                            .session_down(&node, creation, &mut ctx));
+                        with_sub!(self, pg, now, |pg, ctx| pg.session_down(&node, &mut ctx));
                     }
                     Upcall::Frame {
                         node,
@@ -361,22 +361,20 @@ impl NodeCore {
     fn transitions(&mut self, ts: Vec<Transition>, now: Time) {
         for t in ts {
             match t {
-                Transition::Up(node, creation) => {
+                Transition::Up(node, _) => {
                     self.eligible.insert(node.clone());
                     self.fx.push(Effect::Groups(GlobalGroupsEffect::Node {
                         node: node.clone(),
                         up: true,
                     }));
-                    with_sub!(self, pg, now, |pg, ctx| pg
-                        .peer_up(&node, creation, &mut ctx));
+                    with_sub!(self, pg, now, |pg, ctx| pg.peer_up(&node, &mut ctx));
                     with_sub!(self, names, now, |names, ctx| names
-                        .peer_up(&node, creation, &mut ctx));
+                        .peer_up(&node, &mut ctx));
                 }
-                Transition::Down(node, creation) => {
-                    with_sub!(self, pg, now, |pg, ctx| pg
-                        .peer_down(&node, creation, &mut ctx));
+                Transition::Down(node, _) => {
+                    with_sub!(self, pg, now, |pg, ctx| pg.peer_down(&node, &mut ctx));
                     with_sub!(self, names, now, |names, ctx| names
-                        .peer_down(&node, creation, &mut ctx));
+                        .peer_down(&node, &mut ctx));
                     self.eligible.remove(&node);
                     self.fx
                         .push(Effect::Groups(GlobalGroupsEffect::Node { node, up: false }));

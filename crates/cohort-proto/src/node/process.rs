@@ -18,7 +18,7 @@ impl NodeCore {
         }
         let acts = self.procs.exited(&me, &reason, &self.name);
         self.run_monitor_actions(acts);
-        with_sub!(self, pg, now, |pg, ctx| pg.exited(&me, &reason, &mut ctx));
+        with_sub!(self, pg, now, |pg, ctx| pg.exited(&me, &mut ctx));
         with_sub!(self, names, now, |names, ctx| names
             .exited(&me, &reason, &mut ctx));
         self.run_deferred(now);

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use rand::Rng;
 
+use crate::hash::FixedHasher;
 use crate::pid::{NodeName, Pid};
 
 /// A group name.
@@ -88,8 +89,6 @@ pub const INDEX_FROM: usize = 64;
 /// it by half its length.
 const SMALL: usize = 16;
 
-type Hasher = foldhash::fast::RandomState;
-
 /// Positions of one pid's memberships in a member list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pos {
@@ -101,8 +100,8 @@ enum Pos {
 /// metadata of the pids that have any.
 #[derive(Debug, Clone, Default)]
 struct BagExtra {
-    index: Option<HashMap<Pid, Pos, Hasher>>,
-    meta: HashMap<Pid, Bytes, Hasher>,
+    index: Option<HashMap<Pid, Pos, FixedHasher>>,
+    meta: HashMap<Pid, Bytes, FixedHasher>,
 }
 
 /// A member list: an unordered bag with O(1) removal.
@@ -121,11 +120,11 @@ impl PartialEq for Bag {
 impl Eq for Bag {}
 
 impl Bag {
-    fn index(&self) -> Option<&HashMap<Pid, Pos, Hasher>> {
+    fn index(&self) -> Option<&HashMap<Pid, Pos, FixedHasher>> {
         self.extra.as_ref()?.index.as_ref()
     }
 
-    fn meta_map(&self) -> Option<&HashMap<Pid, Bytes, Hasher>> {
+    fn meta_map(&self) -> Option<&HashMap<Pid, Bytes, FixedHasher>> {
         self.extra
             .as_ref()
             .map(|e| &e.meta)
@@ -147,7 +146,7 @@ impl Bag {
         }
     }
 
-    fn index_add(index: &mut HashMap<Pid, Pos, Hasher>, pid: &Pid, at: u32) {
+    fn index_add(index: &mut HashMap<Pid, Pos, FixedHasher>, pid: &Pid, at: u32) {
         match index.get_mut(pid) {
             None => {
                 index.insert(pid.clone(), Pos::One(at));
@@ -161,7 +160,7 @@ impl Bag {
     }
 
     fn build_index(&mut self) {
-        let mut index = HashMap::with_capacity_and_hasher(self.items.len(), Hasher::default());
+        let mut index = HashMap::with_capacity_and_hasher(self.items.len(), FixedHasher::default());
         for (i, m) in self.items.iter().enumerate() {
             Self::index_add(&mut index, &m.pid(), i as u32);
         }
@@ -472,7 +471,7 @@ impl Members {
 #[derive(Debug)]
 pub struct ScopeView {
     me: NodeName,
-    groups: DashMap<Group, Arc<GroupView>, Hasher>,
+    groups: DashMap<Group, Arc<GroupView>, FixedHasher>,
     /// Memberships in all groups.
     total: AtomicUsize,
 }
@@ -481,7 +480,7 @@ impl ScopeView {
     pub(crate) fn new(me: NodeName) -> Self {
         ScopeView {
             me,
-            groups: DashMap::with_hasher(Hasher::default()),
+            groups: DashMap::with_hasher(FixedHasher::default()),
             total: AtomicUsize::new(0),
         }
     }

@@ -11,14 +11,17 @@
 
 use std::collections::BTreeSet;
 
-use super::Invariant;
+use super::invariant::Invariant;
 use crate::ledger::pair;
 use crate::net::NodeIdx;
 use crate::sim::Sim;
 
 /// Full mesh after quiescence.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FullMesh;
+pub const FULL_MESH: Invariant = Invariant {
+    name: "full_mesh",
+    always: None,
+    eventually: Some(eventually),
+};
 
 fn up(sim: &Sim, a: NodeIdx, b: NodeIdx) -> bool {
     let (na, nb) = (&sim.nodes()[a], &sim.nodes()[b]);
@@ -28,54 +31,48 @@ fn up(sim: &Sim, a: NodeIdx, b: NodeIdx) -> bool {
     side(na, nb) && side(nb, na)
 }
 
-impl Invariant for FullMesh {
-    fn name(&self) -> &'static str {
-        "full_mesh"
+pub(super) fn eventually(sim: &Sim) -> Result<(), String> {
+    let running: Vec<NodeIdx> = (0..sim.nodes().len())
+        .filter(|&i| sim.nodes()[i].is_running())
+        .collect();
+    let ledger = sim.ledger();
+    // Groups connected by up sessions (union-find over running nodes).
+    let mut group: Vec<NodeIdx> = (0..sim.nodes().len()).collect();
+    fn root(g: &mut [NodeIdx], mut x: NodeIdx) -> NodeIdx {
+        while g[x] != x {
+            g[x] = g[g[x]];
+            x = g[x];
+        }
+        x
     }
-
-    fn eventually(&self, sim: &Sim) -> Result<(), String> {
-        let running: Vec<NodeIdx> = (0..sim.nodes().len())
-            .filter(|&i| sim.nodes()[i].is_running())
-            .collect();
-        let ledger = sim.ledger();
-        // Groups connected by up sessions (union-find over running nodes).
-        let mut group: Vec<NodeIdx> = (0..sim.nodes().len()).collect();
-        fn root(g: &mut [NodeIdx], mut x: NodeIdx) -> NodeIdx {
-            while g[x] != x {
-                g[x] = g[g[x]];
-                x = g[x];
-            }
-            x
-        }
-        for &a in &running {
-            for &b in &running {
-                if a < b && sim.same_group(a, b) && up(sim, a, b) {
-                    let (ra, rb) = (root(&mut group, a), root(&mut group, b));
-                    group[ra] = rb;
-                }
+    for &a in &running {
+        for &b in &running {
+            if a < b && sim.same_group(a, b) && up(sim, a, b) {
+                let (ra, rb) = (root(&mut group, a), root(&mut group, b));
+                group[ra] = rb;
             }
         }
-        let mut missing = BTreeSet::new();
-        for &a in &running {
-            for &b in &running {
-                // Other global groups are never meshed.
-                if a >= b || !sim.same_group(a, b) || up(sim, a, b) {
-                    continue;
-                }
-                let remembered =
-                    ledger.remembers.contains(&(a, b)) || ledger.remembers.contains(&(b, a));
-                let same_group = root(&mut group, a) == root(&mut group, b)
-                    && !ledger.parted.contains(&pair(a, b));
-                if same_group || remembered {
-                    missing.insert((a, b));
-                }
+    }
+    let mut missing = BTreeSet::new();
+    for &a in &running {
+        for &b in &running {
+            // Other global groups are never meshed.
+            if a >= b || !sim.same_group(a, b) || up(sim, a, b) {
+                continue;
+            }
+            let remembered =
+                ledger.remembers.contains(&(a, b)) || ledger.remembers.contains(&(b, a));
+            let same_group =
+                root(&mut group, a) == root(&mut group, b) && !ledger.parted.contains(&pair(a, b));
+            if same_group || remembered {
+                missing.insert((a, b));
             }
         }
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            let list: Vec<String> = missing.iter().map(|(a, b)| format!("n{a}-n{b}")).collect();
-            Err(format!("not connected after settling: {}", list.join(" ")))
-        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        let list: Vec<String> = missing.iter().map(|(a, b)| format!("n{a}-n{b}")).collect();
+        Err(format!("not connected after settling: {}", list.join(" ")))
     }
 }

@@ -20,12 +20,15 @@
 use cohort_proto::global_group::GlobalGroupsInfo;
 use cohort_proto::pid::NodeName;
 
-use super::Invariant;
+use super::invariant::Invariant;
 use crate::sim::Sim;
 
 /// Own-group nodes are synced, in sync error or out of contact: one of the three.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GroupSyncStates;
+pub const GROUP_SYNC_STATES: Invariant = Invariant {
+    name: "group_sync_states",
+    always: Some(always),
+    eventually: Some(eventually),
+};
 
 /// Checks one node's `info()`: `me`'s own-group nodes other than itself,
 /// each in exactly one list; `session(x)` tells whether the node has a
@@ -68,70 +71,62 @@ pub fn check_info(
     Ok(())
 }
 
-impl Invariant for GroupSyncStates {
-    fn name(&self) -> &'static str {
-        "group_sync_states"
+pub(super) fn always(sim: &Sim) -> Result<(), String> {
+    if !sim.config().groups {
+        return Ok(());
     }
-
-    fn always(&self, sim: &Sim) -> Result<(), String> {
-        if !sim.config().groups {
-            return Ok(());
+    for (o, node) in sim.nodes().iter().enumerate() {
+        let Some(core) = node.core() else { continue };
+        if !core.groups().configured() {
+            continue;
         }
-        for (o, node) in sim.nodes().iter().enumerate() {
-            let Some(core) = node.core() else { continue };
-            if !core.groups().configured() {
+        let info = core.groups().info(&[]);
+        check_info(&node.name, &info, |x| {
+            core.cluster().peer_creation(x).is_some()
+        })
+        .map_err(|e| format!("n{o}: {e}"))?;
+    }
+    Ok(())
+}
+
+pub(super) fn eventually(sim: &Sim) -> Result<(), String> {
+    if !sim.config().groups {
+        return Ok(());
+    }
+    for (o, node) in sim.nodes().iter().enumerate() {
+        let Some(core) = node.core() else { continue };
+        if !core.groups().configured() {
+            continue;
+        }
+        let info = core.groups().info(&[]);
+        for (x, other) in sim.nodes().iter().enumerate() {
+            if x == o || !sim.counts(o, x) {
                 continue;
             }
-            let info = core.groups().info(&[]);
-            check_info(&node.name, &info, |x| {
-                core.cluster().peer_creation(x).is_some()
-            })
-            .map_err(|e| format!("n{o}: {e}"))?;
-        }
-        Ok(())
-    }
-
-    fn eventually(&self, sim: &Sim) -> Result<(), String> {
-        if !sim.config().groups {
-            return Ok(());
-        }
-        for (o, node) in sim.nodes().iter().enumerate() {
-            let Some(core) = node.core() else { continue };
-            if !core.groups().configured() {
+            if core.cluster().peer_creation(&other.name).is_none() {
                 continue;
             }
-            let info = core.groups().info(&[]);
-            for (x, other) in sim.nodes().iter().enumerate() {
-                if x == o || !sim.counts(o, x) {
-                    continue;
-                }
-                if core.cluster().peer_creation(&other.name).is_none() {
-                    continue;
-                }
-                let synced = info.synced_nodes.contains(&other.name);
-                let error = info.sync_error.contains(&other.name);
-                let agree = sim.same_group(o, x);
-                if agree && !synced {
-                    return Err(format!(
-                        "after settling, n{o} has a session with n{x}, which holds the same definition, but has not synced it: {info:?}"
-                    ));
-                }
-                if !agree && !error {
-                    return Err(format!(
-                        "after settling, n{o} has a session with n{x}, whose definition differs (or which does not count n{o}), but does not list it under sync_error: {info:?}"
-                    ));
-                }
+            let synced = info.synced_nodes.contains(&other.name);
+            let error = info.sync_error.contains(&other.name);
+            let agree = sim.same_group(o, x);
+            if agree && !synced {
+                return Err(format!(
+                    "after settling, n{o} has a session with n{x}, which holds the same definition, but has not synced it: {info:?}"
+                ));
+            }
+            if !agree && !error {
+                return Err(format!(
+                    "after settling, n{o} has a session with n{x}, whose definition differs (or which does not count n{o}), but does not list it under sync_error: {info:?}"
+                ));
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{FaultSet, Mismatch, SimConfig};
-    use crate::runner;
 
     fn n(s: &str) -> NodeName {
         NodeName::new(s).expect("valid")
@@ -164,44 +159,5 @@ mod tests {
         let down = |_: &NodeName| false;
         assert!(check_info(&e, &info(&[], &[], &["a@h", "b@h"]), down).is_ok());
         assert!(check_info(&e, &info(&["a@h"], &[], &["b@h"]), down).is_err());
-    }
-
-    /// Each way of differing definitions, with and without faults: the
-    /// invariant holds, and the sessions across differing definitions do
-    /// form (their nodes end under `sync_error`).
-    #[test]
-    fn runs_with_differing_definitions_hold() {
-        for mismatch in [Mismatch::None, Mismatch::Extra, Mismatch::Missing] {
-            for faults in [FaultSet::none(), FaultSet::all()] {
-                let mut base = SimConfig::new(0);
-                base.steps = 80;
-                base.groups = true;
-                base.mismatch = mismatch;
-                base.faults = faults.clone();
-                let seeds: Vec<u64> = (500..512).collect();
-                let outcomes = runner::run_many(&seeds, &base, |_, _| {});
-                for o in &outcomes {
-                    assert!(
-                        o.passed(),
-                        "seed {} --groups --mismatch {mismatch} --faults {faults}: {:?}",
-                        o.seed,
-                        o.violation
-                    );
-                }
-                let total =
-                    |k: &str| -> u64 { outcomes.iter().filter_map(|o| o.counters.get(k)).sum() };
-                let (other, outside) = (
-                    total("groups: sync_error, other definition"),
-                    total("groups: sync_error, not counted back"),
-                );
-                match mismatch {
-                    Mismatch::None => assert_eq!(other + outside, 0),
-                    _ => assert!(outside > 0, "{mismatch} {faults}: no mismatch answer seen"),
-                }
-                if mismatch == Mismatch::Missing {
-                    assert!(other > 0, "{faults}: no differing definition seen");
-                }
-            }
-        }
     }
 }

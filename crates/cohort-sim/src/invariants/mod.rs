@@ -2,17 +2,19 @@
 //!
 //! An invariant looks at the whole simulation (node cores, network and the
 //! [`Ledger`](crate::ledger::Ledger) of what happened) and says whether it
-//! holds. [`Invariant::always`] is checked after every step; it must hold
-//! at any moment, faults or not. [`Invariant::eventually`] is checked once,
-//! after every partition healed, every node came back and the cluster had
-//! time to settle.
+//! holds. Its [`Invariant::always`] check runs after every step; it must
+//! hold at any moment, faults or not. Its [`Invariant::eventually`] check
+//! runs once, after every partition healed, every node came back and the
+//! cluster had time to settle. An invariant has the checks it needs.
 //!
 //! To add one (for process groups, names, global groups): write a file
-//! here with a type implementing [`Invariant`], and list it in [`all`].
+//! here with an [`Invariant`] constant naming its checks, and list it in
+//! [`all`].
 
 mod full_mesh;
 mod group_boundary;
 pub mod group_sync_states;
+mod invariant;
 mod locked_held;
 mod locked_once;
 mod monitor_down_once;
@@ -26,56 +28,61 @@ mod wire_contract;
 
 use crate::sim::Sim;
 
-pub use full_mesh::FullMesh;
-pub use group_boundary::GroupBoundary;
-pub use group_sync_states::GroupSyncStates;
-pub use locked_held::LockedHeld;
-pub use locked_once::LockedOnce;
-pub use monitor_down_once::MonitorDownOnce;
-pub use names_unique::NamesUnique;
-pub use no_delivery_to_exited::NoDeliveryToExited;
-pub use no_panic::NoPanic;
-pub use pg_monitor_order::PgMonitorOrder;
-pub use pg_views::PgViews;
-pub use sessions_symmetric::SessionsSymmetric;
-pub use wire_contract::WireContract;
-
-/// A property of the simulated cluster.
-pub trait Invariant {
-    /// A short name, printed with violations.
-    fn name(&self) -> &'static str;
-
-    /// Checked after every step: what must hold at every moment.
-    fn always(&self, sim: &Sim) -> Result<(), String> {
-        let _ = sim;
-        Ok(())
-    }
-
-    /// Checked after heal and quiescence: what must hold once the cluster
-    /// had time to settle.
-    fn eventually(&self, sim: &Sim) -> Result<(), String> {
-        let _ = sim;
-        Ok(())
-    }
-}
+pub use self::full_mesh::FULL_MESH;
+pub use self::group_boundary::GROUP_BOUNDARY;
+pub use self::group_sync_states::GROUP_SYNC_STATES;
+pub use self::invariant::{Check, Invariant, Violation};
+pub use self::locked_held::LOCKED_HELD;
+pub use self::locked_once::LOCKED_ONCE;
+pub use self::monitor_down_once::MONITOR_DOWN_ONCE;
+pub use self::names_unique::NAMES_UNIQUE;
+pub use self::no_delivery_to_exited::NO_DELIVERY_TO_EXITED;
+pub use self::no_panic::NO_PANIC;
+pub use self::pg_monitor_order::PG_MONITOR_ORDER;
+pub use self::pg_views::PG_VIEWS;
+pub use self::sessions_symmetric::SESSIONS_SYMMETRIC;
+pub use self::wire_contract::WIRE_CONTRACT;
 
 /// Every invariant, in the order they are checked.
-pub fn all() -> Vec<Box<dyn Invariant>> {
+pub fn all() -> Vec<Invariant> {
     vec![
-        Box::new(NoPanic),
-        Box::new(WireContract),
-        Box::new(NoDeliveryToExited),
-        Box::new(MonitorDownOnce),
-        Box::new(SessionsSymmetric),
-        Box::new(FullMesh),
-        Box::new(GroupBoundary),
-        Box::new(GroupSyncStates),
-        Box::new(PgViews),
-        Box::new(PgMonitorOrder),
-        Box::new(LockedOnce),
-        Box::new(LockedHeld),
-        Box::new(NamesUnique),
+        NO_PANIC,
+        WIRE_CONTRACT,
+        NO_DELIVERY_TO_EXITED,
+        MONITOR_DOWN_ONCE,
+        SESSIONS_SYMMETRIC,
+        FULL_MESH,
+        GROUP_BOUNDARY,
+        GROUP_SYNC_STATES,
+        PG_VIEWS,
+        PG_MONITOR_ORDER,
+        LOCKED_ONCE,
+        LOCKED_HELD,
+        NAMES_UNIQUE,
     ]
+}
+
+/// The first of `invariants` that does not hold: after step `step`
+/// (`always` checks), or with `step` `None` after settling (each
+/// invariant's `always` and then its `eventually` check).
+pub fn check(invariants: &[Invariant], sim: &Sim, step: Option<usize>) -> Option<Violation> {
+    for inv in invariants {
+        let checks = match step {
+            Some(_) => [inv.always, None],
+            None => [inv.always, inv.eventually],
+        };
+        for check in checks.into_iter().flatten() {
+            if let Err(message) = check(sim) {
+                return Some(Violation {
+                    invariant: inv.name,
+                    step,
+                    at: sim.now(),
+                    message,
+                });
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -86,11 +93,11 @@ mod tests {
     use std::time::Duration;
 
     use cohort_proto::pid::ExitReason;
+    use cohort_proto::time::Time;
 
     use super::*;
     use crate::config::{FaultSet, SimConfig};
-    use crate::ledger::Stray;
-    use crate::sim::Sim;
+    use crate::ledger::{LockedAck, Rival, Stray, Witness};
 
     /// A settled cluster with some processes and monitors, no faults.
     fn settled(seed: u64) -> Sim {
@@ -103,10 +110,7 @@ mod tests {
             crate::workload::step(&mut sim);
         }
         sim.settle();
-        for inv in all() {
-            inv.always(&sim).expect("holds before tampering");
-            inv.eventually(&sim).expect("holds before tampering");
-        }
+        assert_eq!(check(&all(), &sim, None), None, "holds before tampering");
         sim
     }
 
@@ -122,7 +126,7 @@ mod tests {
             .expect("some monitor fired");
         let again = m.downs[0].clone();
         m.downs.push((now, again.1, again.2));
-        assert!(MonitorDownOnce.always(&sim).is_err());
+        assert!(monitor_down_once::always(&sim).is_err());
     }
 
     #[test]
@@ -153,7 +157,7 @@ mod tests {
             sim.ledger
                 .end(&t, sim.now(), crate::ledger::Ending::NodeGone);
         }
-        assert!(MonitorDownOnce.eventually(&sim).is_err());
+        assert!(monitor_down_once::eventually(&sim).is_err());
     }
 
     #[test]
@@ -164,7 +168,7 @@ mod tests {
             at,
             what: "test".into(),
         });
-        assert!(NoDeliveryToExited.always(&sim).is_err());
+        assert!(no_delivery_to_exited::always(&sim).is_err());
     }
 
     #[test]
@@ -175,14 +179,14 @@ mod tests {
             at,
             what: "test".into(),
         });
-        assert!(WireContract.always(&sim).is_err());
+        assert!(wire_contract::always(&sim).is_err());
     }
 
     #[test]
     fn an_unannounced_session_is_caught() {
         let mut sim = settled(5);
         sim.ledger.sessions.remove(&(0, 1));
-        assert!(SessionsSymmetric.always(&sim).is_err());
+        assert!(sessions_symmetric::always(&sim).is_err());
     }
 
     #[test]
@@ -191,12 +195,10 @@ mod tests {
         sim.disconnect(0, 1);
         let soon = sim.now() + Duration::from_secs(10);
         sim.run_until(soon);
-        FullMesh
-            .eventually(&sim)
-            .expect("a disconnect is allowed to part them");
+        full_mesh::eventually(&sim).expect("a disconnect is allowed to part them");
         // Had node 0 not been asked to forget node 1, it would have to redial.
         sim.ledger.remembers.insert((0, 1));
-        assert!(FullMesh.eventually(&sim).is_err());
+        assert!(full_mesh::eventually(&sim).is_err());
     }
 
     #[test]
@@ -213,8 +215,8 @@ mod tests {
         // Pretend the node made one more membership than its view shows.
         let groups = sim.ledger.reg.pg_local.get_mut(&key).expect("present");
         groups.entry("phantom".into()).or_default().insert(999, 1);
-        assert!(PgViews.always(&sim).is_err());
-        assert!(PgViews.eventually(&sim).is_err());
+        assert!(pg_views::always(&sim).is_err());
+        assert!(pg_views::eventually(&sim).is_err());
     }
 
     #[test]
@@ -228,28 +230,69 @@ mod tests {
             .find(|m| !m.state.is_empty())
             .expect("a monitor with members");
         m.state.clear();
-        assert!(PgMonitorOrder.always(&sim).is_err());
+        assert!(pg_monitor_order::always(&sim).is_err());
+    }
+
+    /// A locked registration acknowledged at the end of `sim`, with node 1
+    /// as a witness synced with node 0 from the start.
+    fn locked_ack(sim: &Sim, holds: Option<bool>, rivals: Vec<Rival>) -> LockedAck {
+        let now = sim.now();
+        LockedAck {
+            table: "locked".into(),
+            name: "test".into(),
+            pid: sim.nodes()[0].pid(999),
+            node: 0,
+            replace: false,
+            started: now,
+            acked: now,
+            witnesses: vec![Witness {
+                node: 1,
+                synced_since: (Time::ZERO, Time::ZERO),
+                session_up: true,
+                holds,
+            }],
+            rivals,
+        }
     }
 
     #[test]
     fn a_double_locked_registration_is_caught() {
         let mut sim = settled(9);
-        let at = sim.now();
-        sim.ledger.reg.locked_doubles.push(Stray {
-            at,
-            what: "test".into(),
-        });
-        assert!(LockedOnce.always(&sim).is_err());
+        let rival = Rival {
+            pid: sim.nodes()[1].pid(998),
+            node: 1,
+            acked: Time::ZERO,
+        };
+        let mut ack = locked_ack(&sim, Some(true), vec![rival]);
+        ack.replace = true;
+        sim.ledger.reg.locked_acks.push(ack.clone());
+        locked_once::always(&sim).expect("re_register takes held names");
+        sim.ledger
+            .reg
+            .locked_acks
+            .last_mut()
+            .expect("pushed")
+            .replace = false;
+        assert!(locked_once::always(&sim).is_err());
+        // Not synced with the rival's node: nothing to refuse with.
+        sim.ledger
+            .reg
+            .locked_acks
+            .last_mut()
+            .expect("pushed")
+            .witnesses[0]
+            .session_up = false;
+        locked_once::always(&sim).expect("the rival's node is not in session");
     }
 
     #[test]
     fn a_locked_registration_not_held_by_a_member_is_caught() {
         let mut sim = settled(10);
-        let at = sim.now();
-        sim.ledger.reg.locked_unheld.push(Stray {
-            at,
-            what: "test".into(),
-        });
-        assert!(LockedHeld.always(&sim).is_err());
+        let held = locked_ack(&sim, Some(true), Vec::new());
+        sim.ledger.reg.locked_acks.push(held);
+        locked_held::always(&sim).expect("the witness holds it");
+        let not_held = locked_ack(&sim, Some(false), Vec::new());
+        sim.ledger.reg.locked_acks.push(not_held);
+        assert!(locked_held::always(&sim).is_err());
     }
 }

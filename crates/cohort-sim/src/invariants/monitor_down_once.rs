@@ -13,94 +13,91 @@
 
 use cohort_proto::pid::ExitReason;
 
-use super::Invariant;
+use super::invariant::Invariant;
 use crate::ledger::Ending;
 use crate::sim::Sim;
 
 /// Exactly one `Down` per monitor.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MonitorDownOnce;
+pub const MONITOR_DOWN_ONCE: Invariant = Invariant {
+    name: "monitor_down_once",
+    always: Some(always),
+    eventually: Some(eventually),
+};
 
-impl Invariant for MonitorDownOnce {
-    fn name(&self) -> &'static str {
-        "monitor_down_once"
+pub(super) fn always(sim: &Sim) -> Result<(), String> {
+    let ledger = sim.ledger();
+    if let Some(s) = ledger.stray_downs.first() {
+        return Err(format!("at {}us: {}", s.at.0, s.what));
     }
-
-    fn always(&self, sim: &Sim) -> Result<(), String> {
-        let ledger = sim.ledger();
-        if let Some(s) = ledger.stray_downs.first() {
-            return Err(format!("at {}us: {}", s.at.0, s.what));
+    for ((watcher, mref), m) in &ledger.monitors {
+        if m.downs.len() > 1 {
+            return Err(format!(
+                "monitor {} of {watcher} on {} fired {} times: {:?}",
+                mref.0,
+                m.target,
+                m.downs.len(),
+                m.downs
+            ));
         }
-        for ((watcher, mref), m) in &ledger.monitors {
-            if m.downs.len() > 1 {
+        for (at, reason, after_demonitor) in &m.downs {
+            if *after_demonitor {
                 return Err(format!(
-                    "monitor {} of {watcher} on {} fired {} times: {:?}",
-                    mref.0,
-                    m.target,
-                    m.downs.len(),
-                    m.downs
+                    "monitor {} of {watcher} on {} fired at {}us after demonitor",
+                    mref.0, m.target, at.0
                 ));
             }
-            for (at, reason, after_demonitor) in &m.downs {
-                if *after_demonitor {
+            if matches!(reason, ExitReason::NoProc | ExitReason::NoConnection) {
+                continue;
+            }
+            let ended = ledger.procs.get(&m.target).and_then(|p| p.ended.clone());
+            match ended {
+                Some((_, Ending::Exited(r))) if r == *reason => {}
+                other => {
                     return Err(format!(
-                        "monitor {} of {watcher} on {} fired at {}us after demonitor",
-                        mref.0, m.target, at.0
+                        "monitor {} of {watcher} got Down({reason}) for {}, which {}",
+                        mref.0,
+                        m.target,
+                        match other {
+                            None => "is alive".to_string(),
+                            Some((_, how)) => format!("ended with {how:?}"),
+                        }
                     ));
                 }
-                if matches!(reason, ExitReason::NoProc | ExitReason::NoConnection) {
-                    continue;
-                }
-                let ended = ledger.procs.get(&m.target).and_then(|p| p.ended.clone());
-                match ended {
-                    Some((_, Ending::Exited(r))) if r == *reason => {}
-                    other => {
-                        return Err(format!(
-                            "monitor {} of {watcher} got Down({reason}) for {}, which {}",
-                            mref.0,
-                            m.target,
-                            match other {
-                                None => "is alive".to_string(),
-                                Some((_, how)) => format!("ended with {how:?}"),
-                            }
-                        ));
-                    }
-                }
             }
         }
-        Ok(())
     }
+    Ok(())
+}
 
-    fn eventually(&self, sim: &Sim) -> Result<(), String> {
-        let ledger = sim.ledger();
-        for ((watcher, mref), m) in &ledger.monitors {
-            if !m.downs.is_empty() || m.demonitored || !ledger.is_alive(watcher) {
-                continue;
-            }
-            let Some(w) = sim.index_of(watcher.node()) else {
-                continue;
-            };
-            let target = &m.target;
-            let justified = ledger.is_alive(target)
-                && (target.node() == watcher.node()
-                    || sim.nodes()[w]
-                        .core()
-                        .and_then(|c| c.cluster().peer_creation(target.node()))
-                        == Some(target.creation()));
-            if !justified {
-                let state = match ledger.procs.get(target).and_then(|p| p.ended.clone()) {
-                    Some((at, how)) => format!("ended at {}us ({how:?})", at.0),
-                    None if ledger.procs.contains_key(target) => {
-                        "alive, but its node has no session with the watcher's".to_string()
-                    }
-                    None => "never existed".to_string(),
-                };
-                return Err(format!(
-                    "monitor {} of {watcher} on {target} never fired; the target {state}",
-                    mref.0
-                ));
-            }
+pub(super) fn eventually(sim: &Sim) -> Result<(), String> {
+    let ledger = sim.ledger();
+    for ((watcher, mref), m) in &ledger.monitors {
+        if !m.downs.is_empty() || m.demonitored || !ledger.is_alive(watcher) {
+            continue;
         }
-        Ok(())
+        let Some(w) = sim.index_of(watcher.node()) else {
+            continue;
+        };
+        let target = &m.target;
+        let justified = ledger.is_alive(target)
+            && (target.node() == watcher.node()
+                || sim.nodes()[w]
+                    .core()
+                    .and_then(|c| c.cluster().peer_creation(target.node()))
+                    == Some(target.creation()));
+        if !justified {
+            let state = match ledger.procs.get(target).and_then(|p| p.ended.clone()) {
+                Some((at, how)) => format!("ended at {}us ({how:?})", at.0),
+                None if ledger.procs.contains_key(target) => {
+                    "alive, but its node has no session with the watcher's".to_string()
+                }
+                None => "never existed".to_string(),
+            };
+            return Err(format!(
+                "monitor {} of {watcher} on {target} never fired; the target {state}",
+                mref.0
+            ));
+        }
     }
+    Ok(())
 }

@@ -10,57 +10,54 @@
 //! (skipping is allowed: a snapshot at reconnect compresses history; going
 //! back is not, except to zero when the origin's node goes down).
 
+use super::invariant::Invariant;
 use super::pg_views::view_of;
-use super::Invariant;
 use crate::sim::Sim;
 
 /// Monitors replay to the view, in origin order.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PgMonitorOrder;
+pub const PG_MONITOR_ORDER: Invariant = Invariant {
+    name: "pg_monitor_order",
+    always: Some(always),
+    eventually: None,
+};
 
-impl Invariant for PgMonitorOrder {
-    fn name(&self) -> &'static str {
-        "pg_monitor_order"
+pub(super) fn always(sim: &Sim) -> Result<(), String> {
+    let reg = &sim.ledger().reg;
+    if let Some(s) = reg.pg_anomalies.first() {
+        return Err(format!("at {}us: {}", s.at.0, s.what));
     }
-
-    fn always(&self, sim: &Sim) -> Result<(), String> {
-        let reg = &sim.ledger().reg;
-        if let Some(s) = reg.pg_anomalies.first() {
-            return Err(format!("at {}us: {}", s.at.0, s.what));
+    for ((o, creation, sub), m) in &reg.pg_mons {
+        let node = &sim.nodes()[*o];
+        if !node.is_running() || node.creation != *creation {
+            continue;
         }
-        for ((o, creation, sub), m) in &reg.pg_mons {
-            let node = &sim.nodes()[*o];
-            if !node.is_running() || node.creation != *creation {
-                continue;
-            }
-            let Some(mut view) = view_of(sim, *o, &m.scope) else {
-                continue;
-            };
-            if let Some(g) = &m.group {
-                view.retain(|k, _| k == g);
-            }
-            if view != m.state {
-                let groups: std::collections::BTreeSet<&String> =
-                    view.keys().chain(m.state.keys()).collect();
-                let mut d = Vec::new();
-                for g in groups {
-                    if view.get(g) != m.state.get(g) {
-                        d.push(format!(
-                            "{g}: view {:?} vs events {:?}",
-                            view.get(g),
-                            m.state.get(g)
-                        ));
-                    }
+        let Some(mut view) = view_of(sim, *o, &m.scope) else {
+            continue;
+        };
+        if let Some(g) = &m.group {
+            view.retain(|k, _| k == g);
+        }
+        if view != m.state {
+            let groups: std::collections::BTreeSet<&String> =
+                view.keys().chain(m.state.keys()).collect();
+            let mut d = Vec::new();
+            for g in groups {
+                if view.get(g) != m.state.get(g) {
+                    d.push(format!(
+                        "{g}: view {:?} vs events {:?}",
+                        view.get(g),
+                        m.state.get(g)
+                    ));
                 }
-                return Err(format!(
-                    "sub {sub} of n{o}.{creation} on {}/{:?}: snapshot + {} events differ from the view: {}",
-                    m.scope,
-                    m.group,
-                    m.events,
-                    d.join("; ")
-                ));
             }
+            return Err(format!(
+                "sub {sub} of n{o}.{creation} on {}/{:?}: snapshot + {} events differ from the view: {}",
+                m.scope,
+                m.group,
+                m.events,
+                d.join("; ")
+            ));
         }
-        Ok(())
     }
+    Ok(())
 }

@@ -17,15 +17,18 @@ use std::collections::BTreeMap;
 
 use cohort_proto::pid::Pid;
 
-use super::Invariant;
+use super::invariant::Invariant;
 use crate::ledger::PidCounts;
 use crate::net::NodeIdx;
 use crate::registry::{runs_scope, SCOPES};
 use crate::sim::Sim;
 
 /// Views equal the union of live memberships.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PgViews;
+pub const PG_VIEWS: Invariant = Invariant {
+    name: "pg_views",
+    always: Some(always),
+    eventually: Some(eventually),
+};
 
 /// The view of `scope` on node `o`: group → pid → count.
 pub fn view_of(sim: &Sim, o: NodeIdx, scope: &str) -> Option<BTreeMap<String, PidCounts>> {
@@ -86,89 +89,83 @@ fn diff(a: &BTreeMap<String, PidCounts>, b: &BTreeMap<String, PidCounts>) -> Str
     out.join("; ")
 }
 
-impl Invariant for PgViews {
-    fn name(&self) -> &'static str {
-        "pg_views"
-    }
-
-    fn always(&self, sim: &Sim) -> Result<(), String> {
-        let ledger = sim.ledger();
-        for (o, node) in sim.nodes().iter().enumerate() {
-            if !node.is_running() {
-                continue;
-            }
-            for scope in SCOPES {
-                let Some(view) = view_of(sim, o, scope) else {
-                    continue;
-                };
-                let mut own = view.clone();
-                for m in own.values_mut() {
-                    m.retain(|p, _| p.node() == &node.name);
-                }
-                own.retain(|_, m| !m.is_empty());
-                let want = local_of(sim, o, scope);
-                if own != want {
-                    return Err(format!(
-                        "n{o}.{} shows its own members of {scope} wrong: {}",
-                        node.creation,
-                        diff(&own, &want)
-                    ));
-                }
-                for (g, members) in &view {
-                    for p in members.keys() {
-                        if p.node() == &node.name {
-                            continue;
-                        }
-                        let Some(b) = sim.index_of(p.node()) else {
-                            return Err(format!("n{o} shows unknown {p} in {scope}/{g}"));
-                        };
-                        let session = ledger.sessions.get(&(o, b)).copied();
-                        if session != Some(p.creation()) || !runs_scope(b, scope) {
-                            return Err(format!(
-                                "n{o}.{} shows {p} in {scope}/{g}, but its session with n{b} is {} (detection passed)",
-                                node.creation,
-                                session.map_or_else(|| "down".to_string(), |c| format!("up with creation {c}"))
-                            ));
-                        }
-                    }
-                }
-            }
+pub(super) fn always(sim: &Sim) -> Result<(), String> {
+    let ledger = sim.ledger();
+    for (o, node) in sim.nodes().iter().enumerate() {
+        if !node.is_running() {
+            continue;
         }
-        Ok(())
-    }
-
-    fn eventually(&self, sim: &Sim) -> Result<(), String> {
-        let synced = &sim.ledger().reg.synced;
-        for (o, node) in sim.nodes().iter().enumerate() {
-            if !node.is_running() {
+        for scope in SCOPES {
+            let Some(view) = view_of(sim, o, scope) else {
                 continue;
+            };
+            let mut own = view.clone();
+            for m in own.values_mut() {
+                m.retain(|p, _| p.node() == &node.name);
             }
-            for scope in SCOPES {
-                let Some(view) = view_of(sim, o, scope) else {
-                    continue;
-                };
-                let mut want = local_of(sim, o, scope);
-                for b in 0..sim.nodes().len() {
-                    if b == o
-                        || !sim.nodes()[b].is_running()
-                        || !runs_scope(b, scope)
-                        || !synced.contains_key(&(o, b))
-                    {
+            own.retain(|_, m| !m.is_empty());
+            let want = local_of(sim, o, scope);
+            if own != want {
+                return Err(format!(
+                    "n{o}.{} shows its own members of {scope} wrong: {}",
+                    node.creation,
+                    diff(&own, &want)
+                ));
+            }
+            for (g, members) in &view {
+                for p in members.keys() {
+                    if p.node() == &node.name {
                         continue;
                     }
-                    for (g, m) in local_of(sim, b, scope) {
-                        want.entry(g).or_default().extend(m);
+                    let Some(b) = sim.index_of(p.node()) else {
+                        return Err(format!("n{o} shows unknown {p} in {scope}/{g}"));
+                    };
+                    let session = ledger.sessions.get(&(o, b)).copied();
+                    if session != Some(p.creation()) || !runs_scope(b, scope) {
+                        return Err(format!(
+                            "n{o}.{} shows {p} in {scope}/{g}, but its session with n{b} is {} (detection passed)",
+                            node.creation,
+                            session.map_or_else(|| "down".to_string(), |c| format!("up with creation {c}"))
+                        ));
                     }
-                }
-                if view != want {
-                    return Err(format!(
-                        "after settling, n{o}.{} shows {scope} wrong: {}",
-                        node.creation,
-                        diff(&view, &want)
-                    ));
                 }
             }
         }
-        Ok(())
     }
+    Ok(())
+}
+
+pub(super) fn eventually(sim: &Sim) -> Result<(), String> {
+    let synced = &sim.ledger().reg.synced;
+    for (o, node) in sim.nodes().iter().enumerate() {
+        if !node.is_running() {
+            continue;
+        }
+        for scope in SCOPES {
+            let Some(view) = view_of(sim, o, scope) else {
+                continue;
+            };
+            let mut want = local_of(sim, o, scope);
+            for b in 0..sim.nodes().len() {
+                if b == o
+                    || !sim.nodes()[b].is_running()
+                    || !runs_scope(b, scope)
+                    || !synced.contains_key(&(o, b))
+                {
+                    continue;
+                }
+                for (g, m) in local_of(sim, b, scope) {
+                    want.entry(g).or_default().extend(m);
+                }
+            }
+            if view != want {
+                return Err(format!(
+                    "after settling, n{o}.{} shows {scope} wrong: {}",
+                    node.creation,
+                    diff(&view, &want)
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -3,23 +3,20 @@
 //! codec round trip unchanged, and no core asks to be woken in the past
 //! over and over.
 
-use super::Invariant;
+use super::invariant::Invariant;
 use crate::sim::Sim;
 
 /// Driver-contract slips are never allowed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WireContract;
+pub const WIRE_CONTRACT: Invariant = Invariant {
+    name: "wire_contract",
+    always: Some(always),
+    eventually: None,
+};
 
-impl Invariant for WireContract {
-    fn name(&self) -> &'static str {
-        "wire_contract"
-    }
-
-    fn always(&self, sim: &Sim) -> Result<(), String> {
-        let slips = sim.ledger().contract.iter().chain(sim.driver_faults());
-        match slips.min_by_key(|s| s.at) {
-            Some(s) => Err(format!("at {}us: {}", s.at.0, s.what)),
-            None => Ok(()),
-        }
+pub(super) fn always(sim: &Sim) -> Result<(), String> {
+    let slips = sim.ledger().contract.iter().chain(sim.driver_faults());
+    match slips.min_by_key(|s| s.at) {
+        Some(s) => Err(format!("at {}us: {}", s.at.0, s.what)),
+        None => Ok(()),
     }
 }

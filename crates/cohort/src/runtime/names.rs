@@ -23,7 +23,7 @@ use crate::core::pid::{NodeName, Pid};
 use crate::core::time::Time;
 use crate::core::NodeCore;
 
-/// The read views' hasher: foldhash, seeded per node (names come from
+/// The read views' hasher: foldhash with a fixed seed (names come from
 /// authenticated peers only).
 type FoldHash = foldhash::fast::FixedState;
 

@@ -1,0 +1,27 @@
+//! Why a name or lock operation fails.
+
+/// Why a name or lock operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NamesError {
+    /// Another process holds the name; nothing changed.
+    #[error("name is taken")]
+    Taken,
+    /// The process already holds this other name and the table allows one per pid; nothing changed.
+    #[error("process already registered as {0:?}")]
+    AlreadyNamed(String),
+    /// The pid belongs to another node; only its own node registers it; nothing changed.
+    #[error("pid is not a local process")]
+    NotLocal,
+    /// The process is not alive (or ended during the operation); nothing is registered.
+    #[error("no such process")]
+    NoProc,
+    /// No process holds the name; nothing changed.
+    #[error("name is not registered")]
+    NotRegistered,
+    /// No table of this name is configured on this node.
+    #[error("unknown name table {0:?}")]
+    UnknownTable(String),
+    /// The node stopped before the operation finished; its outcome is unknown.
+    #[error("node stopped")]
+    Stopped,
+}

@@ -1,0 +1,282 @@
+//! What the name service sends: its frames and the claims, lock ids and
+//! answers they carry.
+
+use bytes::Bytes;
+use ecow::EcoString;
+use serde::{Deserialize, Serialize};
+
+use crate::pid::{ExitReason, NodeName, Pid};
+
+/// What happens to the losing claim of a clash. Only the loser's own node acts.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+pub enum LossPolicy {
+    /// The loser is killed (OTP's `random_exit_name`).
+    #[default]
+    Kill,
+    /// The loser keeps running, unregistered, and finds
+    /// [`Message::NameConflict`](crate::process::Message::NameConflict) in
+    /// its mailbox (OTP's `random_notify_name`).
+    Notify,
+    /// Both claimants are notified and the name is dropped (OTP's
+    /// `notify_all_names`). Wins over the other policies in a clash.
+    DropBoth,
+}
+
+/// One claim of a name by a process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The name.
+    pub name: String,
+    /// The claiming process; its node is the claim's origin.
+    pub pid: Pid,
+    /// Application metadata.
+    pub meta: Bytes,
+    /// Lamport stamp of the claim (unique per origin).
+    pub stamp: u64,
+    /// What happens to this claim if it loses a clash.
+    pub policy: LossPolicy,
+    /// The claim this one replaces (`re_register` of a name held elsewhere).
+    pub supersedes: Option<(Pid, u64)>,
+}
+
+/// A claim of one of the sender's own processes as an `Add` carries it:
+/// the pid's node and creation are the sender's (its session's), so they
+/// are neither sent nor decoded per claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnClaim {
+    /// The name.
+    pub name: EcoString,
+    /// The claiming process's serial on the sender.
+    pub serial: u64,
+    /// Application metadata.
+    pub meta: Bytes,
+    /// Lamport stamp of the claim.
+    pub stamp: u64,
+    /// What happens to this claim if it loses a clash.
+    pub policy: LossPolicy,
+    /// The claim this one replaces.
+    pub supersedes: Option<(Pid, u64)>,
+}
+
+impl OwnClaim {
+    /// `c` without its pid's node and creation.
+    pub fn of(c: &Claim) -> Self {
+        OwnClaim {
+            name: c.name.as_str().into(),
+            serial: c.pid.serial(),
+            meta: c.meta.clone(),
+            stamp: c.stamp,
+            policy: c.policy,
+            supersedes: c.supersedes.clone(),
+        }
+    }
+
+    /// The claim, made by a process of `node` (of creation `creation`).
+    pub fn claim(&self, node: &NodeName, creation: u32) -> Claim {
+        Claim {
+            name: self.name.to_string(),
+            pid: Pid::new(node.clone(), creation, self.serial),
+            meta: self.meta.clone(),
+            stamp: self.stamp,
+            policy: self.policy,
+            supersedes: self.supersedes.clone(),
+        }
+    }
+}
+
+/// Identifies a lock: a resource and the requester id that may share it
+/// (OTP's `{ResourceId, LockRequesterId}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LockId {
+    /// The locked resource.
+    pub resource: String,
+    /// Holders with the same requester id share the lock.
+    pub requester: String,
+}
+
+impl LockId {
+    /// A lock id.
+    pub fn new(resource: impl Into<String>, requester: impl Into<String>) -> Self {
+        LockId {
+            resource: resource.into(),
+            requester: requester.into(),
+        }
+    }
+}
+
+/// A node's answer to a `Prepare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrepareAnswer {
+    /// The name is locked for the requester.
+    Granted,
+    /// The name is held by a process.
+    Taken,
+    /// An older request holds the name lock: retry later.
+    Busy,
+}
+
+/// Wire messages of the name service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NamesFrame {
+    /// All of the sender's own claims, per table, as of its stream
+    /// position `seq`: replaces everything the receiver holds of the sender.
+    Snapshot {
+        /// The sender's stream position.
+        seq: u64,
+        /// The sender's claims, per table.
+        tables: Vec<(String, Vec<Claim>)>,
+    },
+    /// The sender's stream position, sent every second: a receiver that
+    /// is behind asks for a snapshot (a lost tail is repaired).
+    Head {
+        /// The sender's stream position.
+        seq: u64,
+    },
+    /// Asks for a `Snapshot` (the receiver missed part of the stream).
+    Resync,
+    /// The sender made these claims, one stream position each (an
+    /// eventual node sends the claims made since its last frame together);
+    /// answer `Ack { op }` when `ack` is set.
+    Add {
+        /// The table.
+        table: String,
+        /// The claims (of the sender's processes), in the order they were made.
+        claims: Vec<OwnClaim>,
+        /// The sender's stream position after the first claim; the k-th
+        /// claim (from 0) moves it to `seq + k`.
+        seq: u64,
+        /// The sender's operation waiting for an ack.
+        ack: Option<u64>,
+    },
+    /// The sender retracted a claim; answer `Ack { op }` when `ack` is set.
+    Remove {
+        /// The table.
+        table: String,
+        /// The name.
+        name: String,
+        /// The claiming process.
+        pid: Pid,
+        /// The claim's stamp.
+        stamp: u64,
+        /// Why, for the events.
+        reason: WireReason,
+        /// The sender's stream position after this change.
+        seq: u64,
+        /// The sender's operation waiting for an ack.
+        ack: Option<u64>,
+    },
+    /// Lock `claim.name` for a locked registration and stage `claim`
+    /// under that lock (not visible until the `Commit`).
+    Prepare {
+        /// The table.
+        table: String,
+        /// The claim to stage (of a sender's process); its stamp is the
+        /// request's priority.
+        claim: OwnClaim,
+        /// The sender's operation.
+        op: u64,
+        /// The attempt of that operation.
+        attempt: u32,
+        /// A `re_register`: grant even when the name is held.
+        replace: bool,
+    },
+    /// Answer to a `Prepare`.
+    Prepared {
+        /// The operation.
+        op: u64,
+        /// Its attempt.
+        attempt: u32,
+        /// The answer.
+        answer: PrepareAnswer,
+    },
+    /// Every member granted the sender's request `stamp` on `name`: install
+    /// the claim staged by its `Prepare` and release the lock. A receiver
+    /// that no longer holds the staged claim asks for a snapshot.
+    Commit {
+        /// The table.
+        table: String,
+        /// The name.
+        name: String,
+        /// The request's (and claim's) stamp.
+        stamp: u64,
+        /// The sender's stream position after this change.
+        seq: u64,
+    },
+    /// Drop the name lock (held or awaited) of the sender's request `stamp`.
+    Release {
+        /// The table.
+        table: String,
+        /// The name.
+        name: String,
+        /// The request's stamp.
+        stamp: u64,
+    },
+    /// Acknowledges an `Add`, `Remove`, `Unregister` or `Ping`.
+    Ack {
+        /// The operation.
+        op: u64,
+    },
+    /// Asks the origin of `name`'s holder to unregister it.
+    Unregister {
+        /// The table.
+        table: String,
+        /// The name.
+        name: String,
+        /// The sender's operation waiting for an ack.
+        op: u64,
+    },
+    /// Answered by `Ack` once everything before it was applied.
+    Ping {
+        /// The sender's operation.
+        op: u64,
+    },
+    /// Take a lock for `holder` (a process of the sender).
+    LockSet {
+        /// The sender's operation.
+        op: u64,
+        /// Its attempt.
+        attempt: u32,
+        /// The lock.
+        lock: LockId,
+        /// The holding process.
+        holder: Pid,
+    },
+    /// Answer to `LockSet`.
+    LockReply {
+        /// The operation.
+        op: u64,
+        /// Its attempt.
+        attempt: u32,
+        /// Whether the lock is held now.
+        granted: bool,
+        /// Whether this holder was added by this request (not held before).
+        fresh: bool,
+    },
+    /// `holder` releases `lock`.
+    LockDel {
+        /// The lock.
+        lock: LockId,
+        /// The holding process.
+        holder: Pid,
+    },
+    /// `holder` ended: it releases every lock.
+    LockGone {
+        /// The process.
+        holder: Pid,
+    },
+}
+
+/// [`UnregisterReason`](super::UnregisterReason) as carried on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireReason {
+    /// `unregister`.
+    Unregistered,
+    /// The process ended.
+    Exited(ExitReason),
+    /// Lost a clash.
+    Conflict,
+    /// Replaced by `re_register`.
+    Replaced,
+}

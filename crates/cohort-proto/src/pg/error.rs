@@ -1,0 +1,21 @@
+//! Why a process-group call fails.
+
+use super::wire::ScopeName;
+use crate::pid::Pid;
+
+/// Why a process-group call failed; nothing changed when it does.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PgError {
+    /// The pid belongs to another node: only the origin writes its entries.
+    #[error("{0} is not a local process: only its own node can add it to a group")]
+    NotLocal(Pid),
+    /// The local process does not exist (any more).
+    #[error("{0} is not alive")]
+    NoProc(Pid),
+    /// None of the pids had joined the group.
+    #[error("not joined")]
+    NotJoined,
+    /// The scope does not run on this node.
+    #[error("scope {0:?} is not running")]
+    NoScope(ScopeName),
+}
