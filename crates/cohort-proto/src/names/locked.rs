@@ -5,71 +5,18 @@
 //! claim there and releases the lock.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::debug;
 
 use super::error::NamesError;
 use super::event::UnregisterReason;
-use super::store::StoredClaim;
+use super::locked_state::{RegOp, Req};
 use super::wire::{Claim, NamesFrame, OwnClaim, PrepareAnswer, WireReason};
 use super::{Names, NAME_LOCK_LEASE, PREPARE_TIMEOUT};
 use crate::ctx::Ctx;
 use crate::pid::{NodeName, Pid};
 use crate::proto::Frame;
-use crate::time::Time;
-
-/// A request for a name lock.
-#[derive(Debug, Clone)]
-pub(super) struct Req {
-    pub(super) stamp: u64,
-    pub(super) node: NodeName,
-    pub(super) op: u64,
-    pub(super) attempt: u32,
-    pub(super) replace: bool,
-    /// When this node granted the lock (for the lease).
-    pub(super) since: Time,
-    /// The claim staged under the lock, installed by the `Commit`.
-    pub(super) claim: Arc<StoredClaim>,
-}
-
-impl Req {
-    fn key(&self) -> (u64, &NodeName) {
-        (self.stamp, &self.node)
-    }
-}
-
-/// The lock of one name on this node: its holder and the older requests
-/// waiting for it, oldest first.
-#[derive(Debug, Default)]
-pub(super) struct NameLock {
-    holder: Option<Req>,
-    waiters: Vec<Req>,
-}
-
-impl NameLock {
-    /// The claim staged by the request holding the lock.
-    pub(super) fn staged(&self) -> Option<Claim> {
-        self.holder.as_ref().map(|h| h.claim.to_claim())
-    }
-}
-
-/// A locked registration of a local pid in its lock phase.
-#[derive(Debug)]
-pub(super) struct RegOp {
-    table: usize,
-    claim: Claim,
-    replace: bool,
-    attempt: u32,
-    asked: BTreeSet<NodeName>,
-    awaiting: BTreeSet<NodeName>,
-    /// Waiting for a retry timer (after a `Busy`).
-    backing_off: bool,
-    /// The pending timer (lock phase time-out or retry), to drop it when
-    /// the registration ends first.
-    timer: Option<(Time, u32)>,
-}
 
 impl Names {
     /// Starts a locked registration of `claim` (stamped already).

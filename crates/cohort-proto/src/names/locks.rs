@@ -5,31 +5,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::error::NamesError;
+use super::locks_state::{LockEntry, LockOp};
 use super::wire::{LockId, NamesFrame};
 use super::{Names, PREPARE_TIMEOUT};
 use crate::ctx::Ctx;
 use crate::pid::{NodeName, Pid};
-
-/// A lock held on this node.
-#[derive(Debug)]
-pub(super) struct LockEntry {
-    requester: String,
-    holders: BTreeSet<Pid>,
-}
-
-/// A `set_lock` in flight.
-#[derive(Debug)]
-pub(super) struct LockOp {
-    lock: LockId,
-    holder: Pid,
-    nodes: Vec<NodeName>,
-    attempt: u32,
-    retries: Option<u32>,
-    awaiting: BTreeSet<NodeName>,
-    fresh: Vec<NodeName>,
-    denied: bool,
-    backing_off: bool,
-}
 
 impl Names {
     /// Starts `set_lock` for local `holder` on `nodes` (this node included

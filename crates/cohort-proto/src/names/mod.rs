@@ -65,8 +65,10 @@
 //!   per-process indexes);
 //! - `rank.rs`: which claim wins;
 //! - `streams.rs`: how far each member's stream was applied;
-//! - `locked.rs`: locked registrations (name locks, prepare and commit);
-//! - `locks.rs`: resource locks (`set_lock`, `del_lock`);
+//! - `locked.rs`: locked registrations (name locks, prepare and commit),
+//!   on the state in `locked_state.rs`;
+//! - `locks.rs`: resource locks (`set_lock`, `del_lock`), on the state in
+//!   `locks_state.rs`;
 //! - `api.rs`: the operations and their [`NodeCore`](crate::NodeCore) entry
 //!   points;
 //! - `config.rs`, `wire.rs`, `event.rs`, `error.rs`: the tables' settings,
@@ -77,7 +79,9 @@ mod config;
 mod error;
 mod event;
 mod locked;
+mod locked_state;
 mod locks;
+mod locks_state;
 pub mod rank;
 mod store;
 mod streams;
@@ -130,7 +134,7 @@ struct Table {
     /// Claims of local pids (of this node's creation), by serial.
     local: LocalIndex,
     /// Name locks of locked registrations.
-    name_locks: HashMap<String, locked::NameLock, FixedHasher>,
+    name_locks: HashMap<String, locked_state::NameLock, FixedHasher>,
     /// Whether anyone listens to this table's events.
     watched: bool,
 }
@@ -152,13 +156,13 @@ pub struct Names {
     /// Frames this node sends to itself, handled after the current input.
     loopback: VecDeque<NamesFrame>,
     /// Locked registrations in their lock phase, by operation.
-    regs: HashMap<u64, locked::RegOp, FixedHasher>,
+    regs: HashMap<u64, locked_state::RegOp, FixedHasher>,
     /// Operations waiting for acks.
     waits: HashMap<u64, Wait, FixedHasher>,
     /// Lock requests in flight.
-    lock_ops: HashMap<u64, locks::LockOp, FixedHasher>,
+    lock_ops: HashMap<u64, locks_state::LockOp, FixedHasher>,
     /// Locks held on this node.
-    locks: BTreeMap<String, locks::LockEntry>,
+    locks: BTreeMap<String, locks_state::LockEntry>,
     /// Nodes where each local holder may hold locks.
     held_at: HashMap<Pid, BTreeSet<NodeName>, FixedHasher>,
     /// Timers due: (time, op, attempt) for retries and time-outs.
@@ -513,7 +517,7 @@ impl Names {
                 let origin = self.intern(node);
                 let local = me && creation == ctx.creation();
                 let rec = Arc::new(StoredClaim::own(claim, origin, creation, local));
-                let req = locked::Req {
+                let req = locked_state::Req {
                     stamp: rec.stamp(),
                     node: rec.node().clone(),
                     op,
