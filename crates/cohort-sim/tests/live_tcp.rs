@@ -199,6 +199,18 @@ async fn split_and_heal_keeps_registry_invariants() {
     };
     assert!(winner_node.is_alive(winner.pid()));
     wait_for("the loser is killed", || !loser_node.is_alive(loser.pid())).await;
+    // The other names reach every node once the heal's exchange is done
+    // (the contested one settling first says nothing about the rest).
+    wait_for("every name on every node", || {
+        all.iter().all(|n| {
+            n.registered_names().len() == 6
+                && procs
+                    .iter()
+                    .enumerate()
+                    .all(|(i, ps)| n.whereis(&format!("name-{i}")).as_ref() == Some(ps[0].pid()))
+        })
+    })
+    .await;
     for n in &all {
         for (i, ps) in procs.iter().enumerate() {
             assert_eq!(
