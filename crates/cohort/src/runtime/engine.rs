@@ -24,6 +24,7 @@ use super::{Link, NodeEvent, Outbox, Shared};
 use crate::core::pid::NodeName;
 use crate::core::process::Message;
 use crate::core::proto::Frame;
+use crate::core::route::{route_received, Route};
 use crate::core::time::Time;
 use crate::core::{ConnId, ConnectError, Effect, NodeCore, ReqId};
 use crate::transport::{Connection, Listener, Transport};
@@ -51,12 +52,12 @@ pub(crate) struct Engine {
 /// The lock around the engine plus what the tasks need to reach it.
 pub(crate) struct EngineCell {
     engine: Mutex<Engine>,
+    /// Wakes the timer task when the core's next timeout moves earlier
+    /// (held changes set one, see `FLUSH_REST`).
     timer: Arc<Notify>,
-    /// Wakes the flusher: the core holds changes to send in a batch.
-    flusher: Arc<Notify>,
-    /// The core holds changes (see `Effect::Flush`); direct sends flush
-    /// them first so that they never overtake them.
-    pub(crate) held: AtomicBool,
+    /// The core's flag telling that it holds changes
+    /// ([`NodeCore::held_flag`]): the fast send path flushes them first.
+    pub(crate) held: Arc<AtomicBool>,
     transport: Arc<dyn Transport>,
     epoch: Instant,
     dial_timeout: Duration,
@@ -71,6 +72,7 @@ impl EngineCell {
         dial_timeout: Duration,
         max_queued: usize,
     ) -> Self {
+        let held = core.held_flag();
         EngineCell {
             engine: Mutex::new(Engine {
                 core,
@@ -84,8 +86,7 @@ impl EngineCell {
                 stopped: false,
             }),
             timer: Arc::new(Notify::new()),
-            flusher: Arc::new(Notify::new()),
-            held: AtomicBool::new(false),
+            held,
             transport,
             epoch,
             dial_timeout,
@@ -111,33 +112,9 @@ pub(crate) fn start(shared: &Arc<Shared>, listener: Box<dyn Listener>) {
         Arc::downgrade(shared),
         shared.engine.timer.clone(),
     ));
-    let flusher = tokio::spawn(flush_loop(
-        Arc::downgrade(shared),
-        shared.engine.flusher.clone(),
-    ));
     let mut e = shared.engine.lock();
     e.tasks.push(accept);
     e.tasks.push(timer);
-    e.tasks.push(flusher);
-}
-
-/// After a flush, the flusher rests this long: the writes of a burst then
-/// go out in batches (at most one per rest, besides those the core sends
-/// when a batch is full) instead of waking this task, and contending with
-/// the writer for the node's lock, once per write. A write after a quiet
-/// spell goes out at once.
-const FLUSH_REST: Duration = Duration::from_millis(1);
-
-/// Sends the changes the core holds for batching.
-async fn flush_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
-    loop {
-        wake.notified().await;
-        {
-            let Some(s) = shared.upgrade() else { return };
-            s.with(|core, now, _| core.flush(now));
-        }
-        tokio::time::sleep(FLUSH_REST).await;
-    }
 }
 
 async fn accept_loop(mut listener: Box<dyn Listener>, shared: std::sync::Weak<Shared>) {
@@ -159,6 +136,9 @@ async fn accept_loop(mut listener: Box<dyn Listener>, shared: std::sync::Weak<Sh
     }
 }
 
+/// Calls [`NodeCore::timeout`] when the core asks: ticks, retries, and
+/// the held changes (process-group joins, eventual names) going out in
+/// batches. Woken early when an input moves the core's deadline earlier.
 async fn timer_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
     loop {
         let Some(s) = shared.upgrade() else { return };
@@ -205,9 +185,6 @@ impl Shared {
             }
         }
         self.run_effects(&mut e);
-        if self.engine.held.load(Ordering::Relaxed) && !e.core.holds() {
-            self.engine.held.store(false, Ordering::Release);
-        }
         if e.core.next_timeout() < before {
             self.engine.timer.notify_one();
         }
@@ -276,10 +253,6 @@ impl Shared {
                     self.enqueue(e, std::iter::once(conn), &frame);
                 }
                 Effect::Broadcast { conns, frame } => self.enqueue(e, conns, &frame),
-                Effect::Flush => {
-                    self.engine.held.store(true, Ordering::Release);
-                    self.engine.flusher.notify_one();
-                }
                 Effect::Close { conn, reason } => {
                     if let Some(d) = e.dialing.remove(&conn) {
                         d.abort();
@@ -418,8 +391,9 @@ impl Shared {
                     }
                     Some(Ok(bytes)) => match shared.traffic.count_in(&bytes) {
                         Ok(Frame::Send { to, from, payload }) if auth.load(Ordering::Acquire) => {
-                            // The hot path: straight into the mailbox.
-                            if to.node() == &shared.name {
+                            // The hot path: straight into the mailbox, where
+                            // the core would deliver it.
+                            if route_received(&shared.name, shared.creation, &to) == Route::Local {
                                 shared.deliver_local(&to, Message::Data { from, payload });
                             }
                         }
