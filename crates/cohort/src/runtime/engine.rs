@@ -9,7 +9,7 @@
 //! never take the lock.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use crate::core::process::Message;
 use crate::core::proto::Frame;
 use crate::core::route::{route_received, Route};
 use crate::core::time::Time;
-use crate::core::{ConnId, ConnectError, Effect, NodeCore, ReqId};
+use crate::core::{ConnId, ConnectError, Effect, NodeCore, ReqId, FLUSH_REST};
 use crate::transport::{Connection, Listener, Transport};
 
 struct ConnTasks {
@@ -55,6 +55,9 @@ pub(crate) struct EngineCell {
     /// Wakes the timer task when the core's next timeout moves earlier
     /// (held changes set one, see `FLUSH_REST`).
     timer: Arc<Notify>,
+    /// The core's next timeout (µs since `epoch`), as of the last call:
+    /// written under the lock, read by the timer task without it.
+    deadline: AtomicU64,
     /// The core's flag telling that it holds changes
     /// ([`NodeCore::held_flag`]): the fast send path flushes them first.
     pub(crate) held: Arc<AtomicBool>,
@@ -73,6 +76,7 @@ impl EngineCell {
         max_queued: usize,
     ) -> Self {
         let held = core.held_flag();
+        let deadline = AtomicU64::new(core.next_timeout().0);
         EngineCell {
             engine: Mutex::new(Engine {
                 core,
@@ -86,6 +90,7 @@ impl EngineCell {
                 stopped: false,
             }),
             timer: Arc::new(Notify::new()),
+            deadline,
             held,
             transport,
             epoch,
@@ -138,25 +143,28 @@ async fn accept_loop(mut listener: Box<dyn Listener>, shared: std::sync::Weak<Sh
 
 /// Calls [`NodeCore::timeout`] when the core asks: ticks, retries, and
 /// the held changes (process-group joins, eventual names) going out in
-/// batches. Woken early when an input moves the core's deadline earlier.
+/// batches. Woken early when an input moves the core's deadline earlier,
+/// except for [`FLUSH_REST`] after it ran: the held changes of a burst are
+/// not due before then anyway, and a burst does not wake this task once per
+/// batch (any other deadline waits at most that long).
 async fn timer_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
+    let deadline = |s: &Shared| {
+        s.engine.epoch + Duration::from_micros(s.engine.deadline.load(Ordering::Acquire))
+    };
     loop {
         let Some(s) = shared.upgrade() else { return };
-        let deadline = {
-            let e = s.engine.lock();
-            if e.stopped {
-                return;
-            }
-            s.engine.epoch + e.core.next_timeout().as_duration()
-        };
         let notified = wake.notified();
-        let sleep = tokio::time::sleep_until(deadline);
+        let sleep = tokio::time::sleep_until(deadline(&s));
         // Do not keep the node alive while sleeping.
         drop(s);
         tokio::select! {
+            biased;
             _ = sleep => {
                 let Some(s) = shared.upgrade() else { return };
                 s.with(|core, now, _| core.timeout(now));
+                let rest = (Instant::now() + FLUSH_REST).min(deadline(&s));
+                drop(s);
+                tokio::time::sleep_until(rest).await;
             }
             _ = notified => {}
         }
@@ -177,7 +185,7 @@ impl Shared {
         let mut pending = Vec::new();
         let mut e = self.engine.lock();
         let now = self.engine.now();
-        let before = e.core.next_timeout();
+        let before = self.engine.deadline.load(Ordering::Relaxed);
         let r = f(&mut e.core, now, &mut pending);
         for p in pending {
             match p {
@@ -185,8 +193,12 @@ impl Shared {
             }
         }
         self.run_effects(&mut e);
-        if e.core.next_timeout() < before {
-            self.engine.timer.notify_one();
+        let next = e.core.next_timeout().0;
+        if next != before {
+            self.engine.deadline.store(next, Ordering::Release);
+            if next < before {
+                self.engine.timer.notify_one();
+            }
         }
         r
     }
