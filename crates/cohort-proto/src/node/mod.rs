@@ -68,7 +68,7 @@ pub struct NodeCore {
     pub(crate) deferred: Vec<Deferred>,
     /// The latest time the driver passed in (for inputs that carry none).
     pub(crate) clock: Time,
-    /// When the timer last sent held changes (see [`FLUSH_REST`]).
+    /// When the timer last ran, sending the held changes (see [`FLUSH_REST`]).
     pub(crate) flushed_at: Time,
     /// Whether changes are held, published for lock-free readers.
     pub(crate) held: Arc<AtomicBool>,
@@ -321,10 +321,11 @@ impl NodeCore {
     /// Time passed: held changes go out, then ticks, timeouts, reconnects.
     pub fn timeout(&mut self, now: Time) {
         self.clock = self.clock.max(now);
-        if self.holds() {
-            self.flushed_at = now;
-            self.flush(now);
-        }
+        // The rest counts from every turn of the timer, even when the held
+        // changes went out already (a full batch, a message): the changes
+        // of a burst keep going out in batches.
+        self.flushed_at = now;
+        self.flush(now);
         self.cluster.timeout(now, &mut self.fx, &mut self.up);
         self.run_upcalls(now);
         with_sub!(self, pg, now, |pg, ctx| pg.timeout(&mut ctx));

@@ -144,9 +144,9 @@ async fn accept_loop(mut listener: Box<dyn Listener>, shared: std::sync::Weak<Sh
 /// Calls [`NodeCore::timeout`] when the core asks: ticks, retries, and
 /// the held changes (process-group joins, eventual names) going out in
 /// batches. Woken early when an input moves the core's deadline earlier,
-/// except for [`FLUSH_REST`] after it ran: the held changes of a burst are
-/// not due before then anyway, and a burst does not wake this task once per
-/// batch (any other deadline waits at most that long).
+/// except for [`FLUSH_REST`] after it sent held changes: those of the same
+/// burst are not due before then anyway, and a burst does not wake this
+/// task once per batch (another deadline waits at most that long).
 async fn timer_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
     let deadline = |s: &Shared| {
         s.engine.epoch + Duration::from_micros(s.engine.deadline.load(Ordering::Acquire))
@@ -161,10 +161,13 @@ async fn timer_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
             biased;
             _ = sleep => {
                 let Some(s) = shared.upgrade() else { return };
+                let flushes = s.engine.held.load(Ordering::Acquire);
                 s.with(|core, now, _| core.timeout(now));
-                let rest = (Instant::now() + FLUSH_REST).min(deadline(&s));
-                drop(s);
-                tokio::time::sleep_until(rest).await;
+                if flushes {
+                    let rest = (Instant::now() + FLUSH_REST).min(deadline(&s));
+                    drop(s);
+                    tokio::time::sleep_until(rest).await;
+                }
             }
             _ = notified => {}
         }
