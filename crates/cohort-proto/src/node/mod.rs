@@ -27,8 +27,8 @@ use crate::route::{route_received, Route};
 use crate::time::Time;
 
 /// Held changes (process-group joins and leaves, eventual names) go out
-/// when the core's timer comes due, at least this long after the timer last
-/// sent some: the changes of a burst go out in batches (at most one per
+/// when the core's timer comes due, at least this long after its last
+/// turn: the changes of a burst go out in batches (at most one per
 /// rest, besides a full batch or anything else the node sends, which send
 /// them at once) instead of one frame per change. A change after a quiet
 /// spell goes out at once.
@@ -177,8 +177,8 @@ impl NodeCore {
 
     /// The next time [`NodeCore::timeout`] must be called: ticks, retries,
     /// and, while changes are held, when they are due to go out
-    /// ([`FLUSH_REST`] after the timer last sent some; possibly already
-    /// past, meaning now).
+    /// ([`FLUSH_REST`] after the timer's last turn; possibly already past,
+    /// meaning now).
     pub fn next_timeout(&self) -> Time {
         let mut t = self.cluster.next_timeout();
         for sub in [self.pg.next_timeout(), self.names.next_timeout()]
