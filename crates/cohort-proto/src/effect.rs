@@ -151,11 +151,6 @@ pub enum Effect {
         /// The connected node, or why not.
         result: Result<NodeName, ConnectError>,
     },
-    /// Local changes are held to be sent in a batch: call
-    /// [`NodeCore::flush`](crate::NodeCore::flush) soon (for example from a task woken by this
-    /// effect). Whatever the core sends for any other reason sends the held
-    /// changes first, so they never fall behind later frames.
-    Flush,
     /// Something for the process-group layer of the driver.
     Pg(PgEffect),
     /// Something for the name service of the driver.

@@ -26,7 +26,8 @@ pub mod pg;
 pub mod pid;
 pub mod process;
 pub mod proto;
+pub mod route;
 pub mod time;
 
 pub use self::effect::{ConnId, ConnectError, DownReason, Effect, Effects, ReqId};
-pub use self::node::{CoreConfig, NodeCore};
+pub use self::node::{CoreConfig, NodeCore, FLUSH_REST};

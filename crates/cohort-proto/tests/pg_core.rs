@@ -1,13 +1,15 @@
 //! White-box process-group tests on sans-IO cores: pg_SUITE's
 //! `forced_sync` (a corrupted view is repaired by re-sync), catch-up by
 //! deltas when a peer already holds an earlier part of the stream, repair
-//! of a lost tail by head advertisements, and hostile replication frames.
+//! of a lost tail by head advertisements, hostile replication frames, and
+//! held joins going out on the core timer, before any later message.
 
 mod common;
 
 use cohort_proto::pg::{Op, PgFrame, SyncGroup};
 use cohort_proto::pid::Pid;
 use cohort_proto::proto::Frame;
+use cohort_proto::FLUSH_REST;
 use common::corenet::CoreNet;
 
 fn sorted(mut v: Vec<Pid>) -> Vec<Pid> {
@@ -293,4 +295,37 @@ fn random_selection_replays_from_a_seed() {
     };
     assert_eq!(picks(7), picks(7));
     assert_ne!(picks(7), picks(8), "the choice depends on the generator");
+}
+
+#[test]
+fn held_joins_leave_on_the_core_timer_and_before_a_later_message() {
+    let mut net = two_nodes();
+    let (pa, pb) = (spawn(&mut net, 0, 1), spawn(&mut net, 1, 1));
+    net.settle();
+    let delta_from_a = |f: &(usize, Frame)| matches!(f, (0, Frame::Pg(PgFrame::Delta { .. })));
+    let now = net.now;
+    // A join is held; the core's timer says when it goes out.
+    net.nodes[0]
+        .pg_join("pg", "timed", std::slice::from_ref(&pa), None, now)
+        .unwrap();
+    assert!(net.nodes[0].holds());
+    let due = net.nodes[0].next_timeout();
+    assert!(due <= now + FLUSH_REST, "due at {due:?}");
+    net.sent.clear();
+    net.nodes[0].timeout(due);
+    assert!(!net.nodes[0].holds());
+    net.settle();
+    assert_eq!(net.sent.iter().filter(|f| delta_from_a(f)).count(), 1);
+    assert_eq!(members(&net, 1, "timed"), vec![pa.clone()]);
+    // A message sent after a join goes out after it.
+    net.sent.clear();
+    net.nodes[0]
+        .pg_join("pg", "ordered", std::slice::from_ref(&pa), None, now)
+        .unwrap();
+    net.nodes[0].send(&pb, Some(pa.clone()), "after".into());
+    net.settle();
+    let position = |want: &dyn Fn(&(usize, Frame)) -> bool| net.sent.iter().position(want);
+    let delta = position(&delta_from_a).expect("the join went out");
+    let message = position(&|f| matches!(f, (0, Frame::Send { .. }))).expect("sent");
+    assert!(delta < message, "the message overtook the join");
 }

@@ -214,7 +214,6 @@ fn core_pair() -> (NodeCore, NodeCore, ConnId) {
                     Effect::Broadcast { conns, frame } => {
                         queue.extend(conns.into_iter().map(|c| (i, c, frame.clone())))
                     }
-                    Effect::Flush => nodes[i].flush(Time::ZERO),
                     _ => {}
                 }
             }

@@ -180,7 +180,7 @@ pub struct Names {
     node_names: BTreeSet<NodeName>,
     /// Eventual claims made but not sent yet: (table, claims, stream
     /// position of the first). They go out as one `Add` when the driver
-    /// calls [`Names::flush`] (asked for by `Effect::Flush`), before
+    /// calls [`Names::flush`] (when the node's timer comes due), before
     /// anything else this node sends, or when [`MAX_BATCH`] are waiting.
     outbox: Option<(usize, Vec<OwnClaim>, u64)>,
 }

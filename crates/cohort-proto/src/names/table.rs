@@ -228,9 +228,6 @@ impl Names {
             if self.outbox.as_ref().is_some_and(|(t, _, _)| *t != i) {
                 self.flush(ctx);
             }
-            if self.outbox.is_none() {
-                ctx.push(Effect::Flush);
-            }
             let (_, claims, _) = self.outbox.get_or_insert_with(|| (i, Vec::new(), seq));
             claims.push(OwnClaim::of(&claim));
             if claims.len() >= MAX_BATCH {

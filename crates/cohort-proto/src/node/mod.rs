@@ -3,6 +3,9 @@
 //! groups. Inputs in, [`Effect`]s out.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
@@ -20,7 +23,16 @@ use crate::pg::Pg;
 use crate::pid::{ExitReason, NodeName, Pid};
 use crate::process::{Message, MonitorAction, MonitorRef, Processes};
 use crate::proto::Frame;
+use crate::route::{route_received, Route};
 use crate::time::Time;
+
+/// Held changes (process-group joins and leaves, eventual names) go out
+/// when the core's timer comes due, at least this long after its last
+/// turn: the changes of a burst go out in batches (at most one per
+/// rest, besides a full batch or anything else the node sends, which send
+/// them at once) instead of one frame per change. A change after a quiet
+/// spell goes out at once.
+pub const FLUSH_REST: Duration = Duration::from_millis(1);
 
 /// Settings of a node core.
 #[derive(Debug, Clone)]
@@ -56,6 +68,10 @@ pub struct NodeCore {
     pub(crate) deferred: Vec<Deferred>,
     /// The latest time the driver passed in (for inputs that carry none).
     pub(crate) clock: Time,
+    /// When the timer last ran, sending the held changes (see [`FLUSH_REST`]).
+    pub(crate) flushed_at: Time,
+    /// Whether changes are held, published for lock-free readers.
+    pub(crate) held: Arc<AtomicBool>,
 }
 
 /// Builds a [`Ctx`] from disjoint fields of a [`NodeCore`] and runs a
@@ -108,6 +124,8 @@ impl NodeCore {
             up: Vec::new(),
             deferred: Vec::new(),
             clock: now,
+            flushed_at: Time::ZERO,
+            held: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -146,12 +164,21 @@ impl NodeCore {
         &self.procs
     }
 
-    /// Takes the next effect to carry out.
+    /// Takes the next effect to carry out. Drivers take every effect after
+    /// each input; when none is left, [`NodeCore::held_flag`] is brought
+    /// up to date.
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        self.fx.pop()
+        let e = self.fx.pop();
+        if e.is_none() {
+            self.held.store(self.holds(), Ordering::Release);
+        }
+        e
     }
 
-    /// The next time [`NodeCore::timeout`] must be called.
+    /// The next time [`NodeCore::timeout`] must be called: ticks, retries,
+    /// and, while changes are held, when they are due to go out
+    /// ([`FLUSH_REST`] after the timer's last turn; possibly already past,
+    /// meaning now).
     pub fn next_timeout(&self) -> Time {
         let mut t = self.cluster.next_timeout();
         for sub in [self.pg.next_timeout(), self.names.next_timeout()]
@@ -160,10 +187,23 @@ impl NodeCore {
         {
             t = t.min(sub);
         }
+        if self.holds() {
+            t = t.min(self.flushed_at + FLUSH_REST);
+        }
         t
     }
 
-    /// Sends the changes held for batching (see [`Effect::Flush`]).
+    /// Whether changes are held, as a flag that readers outside the
+    /// driver's lock can test (a runtime's fast send path, see
+    /// [`route`](crate::route::route)): true from the input that held
+    /// changes until the input that sent them, once the driver has taken
+    /// the effects.
+    pub fn held_flag(&self) -> Arc<AtomicBool> {
+        self.held.clone()
+    }
+
+    /// Sends the changes held for batching now (the core's timer sends
+    /// them otherwise, see [`FLUSH_REST`]).
     pub fn flush(&mut self, now: Time) {
         self.flush_pg(now);
         self.flush_names(now);
@@ -183,7 +223,7 @@ impl NodeCore {
         }
     }
 
-    /// Whether changes are held for batching (see [`Effect::Flush`]).
+    /// Whether changes are held for batching (see [`FLUSH_REST`]).
     pub fn holds(&self) -> bool {
         self.pg.holds() || self.names.holds()
     }
@@ -278,8 +318,13 @@ impl NodeCore {
         self.run_upcalls(now);
     }
 
-    /// Time passed: ticks, timeouts, reconnects.
+    /// Time passed: held changes go out, then ticks, timeouts, reconnects.
     pub fn timeout(&mut self, now: Time) {
+        self.clock = self.clock.max(now);
+        // The rest counts from every turn of the timer, even when the held
+        // changes went out already (a full batch, a message): the changes
+        // of a burst keep going out in batches.
+        self.flushed_at = now;
         self.flush(now);
         self.cluster.timeout(now, &mut self.fx, &mut self.up);
         self.run_upcalls(now);
@@ -426,10 +471,9 @@ impl NodeCore {
                 .frame(&node, creation, f, &mut ctx)),
             Frame::GlobalGroup(GlobalGroupsFrame::Ask { id, query }) => {
                 let answer = self.answer(query, now);
-                self.cluster.send(
+                self.send_frame(
                     &node,
                     Frame::GlobalGroup(GlobalGroupsFrame::Answer { id, answer }),
-                    &mut self.fx,
                 );
             }
             Frame::GlobalGroup(f) => {
@@ -437,7 +481,7 @@ impl NodeCore {
                 self.transitions(t, now);
             }
             Frame::Send { to, from, payload } => {
-                if to.node() == &self.name {
+                if route_received(&self.name, self.creation, &to) == Route::Local {
                     self.deliver_local(&to, from, payload);
                 }
             }
@@ -457,7 +501,7 @@ impl NodeCore {
                     self.procs
                         .add_incoming(target.serial(), MonitorRef(mref), watcher);
                 } else {
-                    self.cluster.send(
+                    self.send_frame(
                         &node,
                         Frame::Down {
                             mref,
@@ -465,7 +509,6 @@ impl NodeCore {
                             target,
                             reason: ExitReason::NoProc,
                         },
-                        &mut self.fx,
                     );
                 }
             }

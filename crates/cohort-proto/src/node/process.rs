@@ -2,6 +2,7 @@
 //! messages to pids here or on a peer, monitors with exactly one `Down`.
 
 use super::*;
+use crate::route::{route, Route};
 
 impl NodeCore {
     /// A local process was created with `serial`.
@@ -26,7 +27,7 @@ impl NodeCore {
 
     /// Ends process `pid` (local or remote) with `reason`.
     pub fn kill(&mut self, pid: &Pid, reason: ExitReason, now: Time) {
-        self.flush(now);
+        self.clock = self.clock.max(now);
         self.kill_at(pid, reason, now);
     }
 
@@ -41,35 +42,45 @@ impl NodeCore {
             }
         } else if self.cluster.peer_creation(pid.node()) == Some(pid.creation()) {
             let node = pid.node().clone();
-            self.cluster.send(
+            self.send_frame(
                 &node,
                 Frame::Exit {
                     target: pid.clone(),
                     reason,
                 },
-                &mut self.fx,
             );
         }
     }
 
     /// Sends a message to `to`; silently dropped when `to` is dead or its
-    /// node unreachable (as in Erlang: sending never fails).
+    /// node unreachable (as in Erlang: sending never fails). Where it goes
+    /// is decided by [`route`], as on a runtime's fast path.
     pub fn send(&mut self, to: &Pid, from: Option<Pid>, payload: Bytes) {
-        self.flush(self.clock);
-        if to.node() == &self.name {
-            self.deliver_local(to, from, payload);
-        } else if self.cluster.peer_creation(to.node()) == Some(to.creation()) {
-            let node = to.node().clone();
-            self.cluster.send(
-                &node,
-                Frame::Send {
+        let held = self.holds();
+        let peer_creation = |n: &NodeName| self.cluster.peer_creation(n);
+        match route(&self.name, self.creation, to, peer_creation, held) {
+            Route::Local => self.deliver_local(to, from, payload),
+            Route::Peer { flush_first } => {
+                if flush_first {
+                    self.flush(self.clock);
+                }
+                let frame = Frame::Send {
                     to: to.clone(),
                     from,
                     payload,
-                },
-                &mut self.fx,
-            );
+                };
+                self.cluster.send(to.node(), frame, &mut self.fx);
+            }
+            Route::Drop => {}
         }
+    }
+
+    /// Sends a frame of the process/monitor protocol to an up peer, after
+    /// the held changes (a monitor, an exit or a `Down` must not overtake
+    /// a join made before it).
+    pub(super) fn send_frame(&mut self, node: &NodeName, frame: Frame) {
+        self.flush(self.clock);
+        self.cluster.send(node, frame, &mut self.fx);
     }
 
     pub(super) fn deliver_local(&mut self, to: &Pid, from: Option<Pid>, payload: Bytes) {
@@ -85,7 +96,6 @@ impl NodeCore {
     /// this node; see [`NodeCore::new_ref`]): exactly one `Message::Down`
     /// will follow, unless demonitored.
     pub fn monitor(&mut self, mref: MonitorRef, watcher: u64, target: &Pid) {
-        self.flush(self.clock);
         let down = |reason| Effect::Deliver {
             to: watcher,
             msg: Message::Down {
@@ -115,8 +125,7 @@ impl NodeCore {
                     watcher: self.pid(watcher),
                     target: target.clone(),
                 };
-                let node = target.node().clone();
-                self.cluster.send(&node, frame, &mut self.fx);
+                self.send_frame(target.node(), frame);
             }
             Some(_) => self.fx.push(down(ExitReason::NoProc)),
             None => self.fx.push(down(ExitReason::NoConnection)),
@@ -130,7 +139,6 @@ impl NodeCore {
 
     /// Cancels a monitor; no `Down` for it arrives afterwards.
     pub fn demonitor(&mut self, watcher: u64, mref: MonitorRef) {
-        self.flush(self.clock);
         let Some(target) = self.procs.remove_outgoing(mref) else {
             return;
         };
@@ -139,14 +147,13 @@ impl NodeCore {
             self.procs.remove_incoming(target.serial(), mref, &w);
         } else {
             let node = target.node().clone();
-            self.cluster.send(
+            self.send_frame(
                 &node,
                 Frame::Demonitor {
                     mref: mref.0,
                     watcher: w,
                     target,
                 },
-                &mut self.fx,
             );
         }
     }
@@ -166,7 +173,7 @@ impl NodeCore {
                     reason,
                 } => {
                     let node = watcher.node().clone();
-                    self.cluster.send(
+                    self.send_frame(
                         &node,
                         Frame::Down {
                             mref: mref.0,
@@ -174,7 +181,6 @@ impl NodeCore {
                             target,
                             reason,
                         },
-                        &mut self.fx,
                     );
                 }
                 MonitorAction::RemoteDemonitor {
@@ -183,14 +189,13 @@ impl NodeCore {
                     target,
                 } => {
                     let node = target.node().clone();
-                    self.cluster.send(
+                    self.send_frame(
                         &node,
                         Frame::Demonitor {
                             mref: mref.0,
                             watcher,
                             target,
                         },
-                        &mut self.fx,
                     );
                 }
             }

@@ -16,7 +16,7 @@
 //!   an exact snapshot of its own entries otherwise (installed atomically:
 //!   the differences are applied and reported as joins and leaves).
 //! - Afterwards changes go out as `Delta`s: the changes made since the last
-//!   one, held until the driver flushes ([`Effect::Flush`](crate::Effect::Flush)), a batch fills
+//!   one, held until the node's timer comes due ([`FLUSH_REST`](crate::FLUSH_REST)), a batch fills
 //!   up, or the node sends anything else (which must not overtake them), so
 //!   a burst of joins costs a frame per batch, not per join. A receiver applies only
 //!   the next sequence number; a gap or an unknown stream makes it ask again

@@ -207,13 +207,10 @@ impl Scope {
     }
 
     /// Records local changes for the stream. They are held and go out
-    /// together, as one delta, when the driver calls [`NodeCore::flush`](crate::NodeCore::flush)
-    /// (asked for by [`Effect::Flush`]) or before anything else this node
+    /// together, as one delta, when the node's timer comes due (see
+    /// [`FLUSH_REST`](crate::FLUSH_REST)) or before anything else this node
     /// sends: a burst of joins costs one frame per batch, not per join.
     fn publish(&mut self, ctx: &mut Ctx<'_>, ops: impl IntoIterator<Item = Op>) {
-        if self.held.is_empty() {
-            ctx.push(Effect::Flush);
-        }
         self.held.extend(ops);
         if self.held.len() >= BATCH_MAX {
             self.flush(ctx);

@@ -78,6 +78,7 @@ impl CoreNet {
                     moved = true;
                     self.effect(i, e);
                 }
+                moved |= self.send_held(i);
             }
             if let Some((to, conn, frame)) = self.queue.pop_front() {
                 moved = true;
@@ -98,6 +99,7 @@ impl CoreNet {
                 while let Some(e) = net.nodes[i].poll_effect() {
                     net.effect(i, e);
                 }
+                net.send_held(i);
             }
         };
         poll(self);
@@ -107,6 +109,19 @@ impl CoreNet {
         let frame = Frame::decode(&frame.encode()).expect("own frames decode");
         self.nodes[to].frame(conn, frame, self.now);
         poll(self);
+        true
+    }
+
+    /// Sends what node `i` holds at once, as if its timer came due
+    /// without time passing; true when it held something.
+    fn send_held(&mut self, i: usize) -> bool {
+        if !self.nodes[i].holds() {
+            return false;
+        }
+        self.nodes[i].flush(self.now);
+        while let Some(e) = self.nodes[i].poll_effect() {
+            self.effect(i, e);
+        }
         true
     }
 
@@ -137,7 +152,6 @@ impl CoreNet {
                     );
                 }
             }
-            Effect::Flush => self.nodes[i].flush(self.now),
             Effect::Close { conn, .. } => {
                 if let Some((j, pc)) = self.links.remove(&(i, conn)) {
                     self.links.remove(&(j, pc));
@@ -173,6 +187,7 @@ impl CoreNet {
             while let Some(e) = self.nodes[i].poll_effect() {
                 self.effect(i, e);
             }
+            self.send_held(i);
         }
         let before = self.queue.len();
         let links = self.links.clone();

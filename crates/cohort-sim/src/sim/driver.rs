@@ -6,8 +6,6 @@
 //! (a send on a connection it closed, a timer that keeps firing at one
 //! instant) goes to the ledger for the `wire_contract` invariant.
 
-use std::time::Duration;
-
 use cohort_proto::auth::Cookie;
 use cohort_proto::cluster::ClusterConfig;
 use cohort_proto::pg::PgEffect;
@@ -131,25 +129,11 @@ impl Sim {
         self.input(i, |c, now| c.timeout(now));
     }
 
-    /// The runtime's flusher task of node `i` runs.
-    pub(super) fn on_flush(&mut self, i: NodeIdx, creation: u32) {
-        if self.nodes[i].creation == creation {
-            self.input(i, |c, now| c.flush(now));
-        }
-    }
-
     /// Carries out one effect of node `i`'s core.
     fn apply(&mut self, i: NodeIdx, effect: Effect) {
-        let creation = self.nodes[i].creation;
         match effect {
             Effect::Dial { conn, addr } => self.dial(i, conn, addr),
             Effect::Send { conn, frame } => self.send(i, conn, frame),
-            Effect::Flush => {
-                // The runtime's flusher task wakes a moment later; changes
-                // made meanwhile join the batch.
-                let at = self.now() + Duration::from_micros(self.rng.random_range(0..200));
-                self.sched.schedule(at, Event::Flush { node: i, creation });
-            }
             Effect::Broadcast { conns, frame } => {
                 for conn in conns {
                     self.send(i, conn, frame.clone());

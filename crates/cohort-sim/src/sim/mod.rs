@@ -274,7 +274,6 @@ impl Sim {
     fn handle(&mut self, ev: Event) {
         match ev {
             Event::Timer { node, creation } => self.on_timer(node, creation),
-            Event::Flush { node, creation } => self.on_flush(node, creation),
             Event::Syn { link } => self.on_syn(link),
             Event::DialTimeout { link } => self.on_dial_timeout(link),
             Event::Pipe { link, dir } => self.on_pipe(link, dir),

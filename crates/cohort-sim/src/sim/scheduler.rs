@@ -20,13 +20,6 @@ pub enum Event {
         /// The incarnation that asked.
         creation: u32,
     },
-    /// The node's flusher task runs (the core held changes to batch).
-    Flush {
-        /// The node.
-        node: NodeIdx,
-        /// The incarnation that asked.
-        creation: u32,
-    },
     /// A dial reaches the target host.
     Syn {
         /// The connection.

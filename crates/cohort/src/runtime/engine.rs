@@ -9,7 +9,7 @@
 //! never take the lock.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,8 +24,9 @@ use super::{Link, NodeEvent, Outbox, Shared};
 use crate::core::pid::NodeName;
 use crate::core::process::Message;
 use crate::core::proto::Frame;
+use crate::core::route::{route_received, Route};
 use crate::core::time::Time;
-use crate::core::{ConnId, ConnectError, Effect, NodeCore, ReqId};
+use crate::core::{ConnId, ConnectError, Effect, NodeCore, ReqId, FLUSH_REST};
 use crate::transport::{Connection, Listener, Transport};
 
 struct ConnTasks {
@@ -51,12 +52,15 @@ pub(crate) struct Engine {
 /// The lock around the engine plus what the tasks need to reach it.
 pub(crate) struct EngineCell {
     engine: Mutex<Engine>,
+    /// Wakes the timer task when the core's next timeout moves earlier
+    /// (held changes set one, see `FLUSH_REST`).
     timer: Arc<Notify>,
-    /// Wakes the flusher: the core holds changes to send in a batch.
-    flusher: Arc<Notify>,
-    /// The core holds changes (see `Effect::Flush`); direct sends flush
-    /// them first so that they never overtake them.
-    pub(crate) held: AtomicBool,
+    /// The core's next timeout (µs since `epoch`), as of the last call:
+    /// written under the lock, read by the timer task without it.
+    deadline: AtomicU64,
+    /// The core's flag telling that it holds changes
+    /// ([`NodeCore::held_flag`]): the fast send path flushes them first.
+    pub(crate) held: Arc<AtomicBool>,
     transport: Arc<dyn Transport>,
     epoch: Instant,
     dial_timeout: Duration,
@@ -71,6 +75,8 @@ impl EngineCell {
         dial_timeout: Duration,
         max_queued: usize,
     ) -> Self {
+        let held = core.held_flag();
+        let deadline = AtomicU64::new(core.next_timeout().0);
         EngineCell {
             engine: Mutex::new(Engine {
                 core,
@@ -84,8 +90,8 @@ impl EngineCell {
                 stopped: false,
             }),
             timer: Arc::new(Notify::new()),
-            flusher: Arc::new(Notify::new()),
-            held: AtomicBool::new(false),
+            deadline,
+            held,
             transport,
             epoch,
             dial_timeout,
@@ -111,33 +117,9 @@ pub(crate) fn start(shared: &Arc<Shared>, listener: Box<dyn Listener>) {
         Arc::downgrade(shared),
         shared.engine.timer.clone(),
     ));
-    let flusher = tokio::spawn(flush_loop(
-        Arc::downgrade(shared),
-        shared.engine.flusher.clone(),
-    ));
     let mut e = shared.engine.lock();
     e.tasks.push(accept);
     e.tasks.push(timer);
-    e.tasks.push(flusher);
-}
-
-/// After a flush, the flusher rests this long: the writes of a burst then
-/// go out in batches (at most one per rest, besides those the core sends
-/// when a batch is full) instead of waking this task, and contending with
-/// the writer for the node's lock, once per write. A write after a quiet
-/// spell goes out at once.
-const FLUSH_REST: Duration = Duration::from_millis(1);
-
-/// Sends the changes the core holds for batching.
-async fn flush_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
-    loop {
-        wake.notified().await;
-        {
-            let Some(s) = shared.upgrade() else { return };
-            s.with(|core, now, _| core.flush(now));
-        }
-        tokio::time::sleep(FLUSH_REST).await;
-    }
 }
 
 async fn accept_loop(mut listener: Box<dyn Listener>, shared: std::sync::Weak<Shared>) {
@@ -159,24 +141,33 @@ async fn accept_loop(mut listener: Box<dyn Listener>, shared: std::sync::Weak<Sh
     }
 }
 
+/// Calls [`NodeCore::timeout`] when the core asks: ticks, retries, and
+/// the held changes (process-group joins, eventual names) going out in
+/// batches. Woken early when an input moves the core's deadline earlier,
+/// except for [`FLUSH_REST`] after it sent held changes: those of the same
+/// burst are not due before then anyway, and a burst does not wake this
+/// task once per batch (another deadline waits at most that long).
 async fn timer_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
+    let deadline = |s: &Shared| {
+        s.engine.epoch + Duration::from_micros(s.engine.deadline.load(Ordering::Acquire))
+    };
     loop {
         let Some(s) = shared.upgrade() else { return };
-        let deadline = {
-            let e = s.engine.lock();
-            if e.stopped {
-                return;
-            }
-            s.engine.epoch + e.core.next_timeout().as_duration()
-        };
         let notified = wake.notified();
-        let sleep = tokio::time::sleep_until(deadline);
+        let sleep = tokio::time::sleep_until(deadline(&s));
         // Do not keep the node alive while sleeping.
         drop(s);
         tokio::select! {
+            biased;
             _ = sleep => {
                 let Some(s) = shared.upgrade() else { return };
+                let flushes = s.engine.held.load(Ordering::Acquire);
                 s.with(|core, now, _| core.timeout(now));
+                if flushes {
+                    let rest = (Instant::now() + FLUSH_REST).min(deadline(&s));
+                    drop(s);
+                    tokio::time::sleep_until(rest).await;
+                }
             }
             _ = notified => {}
         }
@@ -197,7 +188,7 @@ impl Shared {
         let mut pending = Vec::new();
         let mut e = self.engine.lock();
         let now = self.engine.now();
-        let before = e.core.next_timeout();
+        let before = self.engine.deadline.load(Ordering::Relaxed);
         let r = f(&mut e.core, now, &mut pending);
         for p in pending {
             match p {
@@ -205,11 +196,12 @@ impl Shared {
             }
         }
         self.run_effects(&mut e);
-        if self.engine.held.load(Ordering::Relaxed) && !e.core.holds() {
-            self.engine.held.store(false, Ordering::Release);
-        }
-        if e.core.next_timeout() < before {
-            self.engine.timer.notify_one();
+        let next = e.core.next_timeout().0;
+        if next != before {
+            self.engine.deadline.store(next, Ordering::Release);
+            if next < before {
+                self.engine.timer.notify_one();
+            }
         }
         r
     }
@@ -276,10 +268,6 @@ impl Shared {
                     self.enqueue(e, std::iter::once(conn), &frame);
                 }
                 Effect::Broadcast { conns, frame } => self.enqueue(e, conns, &frame),
-                Effect::Flush => {
-                    self.engine.held.store(true, Ordering::Release);
-                    self.engine.flusher.notify_one();
-                }
                 Effect::Close { conn, reason } => {
                     if let Some(d) = e.dialing.remove(&conn) {
                         d.abort();
@@ -418,8 +406,9 @@ impl Shared {
                     }
                     Some(Ok(bytes)) => match shared.traffic.count_in(&bytes) {
                         Ok(Frame::Send { to, from, payload }) if auth.load(Ordering::Acquire) => {
-                            // The hot path: straight into the mailbox.
-                            if to.node() == &shared.name {
+                            // The hot path: straight into the mailbox, where
+                            // the core would deliver it.
+                            if route_received(&shared.name, shared.creation, &to) == Route::Local {
                                 shared.deliver_local(&to, Message::Data { from, payload });
                             }
                         }

@@ -3,10 +3,11 @@
 //!
 //! The [`NodeCore`] sits behind one lock (see
 //! `engine`); API calls, connection readers and the timer task take turns
-//! feeding it and carry out its effects. Hot paths skip it: a send to a
-//! local pid goes straight to the mailbox, a send to a remote pid straight
-//! to the peer's connection writer, and a received message straight from
-//! the connection reader to the mailbox.
+//! feeding it and carry out its effects. Hot paths skip it, routed by the
+//! core's own decision (`cohort_proto::route`): a send to a local pid goes
+//! straight to the mailbox, a send to a remote pid straight to the peer's
+//! connection writer (after the changes the core holds, if any), and a
+//! received message straight from the connection reader to the mailbox.
 
 mod engine;
 mod global_group;
@@ -35,6 +36,7 @@ use crate::core::cluster::ClusterConfig;
 use crate::core::pid::{ExitReason, NodeName, Pid};
 use crate::core::process::{Message, MonitorRef};
 use crate::core::proto::{Frame, DEFAULT_MAX_FRAME};
+use crate::core::route::{route, Route};
 use crate::core::{ConnectError, CoreConfig, DownReason, NodeCore};
 use crate::error::{CodecError, StartError};
 use crate::transport::tcp::TcpTransport;
@@ -417,23 +419,37 @@ impl Shared {
         }
     }
 
+    /// Sends a message without the engine lock, routed as the core routes
+    /// it ([`route`]); only held changes, which go out first, take the lock.
     pub(crate) fn send(self: &Arc<Self>, to: &Pid, from: Option<Pid>, payload: Bytes) {
-        if to.node() == &self.name {
-            self.deliver_local(to, Message::Data { from, payload });
-            return;
+        let link = (to.node() != &self.name)
+            .then(|| self.links.get(to.node()))
+            .flatten();
+        let held = self.engine.held.load(Ordering::Acquire);
+        let peer_creation = |_: &NodeName| link.as_ref().map(|l| l.creation);
+        let frame = |from, payload| Frame::Send {
+            to: to.clone(),
+            from,
+            payload,
+        };
+        match route(&self.name, self.creation, to, peer_creation, held) {
+            Route::Local => {
+                self.deliver_local(to, Message::Data { from, payload });
+            }
+            Route::Peer { flush_first: false } => {
+                if let Some(l) = link {
+                    l.out.push(frame(from, payload).encode());
+                }
+            }
+            Route::Peer { flush_first: true } => {
+                // Not under the map's guard: carrying out the flush may
+                // change the links.
+                drop(link);
+                self.with(|core, now, _| core.flush(now));
+                self.write_to(to, &frame(from, payload));
+            }
+            Route::Drop => {}
         }
-        if self.engine.held.load(Ordering::Acquire) {
-            // Changes made before this send go out before it.
-            self.with(|core, now, _| core.flush(now));
-        }
-        self.write_to(
-            to,
-            &Frame::Send {
-                to: to.clone(),
-                from,
-                payload,
-            },
-        );
     }
 
     /// Writes a frame straight onto the session with `about`'s node, if it
