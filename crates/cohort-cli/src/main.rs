@@ -168,7 +168,11 @@ fn init_logs(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("COHORT_LOG").unwrap_or_else(|_| "warn".into());
+    // The writer's queue is allocated up front (tracing-appender's default,
+    // 128,000 lines, costs ~4 MB of RSS per node); a few thousand lines
+    // absorb any burst a healthy stderr keeps up with.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(4096)
         .lossy(true)
         .thread_name("cohort-log")
         .finish(std::io::stderr());
