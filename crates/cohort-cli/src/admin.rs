@@ -157,6 +157,9 @@ pub struct Admin {
     scopes: Arc<Scopes>,
     /// Attached processes, to tell each when its name goes.
     holders: Arc<Mutex<HashMap<Pid, mpsc::UnboundedSender<Value>>>>,
+    /// Watches the default table for [`tell_holders`], from the first
+    /// attach on: a node nobody attaches to pays nothing per name.
+    holders_watch: Arc<std::sync::OnceLock<tokio::task::JoinHandle<()>>>,
 }
 
 impl Admin {
@@ -614,6 +617,9 @@ struct Session {
 /// One attached process: commands in, events out, until either side closes.
 async fn attached(a: Admin, mut socket: WebSocket) {
     a.attached.fetch_add(1, Ordering::Relaxed);
+    // Before the process can hold a name: from here on, its losses are seen.
+    a.holders_watch
+        .get_or_init(|| tokio::spawn(tell_holders(a.clone())));
     let mut proc_ = a.node.spawn();
     let (events, mut event_rx) = mpsc::unbounded_channel();
     let mut session = Session {
@@ -885,6 +891,7 @@ pub async fn serve(
         requests: Arc::new(AtomicU64::new(0)),
         scopes: Arc::new(Scopes::new(limits, configured)),
         holders: Arc::new(Mutex::new(HashMap::new())),
+        holders_watch: Arc::new(std::sync::OnceLock::new()),
     };
     let counter = state.requests.clone();
     let mut app = Router::new();
@@ -920,7 +927,6 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("--admin: cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr()?;
-    tokio::spawn(tell_holders(state.clone()));
     let gc = state.clone();
     tokio::spawn(async move {
         let every = (gc.scopes.limits.idle / 4).max(Duration::from_millis(20));
