@@ -9,12 +9,9 @@ use std::io::Write;
 /// Writes one line to stdout; exits the process quietly (status 0) when
 /// the reader has gone, and with status 1 on any other write error.
 pub fn line(args: std::fmt::Arguments<'_>) {
-    let mut out = std::io::stdout().lock();
-    let r = out.write_fmt(args).and_then(|_| out.write_all(b"\n"));
-    // Line-buffered when a terminal, block-buffered in a pipe: flush so a
-    // script waiting for a line (`ready PID`) sees it at once.
-    let r = r.and_then(|_| out.flush());
-    if let Err(e) = r {
+    // Rust's stdout is line-buffered even into a pipe: the newline sends the
+    // line at once (a script waiting for `ready PID` sees it).
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
