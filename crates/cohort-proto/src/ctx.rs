@@ -3,6 +3,12 @@
 //! ask about local processes, and defer actions that re-enter the node core
 //! (killing a local process runs every exit hook, so it happens after the
 //! handler returns).
+//!
+//! [`Ctx::send`] and [`Ctx::broadcast`] are where the rule "held changes
+//! are never overtaken" is kept for frames of sub-protocols: they send what
+//! the *other* layers hold first (a layer orders its own held changes, as
+//! only it knows which of its frames may pass them). The node's own frames
+//! (messages, monitors, exits) keep it in `NodeCore::send_frame`.
 
 use std::collections::BTreeSet;
 
@@ -21,6 +27,15 @@ pub enum Deferred {
     Kill(Pid, ExitReason),
 }
 
+/// A layer that holds changes for batching: whatever another layer sends
+/// first sends what it holds (see [`Ctx::send`]).
+pub trait Holds {
+    /// Whether changes are held.
+    fn holds(&self) -> bool;
+    /// Sends the held changes now.
+    fn flush(&mut self, ctx: &mut Ctx<'_>);
+}
+
 /// The handle a sub-protocol gets for one input.
 pub struct Ctx<'a> {
     /// The time of the input.
@@ -31,6 +46,8 @@ pub struct Ctx<'a> {
     pub(crate) deferred: &'a mut Vec<Deferred>,
     /// Peers that take part in names and groups (own global group, synced).
     pub(crate) eligible: &'a BTreeSet<NodeName>,
+    /// The other layers, whose held changes go out before this one sends.
+    pub(crate) others: [Option<&'a mut dyn Holds>; 2],
 }
 
 impl Ctx<'_> {
@@ -90,14 +107,35 @@ impl Ctx<'_> {
         self.cluster.peer_creation(node)
     }
 
-    /// Sends a frame to an up peer; false when it is not up.
+    /// Sends a frame to an up peer, after what the other layers hold;
+    /// false when the peer is not up.
     pub fn send(&mut self, node: &NodeName, frame: Frame) -> bool {
+        self.send_others_held();
         self.cluster.send(node, frame, self.fx)
     }
 
-    /// Sends one frame to every up peer among `nodes`, encoded once.
+    /// Sends one frame to every up peer among `nodes`, encoded once, after
+    /// what the other layers hold.
     pub fn broadcast<'b>(&mut self, nodes: impl IntoIterator<Item = &'b NodeName>, frame: Frame) {
+        self.send_others_held();
         self.cluster.broadcast(nodes, frame, self.fx);
+    }
+
+    fn send_others_held(&mut self) {
+        for other in self.others.iter_mut().flatten() {
+            if other.holds() {
+                let mut ctx = Ctx {
+                    now: self.now,
+                    cluster: self.cluster,
+                    procs: self.procs,
+                    fx: self.fx,
+                    deferred: self.deferred,
+                    eligible: self.eligible,
+                    others: [None, None],
+                };
+                other.flush(&mut ctx);
+            }
+        }
     }
 
     /// A number in `0..n` (0 when `n` is 0) from the node's seeded

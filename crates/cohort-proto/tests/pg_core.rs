@@ -2,10 +2,14 @@
 //! `forced_sync` (a corrupted view is repaired by re-sync), catch-up by
 //! deltas when a peer already holds an earlier part of the stream, repair
 //! of a lost tail by head advertisements, hostile replication frames, and
-//! held joins going out on the core timer, before any later message.
+//! held joins going out on the core timer, before any later message or
+//! any frame of another layer (a held join before a name request, a held
+//! name before a process-group frame).
 
 mod common;
 
+use bytes::Bytes;
+use cohort_proto::names::{Mode, NamesConfig, NamesFrame, Outcome, RegisterArgs, TableConfig};
 use cohort_proto::pg::{Op, PgFrame, SyncGroup};
 use cohort_proto::pid::Pid;
 use cohort_proto::proto::Frame;
@@ -328,4 +332,72 @@ fn held_joins_leave_on_the_core_timer_and_before_a_later_message() {
     let delta = position(&delta_from_a).expect("the join went out");
     let message = position(&|f| matches!(f, (0, Frame::Send { .. }))).expect("sent");
     assert!(delta < message, "the message overtook the join");
+}
+
+fn register_args(table: &str, name: &str, pid: &Pid) -> RegisterArgs {
+    RegisterArgs {
+        table: table.into(),
+        name: name.into(),
+        pid: pid.clone(),
+        meta: Bytes::new(),
+        policy: None,
+        replace: false,
+    }
+}
+
+/// The first frame `from` sent that matches `want`, as its place in the
+/// order of everything sent.
+fn first_sent(net: &CoreNet, from: usize, want: impl Fn(&Frame) -> bool) -> Option<usize> {
+    net.sent.iter().position(|(i, f)| *i == from && want(f))
+}
+
+#[test]
+fn a_held_join_goes_out_before_a_name_request_made_after_it() {
+    let mut net = two_nodes();
+    let pa = spawn(&mut net, 0, 1);
+    net.settle();
+    net.sent.clear();
+    let now = net.now;
+    net.nodes[0]
+        .pg_join("pg", "g", std::slice::from_ref(&pa), None, now)
+        .unwrap();
+    assert!(net.nodes[0].holds(), "the join is held for batching");
+    // A locked registration asks b for the name lock at once.
+    let out = net.nodes[0].names_register(now, 1, register_args("global", "x", &pa));
+    assert_eq!(out, Outcome::Pending);
+    net.settle();
+    let join = first_sent(&net, 0, |f| matches!(f, Frame::Pg(PgFrame::Delta { .. })))
+        .expect("the join went out");
+    let request = first_sent(&net, 0, |f| matches!(f, Frame::Names(_))).expect("asked b");
+    assert!(join < request, "the name request overtook the held join");
+}
+
+#[test]
+fn a_held_name_goes_out_before_a_process_group_frame_made_after_it() {
+    let tables = NamesConfig::empty().table(TableConfig::new("ev").mode(Mode::Eventual));
+    let mut net = CoreNet::with_names(&["a@h", "b@h"], tables);
+    let now = net.now;
+    net.nodes[1].pg_start_scope("pg", now);
+    net.connect(0, 1);
+    let pa = spawn(&mut net, 0, 1);
+    net.settle();
+    net.sent.clear();
+    let out = net.nodes[0].names_register(now, 1, register_args("ev", "x", &pa));
+    assert_eq!(out, Outcome::Done(Ok(true)));
+    assert!(
+        net.nodes[0].holds(),
+        "the eventual claim is held for batching"
+    );
+    // Starting a scope asks b for its members at once.
+    net.nodes[0].pg_start_scope("pg", now);
+    net.settle();
+    let claim = first_sent(&net, 0, |f| {
+        matches!(f, Frame::Names(NamesFrame::Add { .. }))
+    })
+    .expect("the claim went out");
+    let discover = first_sent(&net, 0, |f| matches!(f, Frame::Pg(_))).expect("asked b");
+    assert!(
+        claim < discover,
+        "the scope's frame overtook the held claim"
+    );
 }

@@ -8,7 +8,7 @@ use super::rank;
 use super::store::{NameClaims, NameClaimsRef, Stored, StoredClaim};
 use super::wire::{Claim, LossPolicy, NamesFrame, OwnClaim, WireReason};
 use super::{Names, Table, MAX_BATCH};
-use crate::ctx::{Ctx, Deferred};
+use crate::ctx::{Ctx, Deferred, Holds};
 use crate::effect::Effect;
 use crate::pid::{ExitReason, NodeName, Pid};
 use crate::process::Message;
@@ -286,7 +286,19 @@ impl Names {
         let members = self.members(ctx);
         ctx.broadcast(&members, Frame::Names(frame));
     }
+}
 
+impl Holds for Names {
+    fn holds(&self) -> bool {
+        Names::holds(self)
+    }
+
+    fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        Names::flush(self, ctx);
+    }
+}
+
+impl Names {
     /// Retracts the claim of local `pid` on `name` everywhere; returns the
     /// members asked to ack when `ack` is set.
     #[allow(clippy::too_many_arguments)]

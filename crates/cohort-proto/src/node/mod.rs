@@ -75,18 +75,37 @@ pub struct NodeCore {
 }
 
 /// Builds a [`Ctx`] from disjoint fields of a [`NodeCore`] and runs a
-/// sub-protocol handler with it.
+/// sub-protocol handler with it. The layers that hold changes for batching
+/// (process groups, names), other than the one handling the input, ride
+/// along: whatever the handler sends goes out after what they hold.
 macro_rules! with_sub {
-    ($self:ident, $field:ident, $now:expr, |$sub:ident, $ctx:ident| $body:expr) => {{
-        let mut $ctx = Ctx {
+    ($self:ident, $field:ident, $now:expr, |$sub:ident, $ctx:ident| $body:expr) => {
+        with_sub!(@others $self, $field, $now, |$sub, $ctx| $body)
+    };
+    (@ctx $self:ident, $now:expr, [$($other:expr),*]) => {
+        Ctx {
             now: $now,
             cluster: &mut $self.cluster,
             procs: &$self.procs,
             fx: &mut $self.fx,
             deferred: &mut $self.deferred,
             eligible: &$self.eligible,
-        };
-        let $sub = &mut $self.$field;
+            others: [$($other),*],
+        }
+    };
+    (@others $self:ident, pg, $now:expr, |$sub:ident, $ctx:ident| $body:expr) => {{
+        let mut $ctx = with_sub!(@ctx $self, $now, [Some(&mut $self.names), None]);
+        let $sub = &mut $self.pg;
+        $body
+    }};
+    (@others $self:ident, names, $now:expr, |$sub:ident, $ctx:ident| $body:expr) => {{
+        let mut $ctx = with_sub!(@ctx $self, $now, [Some(&mut $self.pg), None]);
+        let $sub = &mut $self.names;
+        $body
+    }};
+    (@others $self:ident, groups, $now:expr, |$sub:ident, $ctx:ident| $body:expr) => {{
+        let mut $ctx = with_sub!(@ctx $self, $now, [Some(&mut $self.pg), Some(&mut $self.names)]);
+        let $sub = &mut $self.groups;
         $body
     }};
 }
@@ -205,19 +224,10 @@ impl NodeCore {
     /// Sends the changes held for batching now (the core's timer sends
     /// them otherwise, see [`FLUSH_REST`]).
     pub fn flush(&mut self, now: Time) {
-        self.flush_pg(now);
-        self.flush_names(now);
-    }
-
-    fn flush_pg(&mut self, now: Time) {
         self.clock = self.clock.max(now);
         if self.pg.holds() {
             with_sub!(self, pg, now, |pg, ctx| pg.flush(&mut ctx));
         }
-    }
-
-    fn flush_names(&mut self, now: Time) {
-        self.clock = self.clock.max(now);
         if self.names.holds() {
             with_sub!(self, names, now, |names, ctx| names.flush(&mut ctx));
         }
@@ -229,19 +239,16 @@ impl NodeCore {
     }
 
     /// Runs `f` on the process-group layer, then the deferred actions.
-    /// Held names go out first (the layer orders its own held changes).
     pub fn with_pg<R>(&mut self, now: Time, f: impl FnOnce(&mut Pg, &mut Ctx<'_>) -> R) -> R {
-        self.flush_names(now);
+        self.clock = self.clock.max(now);
         let r = with_sub!(self, pg, now, |pg, ctx| f(pg, &mut ctx));
         self.run_deferred(now);
         r
     }
 
-    /// Runs `f` on the name service, then the deferred actions. Held
-    /// process-group changes go out first (the name service orders its
-    /// own held claims).
+    /// Runs `f` on the name service, then the deferred actions.
     pub fn with_names<R>(&mut self, now: Time, f: impl FnOnce(&mut Names, &mut Ctx<'_>) -> R) -> R {
-        self.flush_pg(now);
+        self.clock = self.clock.max(now);
         let r = with_sub!(self, names, now, |names, ctx| f(names, &mut ctx));
         self.run_deferred(now);
         r
@@ -254,7 +261,7 @@ impl NodeCore {
 
     /// Asks `node` a question; answered by `GlobalGroupsEffect::Answered { req }`.
     pub fn groups_ask(&mut self, node: &NodeName, query: Query, req: ReqId, now: Time) {
-        self.flush(now);
+        self.clock = self.clock.max(now);
         with_sub!(self, groups, now, |g, ctx| g
             .ask(node, query, req, &mut ctx));
     }
@@ -262,7 +269,7 @@ impl NodeCore {
     /// Re-checks the global-group definition with every own-group node;
     /// answered by `GlobalGroupsEffect::Synced { req }`.
     pub fn groups_sync(&mut self, req: ReqId, now: Time) {
-        self.flush(now);
+        self.clock = self.clock.max(now);
         with_sub!(self, groups, now, |g, ctx| g.sync(req, &mut ctx));
     }
 
@@ -303,16 +310,15 @@ impl NodeCore {
 
     /// A connection closed (EOF, error, undecodable frame).
     pub fn closed(&mut self, conn: ConnId, why: String, now: Time) {
+        self.clock = self.clock.max(now);
         self.cluster
             .closed(conn, why, now, &mut self.fx, &mut self.up);
-        // Not before: nothing may go out on the closed connection.
-        self.flush(now);
         self.run_upcalls(now);
     }
 
     /// A frame arrived.
     pub fn frame(&mut self, conn: ConnId, frame: Frame, now: Time) {
-        self.flush(now);
+        self.clock = self.clock.max(now);
         self.cluster
             .frame(conn, frame, now, &mut self.fx, &mut self.up);
         self.run_upcalls(now);
@@ -337,13 +343,13 @@ impl NodeCore {
 
     /// Connects to the node at `addr`; answered by [`Effect::ConnectDone`].
     pub fn connect(&mut self, addr: String, req: Option<ReqId>, now: Time) {
-        self.flush(now);
+        self.clock = self.clock.max(now);
         self.cluster.connect(addr, req, now, &mut self.fx);
     }
 
     /// Ends the session with `node` on purpose. False when not connected.
     pub fn disconnect(&mut self, node: &NodeName, now: Time) -> bool {
-        self.flush(now);
+        self.clock = self.clock.max(now);
         let r = self
             .cluster
             .disconnect(node, now, &mut self.fx, &mut self.up);
@@ -353,7 +359,7 @@ impl NodeCore {
 
     /// Drops and refuses all traffic with `node` until unblocked.
     pub fn block(&mut self, node: NodeName, now: Time) {
-        self.flush(now);
+        self.clock = self.clock.max(now);
         self.cluster.block(node, now, &mut self.fx, &mut self.up);
         self.run_upcalls(now);
     }
@@ -365,7 +371,7 @@ impl NodeCore {
 
     /// Leaves the cluster: peers are told, connections closed.
     pub fn shutdown(&mut self, now: Time) {
-        self.flush(now);
+        self.clock = self.clock.max(now);
         self.cluster.shutdown(now, &mut self.fx, &mut self.up);
         self.run_upcalls(now);
     }

@@ -12,7 +12,7 @@ impl NodeCore {
 
     /// A local process ended: its monitors fire, its memberships and names go.
     pub fn exited(&mut self, serial: u64, reason: ExitReason, now: Time) {
-        self.flush(now);
+        self.clock = self.clock.max(now);
         let me = self.pid(serial);
         if !self.procs.is_alive(serial) {
             return;
@@ -60,24 +60,22 @@ impl NodeCore {
         let peer_creation = |n: &NodeName| self.cluster.peer_creation(n);
         match route(&self.name, self.creation, to, peer_creation, held) {
             Route::Local => self.deliver_local(to, from, payload),
-            Route::Peer { flush_first } => {
-                if flush_first {
-                    self.flush(self.clock);
-                }
+            Route::Peer { .. } => {
                 let frame = Frame::Send {
                     to: to.clone(),
                     from,
                     payload,
                 };
-                self.cluster.send(to.node(), frame, &mut self.fx);
+                self.send_frame(to.node(), frame);
             }
             Route::Drop => {}
         }
     }
 
-    /// Sends a frame of the process/monitor protocol to an up peer, after
-    /// the held changes (a monitor, an exit or a `Down` must not overtake
-    /// a join made before it).
+    /// Sends a frame of the node's own (a message, a monitor, an exit, a
+    /// `Down`, an answer) to an up peer, after the held changes: it must not
+    /// overtake a join made before it. The sub-protocols' frames keep the
+    /// same rule in [`Ctx::send`].
     pub(super) fn send_frame(&mut self, node: &NodeName, frame: Frame) {
         self.flush(self.clock);
         self.cluster.send(node, frame, &mut self.fx);

@@ -56,7 +56,7 @@ use self::scope::Scope;
 pub use self::scope::Span;
 pub use self::view::{Group, GroupView, Member, Members, ScopeView, Select};
 pub use self::wire::{Op, Ops, PgFrame, ScopeName, SyncGroup};
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, Holds};
 use crate::pid::{NodeName, Pid};
 use crate::proto::Frame;
 use crate::time::Time;
@@ -93,7 +93,19 @@ impl Pg {
             s.flush(ctx);
         }
     }
+}
 
+impl Holds for Pg {
+    fn holds(&self) -> bool {
+        Pg::holds(self)
+    }
+
+    fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        Pg::flush(self, ctx);
+    }
+}
+
+impl Pg {
     /// Whether `scope` has heard from every peer it asked: each sent its
     /// snapshot (or the changes this node missed) or said that it does not
     /// run the scope. None when the scope is not running here.

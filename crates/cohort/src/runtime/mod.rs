@@ -442,23 +442,13 @@ impl Shared {
                 }
             }
             Route::Peer { flush_first: true } => {
+                // Changes are held: the core sends them, then the message.
                 // Not under the map's guard: carrying out the flush may
                 // change the links.
                 drop(link);
-                self.with(|core, now, _| core.flush(now));
-                self.write_to(to, &frame(from, payload));
+                self.with(|core, _, _| core.send(to, from, payload));
             }
             Route::Drop => {}
-        }
-    }
-
-    /// Writes a frame straight onto the session with `about`'s node, if it
-    /// is up and of `about`'s creation.
-    fn write_to(&self, about: &Pid, frame: &Frame) {
-        if let Some(l) = self.links.get(about.node()) {
-            if l.creation == about.creation() {
-                l.out.push(frame.encode());
-            }
         }
     }
 }
