@@ -1028,7 +1028,8 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return resp;
     }
-    let body = axum::body::to_bytes(resp.into_body(), 16 * 1024)
+    let (parts, body) = resp.into_parts();
+    let body = axum::body::to_bytes(body, 16 * 1024)
         .await
         .unwrap_or_default();
     let text = String::from_utf8_lossy(&body).trim().to_string();
@@ -1042,7 +1043,14 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
             .unwrap_or("request failed")
             .to_lowercase()
     };
-    ApiError(status, msg).into_response()
+    // The refusal's own headers (`Allow` on a 405) stay.
+    let mut out = ApiError(status, msg).into_response();
+    for (k, v) in &parts.headers {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k, v.clone());
+        }
+    }
+    out
 }
 
 /// What the admin API lets in: the token, the `Host` names that are its
