@@ -34,8 +34,13 @@ fn the_admin_api_matches_openapi_yaml() {
     let mut st = schemathesis();
     let a = daemon("st@127.0.0.1", &[]);
     let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.yaml");
-    let report = tmp("schemathesis-report");
+    // schemathesis writes its state (.schemathesis/) where it runs: not
+    // in the source tree.
+    let work = tmp("schemathesis");
+    std::fs::create_dir_all(&work).unwrap();
+    let report = work.join("report");
     let out = st
+        .current_dir(&work)
         .args(["run", spec, "--url", &format!("http://{}", a.admin)])
         .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
         .args(["--checks", "all"])
@@ -54,7 +59,7 @@ fn the_admin_api_matches_openapi_yaml() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stdout}");
-    let _ = std::fs::remove_dir_all(&report);
+    let _ = std::fs::remove_dir_all(&work);
     assert!(
         out.status.success(),
         "schemathesis found problems ({}):\n{stdout}\n{stderr}",
