@@ -5,19 +5,23 @@
 //! Every answer is JSON; a refusal is a 4xx or 5xx with `{"error": "..."}`
 //! naming the problem. Nothing a client sends can take the node down.
 //!
+//! Every request but `GET /healthz` carries `Authorization: Bearer TOKEN`
+//! (see [`crate::token`]); its `Host` must name this API (DNS rebinding),
+//! and a browser's `Origin`, when sent, must be this API's own (cross-site
+//! requests and WebSockets). See [`guard`].
+//!
 //! Any process-group scope can be read (and joined) from any node: a scope
 //! this node does not run yet is started on its first use and answers once
 //! it has heard from every connected peer (see [`Scopes`]).
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,10 +29,16 @@ use axum::{Json, Router};
 use cohort::GlobalGroupsInfo;
 use cohort::{ExitReason, Message, Node, NodeName, PgEventKind, Pid, Scope, Where};
 use cohort::{NameEvent, NamesError, UnregisterReason};
+use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use subtle::ConstantTimeEq;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
+
+use crate::config::AdminConfig;
+pub use crate::listen::bind;
+use crate::listen::{Client, Limits, Listener};
 
 /// The longest name, group name or scope name accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
@@ -160,6 +170,8 @@ pub struct Admin {
     /// Watches the default table for [`tell_holders`], from the first
     /// attach on: a node nobody attaches to pays nothing per name.
     holders_watch: Arc<std::sync::OnceLock<tokio::task::JoinHandle<()>>>,
+    /// Bytes queued for one WebSocket client at most.
+    ws_queue_bytes: usize,
 }
 
 impl Admin {
@@ -413,7 +425,11 @@ struct NameBody {
     name: String,
 }
 
-async fn unregister(State(a): State<Admin>, b: Result<Json<NameBody>, JsonRejection>) -> ApiResult {
+async fn unregister(
+    State(a): State<Admin>,
+    client: Option<Extension<Client>>,
+    b: Result<Json<NameBody>, JsonRejection>,
+) -> ApiResult {
     let b = body(b)?;
     check_name("name", &b.name).map_err(bad)?;
     let table = a.node.names();
@@ -421,7 +437,10 @@ async fn unregister(State(a): State<Admin>, b: Result<Json<NameBody>, JsonReject
         return Err(not_found(format!("name {:?} is not registered", b.name)));
     };
     match table.unregister(&b.name).await {
-        Ok(()) => Ok(Json(json!({ "name": b.name, "pid": pid.to_string() }))),
+        Ok(()) => {
+            audit_unregister(client.as_deref(), "http", &b.name, &pid);
+            Ok(Json(json!({ "name": b.name, "pid": pid.to_string() })))
+        }
         Err(e) => Err(ApiError(StatusCode::CONFLICT, e.to_string())),
     }
 }
@@ -457,8 +476,33 @@ async fn connect(State(a): State<Admin>, b: Result<Json<ConnectBody>, JsonReject
     let b = body(b)?;
     match a.node.connect(&b.addr).await {
         Ok(n) => Ok(Json(json!({ "node": n.as_str() }))),
-        Err(e) => Err(ApiError(StatusCode::BAD_GATEWAY, e.to_string())),
+        Err(e) => {
+            // The caller learns only that it failed: telling a refused port
+            // from an open one that is not a cohort node would make this a
+            // port scanner. The operator finds the class in the log.
+            let class = match &e {
+                cohort::ConnectError::Io(m) if m.contains("refused") => "refused",
+                cohort::ConnectError::Io(m) if m.contains("timed out") => "timed out",
+                cohort::ConnectError::Io(_) => "unreachable",
+                cohort::ConnectError::Timeout => "timed out",
+                cohort::ConnectError::Refused(_) => "refused by a cohort node",
+                cohort::ConnectError::Closed(_) => "not a cohort node",
+                cohort::ConnectError::ShuttingDown => "shutting down",
+            };
+            tracing::warn!(addr = %b.addr, class, error = %e, "admin /connect: could not connect");
+            Err(ApiError(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "could not connect to {:?} (the reason is in the node's log)",
+                    b.addr
+                ),
+            ))
+        }
     }
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "ok": true }))
 }
 
 async fn metrics(State(a): State<Admin>) -> impl IntoResponse {
@@ -546,18 +590,22 @@ async fn metrics(State(a): State<Admin>) -> impl IntoResponse {
     ([("content-type", "text/plain; version=0.0.4")], out)
 }
 
-async fn attach(State(a): State<Admin>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| attached(a, socket))
+async fn attach(
+    State(a): State<Admin>,
+    client: Option<Extension<Client>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let client = client.map(|Extension(c)| c).unwrap_or(Client {
+        conn: 0,
+        peer: "unknown".into(),
+    });
+    ws.on_upgrade(move |socket| attached(a, socket, client))
 }
 
 fn pid_arg(v: &Value, key: &str) -> Option<Result<Pid, String>> {
     v.get(key)?
         .as_str()
         .map(|s| s.parse::<Pid>().map_err(|e| e.to_string()))
-}
-
-fn text(v: Value) -> WsMessage {
-    WsMessage::Text(v.to_string().into())
 }
 
 /// What an attached process is told about its process's own message.
@@ -605,6 +653,8 @@ fn message_event(m: Message) -> (Vec<Value>, bool) {
 struct Session {
     admin: Admin,
     pid: Pid,
+    /// The connection it is attached through (for the audit log).
+    client: Client,
     /// Events from group monitors and from the name service.
     events: mpsc::UnboundedSender<Value>,
     /// Group monitors: (scope, group) → the task forwarding its events.
@@ -614,28 +664,143 @@ struct Session {
     unregistering: HashSet<String>,
 }
 
-/// One attached process: commands in, events out, until either side closes.
-async fn attached(a: Admin, mut socket: WebSocket) {
+/// How long a dropped client gets to take its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// What is on its way to one WebSocket client, counted in bytes: the
+/// session never waits for the client, and a client that lets more than
+/// the cap pile up is dropped.
+struct Outbox {
+    tx: mpsc::UnboundedSender<WsMessage>,
+    queued: Arc<AtomicUsize>,
+    cap: usize,
+    /// Told when the cap is passed: the writer stops waiting for the
+    /// client and sends the close frame.
+    overflow: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Starts the writer of `sink`.
+    fn start(
+        sink: futures::stream::SplitSink<WebSocket, WsMessage>,
+        cap: usize,
+        client: Client,
+    ) -> (Outbox, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let overflow = Arc::new(Notify::new());
+        let task = tokio::spawn(write_out(
+            sink,
+            rx,
+            queued.clone(),
+            overflow.clone(),
+            cap,
+            client,
+        ));
+        (
+            Outbox {
+                tx,
+                queued,
+                cap,
+                overflow,
+            },
+            task,
+        )
+    }
+
+    /// Queues one event; false when the client is gone or would have more
+    /// than the cap waiting (then the writer closes the connection).
+    fn push(&self, v: Value) -> bool {
+        let t = v.to_string();
+        let n = t.len();
+        if self.queued.fetch_add(n, Ordering::AcqRel) + n > self.cap {
+            self.overflow.notify_one();
+            return false;
+        }
+        self.tx.send(WsMessage::Text(t.into())).is_ok()
+    }
+}
+
+/// Writes queued messages to the client until the queue closes (then the
+/// rest is flushed, within [`CLOSE_GRACE`]) or overflows (then a close
+/// frame says why, within [`CLOSE_GRACE`], and the connection is dropped).
+async fn write_out(
+    mut sink: futures::stream::SplitSink<WebSocket, WsMessage>,
+    mut rx: mpsc::UnboundedReceiver<WsMessage>,
+    queued: Arc<AtomicUsize>,
+    overflow: Arc<Notify>,
+    cap: usize,
+    client: Client,
+) {
+    let size = |m: &WsMessage| match m {
+        WsMessage::Text(t) => t.len(),
+        _ => 0,
+    };
+    loop {
+        let sent = tokio::select! {
+            biased;
+            _ = overflow.notified() => false,
+            m = rx.recv() => {
+                let Some(m) = m else {
+                    // The session ended: its last events go out, then the
+                    // connection closes.
+                    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+                    return;
+                };
+                let n = size(&m);
+                tokio::select! {
+                    biased;
+                    _ = overflow.notified() => false,
+                    r = sink.send(m) => {
+                        if r.is_err() {
+                            return;
+                        }
+                        queued.fetch_sub(n, Ordering::AcqRel);
+                        true
+                    }
+                }
+            }
+        };
+        if !sent {
+            tracing::warn!(client = %client, cap,
+                "admin: dropped an attached client that does not read (outgoing queue full)");
+            let frame = CloseFrame {
+                code: 1008,
+                reason: format!("outgoing queue over {cap} bytes: the client does not read").into(),
+            };
+            let _ =
+                tokio::time::timeout(CLOSE_GRACE, sink.send(WsMessage::Close(Some(frame)))).await;
+            return;
+        }
+    }
+}
+
+/// One attached process: commands in, events out, until either side
+/// closes or the client stops reading.
+async fn attached(a: Admin, socket: WebSocket, client: Client) {
     a.attached.fetch_add(1, Ordering::Relaxed);
     // Before the process can hold a name: from here on, its losses are seen.
     a.holders_watch
         .get_or_init(|| tokio::spawn(tell_holders(a.clone())));
+    let (sink, mut incoming) = socket.split();
+    let (outbox, writer) = Outbox::start(sink, a.ws_queue_bytes, client.clone());
     let mut proc_ = a.node.spawn();
     let (events, mut event_rx) = mpsc::unbounded_channel();
     let mut session = Session {
         admin: a.clone(),
         pid: proc_.pid().clone(),
+        client,
         events: events.clone(),
         monitors: HashMap::new(),
         unregistering: HashSet::new(),
     };
     lock(&a.holders).insert(session.pid.clone(), events);
     let ready = json!({"event": "ready", "pid": session.pid.to_string()});
-    if socket.send(text(ready)).await.is_ok() {
+    if outbox.push(ready) {
         loop {
             let (out, last) = tokio::select! {
-                incoming = socket.recv() => {
-                    let Some(Ok(msg)) = incoming else { break };
+                msg = incoming.next() => {
+                    let Some(Ok(msg)) = msg else { break };
                     let t = match msg {
                         WsMessage::Text(t) => t.to_string(),
                         WsMessage::Close(_) => break,
@@ -657,14 +822,7 @@ async fn attached(a: Admin, mut socket: WebSocket) {
                     (vec![ev], false)
                 }
             };
-            let mut closed = false;
-            for v in out {
-                if socket.send(text(v)).await.is_err() {
-                    closed = true;
-                    break;
-                }
-            }
-            if closed || last {
+            if !out.into_iter().all(|v| outbox.push(v)) || last {
                 break;
             }
         }
@@ -676,7 +834,9 @@ async fn attached(a: Admin, mut socket: WebSocket) {
         a.scopes.watch(&scope, false);
     }
     drop(proc_);
+    drop(outbox);
     a.attached.fetch_sub(1, Ordering::Relaxed);
+    let _ = writer.await;
 }
 
 impl Session {
@@ -725,9 +885,15 @@ impl Session {
             }
             "unregister" => {
                 let name = arg("name")?;
+                let holder = node.names().whereis(&name);
                 self.unregistering.insert(name.clone());
                 match node.names().unregister(&name).await {
-                    Ok(()) => Ok(json!({"event": "unregistered", "name": name})),
+                    Ok(()) => {
+                        if let Some(h) = holder.filter(|h| *h != self.pid) {
+                            audit_unregister(Some(&self.client), "attach", &name, &h);
+                        }
+                        Ok(json!({"event": "unregistered", "name": name}))
+                    }
                     Err(e) => {
                         self.unregistering.remove(&name);
                         Err(e.to_string())
@@ -817,6 +983,14 @@ impl Session {
     }
 }
 
+/// The audit line of an unregister of a name held by another process:
+/// the holder is told (`name_lost`), the log names who did it.
+fn audit_unregister(client: Option<&Client>, how: &str, name: &str, holder: &Pid) {
+    let by = client.map_or_else(|| "unknown client".to_string(), |c| c.to_string());
+    tracing::info!(target: "cohort::audit", client = %by, via = how, name, holder = %holder,
+        "admin: unregistered a name held by another process");
+}
+
 /// Tells attached processes when a name they hold goes for any reason but
 /// their own exit or a clash (those arrive as the process's own messages).
 async fn tell_holders(a: Admin) {
@@ -854,7 +1028,8 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return resp;
     }
-    let body = axum::body::to_bytes(resp.into_body(), 16 * 1024)
+    let (parts, body) = resp.into_parts();
+    let body = axum::body::to_bytes(body, 16 * 1024)
         .await
         .unwrap_or_default();
     let text = String::from_utf8_lossy(&body).trim().to_string();
@@ -868,20 +1043,160 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
             .unwrap_or("request failed")
             .to_lowercase()
     };
-    ApiError(status, msg).into_response()
+    // The refusal's own headers (`Allow` on a 405) stay.
+    let mut out = ApiError(status, msg).into_response();
+    for (k, v) in &parts.headers {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k, v.clone());
+        }
+    }
+    out
 }
 
-/// Serves the admin API on `addr` until the node stops, with the
+/// What the admin API lets in: the token, the `Host` names that are its
+/// own, and the origins of those.
+pub struct Guard {
+    token: String,
+    /// Lowercase `Host` values accepted.
+    hosts: Vec<String>,
+    /// `Origin` values accepted (`http[s]://HOST`).
+    origins: Vec<String>,
+    metrics_open: bool,
+}
+
+impl Guard {
+    /// The guard of an API bound as `listener`, with extra host names
+    /// (`NAME` or `NAME:PORT`; a bare name is accepted with the port).
+    pub fn new(token: String, listener: &Listener, extra: &[String], metrics_open: bool) -> Self {
+        let mut hosts = Vec::new();
+        match listener.tcp_addr() {
+            Some(addr) => {
+                let port = addr.port();
+                hosts.push(addr.to_string());
+                hosts.push(format!("localhost:{port}"));
+                if addr.ip().is_unspecified() {
+                    hosts.push(format!("127.0.0.1:{port}"));
+                    hosts.push(format!("[::1]:{port}"));
+                }
+                for h in extra {
+                    if h.rsplit_once(':')
+                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                        && !h.ends_with(']')
+                    {
+                        hosts.push(h.clone());
+                    } else {
+                        hosts.push(format!("{h}:{port}"));
+                    }
+                }
+            }
+            None => {
+                // A Unix socket: clients name it `localhost`.
+                hosts.push("localhost".into());
+                hosts.extend(extra.iter().cloned());
+            }
+        }
+        let scheme = if listener.is_tls() { "https" } else { "http" };
+        let origins = hosts.iter().map(|h| format!("{scheme}://{h}")).collect();
+        Guard {
+            token,
+            hosts,
+            origins,
+            metrics_open,
+        }
+    }
+
+    fn token_ok(&self, req: &axum::extract::Request) -> bool {
+        let Some(given) = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+        else {
+            return false;
+        };
+        bool::from(given.trim().as_bytes().ct_eq(self.token.as_bytes()))
+    }
+}
+
+/// Refuses, before anything else runs: a `Host` that is not this API's
+/// (421: DNS rebinding), an `Origin` that is not this API's own (403: a
+/// web page's request or WebSocket; no `Origin` is a program, allowed),
+/// and a missing or wrong token (401). `GET /healthz` needs no token;
+/// `/metrics` none with `--metrics-open`. No CORS header is ever sent.
+pub async fn guard(
+    State(g): State<Arc<Guard>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    match host {
+        Some(h) if g.hosts.contains(&h) => {}
+        Some(h) => {
+            return ApiError(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!("Host {h:?} is not this admin API's (a node accepts other names given with --admin-host)"),
+            )
+            .into_response()
+        }
+        None => {
+            return ApiError(
+                StatusCode::MISDIRECTED_REQUEST,
+                "the request has no Host header".into(),
+            )
+            .into_response()
+        }
+    }
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let own = origin
+            .to_str()
+            .is_ok_and(|o| g.origins.iter().any(|x| x.eq_ignore_ascii_case(o)));
+        if !own {
+            return ApiError(
+                StatusCode::FORBIDDEN,
+                "cross-origin requests are refused (the Origin is not this admin API)".into(),
+            )
+            .into_response();
+        }
+    }
+    let path = req.uri().path();
+    let open = (path == "/healthz" && req.method() == axum::http::Method::GET)
+        || (path == "/metrics" && g.metrics_open);
+    if !open && !g.token_ok(&req) {
+        let mut resp = ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token: send Authorization: Bearer TOKEN (the node's COHORT_ADMIN_TOKEN, --admin-token-file or ~/.cohort.admin-token)".into(),
+        )
+        .into_response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    }
+    next.run(req).await
+}
+
+/// Serves the admin API on `listener` until the node stops, with the
 /// bench-only `/bench/` endpoints when `bench_api` is set (hidden
 /// `cohort node --bench-api`). `configured` are the scopes the node runs
-/// by configuration (never stopped for being idle).
-pub async fn serve(
+/// by configuration (never stopped for being idle); `token` is what every
+/// request must carry.
+pub fn serve(
     node: Node,
-    addr: SocketAddr,
+    listener: Listener,
+    cfg: &AdminConfig,
+    token: String,
     bench_api: bool,
     limits: ScopeLimits,
     configured: Vec<String>,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> tokio::task::JoinHandle<()> {
     let bench = bench_api.then(|| crate::bench::api::router(node.clone()));
     let mut configured = configured;
     configured.push(cohort::DEFAULT_SCOPE.to_string());
@@ -892,13 +1207,16 @@ pub async fn serve(
         scopes: Arc::new(Scopes::new(limits, configured)),
         holders: Arc::new(Mutex::new(HashMap::new())),
         holders_watch: Arc::new(std::sync::OnceLock::new()),
+        ws_queue_bytes: cfg.ws_queue_bytes,
     };
+    let guard_state = Arc::new(Guard::new(token, &listener, &cfg.hosts, cfg.metrics_open));
     let counter = state.requests.clone();
     let mut app = Router::new();
     if let Some(b) = bench {
         app = app.merge(b);
     }
     let app = app
+        .route("/healthz", get(healthz))
         .route("/info", get(info))
         .route("/nodes", get(nodes))
         .route("/names", get(names))
@@ -916,6 +1234,7 @@ pub async fn serve(
         .route("/attach", get(attach))
         .fallback(|| async { not_found("no such endpoint; see openapi.yaml") })
         .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::from_fn_with_state(guard_state, guard))
         .layer(axum::middleware::from_fn(
             move |req, next: axum::middleware::Next| {
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -923,10 +1242,6 @@ pub async fn serve(
             },
         ))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("--admin: cannot listen on {addr}: {e}"))?;
-    let bound = listener.local_addr()?;
     let gc = state.clone();
     tokio::spawn(async move {
         let every = (gc.scopes.limits.idle / 4).max(Duration::from_millis(20));
@@ -937,8 +1252,10 @@ pub async fn serve(
             gc.scopes.collect_idle(&gc.node);
         }
     });
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((bound, task))
+    let conn_limits = Limits {
+        max_connections: cfg.max_connections,
+        header_timeout: cfg.header_timeout,
+        idle_timeout: cfg.idle_timeout,
+    };
+    tokio::spawn(crate::listen::serve(listener, app, conn_limits))
 }

@@ -99,6 +99,181 @@ pub struct Flags {
     pub admin: Option<String>,
     /// Hidden `--bench-api`: serve the `/bench/` endpoints.
     pub bench_api: bool,
+    /// The admin API's security and limits flags.
+    pub admin_opts: AdminFlags,
+}
+
+/// Flags of the admin API besides its address.
+#[derive(Debug, Default, Clone)]
+pub struct AdminFlags {
+    /// `--admin-token-file`.
+    pub token_file: Option<PathBuf>,
+    /// `--admin-host`, repeated: more names the `Host` header may carry.
+    pub hosts: Vec<String>,
+    /// `--admin-tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--admin-tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--admin-insecure`: plain HTTP on a non-loopback address.
+    pub insecure: bool,
+    /// `--metrics-open`: `/metrics` without the token.
+    pub metrics_open: bool,
+    /// `--admin-max-connections`.
+    pub max_connections: Option<usize>,
+    /// `--admin-header-timeout-ms`.
+    pub header_timeout_ms: Option<u64>,
+    /// `--admin-idle-timeout-ms`.
+    pub idle_timeout_ms: Option<u64>,
+    /// `--admin-ws-queue-bytes`.
+    pub ws_queue_bytes: Option<usize>,
+}
+
+/// Where the admin API listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAddr {
+    /// `--admin none`: no admin API.
+    Off,
+    /// `HOST:PORT` with an IP.
+    Tcp(SocketAddr),
+    /// `unix:PATH`: a Unix socket created with mode 0600.
+    Unix(PathBuf),
+}
+
+impl AdminAddr {
+    /// Parses `none`, `unix:PATH` or `IP:PORT` (the `--admin` flag).
+    pub fn parse(s: &str) -> Result<AdminAddr> {
+        if s == "none" {
+            return Ok(AdminAddr::Off);
+        }
+        if let Some(p) = s.strip_prefix("unix:") {
+            if p.is_empty() {
+                bail!("--admin: {s:?} has no path (unix:PATH)");
+            }
+            return Ok(AdminAddr::Unix(PathBuf::from(p)));
+        }
+        s.parse()
+            .map(AdminAddr::Tcp)
+            .map_err(|_| anyhow!("--admin: {s:?} is not an address (IP:PORT, unix:PATH or none)"))
+    }
+}
+
+/// The TLS certificate and key of the admin API (PEM files).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// The admin API's address, security and limits, checked.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where it listens.
+    pub addr: AdminAddr,
+    /// The token file, if not from the environment or the default file.
+    pub token_file: Option<PathBuf>,
+    /// More `Host` header values accepted (`NAME` or `NAME:PORT`).
+    pub hosts: Vec<String>,
+    /// TLS for a TCP address.
+    pub tls: Option<TlsFiles>,
+    /// Plain HTTP on a non-loopback address was asked for explicitly.
+    pub insecure: bool,
+    /// `/metrics` answers without the token.
+    pub metrics_open: bool,
+    /// At most this many connections at once; more are closed at once.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this, counted from when the
+    /// server waits for them (a new connection, or the previous answer).
+    pub header_timeout: Duration,
+    /// A request body that sends nothing for this long is dropped with
+    /// its connection.
+    pub idle_timeout: Duration,
+    /// Bytes queued for one WebSocket client at most; past them the client
+    /// is sent a close frame and dropped.
+    pub ws_queue_bytes: usize,
+}
+
+impl AdminConfig {
+    /// Defaults for `addr`.
+    pub fn new(addr: AdminAddr) -> Self {
+        AdminConfig {
+            addr,
+            token_file: None,
+            hosts: Vec::new(),
+            tls: None,
+            insecure: false,
+            metrics_open: false,
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            ws_queue_bytes: 4 << 20,
+        }
+    }
+}
+
+fn admin_config(addr_s: &str, f: &AdminFlags) -> Result<AdminConfig> {
+    let addr = AdminAddr::parse(addr_s)?;
+    let mut c = AdminConfig::new(addr.clone());
+    c.token_file = f.token_file.clone();
+    for h in &f.hosts {
+        if h.is_empty() || h.contains(['/', ' ', '@']) {
+            bail!("--admin-host: {h:?} is not a host name (NAME or NAME:PORT)");
+        }
+        c.hosts.push(h.to_ascii_lowercase());
+    }
+    c.tls = match (&f.tls_cert, &f.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => bail!("--admin-tls-cert needs --admin-tls-key"),
+        (None, Some(_)) => bail!("--admin-tls-key needs --admin-tls-cert"),
+    };
+    c.insecure = f.insecure;
+    c.metrics_open = f.metrics_open;
+    match (&addr, &c.tls) {
+        (AdminAddr::Tcp(a), None) if !a.ip().is_loopback() && !c.insecure => bail!(
+            "--admin {a}: the admin API would be reachable from the network in plain HTTP; give --admin-tls-cert and --admin-tls-key, or --admin-insecure"
+        ),
+        (AdminAddr::Unix(_) | AdminAddr::Off, Some(_)) => {
+            bail!("--admin-tls-cert and --admin-tls-key apply to a TCP --admin address only")
+        }
+        _ => {}
+    }
+    if let Some(n) = f.max_connections {
+        if n == 0 {
+            bail!("--admin-max-connections: must be at least 1");
+        }
+        c.max_connections = n;
+    }
+    for (v, what, field) in [
+        (
+            f.header_timeout_ms,
+            "--admin-header-timeout-ms",
+            &mut c.header_timeout,
+        ),
+        (
+            f.idle_timeout_ms,
+            "--admin-idle-timeout-ms",
+            &mut c.idle_timeout,
+        ),
+    ] {
+        if let Some(ms) = v {
+            if ms == 0 {
+                bail!("{what}: must be at least 1");
+            }
+            *field = Duration::from_millis(ms);
+        }
+    }
+    if let Some(b) = f.ws_queue_bytes {
+        if b < 1024 {
+            bail!("--admin-ws-queue-bytes: must be at least 1024");
+        }
+        c.ws_queue_bytes = b;
+    }
+    Ok(c)
 }
 
 /// Everything a node needs, checked.
@@ -112,8 +287,8 @@ pub struct NodeConfig {
     pub connect: Vec<String>,
     /// Cookie file, if not from the environment or the default file.
     pub cookie_file: Option<PathBuf>,
-    /// Admin API address.
-    pub admin: SocketAddr,
+    /// The admin API.
+    pub admin: AdminConfig,
     /// Tick interval.
     pub tick_interval: Option<Duration>,
     /// Peer timeout.
@@ -135,10 +310,20 @@ pub struct NodeConfig {
 /// The default admin address: loopback only.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:4370";
 
-/// Checks an admin address given to `cohort ctl`: HOST:PORT, no scheme,
-/// no path (clap shows the error with the flag's name).
+/// Checks an admin address given to `cohort ctl`: HOST:PORT,
+/// `https://HOST:PORT` or `unix:PATH` (clap shows the error with the flag's
+/// name).
 pub fn admin_addr(s: &str) -> std::result::Result<String, String> {
-    let example = "HOST:PORT, for example 127.0.0.1:4370";
+    let example = "HOST:PORT (for example 127.0.0.1:4370), https://HOST:PORT or unix:PATH";
+    if let Some(p) = s.strip_prefix("unix:") {
+        if p.is_empty() {
+            return Err(format!("{s:?} has no path; give {example}"));
+        }
+        return Ok(s.to_string());
+    }
+    if let Some(rest) = s.strip_prefix("https://") {
+        return admin_addr(rest).map(|_| s.to_string());
+    }
     if s.contains("://") {
         return Err(format!("{s:?} has a scheme; give {example}"));
     }
@@ -202,9 +387,7 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         .clone()
         .or(file.admin.clone())
         .unwrap_or_else(|| DEFAULT_ADMIN.into());
-    let admin: SocketAddr = admin_s
-        .parse()
-        .map_err(|_| anyhow!("--admin: {admin_s:?} is not an address (HOST:PORT with an IP)"))?;
+    let admin = admin_config(&admin_s, &flags.admin_opts)?;
     let mut connect = file.connect.clone();
     connect.extend(flags.connect.iter().cloned());
     let mut groups = Vec::new();
@@ -336,7 +519,7 @@ policy = "notify"
         assert_eq!(c.groups.groups.len(), 2);
         assert_eq!(c.groups.groups[1].publish, Publish::Hidden);
         assert_eq!(c.scopes, vec!["jobs".to_string()]);
-        assert_eq!(c.admin.to_string(), DEFAULT_ADMIN);
+        assert_eq!(c.admin.addr, AdminAddr::Tcp(DEFAULT_ADMIN.parse().unwrap()));
     }
 
     #[test]
@@ -395,5 +578,54 @@ policy = "notify"
         })
         .unwrap_err();
         assert!(e.to_string().starts_with("--admin:"), "{e}");
+    }
+
+    #[test]
+    fn admin_addresses_and_their_security() {
+        let cfg = |admin: &str, f: AdminFlags| {
+            resolve(&Flags {
+                name: Some("a@h".into()),
+                listen: Some("127.0.0.1:0".into()),
+                admin: Some(admin.into()),
+                admin_opts: f,
+                ..Default::default()
+            })
+            .map(|c| c.admin)
+        };
+        assert_eq!(
+            cfg("none", AdminFlags::default()).unwrap().addr,
+            AdminAddr::Off
+        );
+        assert_eq!(
+            cfg("unix:/tmp/x.sock", AdminFlags::default()).unwrap().addr,
+            AdminAddr::Unix("/tmp/x.sock".into())
+        );
+        for open in ["0.0.0.0:4370", "[::]:4370", "10.1.2.3:4370"] {
+            let e = cfg(open, AdminFlags::default()).unwrap_err().to_string();
+            assert!(e.contains("--admin-insecure"), "{open}: {e}");
+            let insecure = AdminFlags {
+                insecure: true,
+                ..Default::default()
+            };
+            assert!(cfg(open, insecure).unwrap().insecure);
+            let tls = AdminFlags {
+                tls_cert: Some("c.pem".into()),
+                tls_key: Some("k.pem".into()),
+                ..Default::default()
+            };
+            assert!(cfg(open, tls).unwrap().tls.is_some());
+        }
+        let half = AdminFlags {
+            tls_cert: Some("c.pem".into()),
+            ..Default::default()
+        };
+        let e = cfg("127.0.0.1:1", half).unwrap_err().to_string();
+        assert!(e.contains("--admin-tls-key"), "{e}");
+        let zero = AdminFlags {
+            max_connections: Some(0),
+            ..Default::default()
+        };
+        assert!(cfg("127.0.0.1:1", zero).is_err());
+        assert!(cfg("unix:", AdminFlags::default()).is_err());
     }
 }

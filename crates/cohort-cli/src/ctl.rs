@@ -2,21 +2,45 @@
 //! success, 1 on an error (with a message on stderr); `hold` exits 3 when
 //! its process is killed for losing a name clash.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::{anyhow, bail, Context, Result};
+use futures::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header;
+use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite;
+
+/// How long one request may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the admin API is.
+enum Target {
+    /// Plain HTTP on `HOST:PORT`.
+    Tcp(String),
+    /// HTTPS on `HOST:PORT`, checked against these roots.
+    Tls(String, Arc<rustls::ClientConfig>),
+    /// A Unix socket.
+    Unix(PathBuf),
+}
+
+/// A stream to the admin API.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// The admin client.
 pub struct Ctl {
-    base: String,
+    target: Target,
+    /// What `--admin` said (for messages).
+    shown: String,
+    token: String,
     json: bool,
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(30)))
-        .build()
-        .into()
+    rt: tokio::runtime::Runtime,
 }
 
 fn encode(s: &str) -> String {
@@ -31,24 +55,146 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// A TLS client configuration trusting the certificates in `ca` (PEM).
+fn tls_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let ca = ca.ok_or_else(|| {
+        anyhow!("an https:// admin API needs --admin-ca FILE (the PEM certificate that signed the node's --admin-tls-cert)")
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca)
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| anyhow!("--admin-ca {}: {e}", ca.display()))?;
+    if certs.is_empty() {
+        bail!("--admin-ca {}: no certificate in the file", ca.display());
+    }
+    for c in certs {
+        roots
+            .add(c)
+            .map_err(|e| anyhow!("--admin-ca {}: {e}", ca.display()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
 impl Ctl {
-    /// A client for the admin API at `admin` (HOST:PORT).
-    pub fn new(admin: &str, json: bool) -> Self {
-        Ctl {
-            base: format!("http://{admin}"),
+    /// A client for the admin API at `admin` (HOST:PORT, https://HOST:PORT
+    /// or unix:PATH) with the token found as the node finds it.
+    pub fn new(
+        admin: &str,
+        token_file: Option<&Path>,
+        ca: Option<&Path>,
+        json: bool,
+    ) -> Result<Self> {
+        let target = if let Some(p) = admin.strip_prefix("unix:") {
+            Target::Unix(PathBuf::from(p))
+        } else if let Some(a) = admin.strip_prefix("https://") {
+            Target::Tls(a.to_string(), tls_config(ca)?)
+        } else {
+            Target::Tcp(admin.to_string())
+        };
+        let token = crate::token::for_client(token_file)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the client's runtime")?;
+        Ok(Ctl {
+            target,
+            shown: admin.to_string(),
+            token,
             json,
+            rt,
+        })
+    }
+
+    /// The `Host` the requests carry.
+    fn host(&self) -> &str {
+        match &self.target {
+            Target::Tcp(a) | Target::Tls(a, _) => a,
+            Target::Unix(_) => "localhost",
         }
     }
 
-    fn answer(&self, resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value> {
-        let mut resp =
-            resp.map_err(|e| anyhow!("cannot reach the admin API at {}: {e}", self.base))?;
-        let status = resp.status();
-        let v: Value = resp
-            .body_mut()
-            .read_json()
+    /// Opens a stream to the admin API.
+    async fn connect(&self) -> Result<Box<dyn Io>> {
+        let fail = |e: std::io::Error| anyhow!("cannot reach the admin API at {}: {e}", self.shown);
+        Ok(match &self.target {
+            Target::Tcp(a) => Box::new(tokio::net::TcpStream::connect(a).await.map_err(fail)?),
+            Target::Unix(p) => Box::new(tokio::net::UnixStream::connect(p).await.map_err(fail)?),
+            Target::Tls(a, cfg) => {
+                let tcp = tokio::net::TcpStream::connect(a).await.map_err(fail)?;
+                let host = a
+                    .rsplit_once(':')
+                    .map_or(a.as_str(), |(h, _)| h)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| anyhow!("--admin {}: {e}", self.shown))?;
+                let tls = tokio_rustls::TlsConnector::from(cfg.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| anyhow!("TLS with the admin API at {}: {e}", self.shown))?;
+                Box::new(tls)
+            }
+        })
+    }
+
+    /// One request on its own connection: status and body.
+    async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Bytes)> {
+        let io = self.connect().await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| anyhow!("admin API at {}: {e}", self.shown))?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.host())
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        let bytes = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(b.to_string())
+            }
+            None => Bytes::new(),
+        };
+        let req = req.body(Full::new(bytes))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| anyhow!("admin API at {}: {e}", self.shown))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| anyhow!("admin API at {}: {e}", self.shown))?
+            .to_bytes();
+        Ok((status, body))
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let (status, bytes) = self
+            .rt
+            .block_on(async {
+                tokio::time::timeout(TIMEOUT, self.request(method, path, body)).await
+            })
+            .map_err(|_| {
+                anyhow!(
+                    "the admin API at {} did not answer within {TIMEOUT:?}",
+                    self.shown
+                )
+            })??;
+        let v: Value = serde_json::from_slice(&bytes)
             .with_context(|| format!("admin API answered {status} without JSON"))?;
-        if !status.is_success() {
+        if !(200..300).contains(&status) {
             bail!(
                 "{}",
                 v.get("error")
@@ -60,11 +206,11 @@ impl Ctl {
     }
 
     fn get(&self, path: &str) -> Result<Value> {
-        self.answer(agent().get(format!("{}{path}", self.base)).call())
+        self.call("GET", path, None)
     }
 
     fn post(&self, path: &str, body: Value) -> Result<Value> {
-        self.answer(agent().post(format!("{}{path}", self.base)).send_json(body))
+        self.call("POST", path, Some(body))
     }
 
     fn print(&self, v: &Value, human: impl FnOnce(&Value) -> String) {
@@ -252,25 +398,29 @@ impl Ctl {
     /// `hold`: attaches a process, registers and joins, prints `ready PID`,
     /// then every message, until killed. Returns the exit status.
     pub fn hold(&self, register: &[String], join: &[String]) -> Result<i32> {
-        let url = format!("{}/attach", self.base.replacen("http://", "ws://", 1));
-        let (mut ws, _) = tungstenite::connect(url.as_str())
-            .map_err(|e| anyhow!("cannot attach at {url}: {e}"))?;
-        let read = |ws: &mut tungstenite::WebSocket<_>| -> Result<Option<Value>> {
-            loop {
-                match ws.read() {
-                    Ok(tungstenite::Message::Text(t)) => {
-                        return Ok(Some(serde_json::from_str(&t)?))
-                    }
-                    Ok(tungstenite::Message::Close(_))
-                    | Err(tungstenite::Error::ConnectionClosed) => return Ok(None),
-                    Ok(_) => continue,
-                    Err(e) => return Err(anyhow!("attach connection: {e}")),
-                }
-            }
+        self.rt.block_on(self.hold_async(register, join))
+    }
+
+    async fn hold_async(&self, register: &[String], join: &[String]) -> Result<i32> {
+        use tungstenite::client::IntoClientRequest;
+        let scheme = if matches!(self.target, Target::Tls(..)) {
+            "wss"
+        } else {
+            "ws"
         };
-        let ready =
-            read(&mut ws)?.ok_or_else(|| anyhow!("the node closed the attach connection"))?;
-        let pid = ready["pid"].as_str().unwrap_or("").to_string();
+        let url = format!("{scheme}://{}/attach", self.host());
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| anyhow!("cannot attach at {}: {e}", self.shown))?;
+        req.headers_mut().insert(
+            header::AUTHORIZATION,
+            format!("Bearer {}", self.token).parse()?,
+        );
+        let io = self.connect().await?;
+        let (mut ws, _) = tokio_tungstenite::client_async(req, io)
+            .await
+            .map_err(|e| anyhow!("cannot attach at {}: {e}", self.shown))?;
         let mut cmds: Vec<Value> = register
             .iter()
             .map(|n| json!({"op": "register", "name": n}))
@@ -281,10 +431,13 @@ impl Ctl {
                 .ok_or_else(|| anyhow!("--join {j:?}: expected SCOPE/GROUP"))?;
             cmds.push(json!({"op": "join", "scope": scope, "group": group}));
         }
+        let closed = || anyhow!("the node closed the attach connection");
+        let ready = read(&mut ws).await?.ok_or_else(closed)?;
+        let pid = ready["pid"].as_str().unwrap_or("").to_string();
         for c in cmds {
-            ws.send(tungstenite::Message::Text(c.to_string().into()))?;
-            let r =
-                read(&mut ws)?.ok_or_else(|| anyhow!("the node closed the attach connection"))?;
+            ws.send(tungstenite::Message::Text(c.to_string().into()))
+                .await?;
+            let r = read(&mut ws).await?.ok_or_else(closed)?;
             if r["event"] == "error" {
                 let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
                 let what = match c["op"].as_str() {
@@ -304,7 +457,7 @@ impl Ctl {
         }
         crate::out!("ready {pid}");
         let mut lost_by_kill = false;
-        while let Some(ev) = read(&mut ws)? {
+        while let Some(ev) = read(&mut ws).await? {
             match ev["event"].as_str() {
                 Some("message") => crate::out!(
                     "{}",
@@ -324,5 +477,22 @@ impl Ctl {
             }
         }
         Ok(if lost_by_kill { 3 } else { 1 })
+    }
+}
+
+/// The next JSON event of an attach connection; `None` once it closed.
+async fn read<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Result<Option<Value>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        match ws.next().await {
+            Some(Ok(tungstenite::Message::Text(t))) => return Ok(Some(serde_json::from_str(&t)?)),
+            Some(Ok(tungstenite::Message::Close(_)))
+            | None
+            | Some(Err(tungstenite::Error::ConnectionClosed)) => return Ok(None),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(anyhow!("attach connection: {e}")),
+        }
     }
 }

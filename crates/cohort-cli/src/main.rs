@@ -6,8 +6,10 @@ mod bench;
 mod config;
 mod ctl;
 mod demo;
+mod listen;
 mod node;
 mod out;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,9 +59,49 @@ struct NodeArgs {
     /// TOML configuration file (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Admin API address (default 127.0.0.1:4370, loopback only).
+    /// Admin API: IP:PORT (default 127.0.0.1:4370), unix:PATH (a socket
+    /// with mode 0600) or none. A non-loopback IP needs --admin-tls-cert and
+    /// --admin-tls-key, or --admin-insecure.
     #[arg(long)]
     admin: Option<String>,
+    /// File holding the admin API's bearer token (else COHORT_ADMIN_TOKEN,
+    /// which wins, else ~/.cohort.admin-token, created on first start).
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
+    /// Another name clients reach the admin API by (NAME or NAME:PORT;
+    /// repeatable): requests whose Host header is not the listen address,
+    /// localhost or one of these are refused.
+    #[arg(long = "admin-host", value_name = "NAME")]
+    admin_hosts: Vec<String>,
+    /// PEM certificate chain: serve the admin API over TLS.
+    #[arg(long, requires = "admin_tls_key")]
+    admin_tls_cert: Option<PathBuf>,
+    /// PEM private key of --admin-tls-cert.
+    #[arg(long, requires = "admin_tls_cert")]
+    admin_tls_key: Option<PathBuf>,
+    /// Allows plain HTTP on a non-loopback --admin address.
+    #[arg(long)]
+    admin_insecure: bool,
+    /// Serves /metrics without the token.
+    #[arg(long)]
+    metrics_open: bool,
+    /// Admin connections open at once at most (WebSockets included); more
+    /// are closed at once [default: 256].
+    #[arg(long, value_name = "N")]
+    admin_max_connections: Option<usize>,
+    /// A request's headers must arrive within this, counted from the
+    /// connection's start or its previous answer [default: 10000].
+    #[arg(long, value_name = "MS")]
+    admin_header_timeout_ms: Option<u64>,
+    /// A request body that sends nothing for this long is dropped
+    /// [default: 30000].
+    #[arg(long, value_name = "MS")]
+    admin_idle_timeout_ms: Option<u64>,
+    /// Bytes waiting for one attached WebSocket client at most; a client
+    /// that lets more pile up is sent a close frame and dropped, and its
+    /// process exits [default: 4194304].
+    #[arg(long, value_name = "BYTES")]
+    admin_ws_queue_bytes: Option<usize>,
     /// Serves the bench-only /bench/ admin endpoints (used by `cohort bench`).
     #[arg(long, hide = true)]
     bench_api: bool,
@@ -67,10 +109,19 @@ struct NodeArgs {
 
 #[derive(Args)]
 struct CtlArgs {
-    /// The node's admin API, HOST:PORT (also after the subcommand).
+    /// The node's admin API: HOST:PORT, https://HOST:PORT or unix:PATH
+    /// (also after the subcommand).
     #[arg(long, global = true, env = "COHORT_ADMIN", default_value = config::DEFAULT_ADMIN,
           value_parser = config::admin_addr)]
     admin: String,
+    /// File holding the admin token (else COHORT_ADMIN_TOKEN, which wins,
+    /// else ~/.cohort.admin-token).
+    #[arg(long, global = true)]
+    admin_token_file: Option<PathBuf>,
+    /// PEM certificate(s) to trust for an https:// admin API (for example
+    /// the node's self-signed --admin-tls-cert).
+    #[arg(long, global = true, env = "COHORT_ADMIN_CA")]
+    admin_ca: Option<PathBuf>,
     /// Print JSON (also after the subcommand).
     #[arg(long, global = true)]
     json: bool,
@@ -189,7 +240,12 @@ fn init_logs(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
 }
 
 fn ctl(args: CtlArgs) -> anyhow::Result<i32> {
-    let c = ctl::Ctl::new(&args.admin, args.json);
+    let c = ctl::Ctl::new(
+        &args.admin,
+        args.admin_token_file.as_deref(),
+        args.admin_ca.as_deref(),
+        args.json,
+    )?;
     match args.cmd {
         CtlCmd::Info => c.info()?,
         CtlCmd::Nodes { hidden } => c.nodes(hidden)?,
@@ -239,6 +295,18 @@ fn main() -> ExitCode {
                 config: a.config,
                 admin: a.admin,
                 bench_api: a.bench_api,
+                admin_opts: config::AdminFlags {
+                    token_file: a.admin_token_file,
+                    hosts: a.admin_hosts,
+                    tls_cert: a.admin_tls_cert,
+                    tls_key: a.admin_tls_key,
+                    insecure: a.admin_insecure,
+                    metrics_open: a.metrics_open,
+                    max_connections: a.admin_max_connections,
+                    header_timeout_ms: a.admin_header_timeout_ms,
+                    idle_timeout_ms: a.admin_idle_timeout_ms,
+                    ws_queue_bytes: a.admin_ws_queue_bytes,
+                },
             };
             config::resolve(&flags).and_then(|cfg| runtime().block_on(node::run(cfg)).map(|_| 0))
         }

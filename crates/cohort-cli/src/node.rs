@@ -9,7 +9,7 @@ use cohort::Node;
 use tracing::{debug, info, warn};
 
 use crate::admin;
-use crate::config::NodeConfig;
+use crate::config::{AdminAddr, NodeConfig};
 
 /// Where the cookie comes from: `--cookie-file`/config, else the
 /// `COHORT_COOKIE` environment variable, else `~/.cohort.cookie`.
@@ -87,24 +87,45 @@ fn connect_seed(node: &Node, addr: String) {
 
 /// Runs the daemon until a signal.
 pub async fn run(cfg: NodeConfig) -> Result<()> {
+    // The admin API's token and address first: a node that cannot serve
+    // what it was asked to never joins the cluster.
+    let listener = match cfg.admin.addr {
+        AdminAddr::Off => None,
+        _ => {
+            let token = crate::token::for_node(cfg.admin.token_file.as_deref())?;
+            admin::bind(&cfg.admin).await?.map(|l| (l, token))
+        }
+    };
     let node = start(&cfg).await?;
-    let (admin_addr, _server) = admin::serve(
-        node.clone(),
-        cfg.admin,
-        cfg.bench_api,
-        cfg.scope_limits,
-        cfg.scopes.clone(),
-    )
-    .await?;
+    let (admin_desc, unix_path) = match listener {
+        None => ("none".to_string(), None),
+        Some((l, token)) => {
+            let desc = l.describe();
+            let path = match &l {
+                crate::listen::Listener::Unix(_, p) => Some(p.clone()),
+                _ => None,
+            };
+            admin::serve(
+                node.clone(),
+                l,
+                &cfg.admin,
+                token,
+                cfg.bench_api,
+                cfg.scope_limits,
+                cfg.scopes.clone(),
+            );
+            (desc, path)
+        }
+    };
     // One line on stdout that scripts can wait for.
     crate::out!(
-        "node {} listening on {} admin http://{} creation {}",
+        "node {} listening on {} admin {} creation {}",
         node.name(),
         node.local_addr(),
-        admin_addr,
+        admin_desc,
         node.creation()
     );
-    info!(node = %node.name(), listen = %node.local_addr(), admin = %admin_addr, "node started");
+    info!(node = %node.name(), listen = %node.local_addr(), admin = %admin_desc, "node started");
     for addr in &cfg.connect {
         connect_seed(&node, addr.clone());
     }
@@ -116,5 +137,8 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     }
     info!(node = %node.name(), "stopping: saying goodbye to peers");
     node.shutdown().await;
+    if let Some(p) = unix_path {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(())
 }

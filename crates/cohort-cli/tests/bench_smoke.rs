@@ -208,6 +208,7 @@ fn bad_input_is_refused() {
         .args(["node", "--bench-api", "--name", "smoke@127.0.0.1"])
         .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .env("COHORT_COOKIE", "bench-smoke")
+        .env("COHORT_ADMIN_TOKEN", "bench-smoke-token")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -245,6 +246,7 @@ fn bad_input_is_refused() {
     ] {
         let resp = agent
             .post(format!("{admin}{path}"))
+            .header("authorization", "Bearer bench-smoke-token")
             .send_json(&body)
             .unwrap();
         assert_eq!(resp.status().as_u16(), 400, "{path} {body}");

@@ -203,6 +203,7 @@ fn bad_flags_and_configs_are_one_line_errors() {
         let out = Command::new(BIN)
             .args(&args)
             .env("COHORT_COOKIE", "x")
+            .env("COHORT_ADMIN_TOKEN", TOKEN)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -31,6 +31,7 @@ fn the_demo_passes_twenty_runs_in_a_row_with_the_cpu_busy() {
 fn with_closed_stdout(args: &[&str]) -> (std::process::ExitStatus, String) {
     let mut child = Command::new(BIN)
         .args(args)
+        .env("COHORT_ADMIN_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -315,6 +316,7 @@ fn a_full_or_closed_stderr_never_stops_the_node() {
             .args(["node", "--name", "a@127.0.0.1", "--listen", "127.0.0.1:0"])
             .args(["--admin", "127.0.0.1:0"])
             .env("COHORT_COOKIE", "c")
+            .env("COHORT_ADMIN_TOKEN", TOKEN)
             .env("COHORT_LOG", "trace")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -385,7 +387,9 @@ fn ctl_takes_its_options_anywhere_and_says_what_it_did() {
     let (a, b, c) = three();
     let run = |args: &[&str], env: Option<&str>| {
         let mut cmd = Command::new(BIN);
-        cmd.args(args).env_remove("COHORT_ADMIN");
+        cmd.args(args)
+            .env_remove("COHORT_ADMIN")
+            .env("COHORT_ADMIN_TOKEN", TOKEN);
         if let Some(e) = env {
             cmd.env("COHORT_ADMIN", e);
         }

@@ -46,6 +46,8 @@ pub struct NodeProc {
     pub listen: String,
     base: String,
     agent: ureq::Agent,
+    /// `Bearer TOKEN` of the admin API.
+    auth: String,
 }
 
 impl NodeProc {
@@ -76,6 +78,7 @@ impl NodeProc {
         let resp = self
             .agent
             .post(format!("{}{path}", self.base))
+            .header("authorization", &self.auth)
             .send_json(&body);
         self.answer(path, resp)
     }
@@ -177,6 +180,11 @@ impl Cluster {
         )?;
         let exe = std::env::current_exe().context("locating the cohort executable")?;
         let cookie = format!("bench-{tag}");
+        // The nodes' admin token, for this run only.
+        let token = {
+            use rand::distr::{Alphanumeric, SampleString};
+            Alphanumeric.sample_string(&mut rand::rng(), 32)
+        };
         let mut cluster = Cluster {
             nodes: Vec::new(),
             dir: dir.clone(),
@@ -192,6 +200,7 @@ impl Cluster {
                 .arg("--config")
                 .arg(&config)
                 .env("COHORT_COOKIE", &cookie)
+                .env("COHORT_ADMIN_TOKEN", &token)
                 .env("COHORT_LOG", "error")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -203,6 +212,8 @@ impl Cluster {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(900)))
+            // The nodes close a connection that waits 10 s for a request.
+            .max_idle_age(Duration::from_secs(5))
             .build()
             .into();
         for (name, mut child) in children {
@@ -228,6 +239,7 @@ impl Cluster {
                 listen: words[4].to_string(),
                 base: words[6].to_string(),
                 agent: agent.clone(),
+                auth: format!("Bearer {token}"),
             });
         }
         if mesh_now {
@@ -267,15 +279,17 @@ impl Cluster {
         let mut handles = Vec::new();
         for &i in which {
             let nd = &self.nodes[i];
-            let (agent, url, name) = (
+            let (agent, url, name, auth) = (
                 nd.agent.clone(),
                 format!("{}/bench/wait", nd.base),
                 nd.name.clone(),
+                nd.auth.clone(),
             );
             let body = what.body(timeout);
             handles.push(std::thread::spawn(move || -> Result<Waited> {
                 let mut resp = agent
                     .post(&url)
+                    .header("authorization", &auth)
                     .send_json(&body)
                     .map_err(|e| anyhow!("{name} /bench/wait: {e}"))?;
                 let v: Value = resp.body_mut().read_json()?;

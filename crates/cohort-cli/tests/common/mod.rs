@@ -13,6 +13,8 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cohort");
 pub const DEADLINE: Duration = Duration::from_secs(20);
+/// The admin token of the test nodes (COHORT_ADMIN_TOKEN).
+pub const TOKEN: &str = "cli-test-admin-token";
 
 /// One running `cohort node`.
 pub struct Daemon {
@@ -51,25 +53,35 @@ pub fn daemon_logging(
     extra: &[&str],
     level: &str,
 ) -> Daemon {
+    daemon_cmd(name, seeds, cookie, extra, level, |_| {})
+}
+
+/// A node whose command `adjust` can change last (its environment, say);
+/// `--admin 127.0.0.1:0` comes before `extra`, which may override it.
+pub fn daemon_cmd(
+    name: &str,
+    seeds: &[&str],
+    cookie: &str,
+    extra: &[&str],
+    level: &str,
+    adjust: impl FnOnce(&mut Command),
+) -> Daemon {
     let log = tmp(&format!("{name}.log"));
     let mut cmd = Command::new(BIN);
-    cmd.args([
-        "node",
-        "--name",
-        name,
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-    ])
-    .args(extra)
-    .env("COHORT_COOKIE", cookie)
-    .env("COHORT_LOG", level)
-    .stdout(Stdio::piped())
-    .stderr(std::fs::File::create(&log).unwrap());
+    cmd.args(["node", "--name", name, "--listen", "127.0.0.1:0"]);
+    if !extra.contains(&"--admin") {
+        cmd.args(["--admin", "127.0.0.1:0"]);
+    }
+    cmd.args(extra)
+        .env("COHORT_COOKIE", cookie)
+        .env("COHORT_ADMIN_TOKEN", TOKEN)
+        .env("COHORT_LOG", level)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
     for s in seeds {
         cmd.args(["--connect", s]);
     }
+    adjust(&mut cmd);
     let mut child = cmd.spawn().expect("cohort node starts");
     let line = first_line(child.stdout.take().unwrap());
     // "node NAME listening on ADDR admin http://ADDR creation N"
@@ -77,7 +89,8 @@ pub fn daemon_logging(
     assert_eq!(
         words.first(),
         Some(&"node"),
-        "unexpected first line {line:?}"
+        "unexpected first line {line:?}; log: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
     Daemon {
         child,
@@ -105,12 +118,16 @@ pub fn first_line(out: ChildStdout) -> String {
     rx.recv_timeout(DEADLINE).expect("node printed its address")
 }
 
+/// `cohort ctl --admin ADMIN` with the test token in its environment.
+pub fn ctl_cmd(d: &Daemon) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["ctl", "--admin", &d.admin])
+        .env("COHORT_ADMIN_TOKEN", TOKEN);
+    c
+}
+
 pub fn ctl(d: &Daemon, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["ctl", "--admin", &d.admin])
-        .args(args)
-        .output()
-        .expect("cohort ctl runs")
+    ctl_cmd(d).args(args).output().expect("cohort ctl runs")
 }
 
 pub fn ctl_json(d: &Daemon, args: &[&str]) -> Value {
@@ -150,8 +167,8 @@ pub struct Hold {
 
 impl Hold {
     pub fn start(d: &Daemon, args: &[&str]) -> Hold {
-        let mut child = Command::new(BIN)
-            .args(["ctl", "--admin", &d.admin, "hold"])
+        let mut child = ctl_cmd(d)
+            .arg("hold")
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -224,14 +241,38 @@ pub fn three() -> (Daemon, Daemon, Daemon) {
     (a, b, c)
 }
 
+/// A raw HTTP/1.1 request with the test token and `Host: ADMIN`.
 pub fn http(admin: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let auth = format!("Bearer {TOKEN}");
+    http_with(
+        admin,
+        method,
+        path,
+        body,
+        &[("Host", admin), ("Authorization", &auth)],
+    )
+}
+
+/// A raw HTTP/1.1 request with exactly these headers (plus the body's
+/// type and length) on a new TCP connection; status and whole answer.
+pub fn http_with(
+    admin: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(admin).unwrap();
     // A node that stops answering fails the test instead of hanging it.
     s.set_read_timeout(Some(DEADLINE)).unwrap();
     let body = body.unwrap_or("");
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{head}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -294,10 +335,8 @@ pub struct Ws {
 impl Ws {
     /// Attaches and reads the `ready` event.
     pub fn attach(d: &Daemon) -> Ws {
-        let stream = std::net::TcpStream::connect(&d.admin).unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        let (ws, _) =
-            tungstenite::client(format!("ws://{}/attach", d.admin).as_str(), stream).unwrap();
+        let ws = Self::open(&d.admin, &[("Authorization", &format!("Bearer {TOKEN}"))])
+            .expect("the node accepts the attach");
         let mut w = Ws {
             ws,
             pid: String::new(),
@@ -306,6 +345,37 @@ impl Ws {
         assert_eq!(ready["event"], "ready", "{ready}");
         w.pid = ready["pid"].as_str().unwrap().to_string();
         w
+    }
+
+    /// Opens `/attach` at `admin` with these extra headers; the node's
+    /// refusal (an HTTP answer) as an error.
+    pub fn open(
+        admin: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<tungstenite::WebSocket<std::net::TcpStream>, tungstenite::Error> {
+        use tungstenite::client::IntoClientRequest;
+        let stream = std::net::TcpStream::connect(admin).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut req = format!("ws://{admin}/attach")
+            .into_client_request()
+            .unwrap();
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        tungstenite::client(req, stream)
+            .map(|(ws, _)| ws)
+            .map_err(|e| match e {
+                tungstenite::HandshakeError::Failure(e) => e,
+                tungstenite::HandshakeError::Interrupted(_) => panic!("blocking handshake"),
+            })
+    }
+
+    /// The underlying connection (to stop reading, for example).
+    pub fn socket(&mut self) -> &mut tungstenite::WebSocket<std::net::TcpStream> {
+        &mut self.ws
     }
 
     /// The next event (fails the test after [`DEADLINE`]).
