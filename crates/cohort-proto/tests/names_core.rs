@@ -121,7 +121,11 @@ fn hostile_name_frames_are_ignored() {
         NamesFrame::Prepare {
             table: "global".into(),
             claim: OwnClaim {
-                supersedes: Some((cs_pid.clone(), 1)),
+                supersedes: Some(cohort_proto::names::Succession {
+                    pid: cs_pid.clone(),
+                    stamp: 1,
+                    depth: 1,
+                }),
                 ..OwnClaim::of(&claim)
             },
             op: 2,
@@ -437,4 +441,157 @@ fn a_late_forwarded_unregister_retracts_the_holder_and_the_other_claim_stands() 
             ..
         }
     )));
+}
+
+/// An eventual table whose losers are notified (the simulator's).
+fn eventual_net() -> CoreNet {
+    use cohort_proto::names::{Mode, NamesConfig, TableConfig};
+    let cfg = NamesConfig::empty().table(
+        TableConfig::new("e")
+            .mode(Mode::Eventual)
+            .policy(LossPolicy::Notify),
+    );
+    CoreNet::with_names(&["a@h", "b@h", "c@h"], cfg)
+}
+
+/// Node `i` registers its process `serial` as `name` in table `e`.
+fn reg_e(net: &mut CoreNet, i: usize, name: &str, serial: u64, replace: bool) -> Outcome {
+    net.nodes[i].spawned(serial);
+    let pid = net.nodes[i].pid(serial);
+    let a = RegisterArgs {
+        table: "e".into(),
+        replace,
+        ..args(name, &pid)
+    };
+    let now = net.now;
+    net.nodes[i].names_register(now, 1, a)
+}
+
+/// The claims on `name` that their own nodes hold now, and the one the
+/// rank picks from them.
+fn held_and_winner(net: &CoreNet, name: &str) -> (Vec<Claim>, Option<Pid>) {
+    let held: Vec<Claim> = net
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.names()
+                .claims("e")
+                .into_iter()
+                .filter(|c| c.name == name && c.pid.node() == n.name())
+        })
+        .collect();
+    let refs: Vec<&Claim> = held.iter().collect();
+    let w = cohort_proto::names::rank::winner(&refs, None).map(|w| held[w].pid.clone());
+    (held, w)
+}
+
+/// The `NameConflict` notices node `i` delivered: (serial, winner).
+fn conflicts(net: &CoreNet, i: usize) -> Vec<(u64, Option<Pid>)> {
+    net.seen[i]
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Deliver {
+                to,
+                msg: cohort_proto::process::Message::NameConflict { winner, .. },
+            } => Some((*to, winner.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An eventual `re_register` of a name held on another node takes the
+/// place of the claim it replaces in the rank. b holds `x` (stamp 1); c,
+/// cut off, claims it too (stamp 2); a re-registers it (stamp 5,
+/// superseding b's). c meets b before b hears of a's claim and, seeing
+/// b's claim and its own, rightly yields to b. Had a's claim ranked by
+/// its own stamp, the claims held at once (a's, b's replaced one, c's)
+/// would have made c the winner, while the nodes ended with a's: the
+/// outcome depended on who heard what first (simulator seed 8301066).
+#[test]
+fn a_re_register_of_a_remote_holder_ranks_as_the_claim_it_replaced() {
+    let mut net = eventual_net();
+    net.connect(0, 1);
+    assert_eq!(reg_e(&mut net, 1, "x", 1, false), Outcome::Done(Ok(true)));
+    net.settle();
+    // c, alone: its clock reaches 2 for its claim on x.
+    assert_eq!(reg_e(&mut net, 2, "y", 2, false), Outcome::Done(Ok(true)));
+    assert_eq!(reg_e(&mut net, 2, "x", 1, false), Outcome::Done(Ok(true)));
+    // a's clock moves on before it re-registers x.
+    for (serial, name) in [(2, "z1"), (3, "z2"), (4, "z3")] {
+        assert_eq!(
+            reg_e(&mut net, 0, name, serial, false),
+            Outcome::Done(Ok(true))
+        );
+    }
+    net.settle();
+    let (pa, pb, pc) = (
+        net.nodes[0].pid(1),
+        net.nodes[1].pid(1),
+        net.nodes[2].pid(1),
+    );
+    // a's claim is slow to reach b.
+    net.hold(0, 1);
+    assert_eq!(reg_e(&mut net, 0, "x", 1, true), Outcome::Done(Ok(true)));
+    let (held, expected) = held_and_winner(&net, "x");
+    assert_eq!(held.len(), 3, "a's, b's and c's claims are held at once");
+    net.connect(2, 1);
+    assert_eq!(conflicts(&net, 2), vec![(1, Some(pb.clone()))]);
+    net.release(0, 1);
+    net.connect(0, 2);
+    net.settle();
+    for n in &net.nodes {
+        assert_eq!(
+            n.names().whereis("e", "x"),
+            Some(pa.clone()),
+            "on {}",
+            n.name()
+        );
+        let on_x = n.names().claims("e").into_iter().filter(|c| c.name == "x");
+        assert_eq!(on_x.count(), 1);
+    }
+    assert_eq!(expected, Some(pa), "the rank agrees with the outcome");
+    // Only c's process lost a clash, once; a's was never told it lost.
+    assert!(conflicts(&net, 0).is_empty() && conflicts(&net, 1).is_empty());
+    assert_eq!(conflicts(&net, 2).len(), 1);
+    assert_ne!(expected, Some(pc));
+}
+
+/// The same for a `re_register` of a name held on the node itself: the
+/// old claim is retracted at once, and the new one still takes its place
+/// in the rank. a holds `x` (stamp 1), c claims it while cut off (stamp
+/// 2) and meets a just as a re-registers it (stamp 4): c yields to a's
+/// old claim, and a's new one must not yield to c's, or nobody keeps
+/// the name.
+#[test]
+fn a_re_register_of_a_local_holder_ranks_as_the_claim_it_replaced() {
+    let mut net = eventual_net();
+    assert_eq!(reg_e(&mut net, 0, "x", 1, false), Outcome::Done(Ok(true)));
+    assert_eq!(reg_e(&mut net, 2, "y", 2, false), Outcome::Done(Ok(true)));
+    assert_eq!(reg_e(&mut net, 2, "x", 1, false), Outcome::Done(Ok(true)));
+    for (serial, name) in [(2, "z1"), (3, "z2")] {
+        assert_eq!(
+            reg_e(&mut net, 0, name, serial, false),
+            Outcome::Done(Ok(true))
+        );
+    }
+    // c dials a; a re-registers x as soon as its session with c is up
+    // (its snapshot with the old claim is on the way to c).
+    let addr = net.nodes[0].name().to_string();
+    let now = net.now;
+    net.nodes[2].connect(addr, None, now);
+    let c = net.nodes[2].name().clone();
+    while !net.nodes[0].nodes().contains(&c) {
+        assert!(net.step(), "the session comes up");
+    }
+    assert_eq!(reg_e(&mut net, 0, "x", 4, true), Outcome::Done(Ok(true)));
+    let (held, expected) = held_and_winner(&net, "x");
+    assert_eq!(held.len(), 2, "a's new claim and c's are held at once");
+    net.settle();
+    let pa = net.nodes[0].pid(4);
+    for i in [0, 2] {
+        assert_eq!(net.nodes[i].names().whereis("e", "x"), Some(pa.clone()));
+    }
+    assert_eq!(expected, Some(pa));
+    assert!(conflicts(&net, 0).is_empty());
+    assert_eq!(conflicts(&net, 2).len(), 1);
 }

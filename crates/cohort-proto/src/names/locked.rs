@@ -383,24 +383,27 @@ impl Names {
         }
     }
 
-    /// For a `re_register`: retracts a local holder of the name, or marks
-    /// the claim as replacing a remote one.
+    /// For a `re_register`: the claim continues the line of the name's
+    /// holder (it takes that claim's place in the rank, see [`rank`]); a
+    /// local holder is retracted at once, a remote one by its own node
+    /// when the claim reaches it.
+    ///
+    /// [`rank`]: super::rank
     pub(super) fn displace(&mut self, i: usize, claim: &mut Claim, ctx: &mut Ctx<'_>) {
-        let Some(holder) = self.tables[i].view(&claim.name).map(|r| r.pid()) else {
+        let Some(holder) = self.tables[i].view(&claim.name) else {
             return;
         };
+        claim.supersedes = Some(holder.successor());
         if holder.node() == ctx.me() {
             self.retract(
                 i,
                 &claim.name.clone(),
-                &holder,
+                &holder.pid(),
                 UnregisterReason::Replaced,
                 WireReason::Replaced,
                 None,
                 ctx,
             );
-        } else if let Some(old) = self.tables[i].claim_of(&claim.name, &holder) {
-            claim.supersedes = Some((holder.clone(), old.stamp()));
         }
     }
 

@@ -16,12 +16,17 @@
 //! every node from the claims alone ([`rank`]): claims replaced by a
 //! `re_register` never win; if any clashing claim asks for
 //! [`LossPolicy::DropBoth`] nobody wins; otherwise the lowest rank wins:
-//! the table's [`RankFn`] if it has one, then `(stamp, pid)`. Stamps come
-//! from a Lamport clock that every claim and lock request carries, so a
-//! claim made after its maker saw another claim always ranks later
-//! ("earliest claim wins"); concurrent claims are ordered by node name,
-//! then pid. Only the origin of a losing claim acts on it (kill, notify or
-//! drop), and retracts it; the other nodes just wait for the retraction.
+//! the table's [`RankFn`] if it has one, then the claim's place `(stamp,
+//! pid)`. Stamps come from a Lamport clock that every claim and lock
+//! request carries, so a claim made after its maker saw another claim
+//! always ranks later ("earliest claim wins"); concurrent claims are
+//! ordered by node name, then pid. A `re_register`'s claim continues the
+//! line of the claim it replaced ([`Succession`]) and takes its place: it
+//! wins exactly the clashes the replaced claim would have won, so a node
+//! that settled a clash before it heard of the replacement settled it the
+//! same way as one that heard of it first. Only the origin of a losing
+//! claim acts on it (kill, notify or drop), and retracts it; the other
+//! nodes just wait for the retraction.
 //!
 //! # Modes
 //! - [`Mode::Eventual`]: a registration writes locally and replicates;
@@ -102,7 +107,9 @@ pub use self::rank::{RankFn, RankFnInner};
 pub use self::store::StoredClaim;
 use self::store::{Claims, LocalIndex};
 use self::streams::Cursors;
-pub use self::wire::{Claim, LockId, LossPolicy, NamesFrame, OwnClaim, PrepareAnswer, WireReason};
+pub use self::wire::{
+    Claim, LockId, LossPolicy, NamesFrame, OwnClaim, PrepareAnswer, Succession, WireReason,
+};
 use crate::ctx::Ctx;
 use crate::effect::Effect;
 use crate::hash::FixedHasher;
