@@ -16,7 +16,8 @@ use super::pid::{ExitReason, NodeName, Pid};
 /// The protocol version this build speaks (2: batched process-group deltas,
 /// one-round-trip locked names with `Commit`, claims without node names;
 /// 3: a `re_register`'s claim carries the line it continues,
-/// [`Succession`](crate::names::Succession)).
+/// [`Succession`](crate::names::Succession); a forwarded `Unregister` names
+/// the claim it targets and is answered by `Unregistered`).
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Default largest frame accepted from a peer, in bytes (16 MiB).

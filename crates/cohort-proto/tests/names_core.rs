@@ -343,7 +343,8 @@ fn eventual_claims_made_back_to_back_travel_in_one_frame_and_stay_ordered() {
 
 /// An `unregister` called away from the holder's node is carried out when
 /// its request reaches the holder, which may be after a partition healed
-/// and after the caller's ack wait timed out. It then retracts the holder's
+/// and after the caller's wait timed out (it was told the outcome is
+/// unknown, not `Ok`). It then retracts the holder's
 /// claim even if that claim would win a clash the holder has not heard of
 /// yet, and the claim made on the other side stands alone everywhere: the
 /// rank settles only the claims that exist (simulator seed 61052, whose
@@ -410,12 +411,18 @@ fn a_late_forwarded_unregister_retracts_the_holder_and_the_other_claim_stands() 
     );
     assert_eq!(net.drop_queued_from(2), 1);
     net.advance(3_100);
-    assert_eq!(replies(&net, 2), vec![(9, Ok(true))]);
+    let unknown = NamesError::OutcomeUnknown {
+        name: "gamma".into(),
+    };
+    assert_eq!(replies(&net, 2), vec![(9, Err(unknown))]);
     assert_eq!(net.nodes[0].names().whereis("e", "gamma"), Some(pa.clone()));
     // The held request arrives, then the partition heals.
+    let stamp = ours.iter().find(|c| c.pid == pa).expect("a's claim").stamp;
     let held = NamesFrame::Unregister {
         table: "e".into(),
         name: "gamma".into(),
+        pid: pa.clone(),
+        stamp,
         op: 9,
     };
     net.inject(2, 0, Frame::Names(held));
@@ -594,4 +601,138 @@ fn a_re_register_of_a_local_holder_ranks_as_the_claim_it_replaced() {
     assert_eq!(expected, Some(pa));
     assert!(conflicts(&net, 0).is_empty());
     assert_eq!(conflicts(&net, 2).len(), 1);
+}
+
+/// A locked table `global` and an eventual one `e`, on a, b and c.
+fn both_modes_net() -> CoreNet {
+    use cohort_proto::names::{Mode, NamesConfig, TableConfig};
+    let cfg = NamesConfig::empty()
+        .table(TableConfig::new("global"))
+        .table(TableConfig::new("e").mode(Mode::Eventual));
+    CoreNet::with_names(&["a@h", "b@h", "c@h"], cfg)
+}
+
+/// Node `i` registers its process `serial` as `name` in `table` and the
+/// cores settle; returns the answer.
+fn reg_in(net: &mut CoreNet, i: usize, table: &str, name: &str, serial: u64, op: u64) {
+    net.nodes[i].spawned(serial);
+    let pid = net.nodes[i].pid(serial);
+    let a = RegisterArgs {
+        table: table.into(),
+        ..args(name, &pid)
+    };
+    let now = net.now;
+    let out = net.nodes[i].names_register(now, op, a);
+    net.settle();
+    if out == Outcome::Pending {
+        assert!(replies(net, i).contains(&(op, Ok(true))), "{table}/{name}");
+    } else {
+        assert_eq!(out, Outcome::Done(Ok(true)), "{table}/{name}");
+    }
+}
+
+/// A forwarded `unregister` names the claim its caller saw: arriving late,
+/// after the holder unregistered the name and registered it again (same
+/// process, newer claim), it leaves the newer claim alone, and the caller
+/// is told the claim is gone, in both modes.
+#[test]
+fn a_late_forwarded_unregister_spares_a_newer_claim() {
+    for (table, k) in [("global", 10), ("e", 20)] {
+        let mut net = both_modes_net();
+        net.connect(2, 0);
+        reg_in(&mut net, 0, table, "x", 1, k);
+        let pa = net.nodes[0].pid(1);
+        assert_eq!(net.nodes[2].names().whereis(table, "x"), Some(pa.clone()));
+        // c's request is held up on its way to a.
+        let now = net.now;
+        assert_eq!(
+            net.nodes[2].names_unregister(now, k + 1, table, "x"),
+            Outcome::Pending
+        );
+        assert_eq!(net.drop_queued_from(2), 1);
+        let late = net
+            .sent
+            .iter()
+            .rev()
+            .find_map(|(from, f)| match f {
+                Frame::Names(u @ NamesFrame::Unregister { .. }) if *from == 2 => Some(u.clone()),
+                _ => None,
+            })
+            .expect("c sent its request");
+        // Meanwhile a unregisters x and registers it again.
+        let now = net.now;
+        let out = net.nodes[0].names_unregister(now, k + 2, table, "x");
+        net.settle();
+        assert!(
+            out == Outcome::Done(Ok(true)) || replies(&net, 0).contains(&(k + 2, Ok(true))),
+            "{table}: {out:?}"
+        );
+        reg_in(&mut net, 0, table, "x", 1, k + 3);
+        let newer = net.nodes[0].names().claims(table);
+        net.inject(2, 0, Frame::Names(late));
+        assert_eq!(
+            replies(&net, 2),
+            vec![(k + 1, Err(NamesError::NotRegistered))],
+            "{table}"
+        );
+        for n in &net.nodes[..1] {
+            assert_eq!(n.names().whereis(table, "x"), Some(pa.clone()), "{table}");
+            assert_eq!(n.names().claims(table), newer, "{table}");
+        }
+        assert_eq!(
+            net.nodes[2].names().whereis(table, "x"),
+            Some(pa),
+            "{table}"
+        );
+    }
+}
+
+/// A locked `unregister` takes the name's lock on every member and
+/// releases it behind the retraction, so it serialises with a locked
+/// registration of the name: c is slow to get a's retraction; b, which
+/// has it, registers the name, and its request waits on c for the
+/// unregister's lock instead of finding a's stale claim there (`Taken`).
+#[test]
+fn a_locked_unregister_holds_the_name_lock_until_members_dropped_the_claim() {
+    let mut net = both_modes_net();
+    net.connect(1, 0);
+    net.connect(2, 0);
+    net.connect(1, 2);
+    reg_in(&mut net, 0, "global", "x", 1, 1);
+    let now = net.now;
+    assert_eq!(
+        net.nodes[0].names_unregister(now, 2, "global", "x"),
+        Outcome::Pending
+    );
+    // Until a retracts its claim (after every member's grant, with the
+    // lock), then c is slow to hear from a.
+    while net.nodes[0].names().whereis("global", "x").is_some() {
+        assert!(net.step(), "a retracts its claim");
+    }
+    net.hold(0, 2);
+    net.settle();
+    assert_eq!(net.nodes[1].names().whereis("global", "x"), None);
+    assert_eq!(net.nodes[2].names().claims("global").len(), 1);
+    // b registers x: its request meets the unregister's lock on c.
+    net.nodes[1].spawned(1);
+    let pb = net.nodes[1].pid(1);
+    let a = RegisterArgs {
+        table: "global".into(),
+        ..args("x", &pb)
+    };
+    let now = net.now;
+    assert_eq!(net.nodes[1].names_register(now, 3, a), Outcome::Pending);
+    for _ in 0..5 {
+        net.advance(5);
+    }
+    assert!(replies(&net, 1).is_empty(), "b waits for the lock");
+    net.release(0, 2);
+    for _ in 0..20 {
+        net.advance(5);
+    }
+    assert_eq!(replies(&net, 1), vec![(3, Ok(true))]);
+    assert_eq!(replies(&net, 0), vec![(1, Ok(true)), (2, Ok(true))]);
+    for n in &net.nodes {
+        assert_eq!(n.names().whereis("global", "x"), Some(pb.clone()));
+    }
 }

@@ -248,19 +248,33 @@ pub enum NamesFrame {
         /// The request's stamp.
         stamp: u64,
     },
-    /// Acknowledges an `Add`, `Remove`, `Unregister` or `Ping`.
+    /// Acknowledges an `Add`, `Remove` or `Ping`.
     Ack {
         /// The operation.
         op: u64,
     },
-    /// Asks the origin of `name`'s holder to unregister it.
+    /// Asks the origin of `name`'s holder to unregister it: the claim of
+    /// `pid` stamped `stamp`, the one the sender saw, and no other (a
+    /// newer claim of the name stays). Answered by `Unregistered`.
     Unregister {
         /// The table.
         table: String,
         /// The name.
         name: String,
-        /// The sender's operation waiting for an ack.
+        /// The holder the sender saw (a process of the receiver).
+        pid: Pid,
+        /// The stamp of the claim the sender saw.
+        stamp: u64,
+        /// The sender's operation waiting for the answer.
         op: u64,
+    },
+    /// Answer to `Unregister`: whether the receiver retracted the claim
+    /// (else it was no longer current: unregistered, replaced or lost).
+    Unregistered {
+        /// The asker's operation.
+        op: u64,
+        /// Whether the claim was retracted.
+        applied: bool,
     },
     /// Answered by `Ack` once everything before it was applied.
     Ping {
