@@ -14,8 +14,11 @@ use super::pg::PgFrame;
 use super::pid::{ExitReason, NodeName, Pid};
 
 /// The protocol version this build speaks (2: batched process-group deltas,
-/// one-round-trip locked names with `Commit`, claims without node names).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// one-round-trip locked names with `Commit`, claims without node names;
+/// 3: a `re_register`'s claim carries the line it continues,
+/// [`Succession`](crate::names::Succession); a forwarded `Unregister` names
+/// the claim it targets and is answered by `Unregistered`).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Default largest frame accepted from a peer, in bytes (16 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;

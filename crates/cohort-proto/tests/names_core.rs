@@ -121,7 +121,11 @@ fn hostile_name_frames_are_ignored() {
         NamesFrame::Prepare {
             table: "global".into(),
             claim: OwnClaim {
-                supersedes: Some((cs_pid.clone(), 1)),
+                supersedes: Some(cohort_proto::names::Succession {
+                    pid: cs_pid.clone(),
+                    stamp: 1,
+                    depth: 1,
+                }),
                 ..OwnClaim::of(&claim)
             },
             op: 2,
@@ -339,7 +343,8 @@ fn eventual_claims_made_back_to_back_travel_in_one_frame_and_stay_ordered() {
 
 /// An `unregister` called away from the holder's node is carried out when
 /// its request reaches the holder, which may be after a partition healed
-/// and after the caller's ack wait timed out. It then retracts the holder's
+/// and after the caller's wait timed out (it was told the outcome is
+/// unknown, not `Ok`). It then retracts the holder's
 /// claim even if that claim would win a clash the holder has not heard of
 /// yet, and the claim made on the other side stands alone everywhere: the
 /// rank settles only the claims that exist (simulator seed 61052, whose
@@ -406,12 +411,18 @@ fn a_late_forwarded_unregister_retracts_the_holder_and_the_other_claim_stands() 
     );
     assert_eq!(net.drop_queued_from(2), 1);
     net.advance(3_100);
-    assert_eq!(replies(&net, 2), vec![(9, Ok(true))]);
+    let unknown = NamesError::OutcomeUnknown {
+        name: "gamma".into(),
+    };
+    assert_eq!(replies(&net, 2), vec![(9, Err(unknown))]);
     assert_eq!(net.nodes[0].names().whereis("e", "gamma"), Some(pa.clone()));
     // The held request arrives, then the partition heals.
+    let stamp = ours.iter().find(|c| c.pid == pa).expect("a's claim").stamp;
     let held = NamesFrame::Unregister {
         table: "e".into(),
         name: "gamma".into(),
+        pid: pa.clone(),
+        stamp,
         op: 9,
     };
     net.inject(2, 0, Frame::Names(held));
@@ -437,4 +448,291 @@ fn a_late_forwarded_unregister_retracts_the_holder_and_the_other_claim_stands() 
             ..
         }
     )));
+}
+
+/// An eventual table whose losers are notified (the simulator's).
+fn eventual_net() -> CoreNet {
+    use cohort_proto::names::{Mode, NamesConfig, TableConfig};
+    let cfg = NamesConfig::empty().table(
+        TableConfig::new("e")
+            .mode(Mode::Eventual)
+            .policy(LossPolicy::Notify),
+    );
+    CoreNet::with_names(&["a@h", "b@h", "c@h"], cfg)
+}
+
+/// Node `i` registers its process `serial` as `name` in table `e`.
+fn reg_e(net: &mut CoreNet, i: usize, name: &str, serial: u64, replace: bool) -> Outcome {
+    net.nodes[i].spawned(serial);
+    let pid = net.nodes[i].pid(serial);
+    let a = RegisterArgs {
+        table: "e".into(),
+        replace,
+        ..args(name, &pid)
+    };
+    let now = net.now;
+    net.nodes[i].names_register(now, 1, a)
+}
+
+/// The claims on `name` that their own nodes hold now, and the one the
+/// rank picks from them.
+fn held_and_winner(net: &CoreNet, name: &str) -> (Vec<Claim>, Option<Pid>) {
+    let held: Vec<Claim> = net
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.names()
+                .claims("e")
+                .into_iter()
+                .filter(|c| c.name == name && c.pid.node() == n.name())
+        })
+        .collect();
+    let refs: Vec<&Claim> = held.iter().collect();
+    let w = cohort_proto::names::rank::winner(&refs, None).map(|w| held[w].pid.clone());
+    (held, w)
+}
+
+/// The `NameConflict` notices node `i` delivered: (serial, winner).
+fn conflicts(net: &CoreNet, i: usize) -> Vec<(u64, Option<Pid>)> {
+    net.seen[i]
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Deliver {
+                to,
+                msg: cohort_proto::process::Message::NameConflict { winner, .. },
+            } => Some((*to, winner.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An eventual `re_register` of a name held on another node takes the
+/// place of the claim it replaces in the rank. b holds `x` (stamp 1); c,
+/// cut off, claims it too (stamp 2); a re-registers it (stamp 5,
+/// superseding b's). c meets b before b hears of a's claim and, seeing
+/// b's claim and its own, rightly yields to b. Had a's claim ranked by
+/// its own stamp, the claims held at once (a's, b's replaced one, c's)
+/// would have made c the winner, while the nodes ended with a's: the
+/// outcome depended on who heard what first (simulator seed 8301066).
+#[test]
+fn a_re_register_of_a_remote_holder_ranks_as_the_claim_it_replaced() {
+    let mut net = eventual_net();
+    net.connect(0, 1);
+    assert_eq!(reg_e(&mut net, 1, "x", 1, false), Outcome::Done(Ok(true)));
+    net.settle();
+    // c, alone: its clock reaches 2 for its claim on x.
+    assert_eq!(reg_e(&mut net, 2, "y", 2, false), Outcome::Done(Ok(true)));
+    assert_eq!(reg_e(&mut net, 2, "x", 1, false), Outcome::Done(Ok(true)));
+    // a's clock moves on before it re-registers x.
+    for (serial, name) in [(2, "z1"), (3, "z2"), (4, "z3")] {
+        assert_eq!(
+            reg_e(&mut net, 0, name, serial, false),
+            Outcome::Done(Ok(true))
+        );
+    }
+    net.settle();
+    let (pa, pb, pc) = (
+        net.nodes[0].pid(1),
+        net.nodes[1].pid(1),
+        net.nodes[2].pid(1),
+    );
+    // a's claim is slow to reach b.
+    net.hold(0, 1);
+    assert_eq!(reg_e(&mut net, 0, "x", 1, true), Outcome::Done(Ok(true)));
+    let (held, expected) = held_and_winner(&net, "x");
+    assert_eq!(held.len(), 3, "a's, b's and c's claims are held at once");
+    net.connect(2, 1);
+    assert_eq!(conflicts(&net, 2), vec![(1, Some(pb.clone()))]);
+    net.release(0, 1);
+    net.connect(0, 2);
+    net.settle();
+    for n in &net.nodes {
+        assert_eq!(
+            n.names().whereis("e", "x"),
+            Some(pa.clone()),
+            "on {}",
+            n.name()
+        );
+        let on_x = n.names().claims("e").into_iter().filter(|c| c.name == "x");
+        assert_eq!(on_x.count(), 1);
+    }
+    assert_eq!(expected, Some(pa), "the rank agrees with the outcome");
+    // Only c's process lost a clash, once; a's was never told it lost.
+    assert!(conflicts(&net, 0).is_empty() && conflicts(&net, 1).is_empty());
+    assert_eq!(conflicts(&net, 2).len(), 1);
+    assert_ne!(expected, Some(pc));
+}
+
+/// The same for a `re_register` of a name held on the node itself: the
+/// old claim is retracted at once, and the new one still takes its place
+/// in the rank. a holds `x` (stamp 1), c claims it while cut off (stamp
+/// 2) and meets a just as a re-registers it (stamp 4): c yields to a's
+/// old claim, and a's new one must not yield to c's, or nobody keeps
+/// the name.
+#[test]
+fn a_re_register_of_a_local_holder_ranks_as_the_claim_it_replaced() {
+    let mut net = eventual_net();
+    assert_eq!(reg_e(&mut net, 0, "x", 1, false), Outcome::Done(Ok(true)));
+    assert_eq!(reg_e(&mut net, 2, "y", 2, false), Outcome::Done(Ok(true)));
+    assert_eq!(reg_e(&mut net, 2, "x", 1, false), Outcome::Done(Ok(true)));
+    for (serial, name) in [(2, "z1"), (3, "z2")] {
+        assert_eq!(
+            reg_e(&mut net, 0, name, serial, false),
+            Outcome::Done(Ok(true))
+        );
+    }
+    // c dials a; a re-registers x as soon as its session with c is up
+    // (its snapshot with the old claim is on the way to c).
+    let addr = net.nodes[0].name().to_string();
+    let now = net.now;
+    net.nodes[2].connect(addr, None, now);
+    let c = net.nodes[2].name().clone();
+    while !net.nodes[0].nodes().contains(&c) {
+        assert!(net.step(), "the session comes up");
+    }
+    assert_eq!(reg_e(&mut net, 0, "x", 4, true), Outcome::Done(Ok(true)));
+    let (held, expected) = held_and_winner(&net, "x");
+    assert_eq!(held.len(), 2, "a's new claim and c's are held at once");
+    net.settle();
+    let pa = net.nodes[0].pid(4);
+    for i in [0, 2] {
+        assert_eq!(net.nodes[i].names().whereis("e", "x"), Some(pa.clone()));
+    }
+    assert_eq!(expected, Some(pa));
+    assert!(conflicts(&net, 0).is_empty());
+    assert_eq!(conflicts(&net, 2).len(), 1);
+}
+
+/// A locked table `global` and an eventual one `e`, on a, b and c.
+fn both_modes_net() -> CoreNet {
+    use cohort_proto::names::{Mode, NamesConfig, TableConfig};
+    let cfg = NamesConfig::empty()
+        .table(TableConfig::new("global"))
+        .table(TableConfig::new("e").mode(Mode::Eventual));
+    CoreNet::with_names(&["a@h", "b@h", "c@h"], cfg)
+}
+
+/// Node `i` registers its process `serial` as `name` in `table` and the
+/// cores settle; returns the answer.
+fn reg_in(net: &mut CoreNet, i: usize, table: &str, name: &str, serial: u64, op: u64) {
+    net.nodes[i].spawned(serial);
+    let pid = net.nodes[i].pid(serial);
+    let a = RegisterArgs {
+        table: table.into(),
+        ..args(name, &pid)
+    };
+    let now = net.now;
+    let out = net.nodes[i].names_register(now, op, a);
+    net.settle();
+    if out == Outcome::Pending {
+        assert!(replies(net, i).contains(&(op, Ok(true))), "{table}/{name}");
+    } else {
+        assert_eq!(out, Outcome::Done(Ok(true)), "{table}/{name}");
+    }
+}
+
+/// A forwarded `unregister` names the claim its caller saw: arriving late,
+/// after the holder unregistered the name and registered it again (same
+/// process, newer claim), it leaves the newer claim alone, and the caller
+/// is told the claim is gone, in both modes.
+#[test]
+fn a_late_forwarded_unregister_spares_a_newer_claim() {
+    for (table, k) in [("global", 10), ("e", 20)] {
+        let mut net = both_modes_net();
+        net.connect(2, 0);
+        reg_in(&mut net, 0, table, "x", 1, k);
+        let pa = net.nodes[0].pid(1);
+        assert_eq!(net.nodes[2].names().whereis(table, "x"), Some(pa.clone()));
+        // c's request is held up on its way to a.
+        let now = net.now;
+        assert_eq!(
+            net.nodes[2].names_unregister(now, k + 1, table, "x"),
+            Outcome::Pending
+        );
+        assert_eq!(net.drop_queued_from(2), 1);
+        let late = net
+            .sent
+            .iter()
+            .rev()
+            .find_map(|(from, f)| match f {
+                Frame::Names(u @ NamesFrame::Unregister { .. }) if *from == 2 => Some(u.clone()),
+                _ => None,
+            })
+            .expect("c sent its request");
+        // Meanwhile a unregisters x and registers it again.
+        let now = net.now;
+        let out = net.nodes[0].names_unregister(now, k + 2, table, "x");
+        net.settle();
+        assert!(
+            out == Outcome::Done(Ok(true)) || replies(&net, 0).contains(&(k + 2, Ok(true))),
+            "{table}: {out:?}"
+        );
+        reg_in(&mut net, 0, table, "x", 1, k + 3);
+        let newer = net.nodes[0].names().claims(table);
+        net.inject(2, 0, Frame::Names(late));
+        assert_eq!(
+            replies(&net, 2),
+            vec![(k + 1, Err(NamesError::NotRegistered))],
+            "{table}"
+        );
+        for n in &net.nodes[..1] {
+            assert_eq!(n.names().whereis(table, "x"), Some(pa.clone()), "{table}");
+            assert_eq!(n.names().claims(table), newer, "{table}");
+        }
+        assert_eq!(
+            net.nodes[2].names().whereis(table, "x"),
+            Some(pa),
+            "{table}"
+        );
+    }
+}
+
+/// A locked `unregister` takes the name's lock on every member and
+/// releases it behind the retraction, so it serialises with a locked
+/// registration of the name: c is slow to get a's retraction; b, which
+/// has it, registers the name, and its request waits on c for the
+/// unregister's lock instead of finding a's stale claim there (`Taken`).
+#[test]
+fn a_locked_unregister_holds_the_name_lock_until_members_dropped_the_claim() {
+    let mut net = both_modes_net();
+    net.connect(1, 0);
+    net.connect(2, 0);
+    net.connect(1, 2);
+    reg_in(&mut net, 0, "global", "x", 1, 1);
+    let now = net.now;
+    assert_eq!(
+        net.nodes[0].names_unregister(now, 2, "global", "x"),
+        Outcome::Pending
+    );
+    // Until a retracts its claim (after every member's grant, with the
+    // lock), then c is slow to hear from a.
+    while net.nodes[0].names().whereis("global", "x").is_some() {
+        assert!(net.step(), "a retracts its claim");
+    }
+    net.hold(0, 2);
+    net.settle();
+    assert_eq!(net.nodes[1].names().whereis("global", "x"), None);
+    assert_eq!(net.nodes[2].names().claims("global").len(), 1);
+    // b registers x: its request meets the unregister's lock on c.
+    net.nodes[1].spawned(1);
+    let pb = net.nodes[1].pid(1);
+    let a = RegisterArgs {
+        table: "global".into(),
+        ..args("x", &pb)
+    };
+    let now = net.now;
+    assert_eq!(net.nodes[1].names_register(now, 3, a), Outcome::Pending);
+    for _ in 0..5 {
+        net.advance(5);
+    }
+    assert!(replies(&net, 1).is_empty(), "b waits for the lock");
+    net.release(0, 2);
+    for _ in 0..20 {
+        net.advance(5);
+    }
+    assert_eq!(replies(&net, 1), vec![(3, Ok(true))]);
+    assert_eq!(replies(&net, 0), vec![(1, Ok(true)), (2, Ok(true))]);
+    for n in &net.nodes {
+        assert_eq!(n.names().whereis("global", "x"), Some(pb.clone()));
+    }
 }

@@ -222,10 +222,11 @@ pub struct SimConfig {
     /// are checked. Long enough for a timeout, a failed dial, the largest
     /// reconnect backoff and a handshake timeout in a row.
     pub settle: Duration,
-    /// Let processes monitor themselves. Off by default: the core delivers
-    /// the `Down` of a self-monitor to the process that just exited (a
-    /// finding of this simulator, reported, not yet fixed), which would
-    /// fail most seeds and hide everything else.
+    /// Let processes monitor themselves. On by default; it was off while
+    /// the core delivered the `Down` of a self-monitor to the process that
+    /// had just exited (a finding of this simulator, fixed since: see
+    /// `tests/regressions.rs`), which kept that part of the workload out
+    /// of every campaign.
     pub self_monitors: bool,
     /// Run with a global-group configuration: the first half of the nodes
     /// in group `g1` (normal), the rest in `g2` (hidden), one node's
@@ -234,10 +235,9 @@ pub struct SimConfig {
     pub groups: bool,
     /// With `groups`: whose definitions deliberately differ.
     pub mismatch: Mismatch,
-    /// Name operations in the workload. The name service orders some
-    /// effects by `HashMap` iteration (a core finding, see
-    /// `tests/regressions.rs`), so runs with names replay only
-    /// approximately; the determinism tests turn them off.
+    /// Name operations in the workload (on by default; runs with names
+    /// replay exactly since the name service's maps hash with a fixed
+    /// hasher, see `tests/regressions.rs`).
     pub names: bool,
 }
 
@@ -251,7 +251,7 @@ impl SimConfig {
             faults: FaultSet::all(),
             record_trace: false,
             settle: Duration::from_secs(40),
-            self_monitors: false,
+            self_monitors: true,
             groups: false,
             mismatch: Mismatch::Seeded,
             names: true,

@@ -167,6 +167,9 @@ pub struct NameOp {
     pub replace: bool,
     /// When it was issued.
     pub started: Time,
+    /// For an unregister: the claim the caller saw as the holder's (pid,
+    /// stamp), the one an `Ok` says was retracted.
+    pub target: Option<(Pid, u64)>,
 }
 
 /// An acknowledged locked-mode registration, with what the other nodes of
@@ -270,6 +273,9 @@ pub struct RegistryLedger {
     pub crossings: Vec<Stray>,
     /// Name replies, by outcome, for coverage.
     pub name_results: BTreeMap<String, u64>,
+    /// Unregisters answered `Ok` while the holder's node still held the
+    /// claim the caller saw (judged by `unregister_applied`).
+    pub unapplied: Vec<String>,
 }
 
 impl RegistryLedger {

@@ -53,10 +53,9 @@ struct Args {
     /// Do not shrink a failing seed to fewer steps.
     #[arg(long)]
     no_shrink: bool,
-    /// Let processes monitor themselves (off by default: see the known
-    /// core finding in the crate's config docs).
+    /// Keep processes from monitoring themselves (they may by default).
     #[arg(long)]
-    self_monitors: bool,
+    no_self_monitors: bool,
     /// Run with a global-group configuration (first half of the nodes in a
     /// normal group, the rest in a hidden one; one node's definition may
     /// differ, see --mismatch).
@@ -90,7 +89,7 @@ fn main() -> Result<ExitCode> {
     base.nodes = args.nodes;
     base.steps = args.steps;
     base.faults = args.faults.clone();
-    base.self_monitors = args.self_monitors;
+    base.self_monitors = !args.no_self_monitors;
     base.groups = args.groups;
     base.mismatch = args.mismatch;
     if let Some(seed) = args.seed {
@@ -223,9 +222,9 @@ fn report_failure(args: &Args, cfg: SimConfig) {
         cfg.nodes
             .map_or_else(String::new, |n| format!(" --nodes {n}")),
         if cfg.self_monitors {
-            " --self-monitors"
-        } else {
             ""
+        } else {
+            " --no-self-monitors"
         },
         if cfg.groups { " --groups" } else { "" },
         if cfg.groups && cfg.mismatch != Mismatch::Seeded {

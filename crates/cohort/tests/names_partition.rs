@@ -283,3 +283,31 @@ async fn simple_disconnect_same_pid_on_both_sides_is_no_clash() {
         }
     }
 }
+
+/// An `unregister` of a name held on another node answers `Ok` only when
+/// the holder's node says it retracted the claim. When the request or the
+/// answer is lost on the way (here a one-way cut that the peer timeout has
+/// not noticed yet), the caller is told the outcome is unknown, not `Ok`:
+/// with the request lost the name stays, with the answer lost it went.
+#[tokio::test(start_paused = true)]
+async fn a_forwarded_unregister_without_an_answer_has_an_unknown_outcome() {
+    for (from, to, applied) in [("b", "a", false), ("a", "b", true)] {
+        let net = MemNetwork::default();
+        let nodes = mem_cluster(&net, &["a@mem", "b@mem"], cfg(Mode::Eventual)).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let p = a.spawn();
+        reg(a, "svc", &p).await;
+        wait_views(&[a, b], &[("svc", p.pid())]).await;
+        net.block_one_way(from, to);
+        let unknown = cohort::NamesError::OutcomeUnknown { name: "svc".into() };
+        assert_eq!(b.unregister("svc").await, Err(unknown), "{from}->{to} cut");
+        let held = a.whereis("svc");
+        assert_eq!(held.is_none(), applied, "{from}->{to} cut");
+        heal(&net, &nodes).await;
+        // The name stands where it stood on its node, now on both.
+        match held {
+            Some(pid) => wait_views(&[a, b], &[("svc", &pid)]).await,
+            None => wait_views(&[a, b], &[]).await,
+        }
+    }
+}

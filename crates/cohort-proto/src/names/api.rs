@@ -9,7 +9,9 @@ use bytes::Bytes;
 
 #[allow(unused_imports)]
 use super::NamesEffect;
-use super::{Claim, LockId, LossPolicy, Mode, Names, NamesError, NamesFrame};
+use super::{
+    Claim, LockId, LossPolicy, Mode, Names, NamesError, NamesFrame, UnregisterReason, WireReason,
+};
 use crate::ctx::Ctx;
 use crate::pid::{NodeName, Pid};
 
@@ -89,8 +91,21 @@ impl Names {
         out
     }
 
-    /// Unregisters `name`: at once when a local pid holds it (waiting for
-    /// every member's ack in locked mode), else through the holder's node.
+    /// Unregisters `name`, the claim of its holder as this node sees it.
+    ///
+    /// - Held by a local pid, eventual table: retracted at once, `Ok`.
+    /// - Held by a local pid, locked table: the name's lock is taken on
+    ///   every member (as a locked registration takes it), the claim is
+    ///   retracted and the lock released behind the retraction; `Ok` once
+    ///   every member acknowledged it (or after 3 s: the holder retracted
+    ///   it, the stream repair brings it to the others).
+    /// - Held on another node: the request goes to the holder's node,
+    ///   naming the claim seen here, and that node retracts it only if it
+    ///   is still current (under the name lock in a locked table). `Ok`
+    ///   when it answered that it did, [`NamesError::NotRegistered`] when
+    ///   the claim was gone, [`NamesError::OutcomeUnknown`] when no answer
+    ///   came within 3 s or the node went away (it may or may not act).
+    /// - No holder: [`NamesError::NotRegistered`].
     pub fn unregister(&mut self, op: u64, table: &str, name: &str, ctx: &mut Ctx<'_>) -> Outcome {
         self.flush(ctx);
         let i = match self.index(table) {
@@ -104,24 +119,37 @@ impl Names {
             return Outcome::Done(Err(NamesError::NotRegistered));
         };
         let locked = self.tables[i].cfg.mode == Mode::Locked;
-        let out = if holder.node() == ctx.me() {
-            let ack = locked.then_some(op);
-            let awaiting = self.unregister_local(i, name, ack, ctx).unwrap_or_default();
-            if awaiting.is_empty() {
-                Outcome::Done(Ok(true))
-            } else {
-                self.wait_acks(op, awaiting, Ok(true), ctx);
+        let (pid, stamp) = (holder.pid(), holder.stamp());
+        let out = if holder.node() == ctx.me() && pid.creation() == ctx.creation() {
+            if locked {
+                self.start_unregister(op, i, name, &pid, stamp, None, ctx);
                 Outcome::Pending
+            } else {
+                self.retract(
+                    i,
+                    name,
+                    &pid,
+                    UnregisterReason::Unregistered,
+                    WireReason::Unregistered,
+                    None,
+                    ctx,
+                );
+                Outcome::Done(Ok(true))
             }
         } else {
             let node = holder.node().clone();
             let frame = NamesFrame::Unregister {
                 table: table.to_string(),
                 name: name.to_string(),
+                pid,
+                stamp,
                 op,
             };
             self.send(&node, frame, ctx);
-            self.wait_acks(op, BTreeSet::from([node]), Ok(true), ctx);
+            let unknown = Err(NamesError::OutcomeUnknown {
+                name: name.to_string(),
+            });
+            self.wait(op, BTreeSet::from([node]), unknown.clone(), unknown, ctx);
             Outcome::Pending
         };
         self.pump(ctx);

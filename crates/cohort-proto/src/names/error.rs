@@ -24,4 +24,15 @@ pub enum NamesError {
     /// The node stopped before the operation finished; its outcome is unknown.
     #[error("node stopped")]
     Stopped,
+    /// The request went to another node (the holder's, for an
+    /// `unregister`), which did not answer in time or went away: the
+    /// request may or may not have been applied, now or later. Read the
+    /// name again (`whereis`) to learn where it stands; retrying an
+    /// `unregister` is safe (it names the claim it targets, never a newer
+    /// one).
+    #[error("outcome of the operation on {name:?} is unknown")]
+    OutcomeUnknown {
+        /// The name the operation was about.
+        name: String,
+    },
 }

@@ -11,7 +11,7 @@ use tracing::debug;
 
 use super::error::NamesError;
 use super::event::UnregisterReason;
-use super::locked_state::{RegOp, Req};
+use super::locked_state::{RegOp, Req, Unreg};
 use super::wire::{Claim, NamesFrame, OwnClaim, PrepareAnswer, WireReason};
 use super::{Names, NAME_LOCK_LEASE, PREPARE_TIMEOUT};
 use crate::ctx::Ctx;
@@ -39,9 +39,71 @@ impl Names {
                 awaiting: BTreeSet::new(),
                 backing_off: false,
                 timer: None,
+                unregister: None,
             },
         );
         self.send_prepares(op, ctx);
+    }
+
+    /// Starts a locked unregister of local `pid`'s claim on `name` stamped
+    /// `stamp`: its lock request (the holder's pid under a fresh stamp,
+    /// granted even though the name is held) takes the name's lock on
+    /// every member like a registration; then [`Names::commit`] retracts
+    /// the claim if it is still current and releases the lock behind the
+    /// retraction. `reply_to`: the node and operation that forwarded it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_unregister(
+        &mut self,
+        op: u64,
+        table: usize,
+        name: &str,
+        pid: &Pid,
+        stamp: u64,
+        reply_to: Option<(NodeName, u64)>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let request = Claim {
+            name: name.to_string(),
+            pid: pid.clone(),
+            meta: Default::default(),
+            stamp: self.tick(0),
+            policy: self.tables[table].cfg.policy,
+            supersedes: None,
+        };
+        self.regs.insert(
+            op,
+            RegOp {
+                table,
+                claim: request,
+                replace: true,
+                attempt: 0,
+                asked: BTreeSet::new(),
+                awaiting: BTreeSet::new(),
+                backing_off: false,
+                timer: None,
+                unregister: Some(Unreg {
+                    pid: pid.clone(),
+                    stamp,
+                    reply_to,
+                }),
+            },
+        );
+        self.send_prepares(op, ctx);
+    }
+
+    /// Answers operation `op`: to the driver, or to the node that
+    /// forwarded the unregister (`Ok` as applied, anything else as not).
+    fn finish(&mut self, op: u64, r: &RegOp, result: Result<bool, NamesError>, ctx: &mut Ctx<'_>) {
+        match r.unregister.as_ref().and_then(|u| u.reply_to.clone()) {
+            Some((node, their_op)) => {
+                let frame = NamesFrame::Unregistered {
+                    op: their_op,
+                    applied: result.is_ok(),
+                };
+                self.send(&node, frame, ctx);
+            }
+            None => self.reply(op, result, ctx),
+        }
     }
 
     fn send_prepares(&mut self, op: u64, ctx: &mut Ctx<'_>) {
@@ -280,8 +342,9 @@ impl Names {
                 }
             }
             PrepareAnswer::Taken => {
-                self.abort_reg(op, ctx);
-                self.reply(op, Err(NamesError::Taken), ctx);
+                if let Some(r) = self.abort_reg(op, ctx) {
+                    self.finish(op, &r, Err(NamesError::Taken), ctx);
+                }
             }
             PrepareAnswer::Busy => self.back_off(op, ctx),
         }
@@ -304,11 +367,11 @@ impl Names {
         }
     }
 
-    fn abort_reg(&mut self, op: u64, ctx: &mut Ctx<'_>) {
+    fn abort_reg(&mut self, op: u64, ctx: &mut Ctx<'_>) -> Option<RegOp> {
         self.release_all(op, ctx);
-        if let Some(r) = self.regs.remove(&op) {
-            self.drop_reg_timer(op, &r);
-        }
+        let r = self.regs.remove(&op)?;
+        self.drop_reg_timer(op, &r);
+        Some(r)
     }
 
     /// Drops the pending timer of registration `op`, which ended.
@@ -325,6 +388,9 @@ impl Names {
     fn commit(&mut self, op: u64, ctx: &mut Ctx<'_>) {
         let r = self.regs.remove(&op).expect("present");
         self.drop_reg_timer(op, &r);
+        if r.unregister.is_some() {
+            return self.commit_unregister(op, r, ctx);
+        }
         let (i, mut claim) = (r.table, r.claim);
         if let Err(e) = self.local_checks(i, &claim.name, &claim.pid, r.replace, ctx) {
             let frame = NamesFrame::Release {
@@ -352,6 +418,44 @@ impl Names {
         self.add_local(i, claim, &staged, false, ctx);
         self.release_name_lock(i, &name, &me, stamp, ctx);
         self.reply(op, Ok(true), ctx);
+    }
+
+    /// Every member granted a locked unregister the name's lock: retracts
+    /// the claim if it is still current, then releases the lock on every
+    /// member behind the retraction (so a registration waiting for the
+    /// lock finds the name free), and answers.
+    fn commit_unregister(&mut self, op: u64, r: RegOp, ctx: &mut Ctx<'_>) {
+        let u = r.unregister.as_ref().expect("an unregister");
+        let (i, here) = (r.table, u.reply_to.is_none());
+        let name = r.claim.name.clone();
+        let current = self.tables[i].claim_of(&name, &u.pid).map(|c| c.stamp()) == Some(u.stamp);
+        let mut awaiting = BTreeSet::new();
+        if current {
+            let ack = here.then_some(op);
+            let pid = u.pid.clone();
+            awaiting = self.retract(
+                i,
+                &name,
+                &pid,
+                UnregisterReason::Unregistered,
+                WireReason::Unregistered,
+                ack,
+                ctx,
+            );
+        }
+        let frame = NamesFrame::Release {
+            table: self.tables[i].cfg.name.clone(),
+            name,
+            stamp: r.claim.stamp,
+        };
+        for n in &r.asked {
+            self.send(n, frame.clone(), ctx);
+        }
+        match (current, here) {
+            (true, true) => self.wait_acks(op, awaiting, Ok(true), ctx),
+            (true, false) => self.finish(op, &r, Ok(true), ctx),
+            (false, _) => self.finish(op, &r, Err(NamesError::NotRegistered), ctx),
+        }
     }
 
     /// The `Commit` of `node`'s request `stamp` on `name`: installs the
@@ -383,24 +487,27 @@ impl Names {
         }
     }
 
-    /// For a `re_register`: retracts a local holder of the name, or marks
-    /// the claim as replacing a remote one.
+    /// For a `re_register`: the claim continues the line of the name's
+    /// holder (it takes that claim's place in the rank, see [`rank`]); a
+    /// local holder is retracted at once, a remote one by its own node
+    /// when the claim reaches it.
+    ///
+    /// [`rank`]: super::rank
     pub(super) fn displace(&mut self, i: usize, claim: &mut Claim, ctx: &mut Ctx<'_>) {
-        let Some(holder) = self.tables[i].view(&claim.name).map(|r| r.pid()) else {
+        let Some(holder) = self.tables[i].view(&claim.name) else {
             return;
         };
+        claim.supersedes = Some(holder.successor());
         if holder.node() == ctx.me() {
             self.retract(
                 i,
                 &claim.name.clone(),
-                &holder,
+                &holder.pid(),
                 UnregisterReason::Replaced,
                 WireReason::Replaced,
                 None,
                 ctx,
             );
-        } else if let Some(old) = self.tables[i].claim_of(&claim.name, &holder) {
-            claim.supersedes = Some((holder.clone(), old.stamp()));
         }
     }
 
@@ -455,8 +562,14 @@ impl Names {
             .map(|(op, _)| *op)
             .collect();
         for op in ops {
-            self.abort_reg(op, ctx);
-            self.reply(op, Err(NamesError::NoProc), ctx);
+            if let Some(r) = self.abort_reg(op, ctx) {
+                // An unregister's holder ended: its exit retracted the claim.
+                let e = match r.unregister {
+                    Some(_) => NamesError::NotRegistered,
+                    None => NamesError::NoProc,
+                };
+                self.finish(op, &r, Err(e), ctx);
+            }
         }
     }
 }

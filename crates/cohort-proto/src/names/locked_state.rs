@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::store::StoredClaim;
 use super::wire::Claim;
-use crate::pid::NodeName;
+use crate::pid::{NodeName, Pid};
 use crate::time::Time;
 
 /// A request for a name lock.
@@ -45,7 +45,21 @@ impl NameLock {
     }
 }
 
-/// A locked registration of a local pid in its lock phase.
+/// A locked unregister: the claim it retracts once it holds the name's
+/// lock, and who waits for its answer.
+#[derive(Debug)]
+pub(super) struct Unreg {
+    /// The holder (a local pid).
+    pub(super) pid: Pid,
+    /// The stamp of the claim to retract (a newer one stays).
+    pub(super) stamp: u64,
+    /// The node and operation a forwarded request came from; `None` when
+    /// the driver of this node asked.
+    pub(super) reply_to: Option<(NodeName, u64)>,
+}
+
+/// A locked registration of a local pid, or a locked unregister of a
+/// local holder's claim, in its lock phase.
 #[derive(Debug)]
 pub(super) struct RegOp {
     pub(super) table: usize,
@@ -59,4 +73,7 @@ pub(super) struct RegOp {
     /// The pending timer (lock phase time-out or retry), to drop it when
     /// the registration ends first.
     pub(super) timer: Option<(Time, u32)>,
+    /// For an unregister: what it retracts (its `claim` is then only the
+    /// lock request: the holder's pid under a fresh stamp, never committed).
+    pub(super) unregister: Option<Unreg>,
 }

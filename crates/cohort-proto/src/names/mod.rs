@@ -16,12 +16,17 @@
 //! every node from the claims alone ([`rank`]): claims replaced by a
 //! `re_register` never win; if any clashing claim asks for
 //! [`LossPolicy::DropBoth`] nobody wins; otherwise the lowest rank wins:
-//! the table's [`RankFn`] if it has one, then `(stamp, pid)`. Stamps come
-//! from a Lamport clock that every claim and lock request carries, so a
-//! claim made after its maker saw another claim always ranks later
-//! ("earliest claim wins"); concurrent claims are ordered by node name,
-//! then pid. Only the origin of a losing claim acts on it (kill, notify or
-//! drop), and retracts it; the other nodes just wait for the retraction.
+//! the table's [`RankFn`] if it has one, then the claim's place `(stamp,
+//! pid)`. Stamps come from a Lamport clock that every claim and lock
+//! request carries, so a claim made after its maker saw another claim
+//! always ranks later ("earliest claim wins"); concurrent claims are
+//! ordered by node name, then pid. A `re_register`'s claim continues the
+//! line of the claim it replaced ([`Succession`]) and takes its place: it
+//! wins exactly the clashes the replaced claim would have won, so a node
+//! that settled a clash before it heard of the replacement settled it the
+//! same way as one that heard of it first. Only the origin of a losing
+//! claim acts on it (kill, notify or drop), and retracts it; the other
+//! nodes just wait for the retraction.
 //!
 //! # Modes
 //! - [`Mode::Eventual`]: a registration writes locally and replicates;
@@ -44,8 +49,22 @@
 //!   in flight at once. A lock phase missing answers after 2 s gives back
 //!   what it got and retries; a name lock whose commit or release was lost
 //!   expires after 6 s (the stream repair brings a lost commit's claim).
-//!   A locked `unregister` answers once every member acknowledged the
+//!   A locked `unregister` takes the name's lock the same way (so it
+//!   serialises with registrations of the name), retracts the claim, and
+//!   releases the lock behind the retraction on every member; called on
+//!   the holder's node, it answers once every member acknowledged the
 //!   retraction, or after 3 s (the stream repair brings it to the others).
+//!
+//! # Unregister
+//! Only a claim's own node retracts it. An `unregister` called elsewhere
+//! is forwarded to the holder's node and names the claim the caller saw
+//! (pid and stamp): the holder's node retracts that claim if it is still
+//! current, and never a newer claim of the name (a late request is
+//! harmless). The caller gets `Ok` only when the holder's node answered
+//! that it retracted the claim, [`NamesError::NotRegistered`] when the
+//! claim was gone, and [`NamesError::OutcomeUnknown`] when no answer came
+//! within 3 s or the holder's node went away: the request may or may not
+//! have been applied.
 //!
 //! # Locks
 //! `set_lock` takes a lock on a resource on a set of nodes; holders with
@@ -102,7 +121,9 @@ pub use self::rank::{RankFn, RankFnInner};
 pub use self::store::StoredClaim;
 use self::store::{Claims, LocalIndex};
 use self::streams::Cursors;
-pub use self::wire::{Claim, LockId, LossPolicy, NamesFrame, OwnClaim, PrepareAnswer, WireReason};
+pub use self::wire::{
+    Claim, LockId, LossPolicy, NamesFrame, OwnClaim, PrepareAnswer, Succession, WireReason,
+};
 use crate::ctx::Ctx;
 use crate::effect::Effect;
 use crate::hash::FixedHasher;
@@ -115,7 +136,9 @@ const HEAD_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a lock phase (name or resource lock) waits for answers before
 /// it gives back what it got and retries (an answer may have been lost).
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a locked unregister waits for acks before answering anyway.
+/// How long a locked unregister waits for acks before answering anyway,
+/// and a forwarded one for the holder's answer before it answers
+/// [`NamesError::OutcomeUnknown`].
 const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a name lock may be held before this node frees it (its
 /// release was lost); longer than any lock phase.
@@ -143,7 +166,10 @@ struct Table {
 #[derive(Debug)]
 struct Wait {
     awaiting: BTreeSet<NodeName>,
+    /// The answer once every awaited node acknowledged.
     result: Result<bool, NamesError>,
+    /// The answer when time runs out, or the last awaited node goes away.
+    lapsed: Result<bool, NamesError>,
     /// When it stops waiting (its timer, dropped when all acks came).
     until: Time,
 }
@@ -305,17 +331,58 @@ impl Names {
         if awaiting.is_empty() {
             self.reply(op, result, ctx);
         } else {
-            let until = ctx.now + ACK_TIMEOUT;
-            self.waits.insert(
-                op,
-                Wait {
-                    awaiting,
-                    result,
-                    until,
-                },
-            );
-            self.timers.insert((until, op, ACK_TIMER));
+            let lapsed = result.clone();
+            self.wait(op, awaiting, result, lapsed, ctx);
         }
+    }
+
+    /// Waits for `awaiting` (at most [`ACK_TIMEOUT`]): `result` when all
+    /// acknowledged, `lapsed` when time ran out or they went away.
+    fn wait(
+        &mut self,
+        op: u64,
+        awaiting: BTreeSet<NodeName>,
+        result: Result<bool, NamesError>,
+        lapsed: Result<bool, NamesError>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let until = ctx.now + ACK_TIMEOUT;
+        self.waits.insert(
+            op,
+            Wait {
+                awaiting,
+                result,
+                lapsed,
+                until,
+            },
+        );
+        self.timers.insert((until, op, ACK_TIMER));
+    }
+
+    /// The holder's node `from` answered the forwarded unregister `op`.
+    fn unregistered(&mut self, from: &NodeName, op: u64, applied: bool, ctx: &mut Ctx<'_>) {
+        if !self
+            .waits
+            .get(&op)
+            .is_some_and(|w| w.awaiting.contains(from))
+        {
+            return;
+        }
+        let w = self.waits.remove(&op).expect("present");
+        self.timers.remove(&(w.until, op, ACK_TIMER));
+        let result = if applied {
+            Ok(true)
+        } else {
+            Err(NamesError::NotRegistered)
+        };
+        self.reply(op, result, ctx);
+    }
+
+    /// An operation id of the core's own (its replies are not the driver's).
+    fn internal_op(&mut self) -> u64 {
+        let op = self.internal_op;
+        self.internal_op -= 1;
+        op
     }
 
     fn acked(&mut self, from: &NodeName, op: u64, ctx: &mut Ctx<'_>) {
@@ -411,7 +478,7 @@ impl Names {
         for op in done {
             let w = self.waits.remove(&op).expect("present");
             self.timers.remove(&(w.until, op, ACK_TIMER));
-            self.reply(op, w.result, ctx);
+            self.reply(op, w.lapsed, ctx);
         }
         self.locks_peer_down(node, ctx);
         self.pump(ctx);
@@ -552,12 +619,44 @@ impl Names {
                 }
             }
             NamesFrame::Ack { op } => self.acked(node, op, ctx),
-            NamesFrame::Unregister { table, name, op } => {
-                if let Some(i) = self.table_index(&table) {
-                    self.unregister_local(i, &name, None, ctx);
+            NamesFrame::Unregister {
+                table,
+                name,
+                pid,
+                stamp,
+                op,
+            } => {
+                let current = self.table_index(&table).filter(|&i| {
+                    pid.node() == ctx.me()
+                        && pid.creation() == ctx.creation()
+                        && self.tables[i].claim_of(&name, &pid).map(|c| c.stamp()) == Some(stamp)
+                });
+                match current {
+                    Some(i) if self.tables[i].cfg.mode == Mode::Locked => {
+                        let mine = self.internal_op();
+                        let to = Some((node.clone(), op));
+                        self.start_unregister(mine, i, &name, &pid, stamp, to, ctx);
+                    }
+                    Some(i) => {
+                        self.retract(
+                            i,
+                            &name,
+                            &pid,
+                            UnregisterReason::Unregistered,
+                            WireReason::Unregistered,
+                            None,
+                            ctx,
+                        );
+                        let frame = NamesFrame::Unregistered { op, applied: true };
+                        self.send(node, frame, ctx);
+                    }
+                    None => {
+                        let frame = NamesFrame::Unregistered { op, applied: false };
+                        self.send(node, frame, ctx);
+                    }
                 }
-                self.send(node, NamesFrame::Ack { op }, ctx);
             }
+            NamesFrame::Unregistered { op, applied } => self.unregistered(node, op, applied, ctx),
             NamesFrame::Ping { op } => self.send(node, NamesFrame::Ack { op }, ctx),
             NamesFrame::LockSet {
                 op,
@@ -633,7 +732,7 @@ impl Names {
                 // Members that did not ack in time get the change by the
                 // stream repair; the caller is not held up for them.
                 if let Some(w) = self.waits.remove(&op) {
-                    self.reply(op, w.result, ctx);
+                    self.reply(op, w.lapsed, ctx);
                 }
             }
         }

@@ -1,19 +1,41 @@
 //! The clash rule: which of several claims on one name wins, computed by
 //! every node from the claims alone.
 //!
-//! 1. A claim that another claim in the set supersedes (`re_register`)
-//!    never wins and is not a clash.
+//! A `re_register`'s claim continues the *line* of the claim it replaced
+//! ([`Succession`]): it stands in the rank where the claim that began the
+//! line stood (its *place*), and it replaces the claims of its line made
+//! by fewer `re_register`s in a row.
+//!
+//! 1. A claim of a line with a claim further down the line in the set is
+//!    replaced: it never wins and is not a clash.
 //! 2. If two or more claims remain and any of them asks for
 //!    [`LossPolicy::DropBoth`], nobody wins.
 //! 3. Otherwise the lowest rank wins: the table's [`RankFn`] when it says
-//!    `Less` or `Greater`, else the Lamport stamp (earliest claim), then the
-//!    pid (node name, creation, serial), which is unique.
+//!    `Less` or `Greater`, else the place (the Lamport stamp of the claim
+//!    that began the line: earliest claim, then its pid: node name,
+//!    creation, serial), then the claim's own stamp and pid (claims of one
+//!    line, as far down it, made concurrently), which are unique.
+//!
+//! Why places: a node settles a clash with the claims it has heard of, and
+//! only the loser's node acts, at once. Suppose b holds a name, c claims it
+//! in another partition (later than b), and a re-registers it (replacing
+//! b's claim). A node that meets b's and c's claims first makes c lose to
+//! b. Had a's claim ranked by its own stamp (later than c's), a node that
+//! meets a's and c's claims would make a's lose to c: each claimant may be
+//! told it lost, to different winners, and who keeps the name depends on
+//! who heard what first. Ranked at b's place, a's claim beats c's exactly
+//! when b's did: adding a claim to a set never turns a loser into a winner.
+//! A [`RankFn`] that ranks a `re_register`'s claim differently from the
+//! claim it replaced gives up that guarantee.
+//!
+//! [`Succession`]: super::Succession
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
 use super::wire::{Claim, LossPolicy};
+use crate::pid::{NodeName, Pid};
 
 /// A user rank: `Less` means the first claim wins. Must be deterministic
 /// and identical on every node of the table; `Equal` falls back to the
@@ -37,9 +59,17 @@ impl fmt::Debug for RankFn {
     }
 }
 
-/// The default order: earlier stamp first, then node name, then pid.
+/// The default order: earlier place first (the stamp of the claim that
+/// began the line, then its node name and pid), then the claim's own
+/// stamp, node name and pid.
 pub fn default_cmp(a: &Claim, b: &Claim) -> Ordering {
-    (a.stamp, a.pid.node(), &a.pid).cmp(&(b.stamp, b.pid.node(), &b.pid))
+    fn place(c: &Claim) -> (u64, &NodeName, &Pid) {
+        let (stamp, pid) = c.place();
+        (stamp, pid.node(), pid)
+    }
+    place(a)
+        .cmp(&place(b))
+        .then_with(|| (a.stamp, a.pid.node(), &a.pid).cmp(&(b.stamp, b.pid.node(), &b.pid)))
 }
 
 /// The order of two claims under an optional user rank.
@@ -50,10 +80,12 @@ pub fn compare(a: &Claim, b: &Claim, rank: Option<&RankFn>) -> Ordering {
     }
 }
 
-/// Whether `c` is replaced by another claim of the set.
+/// Whether `c` is replaced by another claim of the set: one of its line
+/// made by more `re_register`s in a row.
 pub fn superseded<'a>(c: &Claim, all: impl IntoIterator<Item = &'a Claim>) -> bool {
+    let (place, depth) = (c.place(), c.depth());
     all.into_iter()
-        .any(|o| o.supersedes.as_ref() == Some(&(c.pid.clone(), c.stamp)))
+        .any(|o| o.depth() > depth && o.place() == place)
 }
 
 /// The index of the winning claim, or `None` when there is none (empty set,
@@ -76,7 +108,7 @@ pub fn winner(claims: &[&Claim], rank: Option<&RankFn>) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pid::{NodeName, Pid};
+    use crate::names::Succession;
     use bytes::Bytes;
 
     fn claim(node: &str, serial: u64, stamp: u64) -> Claim {
@@ -141,7 +173,11 @@ mod tests {
     fn a_superseded_claim_never_wins_and_is_no_clash() {
         let old = claim("a@h", 1, 5);
         let mut new = claim("b@h", 1, 9);
-        new.supersedes = Some((old.pid.clone(), 5));
+        new.supersedes = Some(Succession {
+            pid: old.pid.clone(),
+            stamp: 5,
+            depth: 1,
+        });
         let mut drop = old.clone();
         drop.policy = LossPolicy::DropBoth;
         assert_eq!(
@@ -150,5 +186,48 @@ mod tests {
         );
         assert_eq!(win(&[drop, new.clone()], None), Some(new.pid));
         assert_eq!(win(&[], None), None);
+    }
+
+    /// b's claim (5) was replaced by a's `re_register` (9); c claimed the
+    /// name elsewhere at 7. c loses to b, so it must lose to a too, in
+    /// every set of these claims a node may hold.
+    #[test]
+    fn a_re_register_takes_the_place_of_the_claim_it_replaced() {
+        let b = claim("b@h", 1, 5);
+        let c = claim("c@h", 1, 7);
+        let mut a = claim("a@h", 1, 9);
+        a.supersedes = Some(Succession {
+            pid: b.pid.clone(),
+            stamp: 5,
+            depth: 1,
+        });
+        for set in [
+            vec![b.clone(), c.clone()],
+            vec![a.clone(), c.clone()],
+            vec![c.clone(), b.clone(), a.clone()],
+        ] {
+            assert_ne!(win(&set, None), Some(c.pid.clone()), "{set:?}");
+        }
+        assert_eq!(win(&[a.clone(), c.clone()], None), Some(a.pid.clone()));
+        // a's claim replaced again (by d, 11): d stands in b's place and
+        // replaces b's claim even where a's is not known yet.
+        let mut d = claim("d@h", 1, 11);
+        d.supersedes = Some(Succession {
+            pid: b.pid.clone(),
+            stamp: 5,
+            depth: 2,
+        });
+        assert_eq!(win(&[b.clone(), d.clone()], None), Some(d.pid.clone()));
+        assert_eq!(win(&[c.clone(), a, d.clone(), b], None), Some(d.pid));
+        // Two re_registers of b's claim made apart clash by their own stamps.
+        let mut e = claim("e@h", 1, 8);
+        e.supersedes = Some(Succession {
+            pid: Pid::new(NodeName::new("b@h").unwrap(), 1, 1),
+            stamp: 5,
+            depth: 1,
+        });
+        let mut f = claim("a@h", 2, 9);
+        f.supersedes = e.supersedes.clone();
+        assert_eq!(win(&[f, e.clone(), c], None), Some(e.pid));
     }
 }

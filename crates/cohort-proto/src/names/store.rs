@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ecow::EcoString;
 
-use super::wire::{Claim, LossPolicy, OwnClaim};
+use super::wire::{Claim, LossPolicy, OwnClaim, Succession};
 use crate::hash::FixedHasher;
 use crate::pid::{NodeName, Pid};
 
@@ -33,7 +33,7 @@ pub struct StoredClaim {
 #[derive(Debug, PartialEq, Eq)]
 struct Extra {
     meta: Bytes,
-    supersedes: Option<(Pid, u64)>,
+    supersedes: Option<Succession>,
 }
 
 impl StoredClaim {
@@ -137,9 +137,40 @@ impl StoredClaim {
         self.serial == o.serial && self.creation == o.creation && self.node == o.node
     }
 
-    /// The claim this one replaces, if any.
-    pub(super) fn supersedes(&self) -> Option<&(Pid, u64)> {
+    /// The line of claims this one continues, if any.
+    pub(super) fn supersedes(&self) -> Option<&Succession> {
         self.extra.as_ref().and_then(|e| e.supersedes.as_ref())
+    }
+
+    /// Whether both claims are of one line (one replaced the other, or
+    /// both replaced claims of the same line).
+    pub(super) fn same_line(&self, o: &StoredClaim) -> bool {
+        let first = |c: &StoredClaim| match c.supersedes() {
+            Some(s) => (
+                s.stamp,
+                s.pid.node().clone(),
+                s.pid.creation(),
+                s.pid.serial(),
+            ),
+            None => (c.stamp, c.node.clone(), c.creation, c.serial),
+        };
+        first(self) == first(o)
+    }
+
+    /// The succession of a claim that replaces this one.
+    pub(super) fn successor(&self) -> Succession {
+        match self.supersedes() {
+            Some(s) => Succession {
+                pid: s.pid.clone(),
+                stamp: s.stamp,
+                depth: s.depth.saturating_add(1),
+            },
+            None => Succession {
+                pid: self.pid(),
+                stamp: self.stamp,
+                depth: 1,
+            },
+        }
     }
 
     /// Whether both claims show the same entry (holder and metadata).

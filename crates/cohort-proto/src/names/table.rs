@@ -132,8 +132,10 @@ impl Names {
             return;
         }
         let before = t.view(rec.name());
-        let reason = match (&before, rec.supersedes()) {
-            (Some(p), Some((sp, _))) if p.is(sp) => UnregisterReason::Replaced,
+        let reason = match &before {
+            Some(p) if rec.supersedes().is_some() && p.same_line(&rec) => {
+                UnregisterReason::Replaced
+            }
             _ => UnregisterReason::Conflict,
         };
         let claims = match t.claims.take(rec.name()) {

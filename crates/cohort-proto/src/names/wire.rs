@@ -37,8 +37,43 @@ pub struct Claim {
     pub stamp: u64,
     /// What happens to this claim if it loses a clash.
     pub policy: LossPolicy,
-    /// The claim this one replaces (`re_register` of a name held elsewhere).
-    pub supersedes: Option<(Pid, u64)>,
+    /// For a `re_register`'s claim: the line of claims it continues (it
+    /// replaced the name's holder), which gives its place in the rank.
+    pub supersedes: Option<Succession>,
+}
+
+/// The line of claims a `re_register`'s claim continues: it replaced the
+/// name's holder then, which had replaced the holder before it, and so on
+/// back to the claim that began the line (a plain registration). A claim
+/// of a line takes the place of that first claim in the rank (see
+/// [`rank`](super::rank)), and a claim further down a line replaces the
+/// claims of the line before it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Succession {
+    /// The process whose claim began the line.
+    pub pid: Pid,
+    /// That claim's stamp.
+    pub stamp: u64,
+    /// How many `re_register`s in a row led from that claim to this one
+    /// (1 when it replaced the first claim itself).
+    pub depth: u32,
+}
+
+impl Claim {
+    /// The claim's place in the rank: the stamp and pid of the claim that
+    /// began its line (its own when it replaced none).
+    pub fn place(&self) -> (u64, &Pid) {
+        match &self.supersedes {
+            Some(s) => (s.stamp, &s.pid),
+            None => (self.stamp, &self.pid),
+        }
+    }
+
+    /// How many `re_register`s in a row led to this claim (0 for a plain
+    /// registration).
+    pub fn depth(&self) -> u32 {
+        self.supersedes.as_ref().map_or(0, |s| s.depth)
+    }
 }
 
 /// A claim of one of the sender's own processes as an `Add` carries it:
@@ -56,8 +91,8 @@ pub struct OwnClaim {
     pub stamp: u64,
     /// What happens to this claim if it loses a clash.
     pub policy: LossPolicy,
-    /// The claim this one replaces.
-    pub supersedes: Option<(Pid, u64)>,
+    /// The line of claims this one continues (a `re_register`'s).
+    pub supersedes: Option<Succession>,
 }
 
 impl OwnClaim {
@@ -213,19 +248,33 @@ pub enum NamesFrame {
         /// The request's stamp.
         stamp: u64,
     },
-    /// Acknowledges an `Add`, `Remove`, `Unregister` or `Ping`.
+    /// Acknowledges an `Add`, `Remove` or `Ping`.
     Ack {
         /// The operation.
         op: u64,
     },
-    /// Asks the origin of `name`'s holder to unregister it.
+    /// Asks the origin of `name`'s holder to unregister it: the claim of
+    /// `pid` stamped `stamp`, the one the sender saw, and no other (a
+    /// newer claim of the name stays). Answered by `Unregistered`.
     Unregister {
         /// The table.
         table: String,
         /// The name.
         name: String,
-        /// The sender's operation waiting for an ack.
+        /// The holder the sender saw (a process of the receiver).
+        pid: Pid,
+        /// The stamp of the claim the sender saw.
+        stamp: u64,
+        /// The sender's operation waiting for the answer.
         op: u64,
+    },
+    /// Answer to `Unregister`: whether the receiver retracted the claim
+    /// (else it was no longer current: unregistered, replaced or lost).
+    Unregistered {
+        /// The asker's operation.
+        op: u64,
+        /// Whether the claim was retracted.
+        applied: bool,
     },
     /// Answered by `Ack` once everything before it was applied.
     Ping {

@@ -3,7 +3,7 @@
 //! and tests may inject frames a real peer would never send.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use cohort_proto::auth::Cookie;
 use cohort_proto::cluster::ClusterConfig;
@@ -24,6 +24,10 @@ pub struct CoreNet {
     pub seen: Vec<Vec<Effect>>,
     /// Every frame sent, with its sender, in order.
     pub sent: Vec<(usize, Frame)>,
+    /// Directions `(from, to)` whose frames are held back (see [`CoreNet::hold`]).
+    held: BTreeSet<(usize, usize)>,
+    /// Frames held back, in the order they were sent.
+    parked: VecDeque<(usize, ConnId, Frame)>,
 }
 
 impl CoreNet {
@@ -59,6 +63,8 @@ impl CoreNet {
             queue: VecDeque::new(),
             seen: vec![Vec::new(); n],
             sent: Vec::new(),
+            held: BTreeSet::new(),
+            parked: VecDeque::new(),
         }
     }
 
@@ -80,7 +86,7 @@ impl CoreNet {
                 }
                 moved |= self.send_held(i);
             }
-            if let Some((to, conn, frame)) = self.queue.pop_front() {
+            if let Some((to, conn, frame)) = self.next_frame() {
                 moved = true;
                 let frame = Frame::decode(&frame.encode()).expect("own frames decode");
                 self.nodes[to].frame(conn, frame, self.now);
@@ -103,13 +109,50 @@ impl CoreNet {
             }
         };
         poll(self);
-        let Some((to, conn, frame)) = self.queue.pop_front() else {
+        let Some((to, conn, frame)) = self.next_frame() else {
             return false;
         };
         let frame = Frame::decode(&frame.encode()).expect("own frames decode");
         self.nodes[to].frame(conn, frame, self.now);
         poll(self);
         true
+    }
+
+    /// The next frame to deliver; frames of held directions are parked.
+    fn next_frame(&mut self) -> Option<(usize, ConnId, Frame)> {
+        while let Some((to, conn, frame)) = self.queue.pop_front() {
+            let from = self.links.get(&(to, conn)).map(|(src, _)| *src);
+            if from.is_some_and(|f| self.held.contains(&(f, to))) {
+                self.parked.push_back((to, conn, frame));
+            } else {
+                return Some((to, conn, frame));
+            }
+        }
+        None
+    }
+
+    /// Holds back every frame node `from` sends node `to` (on a
+    /// connection up now or later) until [`CoreNet::release`]: a slow
+    /// link, not a broken one.
+    pub fn hold(&mut self, from: usize, to: usize) {
+        self.held.insert((from, to));
+    }
+
+    /// Lets the frames held back from `from` to `to` go, in order, and
+    /// settles.
+    pub fn release(&mut self, from: usize, to: usize) {
+        self.held.remove(&(from, to));
+        let links = &self.links;
+        let (go, keep): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|(t, c, _)| {
+                *t == to && links.get(&(*t, *c)).map(|(src, _)| *src) == Some(from)
+            });
+        self.parked = keep;
+        for f in go.into_iter().rev() {
+            self.queue.push_front(f);
+        }
+        self.settle();
     }
 
     /// Sends what node `i` holds at once, as if its timer came due

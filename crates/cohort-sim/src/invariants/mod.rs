@@ -24,6 +24,7 @@ pub mod no_panic;
 pub mod pg_monitor_order;
 pub mod pg_views;
 mod sessions_symmetric;
+mod unregister_applied;
 mod wire_contract;
 
 use crate::sim::Sim;
@@ -41,6 +42,7 @@ pub use self::no_panic::NO_PANIC;
 pub use self::pg_monitor_order::PG_MONITOR_ORDER;
 pub use self::pg_views::PG_VIEWS;
 pub use self::sessions_symmetric::SESSIONS_SYMMETRIC;
+pub use self::unregister_applied::UNREGISTER_APPLIED;
 pub use self::wire_contract::WIRE_CONTRACT;
 
 /// Every invariant, in the order they are checked.
@@ -59,6 +61,7 @@ pub fn all() -> Vec<Invariant> {
         LOCKED_ONCE,
         LOCKED_HELD,
         NAMES_UNIQUE,
+        UNREGISTER_APPLIED,
     ]
 }
 

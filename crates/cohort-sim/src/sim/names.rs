@@ -71,6 +71,7 @@ impl Sim {
                 pid: Some(pid.clone()),
                 replace,
                 started: now,
+                target: None,
             },
         );
         let args = RegisterArgs {
@@ -98,6 +99,13 @@ impl Sim {
         );
         self.touch(table, name);
         let now = self.now();
+        let target = self.nodes[i].core().and_then(|c| {
+            let names = c.names();
+            let holder = names.whereis(table, name)?;
+            let claim = names.claims(table);
+            let c = claim.iter().find(|c| c.name == name && c.pid == holder)?;
+            Some((holder, c.stamp))
+        });
         self.ledger.reg.name_ops.insert(
             (i, creation, op),
             NameOp {
@@ -106,6 +114,7 @@ impl Sim {
                 pid: None,
                 replace: false,
                 started: now,
+                target,
             },
         );
         let mut out = None;
@@ -168,6 +177,24 @@ impl Sim {
             .entry(format!("{}/{kind}: {outcome}", o.table))
             .or_default() += 1;
         self.touch(&o.table, &o.name);
+        if let (None, Ok(true), Some((holder, stamp))) = (&o.pid, &result, &o.target) {
+            let still = self.index_of(holder.node()).and_then(|h| {
+                let n = &self.nodes[h];
+                let core = n.core().filter(|_| n.creation == holder.creation())?;
+                let claims = core.names().claims(&o.table);
+                claims
+                    .iter()
+                    .any(|c| c.name == o.name && c.pid == *holder && c.stamp == *stamp)
+                    .then_some(h)
+            });
+            if let Some(h) = still {
+                let msg = format!(
+                    "n{i} was told its unregister of {}/{} (op {op}) was applied, but n{h} still holds the claim of {holder} (stamp {stamp})",
+                    o.table, o.name
+                );
+                self.ledger.reg.unapplied.push(msg);
+            }
+        }
         let (Some(pid), Ok(true)) = (o.pid.clone(), result) else {
             return;
         };

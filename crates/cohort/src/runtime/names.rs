@@ -235,8 +235,18 @@ impl NameTable {
         .map(|_| ())
     }
 
-    /// Unregisters `name`, whichever node holds it. `NotRegistered` when
-    /// this node sees no holder.
+    /// Unregisters `name`, whichever node holds it: the claim this node
+    /// sees, never a newer one made meanwhile.
+    ///
+    /// `Ok` means the holder's node retracted that claim (in a locked
+    /// table under the name's lock, so it serialises with registrations
+    /// of the name). `NotRegistered` when this node sees no holder, or
+    /// the holder's node found the claim gone (unregistered, replaced or
+    /// lost). [`NamesError::OutcomeUnknown`] when the name is held on
+    /// another node that did not answer within 3 s or went away: the
+    /// request may or may not have been applied (read `whereis` again;
+    /// retrying is safe), as with a database driver whose connection
+    /// dropped mid-commit.
     pub async fn unregister(&self, name: &str) -> Result<(), NamesError> {
         let table = self.table()?.to_string();
         call(self.shared(), |core, now, op| {
