@@ -100,6 +100,9 @@ pub(crate) struct State {
     beam_monitors: HashMap<Pid, Vec<(ErlPid, Reference)>>,
     /// The agent's monitors on the Cohort pids we minted.
     agent_monitors: HashMap<Pid, MonitorRef>,
+    /// Ended Cohort processes whose pg leaves have not arrived yet (their
+    /// minted pid is kept until then, so the leave can name it).
+    dead: HashSet<Pid>,
 }
 
 fn atom(s: &str) -> Term {
@@ -174,6 +177,7 @@ impl State {
             sys_pid: ErlPid::new(me, 0, 0, creation),
             beam_monitors: HashMap::new(),
             agent_monitors: HashMap::new(),
+            dead: HashSet::new(),
         };
         s.sys_pid = s.fresh_pid();
         for (name, scope) in scopes {
@@ -490,6 +494,10 @@ impl State {
                     if let Some(e) = self.tables.lock().unwrap().to_erl.get(p) {
                         erl.push(e.clone());
                     }
+                    if self.dead.contains(p) && !self.advertised(p) {
+                        self.dead.remove(p);
+                        self.unmint(p);
+                    }
                 }
             }
             PgEventKind::Meta => return,
@@ -538,6 +546,7 @@ impl State {
     // ---- messages from BEAM -------------------------------------------------
 
     fn message(&mut self, id: u64, msg: Message, agent: &cohort::Process) {
+        tracing::trace!(?msg, "erlang bridge: received");
         match msg {
             Message::Send(m) => self.deliver_to_pid(id, &m.to_pid, m.message),
             Message::SendTt(m) => self.deliver_to_pid(id, &m.to_pid, m.message),
@@ -659,6 +668,7 @@ impl State {
         agent: &cohort::Process,
     ) {
         let _ = agent;
+        tracing::debug!(?to, "erlang bridge: monitor request");
         let node = from.node.name.clone();
         match &to {
             PidOrAtom::Pid(p) if self.scope_of_pid(p).is_some() || p == &self.sys_pid => {
@@ -700,18 +710,35 @@ impl State {
         }
     }
 
-    /// A Cohort process we minted a pid for ended.
+    fn advertised(&self, pid: &Pid) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| s.local.values().any(|l| l.contains(pid)))
+    }
+
+    fn unmint(&mut self, pid: &Pid) {
+        let mut t = self.tables.lock().unwrap();
+        if let Some(e) = t.to_erl.remove(pid) {
+            t.to_cohort.remove(&(e.id, e.serial));
+        }
+    }
+
+    /// A Cohort process we minted a pid for ended. Its pid stays minted
+    /// until its pg leaves (which may come after this) are passed on.
     pub(crate) fn cohort_down(&mut self, pid: &Pid, reason: &ExitReason) {
         self.agent_monitors.remove(pid);
-        let erl = {
-            let mut t = self.tables.lock().unwrap();
-            let e = t.to_erl.remove(pid);
-            if let Some(e) = &e {
-                t.to_cohort.remove(&(e.id, e.serial));
-            }
-            e
-        };
+        let erl = self.tables.lock().unwrap().to_erl.get(pid).cloned();
+        if self.advertised(pid) {
+            self.dead.insert(pid.clone());
+        } else {
+            self.unmint(pid);
+        }
         let Some(erl) = erl else { return };
+        tracing::debug!(
+            ?erl,
+            monitors = self.beam_monitors.get(pid).map_or(0, |v| v.len()),
+            "erlang bridge: minted process ended"
+        );
         for (from, r) in self.beam_monitors.remove(pid).unwrap_or_default() {
             let node = from.node.name.clone();
             let m =

@@ -22,13 +22,15 @@ use crate::BridgeError;
 
 /// The capabilities this node announces: OTP 25's mandatory set (with the
 /// `DFLAG_MANDATORY_25_DIGEST` bit as `dist.h` defines it, `0x4000000`),
-/// published (a visible node), process monitors, 32-bit pid fields. No atom
+/// published (a visible node), process monitors by pid and by name (OTP
+/// sends `MONITOR_P` only when both bits are set), 32-bit pid fields. No atom
 /// cache, no fragments, no `SEND_SENDER`: frames stay plain pass-through.
 pub(crate) fn local_flags() -> DistributionFlags {
     const MANDATORY_25_DIGEST: u64 = 0x400_0000;
     DistributionFlags::PUBLISHED
         | DistributionFlags::EXTENDED_REFERENCES
         | DistributionFlags::DIST_MONITOR
+        | DistributionFlags::DIST_MONITOR_NAME
         | DistributionFlags::FUN_TAGS
         | DistributionFlags::NEW_FUN_TAGS
         | DistributionFlags::EXTENDED_PIDS_PORTS
