@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use cohort::Message;
 use cohort_erl::{Bridge, Term};
 use common::*;
@@ -147,11 +145,7 @@ async fn node_down_both_ways_restart_and_a_node_without_the_scope() {
     let me = format!("{}@127.0.0.1", unique("cohort"));
     let bridge = Bridge::start(
         &node,
-        config(&me)
-            .peer(&b.name)
-            .peer(&plain.name)
-            .scope("demo")
-            .ticks(Duration::from_millis(500), Duration::from_secs(3)),
+        config(&me).peer(&b.name).peer(&plain.name).scope("demo"),
     )
     .await
     .unwrap();
@@ -264,5 +258,14 @@ async fn hostile_input_closes_only_that_connection() {
     // The real BEAM node is still served.
     let cp = node.spawn();
     node.scope("demo").join("later", cp.pid()).unwrap();
+    b.wait_for(&cohort_members_on_beam("demo", "later", &me), "1");
+
+    // A member on another node of the Cohort cluster is advertised too.
+    let other = cohort_node().await;
+    other.connect(&node.local_addr()).await.unwrap();
+    let op = other.spawn();
+    other.scope("demo").join("later", op.pid()).unwrap();
+    b.wait_for(&cohort_members_on_beam("demo", "later", &me), "2");
+    drop(op);
     b.wait_for(&cohort_members_on_beam("demo", "later", &me), "1");
 }
