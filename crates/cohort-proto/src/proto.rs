@@ -17,8 +17,10 @@ use super::pid::{ExitReason, NodeName, Pid};
 /// one-round-trip locked names with `Commit`, claims without node names;
 /// 3: a `re_register`'s claim carries the line it continues,
 /// [`Succession`](crate::names::Succession); a forwarded `Unregister` names
-/// the claim it targets and is answered by `Unregistered`).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// the claim it targets and is answered by `Unregistered`; 4: mesh gossip
+/// by introduction and digest, [`Frame::Introduce`], [`Frame::Welcome`],
+/// [`Frame::Digest`]).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Default largest frame accepted from a peer, in bytes (16 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -47,7 +49,9 @@ pub enum Frame {
     },
     /// Liveness: sent every tick interval on every session.
     Tick,
-    /// Mesh gossip: nodes the sender is connected to, with their listen addresses.
+    /// Mesh gossip: nodes the sender is connected to, with their listen
+    /// addresses (an announcement of new nodes, or the sender's whole list
+    /// when [`Frame::Digest`] showed the two views differ).
     Peers(Vec<PeerInfo>),
     /// The sender is leaving (shutdown) or disconnecting on purpose: the
     /// receiver drops it at once and does not reconnect on its own.
@@ -103,6 +107,25 @@ pub enum Frame {
     Names(NamesFrame),
     /// Global groups: definition checks and cross-group queries.
     GlobalGroup(GlobalGroupsFrame),
+    /// First frame of a session the sender opened on purpose (a configured
+    /// seed or a `connect`, not a node it heard of): the nodes the sender
+    /// is connected to. The receiver answers with [`Frame::Welcome`] and
+    /// tells its own peers about the sender and about these nodes.
+    Introduce(Vec<PeerInfo>),
+    /// Answer to [`Frame::Introduce`]: the nodes the receiver of the
+    /// introduction is connected to.
+    Welcome(Vec<PeerInfo>),
+    /// Sent in place of a [`Frame::Tick`] while the sender's view of its own
+    /// global group changed since it last told this peer, or differs from
+    /// the view the peer last told: how many of its nodes it knows of
+    /// (itself included) and a hash of their names. A receiver whose view differs
+    /// sends its [`Frame::Peers`] list, once per change of its view.
+    Digest {
+        /// Nodes in the view (the sender and the nodes of its group it knows of).
+        count: u32,
+        /// XOR of a fixed hash of each node name in the view.
+        hash: u64,
+    },
 }
 
 /// The identity part of the handshake, sent by both sides.
@@ -213,6 +236,9 @@ impl Frame {
             Frame::Refuse { .. } => "refuse",
             Frame::Tick => "tick",
             Frame::Peers(_) => "peers",
+            Frame::Introduce(_) => "introduce",
+            Frame::Welcome(_) => "welcome",
+            Frame::Digest { .. } => "digest",
             Frame::Bye => "bye",
             Frame::Send { .. } => "send",
             Frame::Monitor { .. } => "monitor",

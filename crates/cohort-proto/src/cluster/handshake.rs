@@ -90,6 +90,9 @@ impl Cluster {
                 conn,
                 reason: "duplicate connection".into(),
             });
+            if c.on_purpose() {
+                self.introduce(peer, fx);
+            }
             self.park(peer, c.reqs, now, fx);
         }
     }

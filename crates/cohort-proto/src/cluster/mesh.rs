@@ -108,32 +108,185 @@ impl Cluster {
             .any(|c| c.expect.as_ref() == Some(name) || c.peer_name() == Some(name))
     }
 
-    pub(super) fn on_peers(&mut self, list: Vec<PeerInfo>, now: Time, fx: &mut Effects) {
+    /// The nodes we know of (up, or being reached) and where they listen,
+    /// but `except`.
+    pub(super) fn peer_list(&self, except: Option<&NodeName>) -> Vec<PeerInfo> {
+        self.known
+            .iter()
+            .filter(|(n, _)| Some(*n) != except)
+            .map(|(n, k)| PeerInfo {
+                name: n.clone(),
+                addr: k.addr.clone(),
+            })
+            .collect()
+    }
+
+    /// Remembers where `name` listens (replacing what we knew).
+    pub(super) fn learn(&mut self, name: NodeName, k: Known) {
+        let own = self.vis.in_own(&name);
+        if self.known.insert(name.clone(), k).is_none() && own {
+            self.view.toggle(&name, true);
+        }
+    }
+
+    /// Forgets `name` (it left on purpose, or we let it go).
+    pub(super) fn forget(&mut self, name: &NodeName) {
+        if self.known.remove(name).is_some() && self.vis.in_own(name) {
+            self.view.toggle(name, false);
+        }
+    }
+
+    /// Learns of the nodes in `list`: dials those of our own group we have
+    /// no session with. Returns the ones this node had not heard of.
+    pub(super) fn on_peers(
+        &mut self,
+        list: Vec<PeerInfo>,
+        now: Time,
+        fx: &mut Effects,
+    ) -> Vec<PeerInfo> {
+        let mut news = Vec::new();
         if !self.cfg.mesh || self.shutting_down {
-            return;
+            return news;
         }
         for PeerInfo { name, addr } in list {
             if name == self.me || self.peers.contains_key(&name) || self.blocked.contains(&name) {
                 continue;
             }
+            let new = !self.known.contains_key(&name);
+            if new {
+                news.push(PeerInfo {
+                    name: name.clone(),
+                    addr: addr.clone(),
+                });
+            }
             if !self.vis.in_own(&name) {
                 // Remember where it is (for queries), but never mesh with it.
-                self.known.entry(name).or_insert(Known {
-                    addr,
-                    attempts: 0,
-                    next_try: None,
-                });
+                if new {
+                    self.learn(
+                        name,
+                        Known {
+                            addr,
+                            attempts: 0,
+                            next_try: None,
+                        },
+                    );
+                }
                 continue;
             }
             let busy = self.handshaking_with(&name);
-            self.known.entry(name.clone()).or_insert(Known {
-                addr: addr.clone(),
-                attempts: 0,
-                next_try: None,
-            });
+            if new {
+                self.learn(
+                    name.clone(),
+                    Known {
+                        addr: addr.clone(),
+                        attempts: 0,
+                        next_try: None,
+                    },
+                );
+            }
             if !busy {
                 self.dial(addr, Some(name), None, now, fx);
             }
+        }
+        news
+    }
+
+    /// `from` opened a session to us on purpose and lists its peers: it
+    /// gets ours, and the news (`from` itself, the nodes it brought that
+    /// were new to us) spreads.
+    pub(super) fn on_introduce(
+        &mut self,
+        from: &NodeName,
+        list: Vec<PeerInfo>,
+        now: Time,
+        fx: &mut Effects,
+    ) {
+        if !self.cfg.mesh || self.shutting_down {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(from) else {
+            return;
+        };
+        p.introduction = true;
+        let mine = self.peer_list(Some(from));
+        self.send(from, Frame::Welcome(mine), fx);
+        self.welcome_news(from, list, now, fx);
+    }
+
+    /// The answer to our introduction: the nodes `from` is connected to.
+    /// They, and `from` itself, spread.
+    pub(super) fn on_welcome(
+        &mut self,
+        from: &NodeName,
+        list: Vec<PeerInfo>,
+        now: Time,
+        fx: &mut Effects,
+    ) {
+        if self.peers.get(from).is_some_and(|p| p.introduction) {
+            self.welcome_news(from, list, now, fx);
+        }
+    }
+
+    fn welcome_news(&mut self, from: &NodeName, list: Vec<PeerInfo>, now: Time, fx: &mut Effects) {
+        let mut news = self.on_peers(list, now, fx);
+        if let Some(k) = self.known.get(from) {
+            news.push(PeerInfo {
+                name: from.clone(),
+                addr: k.addr.clone(),
+            });
+        }
+        self.spread(from, news, fx);
+    }
+
+    /// Passes `news` (nodes this node had not heard of) along the
+    /// introduction tree: to every peer joined to us by an introduction
+    /// but `from`, the one it came from.
+    pub(super) fn spread(&mut self, from: &NodeName, news: Vec<PeerInfo>, fx: &mut Effects) {
+        if news.is_empty() {
+            return;
+        }
+        let to: Vec<NodeName> = self
+            .peers
+            .iter()
+            .filter(|(n, p)| p.introduction && *n != from && self.vis.in_own(n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        self.broadcast(&to, Frame::Peers(news), fx);
+    }
+
+    /// A peer told its view: when it differs from ours, send it our list
+    /// (once for each view of ours); it does the same with our view.
+    pub(super) fn on_digest(&mut self, from: &NodeName, view: View, fx: &mut Effects) {
+        let mine = self.view;
+        let Some(p) = self.peers.get_mut(from) else {
+            return;
+        };
+        p.heard = Some(view);
+        if !self.cfg.mesh || view == mine || p.pushed == Some(mine) {
+            return;
+        }
+        p.pushed = Some(mine);
+        let list = self.peer_list(Some(from));
+        self.send(from, Frame::Peers(list), fx);
+    }
+
+    /// What a tick to `node` is: a [`Frame::Digest`] while our view changed
+    /// since we last told it, or differs from the view it last told us; a
+    /// plain [`Frame::Tick`] otherwise.
+    pub(super) fn tick_frame(&self, node: &NodeName) -> Frame {
+        let mine = self.view;
+        match self.peers.get(node) {
+            Some(p)
+                if self.cfg.mesh
+                    && self.vis.in_own(node)
+                    && (p.told != Some(mine) || p.heard.is_some_and(|h| h != mine)) =>
+            {
+                Frame::Digest {
+                    count: mine.count,
+                    hash: mine.hash,
+                }
+            }
+            _ => Frame::Tick,
         }
     }
 

@@ -139,6 +139,11 @@ struct Conn {
 }
 
 impl Conn {
+    /// Opened on purpose (a seed, `connect`), not to a node we heard of.
+    fn on_purpose(&self) -> bool {
+        self.dir == Direction::Outbound && self.expect.is_none()
+    }
+
     /// The peer's creation, once the handshake has told it.
     fn peer_creation(&self) -> Option<u32> {
         match &self.state {
@@ -166,6 +171,67 @@ impl Conn {
 struct Peer {
     conn: ConnId,
     creation: u32,
+    /// One of us opened this session on purpose and sent
+    /// [`Frame::Introduce`]. Such sessions form a tree over the cluster
+    /// (each node introduces itself to a seed), and news of nodes travels
+    /// along it: each node hears of a new node about once.
+    introduction: bool,
+    /// Our view as we last told it to this peer ([`Frame::Digest`]).
+    told: Option<View>,
+    /// The peer's view as it last told it.
+    heard: Option<View>,
+    /// Our view when we last sent this peer our whole list.
+    pushed: Option<View>,
+}
+
+impl Peer {
+    fn new(conn: ConnId, creation: u32) -> Peer {
+        Peer {
+            conn,
+            creation,
+            introduction: false,
+            told: None,
+            heard: None,
+            pushed: None,
+        }
+    }
+}
+
+/// A node's view of its own global group, in brief: how many of its nodes
+/// it knows of (itself included) and the XOR of a fixed hash of their
+/// names. Two nodes with the same view almost surely know the same nodes,
+/// and each dials every node it knows of, so equal views everywhere make a
+/// full mesh. Kept up to date as nodes are learned and forgotten, so
+/// comparing costs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct View {
+    count: u32,
+    hash: u64,
+}
+
+impl View {
+    fn of(me: &NodeName) -> View {
+        View {
+            count: 1,
+            hash: View::hash(me),
+        }
+    }
+
+    fn hash(node: &NodeName) -> u64 {
+        use std::hash::BuildHasher;
+        // A fixed seed: every node must hash a name the same way.
+        foldhash::fast::FixedState::with_seed(0x636f_686f_7274).hash_one(node.as_str())
+    }
+
+    /// Adds a node to the view, or takes it out (XOR is its own inverse).
+    fn toggle(&mut self, node: &NodeName, added: bool) {
+        self.hash ^= View::hash(node);
+        if added {
+            self.count += 1;
+        } else {
+            self.count -= 1;
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -189,6 +255,11 @@ pub struct Cluster {
     conns: BTreeMap<ConnId, Conn>,
     peers: BTreeMap<NodeName, Peer>,
     known: BTreeMap<NodeName, Known>,
+    /// This node's view of its own global group (see [`View`]).
+    view: View,
+    /// Nodes to introduce ourselves to once their session is up: our
+    /// connection on purpose lost a tie-break to theirs.
+    introduce_to: BTreeSet<NodeName>,
     blocked: BTreeSet<NodeName>,
     /// `connect` requests waiting for a node that another connection is bringing up.
     waiting: Vec<(NodeName, ReqId, Time)>,
@@ -213,6 +284,7 @@ impl Cluster {
     ) -> Self {
         let next_tick = now + cfg.tick_interval;
         let vis = Visibility::of(&cfg.groups, &me);
+        let view = View::of(&me);
         Cluster {
             me,
             creation,
@@ -225,6 +297,8 @@ impl Cluster {
             conns: BTreeMap::new(),
             peers: BTreeMap::new(),
             known: BTreeMap::new(),
+            view,
+            introduce_to: BTreeSet::new(),
             blocked: BTreeSet::new(),
             waiting: Vec::new(),
             next_tick,
@@ -316,6 +390,9 @@ impl Cluster {
             match (&reason, c.peer_name().cloned().or(c.expect.clone())) {
                 (RefuseReason::Simultaneous | RefuseReason::AlreadyConnected, Some(peer)) => {
                     debug!(node = %self.me, %peer, %reason, "handshake refused");
+                    if c.on_purpose() {
+                        self.introduce(&peer, fx);
+                    }
                     self.park(&peer, c.reqs, now, fx);
                     // Should the kept connection never come up, try again.
                     self.schedule_reconnect(&peer, now);
@@ -353,7 +430,15 @@ impl Cluster {
                 let (node, creation) = (node.clone(), *creation);
                 match frame {
                     Frame::Tick => {}
-                    Frame::Peers(list) => self.on_peers(list, now, fx),
+                    Frame::Peers(list) => {
+                        let news = self.on_peers(list, now, fx);
+                        self.spread(&node, news, fx);
+                    }
+                    Frame::Introduce(list) => self.on_introduce(&node, list, now, fx),
+                    Frame::Welcome(list) => self.on_welcome(&node, list, now, fx),
+                    Frame::Digest { count, hash } => {
+                        self.on_digest(&node, View { count, hash }, fx)
+                    }
                     Frame::Bye => {
                         info!(node = %self.me, peer = %node, "peer said goodbye");
                         self.close(conn, DownReason::PeerLeft, now, fx, up);

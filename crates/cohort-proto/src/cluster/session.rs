@@ -71,7 +71,7 @@ impl Cluster {
                 if reconnect && self.vis.in_own(&node) {
                     self.schedule_reconnect(&node, now);
                 } else if !reconnect {
-                    self.known.remove(&node);
+                    self.forget(&node);
                 }
             }
         }
@@ -113,10 +113,24 @@ impl Cluster {
         };
         c.last_heard = now;
         let reqs = std::mem::take(&mut c.reqs);
+        let on_purpose = c.on_purpose();
         info!(node = %self.me, peer = %node, creation, addr = %c.addr, "node up");
-        self.peers.insert(node.clone(), Peer { conn, creation });
+        self.peers.insert(node.clone(), Peer::new(conn, creation));
+        // A node that reached us before anyone told us of it is news for
+        // the nodes we pass news to.
+        let fresh = !self.known.contains_key(&node);
+        // A node we were waiting to redial is back: the network may have
+        // healed, so the others we wait for are tried soon too.
+        let returned = self.known.get(&node).is_some_and(|k| k.attempts > 0);
         if let Some(addr) = listen.clone() {
-            self.known.insert(
+            if fresh && self.cfg.mesh {
+                let news = vec![PeerInfo {
+                    name: node.clone(),
+                    addr: addr.clone(),
+                }];
+                self.spread(&node, news, fx);
+            }
+            self.learn(
                 node.clone(),
                 Known {
                     addr,
@@ -127,6 +141,9 @@ impl Cluster {
         } else if let Some(k) = self.known.get_mut(&node) {
             k.attempts = 0;
             k.next_try = None;
+        }
+        if returned {
+            self.hurry_reconnects(now);
         }
         fx.push(Effect::NodeUp {
             node: node.clone(),
@@ -156,42 +173,51 @@ impl Cluster {
             node: node.clone(),
             creation,
         });
-        // Every new peer learns where our peers are; a receiver dials only
-        // its own global group, and keeps other addresses for queries, so
-        // other groups and hidden sessions are never meshed.
-        if self.cfg.mesh {
-            let others: Vec<PeerInfo> = self
-                .peers
-                .keys()
-                .filter(|n| **n != node)
-                .filter_map(|n| {
-                    self.known.get(n).map(|k| PeerInfo {
-                        name: n.clone(),
-                        addr: k.addr.clone(),
-                    })
-                })
-                .collect();
-            if !others.is_empty() {
-                fx.push(Effect::Send {
-                    conn,
-                    frame: Frame::Peers(others),
-                });
-            }
-            if let Some(addr) = listen {
-                let news = Frame::Peers(vec![PeerInfo {
-                    name: node.clone(),
-                    addr,
-                }]);
-                for (n, p) in &self.peers {
-                    if *n != node && self.vis.in_own(n) {
-                        fx.push(Effect::Send {
-                            conn: p.conn,
-                            frame: news.clone(),
-                        });
-                    }
+        // A session opened on purpose introduces this node and its peers
+        // to the other side, which answers with its own; sessions with nodes
+        // heard of exchange nothing (both sides already know what they
+        // learned from the introduction), and the digests in place of ticks
+        // catch whatever a race left out. So each node hears of a new node
+        // about once, not from every peer.
+        if on_purpose || self.introduce_to.contains(&node) {
+            self.introduce(&node, fx);
+        }
+    }
+
+    /// Brings the redial of every node waiting for one forward to within
+    /// the shortest backoff (keeping its jitter, so both sides of a healed
+    /// split do not all dial at once).
+    fn hurry_reconnects(&mut self, now: Time) {
+        let soon = self.cfg.backoff_min;
+        for k in self.known.values_mut() {
+            if let Some(t) = k.next_try {
+                let at = now + soon.mul_f64(self.rng.random_range(0.0..1.0));
+                if at < t {
+                    k.next_try = Some(at);
                 }
             }
         }
+    }
+
+    /// Sends `node` our [`Frame::Introduce`] once its session is up (at
+    /// once if it is).
+    pub(super) fn introduce(&mut self, node: &NodeName, fx: &mut Effects) {
+        if !self.cfg.mesh {
+            return;
+        }
+        if !self.peers.contains_key(node) {
+            self.introduce_to.insert(node.clone());
+            return;
+        }
+        self.introduce_to.remove(node);
+        let list = self.peer_list(Some(node));
+        let p = self.peers.get_mut(node).expect("up");
+        p.introduction = true;
+        let conn = p.conn;
+        fx.push(Effect::Send {
+            conn,
+            frame: Frame::Introduce(list),
+        });
     }
 
     /// Sends one frame to every up peer among `nodes` (one effect, so the
@@ -239,7 +265,7 @@ impl Cluster {
         fx: &mut Effects,
         up: &mut Vec<Upcall>,
     ) -> bool {
-        self.known.remove(node);
+        self.forget(node);
         let Some(p) = self.peers.get(node) else {
             return false;
         };
@@ -256,6 +282,7 @@ impl Cluster {
     pub fn shutdown(&mut self, now: Time, fx: &mut Effects, up: &mut Vec<Upcall>) {
         self.shutting_down = true;
         self.known.clear();
+        self.view = View::of(&self.me);
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
             if matches!(self.conns[&conn].state, State::Up { .. }) {
@@ -291,16 +318,18 @@ impl Cluster {
         if now >= self.next_tick {
             self.next_tick = now + self.cfg.tick_interval;
             let mut dead = Vec::new();
+            let mut told = Vec::new();
             for (&id, c) in &self.conns {
                 match &c.state {
-                    State::Up { .. } => {
+                    State::Up { node, .. } => {
                         if now.since(c.last_heard) > self.cfg.peer_timeout {
                             dead.push((id, DownReason::Timeout));
                         } else {
-                            fx.push(Effect::Send {
-                                conn: id,
-                                frame: Frame::Tick,
-                            });
+                            let frame = self.tick_frame(node);
+                            if matches!(frame, Frame::Digest { .. }) {
+                                told.push(node.clone());
+                            }
+                            fx.push(Effect::Send { conn: id, frame });
                         }
                     }
                     State::Dialing => {}
@@ -311,6 +340,11 @@ impl Cluster {
                         ));
                     }
                     _ => {}
+                }
+            }
+            for node in told {
+                if let Some(p) = self.peers.get_mut(&node) {
+                    p.told = Some(self.view);
                 }
             }
             for (id, reason) in dead {
