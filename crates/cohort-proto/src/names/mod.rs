@@ -7,10 +7,12 @@
 //! session comes up and by deltas (`Add`/`Remove`) after that, and drop
 //! every claim of a node whose session ends. Each origin numbers its deltas
 //! (one stream per node, all tables); a receiver applies only the next one,
-//! and on a gap, or when an origin's periodic `Head` shows it is behind,
-//! asks for a snapshot (`Resync`) that replaces everything it holds of that
-//! origin. So a lost or early-dropped frame is repaired within a head
-//! interval, never half-applied.
+//! and on a gap, or when an origin's `Head` (sent each head interval after
+//! its position moved) shows it is behind, asks for a snapshot (`Resync`)
+//! that replaces everything it holds of that origin; frames dropped from a
+//! node that was not a member yet make the receiver ask for its snapshot
+//! once it is. So a shed or early-dropped frame is repaired within a head
+//! interval, never half-applied, and an idle node sends no heads.
 //!
 //! The visible entry of a name is the *winner* among its claims, computed by
 //! every node from the claims alone ([`rank`]): claims replaced by a
@@ -199,6 +201,13 @@ pub struct Names {
     cursors: Cursors,
     /// When heads go out next (and stale name locks are looked for).
     next_head: Option<Time>,
+    /// The stream position last sent to each member in a `Head`: a head
+    /// goes out only after the position moved, so an idle node sends none.
+    heads_told: HashMap<NodeName, u64, FixedHasher>,
+    /// Nodes whose frames were dropped because they were not members yet
+    /// (their global group's definition had not matched): their snapshot
+    /// is asked for once they are.
+    dropped: BTreeSet<NodeName>,
     /// Operation ids the core makes up itself (internal waits), counted down.
     internal_op: u64,
     /// Node names of claimants, shared by their stored claims (a decoded
@@ -244,6 +253,8 @@ impl Names {
             seq: 0,
             cursors: Cursors::default(),
             next_head: None,
+            heads_told: HashMap::default(),
+            dropped: BTreeSet::new(),
             internal_op: u64::MAX,
             node_names: BTreeSet::new(),
             outbox: None,
@@ -403,7 +414,18 @@ impl Names {
             return;
         }
         self.cursors.up(node);
+        self.heads_told.remove(node);
         self.send_snapshot(node, ctx);
+        if self.dropped.remove(node) {
+            // Its snapshot may have been among what was dropped.
+            self.cursors.resync(node, ctx);
+        }
+    }
+
+    /// A frame from `node` was dropped before it reached the name service
+    /// (the node is not a member yet).
+    pub fn dropped_from(&mut self, node: &NodeName) {
+        self.dropped.insert(node.clone());
     }
 
     pub(super) fn send_snapshot(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
@@ -465,6 +487,8 @@ impl Names {
     pub fn peer_down(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
         self.flush(ctx);
         self.cursors.down(node);
+        self.heads_told.remove(node);
+        self.dropped.remove(node);
         for i in 0..self.tables.len() {
             self.drop_origin(i, node, ctx);
             self.release_name_locks_of(i, node, ctx);
@@ -489,6 +513,7 @@ impl Names {
     pub fn frame(&mut self, node: &NodeName, creation: u32, frame: NamesFrame, ctx: &mut Ctx<'_>) {
         self.flush(ctx);
         if !self.is_member(node, ctx) {
+            self.dropped_from(node);
             return;
         }
         self.handle(node, creation, frame, ctx);
@@ -742,7 +767,10 @@ impl Names {
                 self.next_head = Some(ctx.now + HEAD_INTERVAL);
                 let seq = self.seq;
                 for m in self.members(ctx) {
-                    ctx.send(&m, Frame::Names(NamesFrame::Head { seq }));
+                    if self.heads_told.get(&m) != Some(&seq) {
+                        self.heads_told.insert(m.clone(), seq);
+                        ctx.send(&m, Frame::Names(NamesFrame::Head { seq }));
+                    }
                 }
                 self.expire_name_locks(ctx);
             }

@@ -1,7 +1,8 @@
 //! Where this node is in each member's stream of claim changes. Every node
 //! numbers its changes (one stream per node, all tables); a receiver
 //! applies only the next one and asks for a snapshot (`Resync`) on a gap,
-//! or when the member's periodic `Head` shows it is behind.
+//! or when the member's `Head` (sent after its position moved) shows it is
+//! behind.
 
 use std::collections::HashMap;
 

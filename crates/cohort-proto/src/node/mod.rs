@@ -469,6 +469,7 @@ impl NodeCore {
             // Names and groups only flow between nodes that take part in
             // them (the own global group, once its definition matched).
             Frame::Names(_) if !self.eligible.contains(&node) => {
+                self.names.dropped_from(&node);
                 debug!(node = %self.name, peer = %node, "replication from a node outside the own global group; ignored");
             }
             Frame::Pg(f) => with_sub!(self, pg, now, |pg, ctx| pg

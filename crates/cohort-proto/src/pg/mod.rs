@@ -326,7 +326,7 @@ impl Pg {
             return;
         }
         self.next_heads = (!self.scopes.is_empty()).then(|| ctx.now + HEADS_INTERVAL);
-        for s in self.scopes.values() {
+        for s in self.scopes.values_mut() {
             s.advertise_head(ctx);
         }
     }

@@ -57,6 +57,9 @@ struct PeerScope {
     resyncing: bool,
     /// The latest head it advertised (stream, seq).
     advertised: Option<(u64, u64)>,
+    /// The head we last advertised to it: a head goes out only after it
+    /// moved, so an idle scope sends nothing.
+    head_told: Option<(u64, u64)>,
     /// We pushed our snapshot at this head when the session came up; the
     /// peer's first `Discover` then needs only what changed since.
     pushed: Option<u64>,
@@ -633,15 +636,19 @@ impl Scope {
         }
     }
 
-    /// Sends the stream head to every subscriber.
-    pub(super) fn advertise_head(&self, ctx: &mut Ctx<'_>) {
+    /// Sends the stream head to every subscriber it moved for since the
+    /// last head (a delta shed on a congested session is then noticed
+    /// within a head interval; an idle scope sends nothing).
+    pub(super) fn advertise_head(&mut self, ctx: &mut Ctx<'_>) {
+        let head = (self.stream, self.seq);
         let f = Frame::Pg(PgFrame::Heads {
             scope: self.name.clone(),
-            stream: self.stream,
-            seq: self.seq,
+            stream: head.0,
+            seq: head.1,
         });
-        for (node, p) in &self.peers {
-            if p.subscribed {
+        for (node, p) in &mut self.peers {
+            if p.subscribed && p.head_told != Some(head) {
+                p.head_told = Some(head);
                 ctx.send(node, f.clone());
             }
         }
