@@ -74,8 +74,8 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "10,50,200")]
     sizes: Vec<usize>,
     /// Entry counts for the registry part of --measure (pg memberships and
-    /// names); empty skips it.
-    #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
+    /// names); `--entries` with no value skips it.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1000,100000")]
     entries: Vec<usize>,
 }
 

@@ -124,15 +124,30 @@ impl Cluster {
     /// Remembers where `name` listens (replacing what we knew).
     pub(super) fn learn(&mut self, name: NodeName, k: Known) {
         let own = self.vis.in_own(&name);
-        if self.known.insert(name.clone(), k).is_none() && own {
-            self.view.toggle(&name, true);
+        let at = k.next_try;
+        match self.known.insert(name.clone(), k) {
+            Some(old) => {
+                if let Some(t) = old.next_try {
+                    self.redials.remove(&(t, name.clone()));
+                }
+            }
+            None if own => self.view.toggle(&name, true),
+            None => {}
+        }
+        if let Some(t) = at {
+            self.redials.insert((t, name));
         }
     }
 
     /// Forgets `name` (it left on purpose, or we let it go).
     pub(super) fn forget(&mut self, name: &NodeName) {
-        if self.known.remove(name).is_some() && self.vis.in_own(name) {
-            self.view.toggle(name, false);
+        if let Some(k) = self.known.remove(name) {
+            if let Some(t) = k.next_try {
+                self.redials.remove(&(t, name.clone()));
+            }
+            if self.vis.in_own(name) {
+                self.view.toggle(name, false);
+            }
         }
     }
 
@@ -311,7 +326,7 @@ impl Cluster {
         let was = self.blocked.remove(node);
         if let Some(k) = self.known.get_mut(node) {
             k.attempts = 0;
-            k.next_try = Some(now);
+            self.set_redial(node, Some(now));
         }
         was
     }
@@ -331,8 +346,22 @@ impl Cluster {
             .min(self.cfg.backoff_max);
         // Jitter in [base/2, base) keeps both sides of a split from redialing in lockstep.
         let jitter = self.rng.random_range(0.5..1.0);
-        k.next_try = Some(now + base.mul_f64(jitter));
         k.attempts = k.attempts.saturating_add(1);
+        self.set_redial(node, Some(now + base.mul_f64(jitter)));
+    }
+
+    /// Sets when `node` (known) is redialed next, keeping the index in step.
+    pub(super) fn set_redial(&mut self, node: &NodeName, at: Option<Time>) {
+        let Some(k) = self.known.get_mut(node) else {
+            return;
+        };
+        if let Some(old) = k.next_try {
+            self.redials.remove(&(old, node.clone()));
+        }
+        k.next_try = at;
+        if let Some(t) = at {
+            self.redials.insert((t, node.clone()));
+        }
     }
 
     // ---- time ----------------------------------------------------------

@@ -257,6 +257,9 @@ pub struct Cluster {
     known: BTreeMap<NodeName, Known>,
     /// This node's view of its own global group (see [`View`]).
     view: View,
+    /// When each known node waiting for a redial is tried next (the
+    /// `next_try` of its [`Known`], ordered by time).
+    redials: BTreeSet<(Time, NodeName)>,
     /// Nodes to introduce ourselves to once their session is up: our
     /// connection on purpose lost a tie-break to theirs.
     introduce_to: BTreeSet<NodeName>,
@@ -299,6 +302,7 @@ impl Cluster {
             known: BTreeMap::new(),
             view,
             introduce_to: BTreeSet::new(),
+            redials: BTreeSet::new(),
             blocked: BTreeSet::new(),
             waiting: Vec::new(),
             next_tick,

@@ -140,7 +140,7 @@ impl Cluster {
             );
         } else if let Some(k) = self.known.get_mut(&node) {
             k.attempts = 0;
-            k.next_try = None;
+            self.set_redial(&node, None);
         }
         if returned {
             self.hurry_reconnects(now);
@@ -189,12 +189,11 @@ impl Cluster {
     /// split do not all dial at once).
     fn hurry_reconnects(&mut self, now: Time) {
         let soon = self.cfg.backoff_min;
-        for k in self.known.values_mut() {
-            if let Some(t) = k.next_try {
-                let at = now + soon.mul_f64(self.rng.random_range(0.0..1.0));
-                if at < t {
-                    k.next_try = Some(at);
-                }
+        let waiting: Vec<(Time, NodeName)> = self.redials.iter().cloned().collect();
+        for (t, node) in waiting {
+            let at = now + soon.mul_f64(self.rng.random_range(0.0..1.0));
+            if at < t {
+                self.set_redial(&node, Some(at));
             }
         }
     }
@@ -282,6 +281,7 @@ impl Cluster {
     pub fn shutdown(&mut self, now: Time, fx: &mut Effects, up: &mut Vec<Upcall>) {
         self.shutting_down = true;
         self.known.clear();
+        self.redials.clear();
         self.view = View::of(&self.me);
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
@@ -303,13 +303,10 @@ impl Cluster {
 
     /// The next time [`Cluster::timeout`] has something to do.
     pub fn next_timeout(&self) -> Time {
-        let mut t = self.next_tick;
-        for k in self.known.values() {
-            if let Some(n) = k.next_try {
-                t = t.min(n);
-            }
+        match self.redials.first() {
+            Some((t, _)) => self.next_tick.min(*t),
+            None => self.next_tick,
         }
-        t
     }
 
     /// Sends ticks, declares silent peers down, ends stale handshakes,
@@ -378,13 +375,13 @@ impl Cluster {
             return;
         }
         let due: Vec<(NodeName, String)> = self
-            .known
+            .redials
             .iter()
-            .filter(|(_, k)| k.next_try.is_some_and(|t| t <= now))
-            .map(|(n, k)| (n.clone(), k.addr.clone()))
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, n)| (n.clone(), self.known[n].addr.clone()))
             .collect();
         for (name, addr) in due {
-            self.known.get_mut(&name).expect("present").next_try = None;
+            self.set_redial(&name, None);
             if self.peers.contains_key(&name) || self.blocked.contains(&name) {
                 continue;
             }
