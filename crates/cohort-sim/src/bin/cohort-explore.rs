@@ -53,6 +53,10 @@ struct Args {
     /// Stop after this many states (the run then fails: not exhaustive).
     #[arg(long, default_value_t = 5_000_000)]
     max_states: u64,
+    /// Walk every schedule: no sleep sets, no state caching (to check the
+    /// reductions; much slower).
+    #[arg(long)]
+    no_reduction: bool,
     /// Replay this schedule (as printed for a violation) with a trace
     /// instead of exploring.
     #[arg(long)]
@@ -101,6 +105,8 @@ fn main() -> Result<ExitCode> {
             for line in w.trace.iter().flatten() {
                 println!("{line}");
             }
+            let next: Vec<String> = w.enabled().iter().map(ToString::to_string).collect();
+            println!("enabled next: {}", next.join(","));
             match &w.violation {
                 Some(v) => {
                     println!("VIOLATION {}: {}", v.invariant, v.what);
@@ -110,7 +116,7 @@ fn main() -> Result<ExitCode> {
             }
             continue;
         }
-        let r = explore(&case, args.max_states);
+        let r = explore(&case, args.max_states, !args.no_reduction);
         println!(
             "{what}: {} schedules, {} states ({} distinct, {} cut by the cache) in {:.2}s{}",
             r.schedules,

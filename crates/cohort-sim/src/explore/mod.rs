@@ -56,11 +56,13 @@ struct Explorer<'a> {
     seen: HashMap<u64, Vec<Vec<Choice>>>,
     report: Report,
     max_states: u64,
+    reduce: bool,
 }
 
 /// Explores every schedule of `case`, stopping at the first violation or
-/// after `max_states` states.
-pub fn explore(case: &Case, max_states: u64) -> Report {
+/// after `max_states` states; `reduce` turns on sleep sets and state
+/// caching (off, every schedule is walked: for checking the reductions).
+pub fn explore(case: &Case, max_states: u64, reduce: bool) -> Report {
     let start = Instant::now();
     let mut ex = Explorer {
         case,
@@ -75,6 +77,7 @@ pub fn explore(case: &Case, max_states: u64) -> Report {
             truncated: false,
         },
         max_states,
+        reduce,
     };
     let root = World::new(case, false);
     if let Some(v) = root.violation.clone() {
@@ -131,7 +134,7 @@ impl Explorer<'_> {
         }
         let fp = world.fingerprint();
         let seen = self.seen.entry(fp).or_default();
-        if seen.iter().any(|s| s.iter().all(|c| sleep.contains(c))) {
+        if self.reduce && seen.iter().any(|s| s.iter().all(|c| sleep.contains(c))) {
             self.report.cached += 1;
             return;
         }
@@ -170,7 +173,7 @@ impl Explorer<'_> {
                 .copied()
                 .filter(|s| {
                     let a = s.actor(self.case);
-                    a.is_some() && actor.is_some() && a != actor
+                    self.reduce && a.is_some() && actor.is_some() && a != actor
                 })
                 .collect();
             prefix.push(c);
