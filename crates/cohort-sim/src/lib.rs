@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod explore;
 pub mod invariants;
 pub mod ledger;
 pub mod measure;
