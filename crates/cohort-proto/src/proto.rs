@@ -17,8 +17,10 @@ use super::pid::{ExitReason, NodeName, Pid};
 /// one-round-trip locked names with `Commit`, claims without node names;
 /// 3: a `re_register`'s claim carries the line it continues,
 /// [`Succession`](crate::names::Succession); a forwarded `Unregister` names
-/// the claim it targets and is answered by `Unregistered`).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// the claim it targets and is answered by `Unregistered`; 4: a clash's
+/// retraction carries its winner and action, and `Lost` goes before a
+/// names snapshot, so every node that held a losing claim reports the clash).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Default largest frame accepted from a peer, in bytes (16 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
