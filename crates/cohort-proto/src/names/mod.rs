@@ -101,6 +101,7 @@ mod locked;
 mod locked_state;
 mod locks;
 mod locks_state;
+mod mesh;
 pub mod rank;
 mod store;
 mod streams;
@@ -117,6 +118,7 @@ pub use self::api::{Outcome, RegisterArgs};
 pub use self::config::{Mode, NamesConfig, TableConfig};
 pub use self::error::NamesError;
 pub use self::event::{NameEvent, NamesEffect, UnregisterReason};
+pub use self::mesh::PARTIAL_MESH_GRACE;
 pub use self::rank::{RankFn, RankFnInner};
 pub use self::store::StoredClaim;
 use self::store::{Claims, LocalIndex};
@@ -220,6 +222,8 @@ pub struct Names {
     lost: VecDeque<(usize, LostClaim)>,
     /// The losses a member sent before its snapshot, until it is installed.
     lost_from: HashMap<NodeName, Vec<(String, Vec<LostClaim>)>, FixedHasher>,
+    /// What the members say of their members (a partial mesh is reported).
+    mesh: mesh::MeshWatch,
 }
 
 impl Default for Names {
@@ -260,6 +264,7 @@ impl Names {
             outbox: None,
             lost: VecDeque::new(),
             lost_from: HashMap::default(),
+            mesh: Default::default(),
         }
     }
 
@@ -417,6 +422,7 @@ impl Names {
         }
         self.cursors.up(node);
         self.send_snapshot(node, ctx);
+        self.mesh_up(node, ctx);
     }
 
     pub(super) fn send_snapshot(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
@@ -507,6 +513,7 @@ impl Names {
         self.flush(ctx);
         self.cursors.down(node);
         self.lost_from.remove(node);
+        self.mesh_down(node, ctx);
         for i in 0..self.tables.len() {
             self.drop_origin(i, node, ctx);
             self.release_name_locks_of(i, node, ctx);
@@ -713,6 +720,11 @@ impl Names {
                 // Kept until the snapshot that follows (one list per member).
                 self.lost_from.insert(node.clone(), tables);
             }
+            NamesFrame::Members { all, up, down } => {
+                if !me {
+                    self.mesh_heard(node, all, up, down);
+                }
+            }
             NamesFrame::Ping { op } => self.send(node, NamesFrame::Ack { op }, ctx),
             NamesFrame::LockSet {
                 op,
@@ -801,6 +813,7 @@ impl Names {
                     ctx.send(&m, Frame::Names(NamesFrame::Head { seq }));
                 }
                 self.expire_name_locks(ctx);
+                self.mesh_check(ctx);
             }
         }
         self.pump(ctx);

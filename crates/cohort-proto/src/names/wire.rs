@@ -289,6 +289,18 @@ pub enum NamesFrame {
         /// The claims, per table.
         tables: Vec<(String, Vec<LostClaim>)>,
     },
+    /// The sender's table members changed: it has sessions with `up` now
+    /// and no longer with `down`; with `all`, `up` is its whole list (the
+    /// first such frame of a session). A receiver that hears of members
+    /// it has no session with reports a partial mesh.
+    Members {
+        /// Whether `up` replaces what the receiver held of the sender.
+        all: bool,
+        /// Members the sender has a session with now.
+        up: Vec<NodeName>,
+        /// Members it has no session with any more.
+        down: Vec<NodeName>,
+    },
     /// Take a lock for `holder` (a process of the sender).
     LockSet {
         /// The sender's operation.
