@@ -26,7 +26,9 @@
 //! that settled a clash before it heard of the replacement settled it the
 //! same way as one that heard of it first. Only the origin of a losing
 //! claim acts on it (kill, notify or drop), and retracts it; the other
-//! nodes just wait for the retraction.
+//! nodes just wait for the retraction, which carries the winner and the
+//! action: every node that held the losing claim reports the clash
+//! ([`NameEvent::ConflictResolved`]) when it applies it.
 //!
 //! # Modes
 //! - [`Mode::Eventual`]: a registration writes locally and replicates;
@@ -84,6 +86,8 @@
 //!   per-process indexes);
 //! - `rank.rs`: which claim wins;
 //! - `streams.rs`: how far each member's stream was applied;
+//! - `mesh.rs`: whether this node has a session with every member its
+//!   members have (a partial mesh is reported, [`Names::unreached`]);
 //! - `locked.rs`: locked registrations (name locks, prepare and commit),
 //!   on the state in `locked_state.rs`;
 //! - `locks.rs`: resource locks (`set_lock`, `del_lock`), on the state in
