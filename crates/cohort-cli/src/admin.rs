@@ -307,6 +307,7 @@ fn info_json(node: &Node, info: GlobalGroupsInfo, monitors: usize) -> Value {
             "nodes": g.nodes.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "monitors": monitors,
+        "unreached": node.unreached().iter().map(|n| n.as_str()).collect::<Vec<_>>(),
     })
 }
 
@@ -522,6 +523,12 @@ async fn metrics(State(a): State<Admin>) -> impl IntoResponse {
             ("{kind=\"visible\"}".into(), n.nodes().len() as u64),
             ("{kind=\"hidden\"}".into(), n.nodes_hidden().len() as u64),
         ],
+    );
+    metric(
+        "cohort_unreached_nodes",
+        "Nodes of the name tables that peers have a session with and this node has not (a partial mesh; 0 in a full mesh).",
+        "gauge",
+        vec![(String::new(), n.unreached().len() as u64)],
     );
     metric(
         "cohort_names",

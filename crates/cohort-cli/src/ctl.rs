@@ -257,7 +257,7 @@ impl Ctl {
                 .map(|gs| gs.iter().filter_map(|g| g["name"].as_str()).collect())
                 .unwrap_or_default();
             format!(
-                "node: {} (creation {})\nstate: {}\nown group: {}\nown group nodes: {}\nsynced: {}\nsync errors: {}\nno contact: {}\nother groups: {}\nmonitors: {}",
+                "node: {} (creation {})\nstate: {}\nown group: {}\nown group nodes: {}\nsynced: {}\nsync errors: {}\nno contact: {}\nother groups: {}\nmonitors: {}\nunreached: {}",
                 v["node"].as_str().unwrap_or(""),
                 v["creation"],
                 v["state"].as_str().unwrap_or(""),
@@ -268,6 +268,7 @@ impl Ctl {
                 Self::inline(v, "no_contact"),
                 if groups.is_empty() { "(none)".into() } else { groups.join(", ") },
                 v["monitors"],
+                Self::inline(v, "unreached"),
             )
         });
         Ok(())

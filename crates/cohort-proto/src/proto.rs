@@ -17,9 +17,11 @@ use super::pid::{ExitReason, NodeName, Pid};
 /// one-round-trip locked names with `Commit`, claims without node names;
 /// 3: a `re_register`'s claim carries the line it continues,
 /// [`Succession`](crate::names::Succession); a forwarded `Unregister` names
-/// the claim it targets and is answered by `Unregistered`; 4: mesh gossip
-/// by introduction and digest, [`Frame::Introduce`], [`Frame::Welcome`],
-/// [`Frame::Digest`]).
+/// the claim it targets and is answered by `Unregistered`; 4: a clash's
+/// retraction carries its winner and action, and `Lost` goes before a
+/// names snapshot, so every node that held a losing claim reports the clash;
+/// mesh gossip by introduction and digest, [`Frame::Introduce`],
+/// [`Frame::Welcome`], [`Frame::Digest`]).
 pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Default largest frame accepted from a peer, in bytes (16 MiB).

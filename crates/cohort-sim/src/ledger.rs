@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use cohort_proto::names::LossPolicy;
 use cohort_proto::pid::{ExitReason, Pid};
 use cohort_proto::process::MonitorRef;
 use cohort_proto::time::Time;
@@ -236,6 +237,40 @@ pub struct Rival {
     pub acked: Time,
 }
 
+/// One `ConflictResolved` a node reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClashReport {
+    /// The reporting node and its creation.
+    pub node: NodeIdx,
+    /// Its creation then.
+    pub creation: u32,
+    /// When.
+    pub at: Time,
+    /// The table.
+    pub table: String,
+    /// The name.
+    pub name: String,
+    /// The surviving holder.
+    pub winner: Option<Pid>,
+    /// The losing process.
+    pub loser: Pid,
+    /// What its node did to it.
+    pub action: LossPolicy,
+}
+
+impl ClashReport {
+    /// Whether both tell of the same clash the same way.
+    pub fn same(&self, o: &ClashReport) -> bool {
+        (
+            &self.table,
+            &self.name,
+            &self.loser,
+            &self.winner,
+            self.action,
+        ) == (&o.table, &o.name, &o.loser, &o.winner, o.action)
+    }
+}
+
 /// What the simulator recorded about process groups, names and global groups.
 #[derive(Debug, Default)]
 pub struct RegistryLedger {
@@ -273,6 +308,9 @@ pub struct RegistryLedger {
     pub crossings: Vec<Stray>,
     /// Name replies, by outcome, for coverage.
     pub name_results: BTreeMap<String, u64>,
+    /// Every `ConflictResolved` reported, in order (judged by
+    /// `conflict_told_everywhere`).
+    pub clash_reports: Vec<ClashReport>,
     /// Unregisters answered `Ok` while the holder's node still held the
     /// claim the caller saw (judged by `unregister_applied`).
     pub unapplied: Vec<String>,

@@ -47,9 +47,11 @@ pub enum NameEvent {
         /// Why.
         reason: UnregisterReason,
     },
-    /// A clash on `name` was settled: `loser`'s claim is dropped. Reported
-    /// by the claimants' nodes and by every node that held both claims at
-    /// once (a loser may retract before a third node ever sees its claim).
+    /// A clash on `name` was settled: `loser`'s claim is dropped. The
+    /// loser's node settles it and reports it; every node that held the
+    /// losing claim reports it once, with the same winner and action,
+    /// where it applies the loser's retraction (right after the claim
+    /// leaves its view), in the loser's node's order.
     ConflictResolved {
         /// The name.
         name: String,

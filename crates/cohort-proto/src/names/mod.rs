@@ -28,7 +28,9 @@
 //! that settled a clash before it heard of the replacement settled it the
 //! same way as one that heard of it first. Only the origin of a losing
 //! claim acts on it (kill, notify or drop), and retracts it; the other
-//! nodes just wait for the retraction.
+//! nodes just wait for the retraction, which carries the winner and the
+//! action: every node that held the losing claim reports the clash
+//! ([`NameEvent::ConflictResolved`]) when it applies it.
 //!
 //! # Modes
 //! - [`Mode::Eventual`]: a registration writes locally and replicates;
@@ -86,6 +88,8 @@
 //!   per-process indexes);
 //! - `rank.rs`: which claim wins;
 //! - `streams.rs`: how far each member's stream was applied;
+//! - `mesh.rs`: whether this node has a session with every member its
+//!   members have (a partial mesh is reported, [`Names::unreached`]);
 //! - `locked.rs`: locked registrations (name locks, prepare and commit),
 //!   on the state in `locked_state.rs`;
 //! - `locks.rs`: resource locks (`set_lock`, `del_lock`), on the state in
@@ -103,6 +107,7 @@ mod locked;
 mod locked_state;
 mod locks;
 mod locks_state;
+mod mesh;
 pub mod rank;
 mod store;
 mod streams;
@@ -119,12 +124,14 @@ pub use self::api::{Outcome, RegisterArgs};
 pub use self::config::{Mode, NamesConfig, TableConfig};
 pub use self::error::NamesError;
 pub use self::event::{NameEvent, NamesEffect, UnregisterReason};
+pub use self::mesh::PARTIAL_MESH_GRACE;
 pub use self::rank::{RankFn, RankFnInner};
 pub use self::store::StoredClaim;
 use self::store::{Claims, LocalIndex};
 use self::streams::Cursors;
 pub use self::wire::{
-    Claim, LockId, LossPolicy, NamesFrame, OwnClaim, PrepareAnswer, Succession, WireReason,
+    Claim, LockId, LossPolicy, LostClaim, NamesFrame, OwnClaim, PrepareAnswer, Succession,
+    WireReason,
 };
 use crate::ctx::Ctx;
 use crate::effect::Effect;
@@ -147,6 +154,11 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 const NAME_LOCK_LEASE: Duration = Duration::from_secs(6);
 /// At most this many eventual claims wait to go out in one frame.
 const MAX_BATCH: usize = 256;
+/// At most this many recent clash losses of local claims go with this
+/// node's snapshots ([`NamesFrame::Lost`]): a member that missed the
+/// retraction of one of them and is repaired by a snapshot still reports
+/// the clash, if the loss is among the last this many.
+const MAX_LOST: usize = 1024;
 /// The attempt number that marks an ack time-out.
 const ACK_TIMER: u32 = u32::MAX;
 
@@ -218,6 +230,13 @@ pub struct Names {
     /// calls [`Names::flush`] (when the node's timer comes due), before
     /// anything else this node sends, or when [`MAX_BATCH`] are waiting.
     outbox: Option<(usize, Vec<OwnClaim>, u64)>,
+    /// The latest clash losses of local claims (table index, claim), at
+    /// most [`MAX_LOST`]: they go before each snapshot this node sends.
+    lost: VecDeque<(usize, LostClaim)>,
+    /// The losses a member sent before its snapshot, until it is installed.
+    lost_from: HashMap<NodeName, Vec<(String, Vec<LostClaim>)>, FixedHasher>,
+    /// What the members say of their members (a partial mesh is reported).
+    mesh: mesh::MeshWatch,
 }
 
 impl Default for Names {
@@ -258,6 +277,9 @@ impl Names {
             internal_op: u64::MAX,
             node_names: BTreeSet::new(),
             outbox: None,
+            lost: VecDeque::new(),
+            lost_from: HashMap::default(),
+            mesh: Default::default(),
         }
     }
 
@@ -416,6 +438,7 @@ impl Names {
         self.cursors.up(node);
         self.heads_told.remove(node);
         self.send_snapshot(node, ctx);
+        self.mesh_up(node, ctx);
         if self.dropped.remove(node) {
             // Its snapshot may have been among what was dropped.
             self.cursors.resync(node, ctx);
@@ -437,6 +460,17 @@ impl Names {
                 (t.cfg.name.clone(), claims)
             })
             .collect();
+        if !self.lost.is_empty() {
+            let mut lost: Vec<(String, Vec<LostClaim>)> = Vec::new();
+            for (i, l) in &self.lost {
+                let table = &self.tables[*i].cfg.name;
+                match lost.iter_mut().find(|(t, _)| t == table) {
+                    Some((_, ls)) => ls.push(l.clone()),
+                    None => lost.push((table.clone(), vec![l.clone()])),
+                }
+            }
+            ctx.send(node, Frame::Names(NamesFrame::Lost { tables: lost }));
+        }
         let seq = self.seq;
         ctx.send(node, Frame::Names(NamesFrame::Snapshot { seq, tables }));
     }
@@ -449,26 +483,43 @@ impl Names {
         tables: Vec<(String, Vec<Claim>)>,
         ctx: &mut Ctx<'_>,
     ) {
+        let lost = self.lost_from.remove(node).unwrap_or_default();
         for (table, claims) in tables {
             let Some(i) = self.table_index(&table) else {
                 debug!(peer = %node, %table, "snapshot of an unknown table");
                 continue;
             };
+            let lost: &[LostClaim] = lost
+                .iter()
+                .find(|(t, _)| *t == table)
+                .map_or(&[], |(_, ls)| &ls[..]);
             let keep: BTreeSet<(String, Pid, u64)> = claims
                 .iter()
                 .map(|c| (c.name.clone(), c.pid.clone(), c.stamp))
                 .collect();
-            let stale: Vec<(String, Pid)> = self.tables[i]
+            let stale: Vec<(String, Pid, u64)> = self.tables[i]
                 .claims
                 .iter()
                 .flat_map(|claims| claims.recs())
                 .filter(|r| r.node() == node)
                 .map(|r| (r.name().to_string(), r.pid(), r.stamp()))
                 .filter(|k| !keep.contains(k))
-                .map(|(n, p, _)| (n, p))
                 .collect();
-            for (name, pid) in stale {
-                self.remove_claim(i, &name, &pid, None, UnregisterReason::Unregistered, ctx);
+            for (name, pid, stamp) in stale {
+                // A claim that lost a clash while this node missed its
+                // retraction: reported as if the retraction had come.
+                let clash = lost
+                    .iter()
+                    .find(|l| l.name == name && l.pid == pid && l.stamp == stamp);
+                let reason = match clash {
+                    Some(_) => UnregisterReason::Conflict,
+                    None => UnregisterReason::Unregistered,
+                };
+                if self.remove_claim(i, &name, &pid, Some(stamp), reason, ctx) {
+                    if let Some(l) = clash {
+                        self.resolved(i, &name, l.winner.clone(), pid, l.action, ctx);
+                    }
+                }
             }
             for c in claims {
                 self.observe(c.stamp);
@@ -489,6 +540,8 @@ impl Names {
         self.cursors.down(node);
         self.heads_told.remove(node);
         self.dropped.remove(node);
+        self.lost_from.remove(node);
+        self.mesh_down(node, ctx);
         for i in 0..self.tables.len() {
             self.drop_origin(i, node, ctx);
             self.release_name_locks_of(i, node, ctx);
@@ -580,13 +633,20 @@ impl Names {
                     return debug!(peer = %node, %table, "retraction for an unknown table");
                 };
                 if !me && own(&pid) && self.cursors.next(node, seq, ctx) {
-                    let reason = match reason {
-                        WireReason::Unregistered => UnregisterReason::Unregistered,
-                        WireReason::Exited(r) => UnregisterReason::Exited(r),
-                        WireReason::Conflict => UnregisterReason::Conflict,
-                        WireReason::Replaced => UnregisterReason::Replaced,
+                    let (reason, clash) = match reason {
+                        WireReason::Unregistered => (UnregisterReason::Unregistered, None),
+                        WireReason::Exited(r) => (UnregisterReason::Exited(r), None),
+                        WireReason::Conflict { winner, action } => {
+                            (UnregisterReason::Conflict, Some((winner, action)))
+                        }
+                        WireReason::Replaced => (UnregisterReason::Replaced, None),
                     };
-                    self.remove_claim(i, &name, &pid, Some(stamp), reason, ctx);
+                    let removed = self.remove_claim(i, &name, &pid, Some(stamp), reason, ctx);
+                    // Every node that held the losing claim reports the
+                    // clash here, in the loser's node's order.
+                    if let (true, Some((winner, action))) = (removed, clash) {
+                        self.resolved(i, &name, winner, pid, action, ctx);
+                    }
                 }
                 if let Some(op) = ack {
                     self.send(node, NamesFrame::Ack { op }, ctx);
@@ -682,6 +742,18 @@ impl Names {
                 }
             }
             NamesFrame::Unregistered { op, applied } => self.unregistered(node, op, applied, ctx),
+            NamesFrame::Lost { tables } => {
+                if me || tables.iter().any(|(_, ls)| ls.iter().any(|l| !own(&l.pid))) {
+                    return debug!(peer = %node, "losses of foreign claims; ignored");
+                }
+                // Kept until the snapshot that follows (one list per member).
+                self.lost_from.insert(node.clone(), tables);
+            }
+            NamesFrame::Members { all, up, down } => {
+                if !me {
+                    self.mesh_heard(node, all, up, down);
+                }
+            }
             NamesFrame::Ping { op } => self.send(node, NamesFrame::Ack { op }, ctx),
             NamesFrame::LockSet {
                 op,
@@ -773,6 +845,7 @@ impl Names {
                     }
                 }
                 self.expire_name_locks(ctx);
+                self.mesh_check(ctx);
             }
         }
         self.pump(ctx);

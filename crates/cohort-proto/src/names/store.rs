@@ -258,15 +258,14 @@ impl LocalIndex {
     }
 }
 
-/// A stored claim and whether this node already reported its clash.
+/// A stored claim of a name with several.
 #[derive(Debug, Clone)]
 pub(super) struct Stored {
     pub(super) rec: Arc<StoredClaim>,
-    pub(super) reported: bool,
 }
 
 /// The claims of one name, taken out of [`Claims`]: one (the common case,
-/// no vector) or several (a clash, or a claim whose clash was reported).
+/// no vector) or several (a clash).
 #[derive(Debug)]
 pub(super) enum NameClaims {
     One(Arc<StoredClaim>),
@@ -276,10 +275,7 @@ pub(super) enum NameClaims {
 impl NameClaims {
     pub(super) fn into_list(self) -> Vec<Stored> {
         match self {
-            NameClaims::One(rec) => vec![Stored {
-                rec,
-                reported: false,
-            }],
+            NameClaims::One(rec) => vec![Stored { rec }],
             NameClaims::Many(l) => l.into_vec(),
         }
     }
@@ -288,7 +284,7 @@ impl NameClaims {
     pub(super) fn from_list(mut list: Vec<Stored>) -> Option<NameClaims> {
         match list.len() {
             0 => None,
-            1 if !list[0].reported => Some(NameClaims::One(list.pop().expect("one").rec)),
+            1 => Some(NameClaims::One(list.pop().expect("one").rec)),
             _ => Some(NameClaims::Many(list.into_boxed_slice())),
         }
     }
@@ -299,7 +295,7 @@ impl NameClaims {
 pub(super) enum NameClaimsRef<'a> {
     /// The only claim.
     One(&'a Arc<StoredClaim>),
-    /// Several claims (or one whose clash was reported), in stored order.
+    /// Several claims, in stored order.
     Many(&'a [Stored]),
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::event::{NameEvent, NamesEffect, UnregisterReason};
 use super::rank;
 use super::store::{NameClaims, NameClaimsRef, Stored, StoredClaim};
-use super::wire::{Claim, LossPolicy, NamesFrame, OwnClaim, WireReason};
-use super::{Names, Table, MAX_BATCH};
+use super::wire::{Claim, LossPolicy, LostClaim, NamesFrame, OwnClaim, WireReason};
+use super::{Names, Table, MAX_BATCH, MAX_LOST};
 use crate::ctx::{Ctx, Deferred, Holds};
 use crate::effect::Effect;
 use crate::pid::{ExitReason, NodeName, Pid};
@@ -144,10 +144,7 @@ impl Names {
             Some(old) => {
                 let mut list = old.into_list();
                 list.retain(|s| !s.rec.same_claimant(&rec));
-                list.push(Stored {
-                    rec: rec.clone(),
-                    reported: false,
-                });
+                list.push(Stored { rec: rec.clone() });
                 NameClaims::from_list(list).expect("not empty")
             }
         };
@@ -370,74 +367,68 @@ impl Names {
         ))
     }
 
-    /// Settles a clash on `name`: every node reports it, the losers' own
-    /// node retracts them and applies their policy.
+    /// Settles a clash on `name`: the losers' own node retracts them
+    /// (the retraction carries the winner and the action, so every node
+    /// that held a losing claim reports the clash where it applies that
+    /// retraction, in the loser's node's order) and applies their policy.
+    /// Nodes that merely hold both claims report nothing yet: the loser's
+    /// node decides, with the claims it holds then.
     pub(super) fn settle(&mut self, i: usize, name: &str, ctx: &mut Ctx<'_>) {
         let t = &mut self.tables[i];
-        // The common case, one claim: nothing to settle, nothing to move.
-        if !matches!(t.claims.get(name), Some(NameClaimsRef::Many(l)) if l.len() >= 2) {
+        // The common case, one claim: nothing to settle.
+        let list = match t.claims.get(name) {
+            Some(NameClaimsRef::Many(l)) if l.len() >= 2 => l,
+            _ => return,
+        };
+        let me = ctx.me().clone();
+        // Only the losers' own node acts: nothing to do without a local claim.
+        if !list.iter().any(|s| s.rec.node() == &me) {
             return;
         }
-        let mut list = match t.claims.take(name) {
-            None => return,
-            Some(NameClaims::Many(list)) if list.len() >= 2 => list,
-            Some(other) => {
-                t.claims.insert(other);
-                return;
-            }
-        };
         let claims: Vec<Claim> = list.iter().map(|s| s.rec.to_claim()).collect();
         let refs: Vec<&Claim> = claims.iter().collect();
         let win = rank::winner(&refs, t.cfg.rank.as_ref());
-        let drop_all = win.is_none();
         let winner = win.map(|w| refs[w].pid.clone());
-        let superseded: Vec<bool> = refs
-            .iter()
-            .map(|c| rank::superseded(c, refs.iter().copied()))
-            .collect();
-        let me = ctx.me().clone();
         let mut acts = Vec::new();
-        for (k, s) in list.iter_mut().enumerate() {
-            if Some(k) == win {
+        for (k, s) in list.iter().enumerate() {
+            if Some(k) == win || s.rec.node() != &me {
                 continue;
             }
-            let local = s.rec.node() == &me;
-            if superseded[k] {
-                if local {
-                    acts.push((s.rec.pid(), None));
-                }
-                continue;
-            }
-            let action = if drop_all {
-                LossPolicy::DropBoth
+            let action = if rank::superseded(refs[k], refs.iter().copied()) {
+                None
+            } else if win.is_none() {
+                Some(LossPolicy::DropBoth)
             } else {
-                claims[k].policy
+                Some(claims[k].policy)
             };
-            let first = !s.reported;
-            s.reported = true;
-            if first && t.watched {
-                ctx.push(Effect::Names(NamesEffect::Event {
-                    table: i,
-                    event: NameEvent::ConflictResolved {
-                        name: name.to_string(),
-                        winner: winner.clone(),
-                        loser: s.rec.pid(),
-                        action,
-                    },
-                }));
-            }
-            if local {
-                acts.push((s.rec.pid(), Some(action)));
-            }
+            acts.push((s.rec.pid(), action));
         }
-        t.claims.insert(NameClaims::Many(list));
         let table = t.cfg.name.clone();
         for (pid, action) in acts {
             let (reason, wire) = match action {
                 None => (UnregisterReason::Replaced, WireReason::Replaced),
-                Some(_) => (UnregisterReason::Conflict, WireReason::Conflict),
+                Some(action) => (
+                    UnregisterReason::Conflict,
+                    WireReason::Conflict {
+                        winner: winner.clone(),
+                        action,
+                    },
+                ),
             };
+            if let (Some(action), Some(c)) = (action, self.tables[i].claim_of(name, &pid)) {
+                let lost = LostClaim {
+                    name: name.to_string(),
+                    pid: pid.clone(),
+                    stamp: c.stamp(),
+                    winner: winner.clone(),
+                    action,
+                };
+                self.remember_lost(i, lost);
+            }
             self.retract(i, name, &pid, reason, wire, None, ctx);
+            if let Some(action) = action {
+                self.resolved(i, name, winner.clone(), pid.clone(), action, ctx);
+            }
             match action {
                 Some(LossPolicy::Kill) => ctx.defer(Deferred::Kill(
                     pid,
@@ -455,6 +446,38 @@ impl Names {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Keeps `lost` among the recent losses of local claims that go with
+    /// this node's snapshots (the oldest goes past [`MAX_LOST`]).
+    fn remember_lost(&mut self, i: usize, lost: LostClaim) {
+        if self.lost.len() >= MAX_LOST {
+            self.lost.pop_front();
+        }
+        self.lost.push_back((i, lost));
+    }
+
+    /// Reports that `loser`'s claim on `name` lost a clash to `winner`.
+    pub(super) fn resolved(
+        &mut self,
+        i: usize,
+        name: &str,
+        winner: Option<Pid>,
+        loser: Pid,
+        action: LossPolicy,
+        ctx: &mut Ctx<'_>,
+    ) {
+        if self.tables[i].watched {
+            ctx.push(Effect::Names(NamesEffect::Event {
+                table: i,
+                event: NameEvent::ConflictResolved {
+                    name: name.to_string(),
+                    winner,
+                    loser,
+                    action,
+                },
+            }));
         }
     }
 }

@@ -281,6 +281,26 @@ pub enum NamesFrame {
         /// The sender's operation.
         op: u64,
     },
+    /// The sender's claims that lost a clash lately (name, pid, stamp) and
+    /// how each clash was settled, per table: sent just before a
+    /// `Snapshot`, so that a receiver that held one of these claims and
+    /// missed its retraction reports the clash when the snapshot drops it.
+    Lost {
+        /// The claims, per table.
+        tables: Vec<(String, Vec<LostClaim>)>,
+    },
+    /// The sender's table members changed: it has sessions with `up` now
+    /// and no longer with `down`; with `all`, `up` is its whole list (the
+    /// first such frame of a session). A receiver that hears of members
+    /// it has no session with reports a partial mesh.
+    Members {
+        /// Whether `up` replaces what the receiver held of the sender.
+        all: bool,
+        /// Members the sender has a session with now.
+        up: Vec<NodeName>,
+        /// Members it has no session with any more.
+        down: Vec<NodeName>,
+    },
     /// Take a lock for `holder` (a process of the sender).
     LockSet {
         /// The sender's operation.
@@ -317,6 +337,21 @@ pub enum NamesFrame {
     },
 }
 
+/// A claim that lost a clash, as [`NamesFrame::Lost`] carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostClaim {
+    /// The name.
+    pub name: String,
+    /// The losing process (of the sender).
+    pub pid: Pid,
+    /// The lost claim's stamp.
+    pub stamp: u64,
+    /// The surviving holder (none when both were dropped).
+    pub winner: Option<Pid>,
+    /// What the sender did to the loser.
+    pub action: LossPolicy,
+}
+
 /// [`UnregisterReason`](super::UnregisterReason) as carried on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireReason {
@@ -324,8 +359,14 @@ pub enum WireReason {
     Unregistered,
     /// The process ended.
     Exited(ExitReason),
-    /// Lost a clash.
-    Conflict,
+    /// Lost a clash: the retracting node settled it so. Every node that
+    /// held the claim reports the clash when it applies this retraction.
+    Conflict {
+        /// The surviving holder (none when both were dropped).
+        winner: Option<Pid>,
+        /// What the loser's node did to it.
+        action: LossPolicy,
+    },
     /// Replaced by `re_register`.
     Replaced,
 }

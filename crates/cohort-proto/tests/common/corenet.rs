@@ -155,6 +155,17 @@ impl CoreNet {
         self.settle();
     }
 
+    /// Drops the frames held back from `from` to `to` (lost on the way);
+    /// the direction stays held. Returns how many were dropped.
+    pub fn discard(&mut self, from: usize, to: usize) -> usize {
+        let links = &self.links;
+        let before = self.parked.len();
+        self.parked.retain(|(t, c, _)| {
+            !(*t == to && links.get(&(*t, *c)).map(|(src, _)| *src) == Some(from))
+        });
+        before - self.parked.len()
+    }
+
     /// Sends what node `i` holds at once, as if its timer came due
     /// without time passing; true when it held something.
     fn send_held(&mut self, i: usize) -> bool {

@@ -11,6 +11,7 @@
 //! here with an [`Invariant`] constant naming its checks, and list it in
 //! [`all`].
 
+mod conflict_told_everywhere;
 mod full_mesh;
 mod group_boundary;
 pub mod group_sync_states;
@@ -29,6 +30,7 @@ mod wire_contract;
 
 use crate::sim::Sim;
 
+pub use self::conflict_told_everywhere::CONFLICT_TOLD_EVERYWHERE;
 pub use self::full_mesh::FULL_MESH;
 pub use self::group_boundary::GROUP_BOUNDARY;
 pub use self::group_sync_states::GROUP_SYNC_STATES;
@@ -62,6 +64,7 @@ pub fn all() -> Vec<Invariant> {
         LOCKED_HELD,
         NAMES_UNIQUE,
         UNREGISTER_APPLIED,
+        CONFLICT_TOLD_EVERYWHERE,
     ]
 }
 

@@ -55,6 +55,14 @@ impl Sim {
         let label = self.label(i);
         self.trace.event(self.now(), format_args!("{label} start"));
         self.start_scopes(i);
+        // Name events on (the `conflict_told_everywhere` invariant reads them).
+        self.input(i, |c, now| {
+            c.with_names(now, |n, _| {
+                for t in 0..registry::TABLES.len() {
+                    n.watch(t);
+                }
+            })
+        });
         self.rearm_timer(i);
     }
 

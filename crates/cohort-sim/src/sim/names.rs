@@ -16,7 +16,7 @@ use cohort_proto::pid::Pid;
 use cohort_proto::proto::Frame;
 
 use super::Sim;
-use crate::ledger::{LockedAck, NameOp, Rival, Witness};
+use crate::ledger::{ClashReport, LockedAck, NameOp, Rival, Witness};
 use crate::net::NodeIdx;
 use crate::registry::TABLES;
 
@@ -304,7 +304,37 @@ impl Sim {
                                 .insert((table.to_string(), name, pid), now);
                         }
                     }
-                    NameEvent::ConflictResolved { .. } => self.count("names: conflict resolved"),
+                    NameEvent::ConflictResolved {
+                        name,
+                        winner,
+                        loser,
+                        action,
+                    } => {
+                        self.count("names: conflict resolved");
+                        let report = ClashReport {
+                            node: i,
+                            creation: self.nodes[i].creation,
+                            at: self.now(),
+                            table: table.to_string(),
+                            name,
+                            winner,
+                            loser,
+                            action,
+                        };
+                        self.trace.event(
+                            report.at,
+                            format_args!(
+                                "n{i}.{} conflict {}/{} loser {} winner {:?} {:?}",
+                                report.creation,
+                                report.table,
+                                report.name,
+                                report.loser,
+                                report.winner,
+                                report.action
+                            ),
+                        );
+                        self.ledger.reg.clash_reports.push(report);
+                    }
                     NameEvent::Registered { .. } => {}
                 }
             }

@@ -388,6 +388,24 @@ impl Node {
         })
     }
 
+    /// Nodes of this node's name tables that its peers have a session
+    /// with and it has not, for longer than
+    /// [`PARTIAL_MESH_GRACE`](crate::core::names::PARTIAL_MESH_GRACE):
+    /// empty in a full mesh. Names are not relayed, so names held there
+    /// are not seen here, and clashes with them are not settled, until a
+    /// session comes up (a warning is logged when a node joins this list).
+    ///
+    /// ```no_run
+    /// # async fn f(node: cohort::Node) {
+    /// if !node.unreached().is_empty() {
+    ///     eprintln!("partial mesh: no session with {:?}", node.unreached());
+    /// }
+    /// # }
+    /// ```
+    pub fn unreached(&self) -> Vec<NodeName> {
+        self.shared().with(|core, _, _| core.names().unreached())
+    }
+
     /// Registers local `pid` as `name` in the default table.
     pub async fn register(&self, name: impl Into<String>, pid: &Pid) -> Result<(), NamesError> {
         self.names().register(name, pid).await
