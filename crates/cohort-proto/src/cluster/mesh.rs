@@ -163,6 +163,25 @@ impl Cluster {
         was
     }
 
+    /// Stops redialing `node`: it is forgotten unless a session with it is
+    /// up or being opened (then nothing changes). Node discovery calls this
+    /// for a node that left its results and cannot be reached, so that a
+    /// gone node is not redialed forever. True when it was forgotten.
+    pub fn forget(&mut self, node: &NodeName) -> bool {
+        if self.peers.contains_key(node) || self.handshaking_with(node) {
+            return false;
+        }
+        self.known.remove(node).is_some()
+    }
+
+    /// The nodes this node redials on its own (known, in its own global
+    /// group, with no session up and not blocked), in name order.
+    pub fn redialing(&self) -> impl Iterator<Item = &NodeName> {
+        self.known.keys().filter(|n| {
+            !self.peers.contains_key(*n) && !self.blocked.contains(*n) && self.vis.in_own(n)
+        })
+    }
+
     pub(super) fn schedule_reconnect(&mut self, node: &NodeName, now: Time) {
         if !self.cfg.reconnect || self.shutting_down {
             return;
