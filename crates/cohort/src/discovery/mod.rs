@@ -7,7 +7,9 @@
 //!
 //! **Discovery only adds.** A lookup that fails, times out or returns nothing
 //! changes nothing: no session is ever closed by discovery (liveness does
-//! that). An address that a successful, non-empty lookup no longer lists is
+//! that). (A lookup that finds only this node itself is not empty: the
+//! cluster is this node.) An address that a successful, non-empty lookup no
+//! longer lists is
 //! kept for `forget_after`; after that, if its node is not connected, the
 //! node is forgotten ([`Node::forget`](crate::Node::forget): no redial forever); a node still
 //! connected stays. An address of this node itself is skipped (its listen

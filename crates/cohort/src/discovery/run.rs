@@ -126,6 +126,9 @@ impl State {
         let mut s = lock(&self.inner);
         s.lookups += 1;
         s.last_lookup = Some(SystemTime::now());
+        // Whether the lookup found anything at all: only this node itself
+        // is an answer (the cluster is this node); nothing is not.
+        let mut found_any = false;
         let addrs = match result {
             Err(e) => {
                 s.errors += 1;
@@ -141,6 +144,7 @@ impl State {
                 if s.last_error.take().is_some() {
                     info!(strategy = %what, "discovery lookup works again");
                 }
+                found_any = !addrs.is_empty();
                 let addrs: Vec<String> = addrs.into_iter().filter(|a| !s.own.contains(a)).collect();
                 s.last_ok = s.last_lookup;
                 if addrs != s.last_result {
@@ -148,7 +152,7 @@ impl State {
                     let new: BTreeSet<&String> = addrs.iter().collect();
                     let added: Vec<&&String> = new.difference(&old).collect();
                     let removed: Vec<&&String> = old.difference(&new).collect();
-                    if addrs.is_empty() {
+                    if !found_any {
                         info!(strategy = %what, ?removed, "discovery found nothing; nothing changes");
                     } else {
                         info!(strategy = %what, ?added, ?removed, "discovery: the set of addresses changed");
@@ -158,7 +162,7 @@ impl State {
                 addrs
             }
         };
-        if addrs.is_empty() {
+        if !found_any {
             // A failed or empty lookup changes nothing: no address counts
             // as gone, nothing is forgotten; known ones are still dialed.
             return self.to_dial(&mut s, &up);
