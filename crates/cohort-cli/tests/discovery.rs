@@ -2,12 +2,15 @@
 //! other through a real DNS server (dnsmasq, started here on a free loopback
 //! port; `.ci/run` installs it) or a seeds file. The DNS records change
 //! during the tests: nodes are added, removed, and the server fails (SERVFAIL,
-//! no answer) or answers nothing.
+//! no answer) or answers nothing. The only hand-made DNS piece is the broken
+//! upstream behind dnsmasq that answers SERVFAIL.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use common::*;
@@ -21,11 +24,14 @@ struct Dns {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// Ends the broken upstream's thread.
+    upstream_stop: Arc<AtomicBool>,
 }
 
 impl Drop for Dns {
     fn drop(&mut self) {
         self.stop();
+        self.upstream_stop.store(true, Ordering::Relaxed);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -42,9 +48,9 @@ fn free_port() -> u16 {
 enum Zone<'a> {
     /// The hosts file and these SRV records (target, port).
     Records(&'a [(&'a str, u16)]),
-    /// Forwards to a server that does not exist: every query fails
-    /// (SERVFAIL).
-    DeadUpstream,
+    /// Forwards `cohort.test` to a broken upstream that answers every
+    /// query with SERVFAIL, which dnsmasq relays.
+    Servfail,
 }
 
 impl Dns {
@@ -55,6 +61,7 @@ impl Dns {
             child: None,
             port: free_port(),
             dir,
+            upstream_stop: Arc::new(AtomicBool::new(false)),
         };
         d.hosts(hosts);
         d
@@ -96,8 +103,9 @@ impl Dns {
                     cmd.arg(format!("--srv-host={SRV},{target},{port}"));
                 }
             }
-            Zone::DeadUpstream => {
-                cmd.arg(format!("--server=/cohort.test/127.0.0.1#{}", free_port()));
+            Zone::Servfail => {
+                let up = self.broken_upstream();
+                cmd.arg(format!("--server=/cohort.test/127.0.0.1#{up}"));
             }
         }
         let log = std::fs::File::create(self.dir.join("dnsmasq.log")).unwrap();
@@ -111,6 +119,29 @@ impl Dns {
         wait_for("dnsmasq to listen", || {
             std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
         });
+    }
+
+    /// A UDP socket that answers every DNS query with SERVFAIL (the header
+    /// turned into a response with RCODE 2); returns its port.
+    fn broken_upstream(&self) -> u16 {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let stop = self.upstream_stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    if n >= 12 {
+                        buf[2] |= 0x80;
+                        buf[3] = (buf[3] & 0xf0) | 2;
+                        let _ = sock.send_to(&buf[..n], from);
+                    }
+                }
+            }
+        });
+        port
     }
 
     /// Makes dnsmasq read its hosts file again.
@@ -231,10 +262,10 @@ fn srv_records_mesh_three_nodes_failures_change_nothing_and_gone_nodes_are_forgo
         );
     }
 
-    // The resolver fails (SERVFAIL from a dead upstream) and c dies: a
+    // The resolver fails (SERVFAIL) and c dies: a
     // failing lookup forgets nothing and disconnects nobody, for longer than
     // the forget time.
-    dns.serve(Zone::DeadUpstream);
+    dns.serve(Zone::Servfail);
     let before = count(&strategy(&a), "errors");
     drop(c);
     let killed = Instant::now();
@@ -246,6 +277,8 @@ fn srv_records_mesh_three_nodes_failures_change_nothing_and_gone_nodes_are_forgo
             && killed.elapsed().as_millis() > 2000
     });
     let s = strategy(&a);
+    let error = s["last_error"].as_str().unwrap();
+    assert!(error.contains(SRV) && !error.contains("timed out"), "{error}");
     assert_eq!(redialing(&a), ["c@127.0.0.1"], "c was forgotten: {s}");
     let c_addr = format!("127.0.0.1:{}", records[2].1);
     let ec = entry(&s, &c_addr).unwrap_or_else(|| panic!("c's entry went: {s}"));
@@ -264,7 +297,11 @@ fn srv_records_mesh_three_nodes_failures_change_nothing_and_gone_nodes_are_forgo
     dns.stop();
     let before = count(&strategy(&a), "errors");
     wait_for("lookups to time out", || {
-        count(&strategy(&a), "errors") >= before + 2
+        let s = strategy(&a);
+        count(&s, "errors") >= before + 2
+            && s["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("timed out"))
     });
     assert_eq!(redialing(&a), ["c@127.0.0.1"]);
     assert_eq!(nodes(&a), [b.name.clone()]);
