@@ -674,6 +674,85 @@ policy = "notify"
     }
 
     #[test]
+    fn discovery_tables_and_flags() {
+        use cohort::discovery::Source;
+        let c = with_file(
+            r#"
+name = "a@127.0.0.1"
+listen = "127.0.0.1:0"
+[[discovery]]
+srv = "_cohort._tcp.svc.example"
+resolver = "10.0.0.10:53"
+interval_ms = 1000
+forget_after_ms = 30000
+[[discovery]]
+dns = "cohort.internal:4000"
+[[discovery]]
+file = "/etc/cohort/seeds"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.discovery.len(), 3);
+        let srv = &c.discovery[0];
+        assert_eq!(
+            srv.source,
+            Source::Srv {
+                name: "_cohort._tcp.svc.example".into()
+            }
+        );
+        assert_eq!(srv.resolver, Some("10.0.0.10:53".parse().unwrap()));
+        assert_eq!(srv.interval, Duration::from_secs(1));
+        assert_eq!(srv.forget_after, Duration::from_secs(30));
+        assert_eq!(
+            c.discovery[1].source,
+            Source::Dns {
+                host: "cohort.internal".into(),
+                port: Some(4000)
+            }
+        );
+        assert_eq!(c.discovery[1].resolver, None);
+        let base = "name = \"a@h\"\nlisten = \"x\"\n[[discovery]]\n";
+        for (table, want) in [
+            ("", "discovery[1]: give exactly one of"),
+            ("dns = \"a\"\nsrv = \"b\"\n", "discovery[1]: give exactly one of"),
+            ("dns = \"\"\n", "discovery[1]: \"dns:\" is not a discovery strategy"),
+            ("srv = \"s\"\nresolver = \"dns.local\"\n", "discovery[1].resolver"),
+            ("srv = \"s\"\ninterval_ms = 0\n", "discovery[1].interval_ms: must be at least 1"),
+            ("file = \"f\"\nresolver = \"127.0.0.1:53\"\n", "resolver applies to dns and srv only"),
+            ("file = \"f\"\nport = 1\n", "unknown field `port`"),
+        ] {
+            let err = with_file(&format!("{base}{table}")).unwrap_err().to_string();
+            assert!(err.contains(want), "{table:?}: {err:?} should contain {want:?}");
+            assert!(!err.contains('\n'), "{err:?} spans lines");
+        }
+        let flags = |d: DiscoveryFlags| {
+            resolve(&Flags {
+                name: Some("a@h".into()),
+                listen: Some("127.0.0.1:0".into()),
+                discovery: d,
+                ..Default::default()
+            })
+        };
+        let c = flags(DiscoveryFlags {
+            strategies: vec!["dns:cohort".into(), "file:/tmp/seeds".into()],
+            resolver: Some("127.0.0.1:5353".into()),
+            interval_ms: Some(250),
+            forget_ms: None,
+        })
+        .unwrap();
+        assert_eq!(c.discovery[0].resolver, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(c.discovery[1].resolver, None, "a file has no resolver");
+        assert_eq!(c.discovery[1].interval, Duration::from_millis(250));
+        let e = flags(DiscoveryFlags {
+            strategies: vec!["file:/tmp/seeds".into()],
+            resolver: Some("127.0.0.1:5353".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--resolver:"), "{e}");
+    }
+
+    #[test]
     fn flags_override_and_bad_flags_are_named() {
         let e = resolve(&Flags {
             name: Some("bad".into()),
