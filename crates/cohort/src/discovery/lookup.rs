@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
@@ -33,9 +33,6 @@ pub(super) enum Lookup {
     },
     File {
         path: PathBuf,
-        /// The file's modification time and length when last read, and
-        /// what it said then.
-        seen: Option<((Option<SystemTime>, u64), Vec<String>)>,
     },
 }
 
@@ -91,10 +88,7 @@ impl Lookup {
                 resolver: resolver(s)?,
                 name: name.clone(),
             },
-            Source::File { path } => Lookup::File {
-                path: path.clone(),
-                seen: None,
-            },
+            Source::File { path } => Lookup::File { path: path.clone() },
         })
     }
 
@@ -115,7 +109,7 @@ impl Lookup {
                     .collect()
             }
             Lookup::Srv { resolver, name } => srv(resolver, name).await?,
-            Lookup::File { path, seen } => read_seeds(path, seen)?,
+            Lookup::File { path } => read_seeds(path)?,
         };
         if found.len() > MAX_ADDRS {
             return Err(format!(
@@ -167,28 +161,31 @@ async fn srv(r: &TokioResolver, name: &str) -> Result<Vec<String>, String> {
     Ok(out.into_iter().collect())
 }
 
-fn read_seeds(
-    path: &Path,
-    seen: &mut Option<((Option<SystemTime>, u64), Vec<String>)>,
-) -> Result<Vec<String>, String> {
+/// Reads the seeds file at every round: a change is seen at the next one,
+/// even when it kept the file's length and modification time (coarse
+/// file-system clocks); the file is small and bounded.
+fn read_seeds(path: &Path) -> Result<Vec<String>, String> {
     let at = path.display();
     let meta = std::fs::metadata(path).map_err(|e| format!("{at}: {e}"))?;
-    let stamp = (meta.modified().ok(), meta.len());
-    if let Some((s, addrs)) = seen {
-        if *s == stamp {
-            return Ok(addrs.clone());
-        }
-    }
     if meta.len() > MAX_FILE_BYTES {
         return Err(format!(
             "{at}: {} bytes, more than the {MAX_FILE_BYTES} read",
             meta.len()
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{at}: {e}"))?;
-    let addrs = parse_seeds(&text).map_err(|e| format!("{at}: {e}"))?;
-    *seen = Some((stamp, addrs.clone()));
-    Ok(addrs)
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(|e| format!("{at}: {e}"))?,
+            MAX_FILE_BYTES + 1,
+        ),
+        &mut text,
+    )
+    .map_err(|e| format!("{at}: {e}"))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("{at}: more than the {MAX_FILE_BYTES} bytes read"));
+    }
+    parse_seeds(&text).map_err(|e| format!("{at}: {e}"))
 }
 
 /// Parses a seeds file: one `HOST:PORT` a line, blank lines and `#`

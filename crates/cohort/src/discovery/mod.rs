@@ -70,7 +70,7 @@ pub enum Source {
         name: String,
     },
     /// A file with one `HOST:PORT` a line (`#` starts a comment), read
-    /// again whenever it changes.
+    /// at every round, so a change is picked up without a restart.
     File {
         /// Its path.
         path: PathBuf,
