@@ -714,15 +714,35 @@ file = "/etc/cohort/seeds"
         let base = "name = \"a@h\"\nlisten = \"x\"\n[[discovery]]\n";
         for (table, want) in [
             ("", "discovery[1]: give exactly one of"),
-            ("dns = \"a\"\nsrv = \"b\"\n", "discovery[1]: give exactly one of"),
-            ("dns = \"\"\n", "discovery[1]: \"dns:\" is not a discovery strategy"),
-            ("srv = \"s\"\nresolver = \"dns.local\"\n", "discovery[1].resolver"),
-            ("srv = \"s\"\ninterval_ms = 0\n", "discovery[1].interval_ms: must be at least 1"),
-            ("file = \"f\"\nresolver = \"127.0.0.1:53\"\n", "resolver applies to dns and srv only"),
+            (
+                "dns = \"a\"\nsrv = \"b\"\n",
+                "discovery[1]: give exactly one of",
+            ),
+            (
+                "dns = \"\"\n",
+                "discovery[1]: \"dns:\" is not a discovery strategy",
+            ),
+            (
+                "srv = \"s\"\nresolver = \"dns.local\"\n",
+                "discovery[1].resolver",
+            ),
+            (
+                "srv = \"s\"\ninterval_ms = 0\n",
+                "discovery[1].interval_ms: must be at least 1",
+            ),
+            (
+                "file = \"f\"\nresolver = \"127.0.0.1:53\"\n",
+                "resolver applies to dns and srv only",
+            ),
             ("file = \"f\"\nport = 1\n", "unknown field `port`"),
         ] {
-            let err = with_file(&format!("{base}{table}")).unwrap_err().to_string();
-            assert!(err.contains(want), "{table:?}: {err:?} should contain {want:?}");
+            let err = with_file(&format!("{base}{table}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(want),
+                "{table:?}: {err:?} should contain {want:?}"
+            );
             assert!(!err.contains('\n'), "{err:?} spans lines");
         }
         let flags = |d: DiscoveryFlags| {
@@ -740,7 +760,10 @@ file = "/etc/cohort/seeds"
             forget_ms: None,
         })
         .unwrap();
-        assert_eq!(c.discovery[0].resolver, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(
+            c.discovery[0].resolver,
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
         assert_eq!(c.discovery[1].resolver, None, "a file has no resolver");
         assert_eq!(c.discovery[1].interval, Duration::from_millis(250));
         let e = flags(DiscoveryFlags {

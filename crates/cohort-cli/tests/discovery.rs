@@ -94,10 +94,7 @@ impl Dns {
         ]);
         match zone {
             Zone::Records(srv) => {
-                cmd.arg(format!(
-                    "--addn-hosts={}",
-                    self.dir.join("hosts").display()
-                ));
+                cmd.arg(format!("--addn-hosts={}", self.dir.join("hosts").display()));
                 cmd.arg("--local=/cohort.test/");
                 for (target, port) in srv {
                     cmd.arg(format!("--srv-host={SRV},{target},{port}"));
@@ -164,7 +161,11 @@ impl Dns {
 }
 
 fn dnsmasq() -> PathBuf {
-    for p in ["/usr/sbin/dnsmasq", "/sbin/dnsmasq", "/usr/local/sbin/dnsmasq"] {
+    for p in [
+        "/usr/sbin/dnsmasq",
+        "/sbin/dnsmasq",
+        "/usr/local/sbin/dnsmasq",
+    ] {
         if Path::new(p).exists() {
             return p.into();
         }
@@ -255,7 +256,11 @@ fn srv_records_mesh_three_nodes_failures_change_nothing_and_gone_nodes_are_forgo
     }
     for d in all {
         let log = std::fs::read_to_string(&d.log).unwrap();
-        assert!(!log.contains("our own name"), "{} dialed itself: {log}", d.name);
+        assert!(
+            !log.contains("our own name"),
+            "{} dialed itself: {log}",
+            d.name
+        );
         assert!(
             log.contains("discovery: the set of addresses changed"),
             "no log line for the change: {log}"
@@ -269,7 +274,7 @@ fn srv_records_mesh_three_nodes_failures_change_nothing_and_gone_nodes_are_forgo
     let before = count(&strategy(&a), "errors");
     drop(c);
     let killed = Instant::now();
-    wait_for("a to see c down", || nodes(&a) == [b.name.clone()]);
+    wait_for("a to see c down", || nodes(&a) == [b.name.as_str()]);
     wait_for("failed lookups past the forget time", || {
         let s = strategy(&a);
         count(&s, "errors") >= before + 3
@@ -278,14 +283,17 @@ fn srv_records_mesh_three_nodes_failures_change_nothing_and_gone_nodes_are_forgo
     });
     let s = strategy(&a);
     let error = s["last_error"].as_str().unwrap();
-    assert!(error.contains(SRV) && !error.contains("timed out"), "{error}");
+    assert!(
+        error.contains(SRV) && !error.contains("timed out"),
+        "{error}"
+    );
     assert_eq!(redialing(&a), ["c@127.0.0.1"], "c was forgotten: {s}");
     let c_addr = format!("127.0.0.1:{}", records[2].1);
     let ec = entry(&s, &c_addr).unwrap_or_else(|| panic!("c's entry went: {s}"));
     assert_eq!(ec["listed"], true, "a failed lookup counted c as gone: {s}");
     assert_eq!(count(&s, "forgotten"), 0);
-    assert_eq!(nodes(&a), [b.name.clone()]);
-    assert_eq!(nodes(&b), [a.name.clone()]);
+    assert_eq!(nodes(&a), [b.name.as_str()]);
+    assert_eq!(nodes(&b), [a.name.as_str()]);
     let info = ctl(&a, &["info"]);
     let text = String::from_utf8_lossy(&info.stdout);
     assert!(
@@ -304,8 +312,8 @@ fn srv_records_mesh_three_nodes_failures_change_nothing_and_gone_nodes_are_forgo
                 .is_some_and(|e| e.contains("timed out"))
     });
     assert_eq!(redialing(&a), ["c@127.0.0.1"]);
-    assert_eq!(nodes(&a), [b.name.clone()]);
-    assert_eq!(nodes(&b), [a.name.clone()]);
+    assert_eq!(nodes(&a), [b.name.as_str()]);
+    assert_eq!(nodes(&b), [a.name.as_str()]);
 
     // The server answers nothing (NXDOMAIN): an empty result changes
     // nothing either.
@@ -320,7 +328,7 @@ fn srv_records_mesh_three_nodes_failures_change_nothing_and_gone_nodes_are_forgo
     let s = strategy(&a);
     assert_eq!(entry(&s, &c_addr).unwrap()["listed"], true, "{s}");
     assert_eq!(redialing(&a), ["c@127.0.0.1"]);
-    assert_eq!(nodes(&a), [b.name.clone()]);
+    assert_eq!(nodes(&a), [b.name.as_str()]);
 
     // Only a is listed now: c (gone, unreachable) is forgotten by a and b
     // after the forget time; b, missing from the results as long but
@@ -329,11 +337,9 @@ fn srv_records_mesh_three_nodes_failures_change_nothing_and_gone_nodes_are_forgo
     for (d, other) in [(&a, &b), (&b, &a)] {
         wait_for(&format!("{} to forget c", d.name), || {
             let s = strategy(d);
-            redialing(d).is_empty()
-                && entry(&s, &c_addr).is_none()
-                && count(&s, "forgotten") == 1
+            redialing(d).is_empty() && entry(&s, &c_addr).is_none() && count(&s, "forgotten") == 1
         });
-        assert_eq!(nodes(d), [other.name.clone()]);
+        assert_eq!(nodes(d), [other.name.as_str()]);
         let log = std::fs::read_to_string(&d.log).unwrap();
         assert!(log.contains("discovery: forgot a node"), "{log}");
     }
@@ -394,20 +400,25 @@ fn dns_a_records_at_the_own_port_and_a_record_added_on_reload() {
     );
     assert_eq!(a.listen, format!("127.0.0.1:{port}"));
     wait_for("a and b to mesh", || {
-        nodes(&a) == [b.name.clone()] && nodes(&b) == [a.name.clone()]
+        nodes(&a) == [b.name.as_str()] && nodes(&b) == [a.name.as_str()]
     });
     let s = strategy(&a);
     assert_eq!(s["last_result"], serde_json::json!([b.listen]), "{s}");
     assert!(nodes(&c).is_empty());
 
-    dns.hosts("127.0.0.1 nodes.cohort.test\n127.0.0.2 nodes.cohort.test\n127.0.0.3 nodes.cohort.test\n");
+    dns.hosts(
+        "127.0.0.1 nodes.cohort.test\n127.0.0.2 nodes.cohort.test\n127.0.0.3 nodes.cohort.test\n",
+    );
     dns.reload();
     wait_for("a to discover c", || {
         entry(&strategy(&a), &c.listen).is_some_and(|e| e["connected"] == true)
     });
     wait_for("all three to mesh", || nodes(&c).len() == 2);
     let log = std::fs::read_to_string(&a.log).unwrap();
-    assert!(log.contains("discovery: the set of addresses changed"), "{log}");
+    assert!(
+        log.contains("discovery: the set of addresses changed"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -442,7 +453,7 @@ fn a_seeds_file_from_the_config_is_read_again_when_it_changes() {
 
     // Fixed: the added line is picked up without a restart.
     std::fs::write(&seeds, format!("# seeds\n{}  # b\n", b.listen)).unwrap();
-    wait_for("a to connect to b", || nodes(&a) == [b.name.clone()]);
+    wait_for("a to connect to b", || nodes(&a) == [b.name.as_str()]);
     let s = strategy(&a);
     assert!(s["last_error"].is_null(), "{s}");
     assert_eq!(s["last_result"], serde_json::json!([b.listen]));
@@ -453,7 +464,10 @@ fn a_seeds_file_from_the_config_is_read_again_when_it_changes() {
 #[test]
 fn bad_discovery_settings_are_refused_at_start_with_one_line() {
     let cases: [(&[&str], &str); 4] = [
-        (&["--discover", "dns:"], "--discover: \"dns:\" is not a discovery strategy"),
+        (
+            &["--discover", "dns:"],
+            "--discover: \"dns:\" is not a discovery strategy",
+        ),
         (&["--discover", "ldap:x"], "is not a discovery strategy"),
         (
             &["--discover", "srv:x", "--resolver", "localhost"],
@@ -466,7 +480,15 @@ fn bad_discovery_settings_are_refused_at_start_with_one_line() {
     ];
     for (args, want) in cases {
         let out = Command::new(BIN)
-            .args(["node", "--name", "a@127.0.0.1", "--listen", "127.0.0.1:0", "--admin", "none"])
+            .args([
+                "node",
+                "--name",
+                "a@127.0.0.1",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "none",
+            ])
             .args(args)
             .env("COHORT_COOKIE", COOKIE)
             .output()

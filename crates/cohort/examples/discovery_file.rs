@@ -15,7 +15,10 @@ use cohort::Node;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seeds = std::env::temp_dir().join(format!("cohort-seeds-example-{}", std::process::id()));
-    std::fs::write(&seeds, "# one HOST:PORT a line; a node's own line is skipped\n")?;
+    std::fs::write(
+        &seeds,
+        "# one HOST:PORT a line; a node's own line is skipped\n",
+    )?;
     let mut nodes = Vec::new();
     for name in ["a", "b", "c"] {
         let node = Node::builder()
@@ -29,7 +32,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{}",
             node.local_addr()
         )?;
-        println!("{} listening on {}, added to {}", node.name(), node.local_addr(), seeds.display());
+        println!(
+            "{} listening on {}, added to {}",
+            node.name(),
+            node.local_addr(),
+            seeds.display()
+        );
         nodes.push(node);
     }
     let start = Instant::now();

@@ -50,10 +50,7 @@ fn resolver(s: &Strategy) -> Result<TokioResolver, DiscoveryError> {
             let server = NameServerConfig::new(
                 addr.ip(),
                 true,
-                vec![
-                    conn(ConnectionConfig::udp()),
-                    conn(ConnectionConfig::tcp()),
-                ],
+                vec![conn(ConnectionConfig::udp()), conn(ConnectionConfig::tcp())],
             );
             let mut b = TokioResolver::builder_with_config(
                 ResolverConfig::from_name_servers(vec![server]),

@@ -350,7 +350,15 @@ mod tests {
             })
         );
         for bad in [
-            "", "dns", "dns:", "dns::4000", "dns:h:0", "dns:h:x", "srv:", "ftp:x", "srv:a b",
+            "",
+            "dns",
+            "dns:",
+            "dns::4000",
+            "dns:h:0",
+            "dns:h:x",
+            "srv:",
+            "ftp:x",
+            "srv:a b",
         ] {
             assert!(Strategy::parse(bad).is_err(), "{bad:?} parsed");
         }

@@ -68,7 +68,10 @@ fn own_addrs(local: &str) -> BTreeSet<String> {
             if let Ok(ifs) = if_addrs::get_if_addrs() {
                 ips.extend(ifs.iter().map(|i| i.ip()));
             }
-            own.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, a.port()).to_string()));
+            own.extend(
+                ips.into_iter()
+                    .map(|ip| SocketAddr::new(ip, a.port()).to_string()),
+            );
         }
     }
     own
