@@ -461,8 +461,9 @@ fn discovery(file: &[FileDiscovery], f: &DiscoveryFlags) -> Result<Vec<Strategy>
         }
         out.push(s);
     }
+    // The flag applies to the flags' strategies only (a table has its own).
     if f.resolver.is_some()
-        && !out
+        && !out[file.len()..]
             .iter()
             .any(|s| !matches!(s.source, cohort::discovery::Source::File { .. }))
     {
