@@ -203,3 +203,62 @@ impl Cluster {
 
     // ---- time ----------------------------------------------------------
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn dials(fx: &mut Effects) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(e) = fx.pop() {
+            if let Effect::Dial { addr, .. } = e {
+                out.push(addr);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forget_stops_redials_but_never_touches_a_node_being_reached() {
+        let now = Time::ZERO;
+        let mut c = Cluster::new(
+            NodeName::new("a@h").unwrap(),
+            1,
+            Some("a:1".into()),
+            Cookie::new("c"),
+            ClusterConfig::default(),
+            StdRng::seed_from_u64(1),
+            now,
+        );
+        let b = NodeName::new("b@h").unwrap();
+        let mut fx = Effects::default();
+        c.on_peers(
+            vec![PeerInfo {
+                name: b.clone(),
+                addr: "b:1".into(),
+            }],
+            now,
+            &mut fx,
+        );
+        assert_eq!(dials(&mut fx), ["b:1"]);
+        // Being dialed: not forgotten.
+        assert!(!c.forget(&b));
+        let conn = *c.conns.keys().next().unwrap();
+        c.dial_failed(conn, "refused".into(), now, &mut fx);
+        assert_eq!(c.redialing().collect::<Vec<_>>(), [&b]);
+        // Redialed later, until forgotten.
+        let later = now + c.cfg.backoff_max;
+        let mut up = Vec::new();
+        c.timeout(later, &mut fx, &mut up);
+        assert_eq!(dials(&mut fx), ["b:1"]);
+        let conn = *c.conns.keys().next().unwrap();
+        c.dial_failed(conn, "refused".into(), later, &mut fx);
+        assert!(c.forget(&b));
+        assert!(!c.forget(&b), "already forgotten");
+        assert_eq!(c.redialing().count(), 0);
+        c.timeout(later + c.cfg.backoff_max * 4, &mut fx, &mut up);
+        assert!(dials(&mut fx).is_empty(), "a forgotten node was redialed");
+    }
+}
