@@ -308,6 +308,36 @@ fn info_json(node: &Node, info: GlobalGroupsInfo, monitors: usize) -> Value {
         })).collect::<Vec<_>>(),
         "monitors": monitors,
         "unreached": node.unreached().iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+        "redialing": node.redialing().iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+        "discovery": node.discovery().iter().map(discovery_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Milliseconds since the Unix epoch.
+fn epoch_ms(t: Option<std::time::SystemTime>) -> Option<u64> {
+    t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+}
+
+/// One discovery strategy in `/info`.
+fn discovery_json(s: &cohort::discovery::StrategyStatus) -> Value {
+    json!({
+        "strategy": s.strategy,
+        "resolver": s.resolver.map(|r| r.to_string()),
+        "last_lookup_ms": epoch_ms(s.last_lookup),
+        "last_ok_ms": epoch_ms(s.last_ok),
+        "last_result": s.last_result,
+        "last_error": s.last_error,
+        "lookups": s.lookups,
+        "errors": s.errors,
+        "forgotten": s.forgotten,
+        "discovered": s.discovered.iter().map(|d| json!({
+            "addr": d.addr,
+            "node": d.node.as_ref().map(|n| n.as_str()),
+            "connected": d.connected,
+            "listed": d.listed,
+            "error": d.error,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -587,6 +617,42 @@ async fn metrics(State(a): State<Admin>) -> impl IntoResponse {
         "Processes attached over the WebSocket API.",
         "gauge",
         vec![(String::new(), a.attached.load(Ordering::Relaxed))],
+    );
+    let disc = n.discovery();
+    let per = |f: &dyn Fn(&cohort::discovery::StrategyStatus) -> u64| {
+        disc.iter()
+            .map(|s| (format!("{{strategy={:?}}}", s.strategy), f(s)))
+            .collect::<Vec<_>>()
+    };
+    metric(
+        "cohort_discovery_lookups_total",
+        "Lookups done by each discovery strategy.",
+        "counter",
+        per(&|s| s.lookups),
+    );
+    metric(
+        "cohort_discovery_errors_total",
+        "Lookups of each discovery strategy that failed (an empty answer is not an error).",
+        "counter",
+        per(&|s| s.errors),
+    );
+    metric(
+        "cohort_discovery_nodes",
+        "Nodes each discovery strategy found that are connected.",
+        "gauge",
+        per(&|s| s.discovered.iter().filter(|d| d.connected).count() as u64),
+    );
+    metric(
+        "cohort_discovery_addresses",
+        "Addresses listed by each discovery strategy's last successful lookup.",
+        "gauge",
+        per(&|s| s.last_result.len() as u64),
+    );
+    metric(
+        "cohort_discovery_forgotten_total",
+        "Nodes each discovery strategy forgot (gone from its results and unreachable).",
+        "counter",
+        per(&|s| s.forgotten),
     );
     metric(
         "cohort_admin_requests_total",

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use cohort::discovery::Strategy;
 use cohort::NodeName;
 use cohort::{GlobalGroupDef, GlobalGroupsConfig, Publish};
 use cohort::{LossPolicy, Mode, NamesConfig, TableConfig};
@@ -28,6 +29,9 @@ pub struct FileConfig {
     /// Seed addresses to connect to.
     #[serde(default)]
     pub connect: Vec<String>,
+    /// Discovery strategies, one `[[discovery]]` table each.
+    #[serde(default)]
+    pub discovery: Vec<FileDiscovery>,
     /// Cookie file.
     pub cookie_file: Option<PathBuf>,
     /// Admin API address.
@@ -68,6 +72,25 @@ pub struct FileGroup {
     pub nodes: Vec<String>,
 }
 
+/// One `[[discovery]]` entry: exactly one of `dns`, `srv` and `file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDiscovery {
+    /// `HOST[:PORT]`: poll its A/AAAA records.
+    pub dns: Option<String>,
+    /// An SRV name: poll its records.
+    pub srv: Option<String>,
+    /// A seeds file, one `HOST:PORT` a line.
+    pub file: Option<PathBuf>,
+    /// The DNS server to ask, `IP:PORT`.
+    pub resolver: Option<String>,
+    /// Polling interval in milliseconds.
+    pub interval_ms: Option<u64>,
+    /// A node missing from the results this long, and not connected, is
+    /// forgotten.
+    pub forget_after_ms: Option<u64>,
+}
+
 /// One `[[name_tables]]` entry.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +114,8 @@ pub struct Flags {
     pub listen: Option<String>,
     /// `--connect`, repeated.
     pub connect: Vec<String>,
+    /// `--discover` and its settings.
+    pub discovery: DiscoveryFlags,
     /// `--cookie-file`.
     pub cookie_file: Option<PathBuf>,
     /// `--config`.
@@ -101,6 +126,19 @@ pub struct Flags {
     pub bench_api: bool,
     /// The admin API's security and limits flags.
     pub admin_opts: AdminFlags,
+}
+
+/// The discovery flags.
+#[derive(Debug, Default, Clone)]
+pub struct DiscoveryFlags {
+    /// `--discover`, repeated.
+    pub strategies: Vec<String>,
+    /// `--resolver`.
+    pub resolver: Option<String>,
+    /// `--discover-interval-ms`.
+    pub interval_ms: Option<u64>,
+    /// `--discover-forget-ms`.
+    pub forget_ms: Option<u64>,
 }
 
 /// Flags of the admin API besides its address.
@@ -285,6 +323,8 @@ pub struct NodeConfig {
     pub listen: String,
     /// Seeds.
     pub connect: Vec<String>,
+    /// Discovery strategies.
+    pub discovery: Vec<Strategy>,
     /// Cookie file, if not from the environment or the default file.
     pub cookie_file: Option<PathBuf>,
     /// The admin API.
@@ -361,6 +401,77 @@ fn read_file(path: &Path) -> Result<FileConfig> {
     })
 }
 
+fn resolver_addr(s: &str, what: &str) -> Result<std::net::SocketAddr> {
+    s.parse()
+        .map_err(|_| anyhow!("{what}: {s:?} is not IP:PORT (the DNS server to ask)"))
+}
+
+fn millis(v: Option<u64>, what: &str) -> Result<Option<Duration>> {
+    match v {
+        Some(0) => bail!("{what}: must be at least 1"),
+        v => Ok(v.map(Duration::from_millis)),
+    }
+}
+
+/// The strategies of the `[[discovery]]` tables, then of the flags.
+fn discovery(file: &[FileDiscovery], f: &DiscoveryFlags) -> Result<Vec<Strategy>> {
+    let mut out = Vec::new();
+    for (i, d) in file.iter().enumerate() {
+        let at = format!("discovery[{}]", i + 1);
+        let mut s = match (&d.dns, &d.srv, &d.file) {
+            (Some(h), None, None) => Strategy::parse(&format!("dns:{h}")),
+            (None, Some(n), None) => Strategy::parse(&format!("srv:{n}")),
+            (None, None, Some(p)) => Ok(Strategy::file(p)),
+            _ => bail!("{at}: give exactly one of dns = \"HOST[:PORT]\", srv = \"NAME\" or file = \"PATH\""),
+        }
+        .map_err(|e| anyhow!("{at}: {e}"))?;
+        if let Some(r) = &d.resolver {
+            s = s.resolver(resolver_addr(r, &format!("{at}.resolver"))?);
+        }
+        if let Some(t) = millis(d.interval_ms, &format!("{at}.interval_ms"))? {
+            s = s.interval(t);
+        }
+        if let Some(t) = millis(d.forget_after_ms, &format!("{at}.forget_after_ms"))? {
+            s = s.forget_after(t);
+        }
+        if s.resolver.is_some() && d.file.is_some() {
+            bail!("{at}: resolver applies to dns and srv only");
+        }
+        out.push(s);
+    }
+    let resolver = f
+        .resolver
+        .as_deref()
+        .map(|r| resolver_addr(r, "--resolver"))
+        .transpose()?;
+    let interval = millis(f.interval_ms, "--discover-interval-ms")?;
+    let forget = millis(f.forget_ms, "--discover-forget-ms")?;
+    for text in &f.strategies {
+        let mut s = Strategy::parse(text).map_err(|e| anyhow!("--discover: {e}"))?;
+        if let Some(r) = resolver {
+            if !matches!(s.source, cohort::discovery::Source::File { .. }) {
+                s = s.resolver(r);
+            }
+        }
+        if let Some(t) = interval {
+            s = s.interval(t);
+        }
+        if let Some(t) = forget {
+            s = s.forget_after(t);
+        }
+        out.push(s);
+    }
+    // The flag applies to the flags' strategies only (a table has its own).
+    if f.resolver.is_some()
+        && !out[file.len()..]
+            .iter()
+            .any(|s| !matches!(s.source, cohort::discovery::Source::File { .. }))
+    {
+        bail!("--resolver: no --discover dns: or srv: strategy to use it");
+    }
+    Ok(out)
+}
+
 fn node_name(s: &str, what: &str) -> Result<NodeName> {
     NodeName::new(s).map_err(|e| anyhow!("{what}: {e}"))
 }
@@ -388,6 +499,7 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         .or(file.admin.clone())
         .unwrap_or_else(|| DEFAULT_ADMIN.into());
     let admin = admin_config(&admin_s, &flags.admin_opts)?;
+    let discovery = discovery(&file.discovery, &flags.discovery)?;
     let mut connect = file.connect.clone();
     connect.extend(flags.connect.iter().cloned());
     let mut groups = Vec::new();
@@ -448,6 +560,7 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         name,
         listen,
         connect,
+        discovery,
         cookie_file: flags.cookie_file.clone().or(file.cookie_file.clone()),
         admin,
         tick_interval: file.tick_interval_ms.map(Duration::from_millis),
@@ -559,6 +672,108 @@ policy = "notify"
             assert!(err.contains(want), "{err:?} should contain {want:?}");
             assert!(!err.contains('\n'), "{err:?} spans lines");
         }
+    }
+
+    #[test]
+    fn discovery_tables_and_flags() {
+        use cohort::discovery::Source;
+        let c = with_file(
+            r#"
+name = "a@127.0.0.1"
+listen = "127.0.0.1:0"
+[[discovery]]
+srv = "_cohort._tcp.svc.example"
+resolver = "10.0.0.10:53"
+interval_ms = 1000
+forget_after_ms = 30000
+[[discovery]]
+dns = "cohort.internal:4000"
+[[discovery]]
+file = "/etc/cohort/seeds"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.discovery.len(), 3);
+        let srv = &c.discovery[0];
+        assert_eq!(
+            srv.source,
+            Source::Srv {
+                name: "_cohort._tcp.svc.example".into()
+            }
+        );
+        assert_eq!(srv.resolver, Some("10.0.0.10:53".parse().unwrap()));
+        assert_eq!(srv.interval, Duration::from_secs(1));
+        assert_eq!(srv.forget_after, Duration::from_secs(30));
+        assert_eq!(
+            c.discovery[1].source,
+            Source::Dns {
+                host: "cohort.internal".into(),
+                port: Some(4000)
+            }
+        );
+        assert_eq!(c.discovery[1].resolver, None);
+        let base = "name = \"a@h\"\nlisten = \"x\"\n[[discovery]]\n";
+        for (table, want) in [
+            ("", "discovery[1]: give exactly one of"),
+            (
+                "dns = \"a\"\nsrv = \"b\"\n",
+                "discovery[1]: give exactly one of",
+            ),
+            (
+                "dns = \"\"\n",
+                "discovery[1]: \"dns:\" is not a discovery strategy",
+            ),
+            (
+                "srv = \"s\"\nresolver = \"dns.local\"\n",
+                "discovery[1].resolver",
+            ),
+            (
+                "srv = \"s\"\ninterval_ms = 0\n",
+                "discovery[1].interval_ms: must be at least 1",
+            ),
+            (
+                "file = \"f\"\nresolver = \"127.0.0.1:53\"\n",
+                "resolver applies to dns and srv only",
+            ),
+            ("file = \"f\"\nport = 1\n", "unknown field `port`"),
+        ] {
+            let err = with_file(&format!("{base}{table}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(want),
+                "{table:?}: {err:?} should contain {want:?}"
+            );
+            assert!(!err.contains('\n'), "{err:?} spans lines");
+        }
+        let flags = |d: DiscoveryFlags| {
+            resolve(&Flags {
+                name: Some("a@h".into()),
+                listen: Some("127.0.0.1:0".into()),
+                discovery: d,
+                ..Default::default()
+            })
+        };
+        let c = flags(DiscoveryFlags {
+            strategies: vec!["dns:cohort".into(), "file:/tmp/seeds".into()],
+            resolver: Some("127.0.0.1:5353".into()),
+            interval_ms: Some(250),
+            forget_ms: None,
+        })
+        .unwrap();
+        assert_eq!(
+            c.discovery[0].resolver,
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
+        assert_eq!(c.discovery[1].resolver, None, "a file has no resolver");
+        assert_eq!(c.discovery[1].interval, Duration::from_millis(250));
+        let e = flags(DiscoveryFlags {
+            strategies: vec!["file:/tmp/seeds".into()],
+            resolver: Some("127.0.0.1:5353".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--resolver:"), "{e}");
     }
 
     #[test]

@@ -269,9 +269,39 @@ impl Ctl {
                 if groups.is_empty() { "(none)".into() } else { groups.join(", ") },
                 v["monitors"],
                 Self::inline(v, "unreached"),
-            )
+            ) + &Self::discovery_lines(v)
         });
         Ok(())
+    }
+
+    /// The redialed nodes and one line per discovery strategy: its last
+    /// result or error and its counters.
+    fn discovery_lines(v: &Value) -> String {
+        let mut out = format!("\nredialing: {}", Self::inline(v, "redialing"));
+        for s in v["discovery"].as_array().into_iter().flatten() {
+            let result = match s["last_error"].as_str() {
+                Some(e) => format!("error: {e}"),
+                None => {
+                    let found: Vec<&str> = s["last_result"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                        .unwrap_or_default();
+                    if found.is_empty() {
+                        "found nothing".into()
+                    } else {
+                        format!("found {}", found.join(", "))
+                    }
+                }
+            };
+            out.push_str(&format!(
+                "\ndiscovery {}: {result} ({} lookups, {} errors, {} forgotten)",
+                s["strategy"].as_str().unwrap_or(""),
+                s["lookups"],
+                s["errors"],
+                s["forgotten"],
+            ));
+        }
+        out
     }
 
     /// `nodes [--hidden]`.

@@ -28,6 +28,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of the node's flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Runs one node until SIGINT/SIGTERM, then leaves the cluster cleanly.
@@ -53,6 +55,23 @@ struct NodeArgs {
     /// A node to connect to (repeatable); retried until it answers.
     #[arg(long)]
     connect: Vec<String>,
+    /// Finds peers (repeatable): dns:HOST[:PORT] (A/AAAA records, at this
+    /// node's listen port unless PORT is given), srv:NAME (SRV records) or
+    /// file:PATH (one HOST:PORT a line, read again when it changes).
+    /// Discovery only adds: a failed or empty lookup changes nothing.
+    #[arg(long, value_name = "STRATEGY")]
+    discover: Vec<String>,
+    /// The DNS server that --discover dns: and srv: ask, IP:PORT (default:
+    /// the system's).
+    #[arg(long, value_name = "IP:PORT")]
+    resolver: Option<String>,
+    /// How often --discover strategies look up [default: 5000].
+    #[arg(long, value_name = "MS")]
+    discover_interval_ms: Option<u64>,
+    /// A node missing from a --discover strategy's results this long, and
+    /// not connected, is forgotten (no more redials) [default: 60000].
+    #[arg(long, value_name = "MS")]
+    discover_forget_ms: Option<u64>,
     /// File holding the cookie (else COHORT_COOKIE, else ~/.cohort.cookie).
     #[arg(long)]
     cookie_file: Option<PathBuf>,
@@ -291,6 +310,12 @@ fn main() -> ExitCode {
                 name: a.name,
                 listen: a.listen,
                 connect: a.connect,
+                discovery: config::DiscoveryFlags {
+                    strategies: a.discover,
+                    resolver: a.resolver,
+                    interval_ms: a.discover_interval_ms,
+                    forget_ms: a.discover_forget_ms,
+                },
                 cookie_file: a.cookie_file,
                 config: a.config,
                 admin: a.admin,

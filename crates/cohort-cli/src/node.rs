@@ -42,6 +42,9 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node> {
     for s in &cfg.scopes {
         node.scope(s);
     }
+    for s in &cfg.discovery {
+        node.discover(s.clone())?;
+    }
     Ok(node)
 }
 

@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cookie;
+pub mod discovery;
 /// The sans-IO protocol core (the `cohort-proto` crate).
 pub use cohort_proto as core;
 pub mod error;

@@ -57,7 +57,8 @@ pub fn daemon_logging(
 }
 
 /// A node whose command `adjust` can change last (its environment, say);
-/// `--admin 127.0.0.1:0` comes before `extra`, which may override it.
+/// `--admin 127.0.0.1:0` and `--listen 127.0.0.1:0` come unless `extra`
+/// gives its own.
 pub fn daemon_cmd(
     name: &str,
     seeds: &[&str],
@@ -68,7 +69,10 @@ pub fn daemon_cmd(
 ) -> Daemon {
     let log = tmp(&format!("{name}.log"));
     let mut cmd = Command::new(BIN);
-    cmd.args(["node", "--name", name, "--listen", "127.0.0.1:0"]);
+    cmd.args(["node", "--name", name]);
+    if !extra.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
     if !extra.contains(&"--admin") {
         cmd.args(["--admin", "127.0.0.1:0"]);
     }

@@ -140,7 +140,7 @@ impl Cluster {
     }
 
     /// Forgets `name` (it left on purpose, or we let it go).
-    pub(super) fn forget(&mut self, name: &NodeName) {
+    pub(super) fn unlearn(&mut self, name: &NodeName) {
         if let Some(k) = self.known.remove(name) {
             if let Some(t) = k.next_try {
                 self.redials.remove(&(t, name.clone()));
@@ -331,6 +331,27 @@ impl Cluster {
         was
     }
 
+    /// Stops redialing `node`: it is forgotten unless a session with it is
+    /// up or being opened (then nothing changes). Node discovery calls this
+    /// for a node that left its results and cannot be reached, so that a
+    /// gone node is not redialed forever. True when it was forgotten.
+    pub fn forget(&mut self, node: &NodeName) -> bool {
+        if self.peers.contains_key(node) || self.handshaking_with(node) {
+            return false;
+        }
+        let had = self.known.contains_key(node);
+        self.unlearn(node);
+        had
+    }
+
+    /// The nodes this node redials on its own (known, in its own global
+    /// group, with no session up and not blocked), in name order.
+    pub fn redialing(&self) -> impl Iterator<Item = &NodeName> {
+        self.known.keys().filter(|n| {
+            !self.peers.contains_key(*n) && !self.blocked.contains(*n) && self.vis.in_own(n)
+        })
+    }
+
     pub(super) fn schedule_reconnect(&mut self, node: &NodeName, now: Time) {
         if !self.cfg.reconnect || self.shutting_down {
             return;
@@ -365,4 +386,63 @@ impl Cluster {
     }
 
     // ---- time ----------------------------------------------------------
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn dials(fx: &mut Effects) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(e) = fx.pop() {
+            if let Effect::Dial { addr, .. } = e {
+                out.push(addr);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forget_stops_redials_but_never_touches_a_node_being_reached() {
+        let now = Time::ZERO;
+        let mut c = Cluster::new(
+            NodeName::new("a@h").unwrap(),
+            1,
+            Some("a:1".into()),
+            Cookie::new("c"),
+            ClusterConfig::default(),
+            StdRng::seed_from_u64(1),
+            now,
+        );
+        let b = NodeName::new("b@h").unwrap();
+        let mut fx = Effects::default();
+        c.on_peers(
+            vec![PeerInfo {
+                name: b.clone(),
+                addr: "b:1".into(),
+            }],
+            now,
+            &mut fx,
+        );
+        assert_eq!(dials(&mut fx), ["b:1"]);
+        // Being dialed: not forgotten.
+        assert!(!c.forget(&b));
+        let conn = *c.conns.keys().next().unwrap();
+        c.dial_failed(conn, "refused".into(), now, &mut fx);
+        assert_eq!(c.redialing().collect::<Vec<_>>(), [&b]);
+        // Redialed later, until forgotten.
+        let later = now + c.cfg.backoff_max;
+        let mut up = Vec::new();
+        c.timeout(later, &mut fx, &mut up);
+        assert_eq!(dials(&mut fx), ["b:1"]);
+        let conn = *c.conns.keys().next().unwrap();
+        c.dial_failed(conn, "refused".into(), later, &mut fx);
+        assert!(c.forget(&b));
+        assert!(!c.forget(&b), "already forgotten");
+        assert_eq!(c.redialing().count(), 0);
+        c.timeout(later + c.cfg.backoff_max * 4, &mut fx, &mut up);
+        assert!(dials(&mut fx).is_empty(), "a forgotten node was redialed");
+    }
 }

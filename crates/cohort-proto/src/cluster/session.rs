@@ -71,7 +71,7 @@ impl Cluster {
                 if reconnect && self.vis.in_own(&node) {
                     self.schedule_reconnect(&node, now);
                 } else if !reconnect {
-                    self.forget(&node);
+                    self.unlearn(&node);
                 }
             }
         }
@@ -264,7 +264,7 @@ impl Cluster {
         fx: &mut Effects,
         up: &mut Vec<Upcall>,
     ) -> bool {
-        self.forget(node);
+        self.unlearn(node);
         let Some(p) = self.peers.get(node) else {
             return false;
         };

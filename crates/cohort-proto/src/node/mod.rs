@@ -357,6 +357,12 @@ impl NodeCore {
         r
     }
 
+    /// Stops redialing `node` unless a session with it is up or being
+    /// opened ([`Cluster::forget`]). True when it was forgotten.
+    pub fn forget(&mut self, node: &NodeName) -> bool {
+        self.cluster.forget(node)
+    }
+
     /// Drops and refuses all traffic with `node` until unblocked.
     pub fn block(&mut self, node: NodeName, now: Time) {
         self.clock = self.clock.max(now);

@@ -224,6 +224,17 @@ impl Shared {
         self.with(|core, now, _| core.connect(addr, Some(req), now));
     }
 
+    /// Runs `task` until the node stops (it is aborted with the node's own
+    /// tasks); a stopped node aborts it at once.
+    pub(crate) fn add_task(&self, task: JoinHandle<()>) {
+        let mut e = self.engine.lock();
+        if e.stopped {
+            task.abort();
+        } else {
+            e.tasks.push(task);
+        }
+    }
+
     /// Adds a node-event subscriber.
     pub(crate) fn subscribe(&self, tx: mpsc::UnboundedSender<NodeEvent>) {
         self.engine.lock().subscribers.push(tx);

@@ -295,6 +295,7 @@ impl NodeBuilder {
             pg_subs: DashMap::new(),
             traffic: Traffic::default(),
             global_group_reqs: global_group::Requests::default(),
+            discovery: Default::default(),
         });
         shared.with(|core, now, _| core.pg_start_scope(crate::core::pg::DEFAULT_SCOPE, now));
         engine::start(&shared, listener);
@@ -324,6 +325,8 @@ pub(crate) struct Shared {
     pub(crate) global_group_reqs: global_group::Requests,
     /// Process-group monitor subscriptions: id → event channel.
     pub(crate) pg_subs: DashMap<u64, mpsc::UnboundedSender<crate::core::pg::PgEvent>>,
+    /// Discovery strategies started on the node.
+    pub(crate) discovery: std::sync::Mutex<Vec<Arc<crate::discovery::State>>>,
 }
 
 /// Frames and bytes exchanged with peers.
@@ -457,6 +460,18 @@ struct Inner {
     shared: Arc<Shared>,
 }
 
+/// A handle that does not keep the node running (a discovery task holds
+/// one: a node whose last handle is dropped stops).
+#[derive(Clone)]
+pub(crate) struct WeakNode(std::sync::Weak<Inner>);
+
+impl WeakNode {
+    /// The node, while a handle to it exists.
+    pub(crate) fn upgrade(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // The last handle is gone: leave the cluster in the background.
@@ -524,6 +539,69 @@ impl Node {
     pub async fn disconnect(&self, node: &NodeName) -> bool {
         self.shared()
             .with(|core, now, _| core.disconnect(node, now))
+    }
+
+    /// Stops redialing `node` after its session was lost, unless a session
+    /// with it is up or being opened (then nothing changes). True when it
+    /// was forgotten. Node discovery does this for a node that left its
+    /// results and cannot be reached.
+    pub fn forget(&self, node: &NodeName) -> bool {
+        self.shared().with(|core, _, _| core.forget(node))
+    }
+
+    /// The nodes this node redials on its own (known from an earlier
+    /// session or a peer's list, no session up), in name order.
+    pub fn redialing(&self) -> Vec<NodeName> {
+        self.shared()
+            .with(|core, _, _| core.cluster().redialing().cloned().collect())
+    }
+
+    /// Starts a discovery strategy: every `interval` it looks peers up and
+    /// connects to those not connected yet. Discovery only adds: a failed or
+    /// empty lookup changes nothing. Runs until the node stops; see
+    /// [`crate::discovery`].
+    ///
+    /// ```no_run
+    /// # async fn demo(node: cohort::Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// use cohort::discovery::Strategy;
+    /// node.discover(Strategy::parse("srv:_cohort._tcp.cohort.default.svc.cluster.local")?)?;
+    /// node.discover(Strategy::parse("file:/etc/cohort/seeds")?)?;
+    /// for s in node.discovery() {
+    ///     println!("{}: {} lookups, {} errors", s.strategy, s.lookups, s.errors);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn discover(
+        &self,
+        strategy: crate::discovery::Strategy,
+    ) -> Result<(), crate::discovery::DiscoveryError> {
+        let state = crate::discovery::start(self, strategy)?;
+        self.shared()
+            .discovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(state);
+        Ok(())
+    }
+
+    /// The discovery strategies started with [`Node::discover`]: each one's
+    /// last result, error and counters.
+    pub fn discovery(&self) -> Vec<crate::discovery::StrategyStatus> {
+        let list = self
+            .shared()
+            .discovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        list.iter().map(|s| s.status()).collect()
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakNode {
+        WeakNode(Arc::downgrade(&self.inner))
+    }
+
+    pub(crate) fn add_task(&self, task: tokio::task::JoinHandle<()>) {
+        self.shared().add_task(task);
     }
 
     /// Fault injection: drops and refuses all traffic with `node` until
