@@ -105,6 +105,20 @@ struct NodeArgs {
     /// Serves the bench-only /bench/ admin endpoints (used by `cohort bench`).
     #[arg(long, hide = true)]
     bench_api: bool,
+    /// Joins an Erlang distribution cluster under this node name
+    /// (name@host): registers with the host's EPMD (ERL_EPMD_PORT, else
+    /// 4369) and bridges OTP pg scopes.
+    #[arg(long, value_name = "NAME@HOST")]
+    erlang_node: Option<String>,
+    /// File holding the Erlang cookie, first line (default ~/.erlang.cookie).
+    #[arg(long, value_name = "FILE")]
+    erlang_cookie_file: Option<PathBuf>,
+    /// A BEAM node to dial and redial (repeatable); others may dial in.
+    #[arg(long, value_name = "NAME@HOST")]
+    erlang_connect: Vec<String>,
+    /// An OTP pg scope to bridge (repeatable; default pg).
+    #[arg(long, value_name = "SCOPE")]
+    erlang_scope: Vec<String>,
 }
 
 #[derive(Args)]
@@ -295,6 +309,12 @@ fn main() -> ExitCode {
                 config: a.config,
                 admin: a.admin,
                 bench_api: a.bench_api,
+                erlang: config::ErlangFlags {
+                    node: a.erlang_node,
+                    cookie_file: a.erlang_cookie_file,
+                    connect: a.erlang_connect,
+                    scopes: a.erlang_scope,
+                },
                 admin_opts: config::AdminFlags {
                     token_file: a.admin_token_file,
                     hosts: a.admin_hosts,
