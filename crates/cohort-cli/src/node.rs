@@ -149,13 +149,10 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         admin_desc,
         node.creation()
     );
+    // stdout has its one line (a script may stop reading after it): the
+    // Erlang side is in the log and `ctl info`.
     if let Some(b) = &bridge {
-        crate::out!(
-            "erlang node {} port {} scopes {}",
-            b.name(),
-            b.port(),
-            b.scopes().join(",")
-        );
+        info!(erlang_node = %b.name(), port = b.port(), scopes = %b.scopes().join(","), "erlang endpoint started");
     }
     info!(node = %node.name(), listen = %node.local_addr(), admin = %admin_desc, "node started");
     for addr in &cfg.connect {
