@@ -146,7 +146,7 @@ fn free_port() -> u16 {
 fn without_epmd_the_node_says_so_in_one_line() {
     let port = free_port();
     let cookie = cookie_file();
-    let out = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args([
             "node",
             "--name",
@@ -163,8 +163,21 @@ fn without_epmd_the_node_says_so_in_one_line() {
         .env("COHORT_COOKIE", "x")
         .env("ERL_EPMD_PORT", port.to_string())
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // A node that starts anyway runs until killed: end it at the deadline.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if rx.recv_timeout(DEADLINE) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    drop(tx);
+    watchdog.join().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
     let want = format!("cohort: erlang: no EPMD running at 127.0.0.1:{port}");
