@@ -87,6 +87,18 @@ fn list<'a>(s: &mut String, items: impl IntoIterator<Item = &'a Term>) {
     }
 }
 
+/// Bytes as numbers between `open` and `close`: `<<0,255>>`, `[1,2]`.
+fn numbers(s: &mut String, bytes: &[u8], open: &str, close: &str) {
+    s.push_str(open);
+    for (i, x) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{x}");
+    }
+    s.push_str(close);
+}
+
 fn write_term(s: &mut String, t: &Term) {
     match t {
         Term::Atom(a) => atom(s, &a.name),
@@ -131,16 +143,7 @@ fn write_term(s: &mut String, t: &Term) {
                 escaped(s, text, '"');
                 s.push_str("\">>");
             }
-            _ => {
-                s.push_str("<<");
-                for (i, x) in b.bytes.iter().enumerate() {
-                    if i > 0 {
-                        s.push(',');
-                    }
-                    let _ = write!(s, "{x}");
-                }
-                s.push_str(">>");
-            }
+            _ => numbers(s, &b.bytes, "<<", ">>"),
         },
         Term::BitBinary(b) => {
             s.push_str("<<");
@@ -163,16 +166,7 @@ fn write_term(s: &mut String, t: &Term) {
                 escaped(s, text, '"');
                 s.push('"');
             }
-            _ => {
-                s.push('[');
-                for (i, x) in l.bytes.iter().enumerate() {
-                    if i > 0 {
-                        s.push(',');
-                    }
-                    let _ = write!(s, "{x}");
-                }
-                s.push(']');
-            }
+            _ => numbers(s, &l.bytes, "[", "]"),
         },
         Term::List(l) => {
             s.push('[');
