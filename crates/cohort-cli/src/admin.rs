@@ -1227,7 +1227,8 @@ pub async fn guard(
 /// bench-only `/bench/` endpoints when `bench_api` is set (hidden
 /// `cohort node --bench-api`). `configured` are the scopes the node runs
 /// by configuration (never stopped for being idle); `token` is what every
-/// request must carry.
+/// request must carry; `erlang` is the node's Erlang endpoint, if any.
+#[allow(clippy::too_many_arguments)]
 pub fn serve(
     node: Node,
     listener: Listener,

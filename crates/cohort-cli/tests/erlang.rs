@@ -146,7 +146,7 @@ fn free_port() -> u16 {
 fn without_epmd_the_node_says_so_in_one_line() {
     let port = free_port();
     let cookie = cookie_file();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args([
             "node",
             "--name",
