@@ -172,6 +172,8 @@ pub struct Admin {
     holders_watch: Arc<std::sync::OnceLock<tokio::task::JoinHandle<()>>>,
     /// Bytes queued for one WebSocket client at most.
     ws_queue_bytes: usize,
+    /// The Erlang distribution endpoint, when configured.
+    erlang: Option<Arc<cohort_erl::Bridge>>,
 }
 
 impl Admin {
@@ -341,13 +343,28 @@ fn discovery_json(s: &cohort::discovery::StrategyStatus) -> Value {
     })
 }
 
+/// The Erlang side of the node: `null` without an endpoint.
+fn erlang_json(b: Option<&cohort_erl::Bridge>) -> Value {
+    match b {
+        None => Value::Null,
+        Some(b) => {
+            let mut nodes = b.nodes();
+            nodes.sort();
+            json!({
+                "node": b.name(),
+                "port": b.port(),
+                "connected": nodes,
+                "scopes": b.scopes(),
+            })
+        }
+    }
+}
+
 async fn info(State(a): State<Admin>) -> ApiResult {
     let node = &a.node;
-    Ok(Json(info_json(
-        node,
-        node.global_group_info(),
-        node.global_group_monitors(),
-    )))
+    let mut v = info_json(node, node.global_group_info(), node.global_group_monitors());
+    v["erlang"] = erlang_json(a.erlang.as_deref());
+    Ok(Json(v))
 }
 
 async fn nodes(State(a): State<Admin>, Query(q): Query<NodesQuery>) -> ApiResult {
@@ -406,9 +423,22 @@ async fn members(
         Some("remote") => s.remote_members(&group),
         _ => s.members(&group).to_vec(),
     };
-    Ok(Json(
-        json!({ "members": pids.iter().map(|p| p.to_string()).collect::<Vec<_>>() }),
-    ))
+    let mut v = json!({ "members": pids.iter().map(|p| p.to_string()).collect::<Vec<_>>() });
+    // Members that stand for BEAM processes (proxies of this node's
+    // Erlang endpoint): the BEAM pid each stands for.
+    if let Some(b) = &a.erlang {
+        let beam: serde_json::Map<String, Value> = pids
+            .iter()
+            .filter_map(|p| {
+                b.beam_pid(p)
+                    .map(|e| (p.to_string(), json!(cohort_erl::pid_text(&e))))
+            })
+            .collect();
+        if !beam.is_empty() {
+            v["beam"] = Value::Object(beam);
+        }
+    }
+    Ok(Json(v))
 }
 
 async fn groups(State(a): State<Admin>, Path(scope): Path<String>) -> ApiResult {
@@ -681,17 +711,27 @@ fn pid_arg(v: &Value, key: &str) -> Option<Result<Pid, String>> {
         .map(|s| s.parse::<Pid>().map_err(|e| e.to_string()))
 }
 
-/// What an attached process is told about its process's own message.
-fn message_event(m: Message) -> (Vec<Value>, bool) {
+/// What an attached process is told about its process's own message. A
+/// message from a BEAM process (sent by the Erlang endpoint) also carries
+/// the term in Erlang's text syntax, `erlang`.
+fn message_event(m: Message, erlang: Option<&cohort_erl::Bridge>) -> (Vec<Value>, bool) {
     match m {
-        Message::Data { from, payload } => (
-            vec![json!({
+        Message::Data { from, payload } => {
+            let mut v = json!({
                 "event": "message",
-                "from": from.map(|p| p.to_string()),
+                "from": from.as_ref().map(|p| p.to_string()),
                 "message": String::from_utf8_lossy(&payload),
-            })],
-            false,
-        ),
+            });
+            if let (Some(b), Some(f)) = (erlang, &from) {
+                if f == b.from_beam() {
+                    v["erlang"] = match cohort_erl::decode_term(&payload) {
+                        Ok(t) => json!(cohort_erl::erlang_text(&t)),
+                        Err(e) => json!(format!("(undecodable term: {e})")),
+                    };
+                }
+            }
+            (vec![v], false)
+        }
         Message::NameConflict {
             table,
             name,
@@ -883,7 +923,7 @@ async fn attached(a: Admin, socket: WebSocket, client: Client) {
                 }
                 m = proc_.recv() => {
                     let Some(m) = m else { break };
-                    message_event(m)
+                    message_event(m, a.erlang.as_deref())
                 }
                 Some(ev) = event_rx.recv() => {
                     if ev["event"] == "name_lost" {
@@ -1260,7 +1300,8 @@ pub async fn guard(
 /// bench-only `/bench/` endpoints when `bench_api` is set (hidden
 /// `cohort node --bench-api`). `configured` are the scopes the node runs
 /// by configuration (never stopped for being idle); `token` is what every
-/// request must carry.
+/// request must carry; `erlang` is the node's Erlang endpoint, if any.
+#[allow(clippy::too_many_arguments)]
 pub fn serve(
     node: Node,
     listener: Listener,
@@ -1269,6 +1310,7 @@ pub fn serve(
     bench_api: bool,
     limits: ScopeLimits,
     configured: Vec<String>,
+    erlang: Option<Arc<cohort_erl::Bridge>>,
 ) -> tokio::task::JoinHandle<()> {
     let bench = bench_api.then(|| crate::bench::api::router(node.clone()));
     let mut configured = configured;
@@ -1281,6 +1323,7 @@ pub fn serve(
         holders: Arc::new(Mutex::new(HashMap::new())),
         holders_watch: Arc::new(std::sync::OnceLock::new()),
         ws_queue_bytes: cfg.ws_queue_bytes,
+        erlang,
     };
     let guard_state = Arc::new(Guard::new(token, &listener, &cfg.hosts, cfg.metrics_open));
     let counter = state.requests.clone();

@@ -58,6 +58,25 @@ pub struct FileConfig {
     /// A scope started by an admin call is stopped again after this many
     /// milliseconds without local members, watchers or use.
     pub scope_idle_ms: Option<u64>,
+    /// The Erlang distribution endpoint (absent: none).
+    pub erlang: Option<FileErlang>,
+}
+
+/// The `[erlang]` table: this node joins an Erlang distribution cluster
+/// and bridges OTP `pg` scopes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileErlang {
+    /// The Erlang node name, `name@host`.
+    pub node: Option<String>,
+    /// The Erlang cookie's file (first line), default `~/.erlang.cookie`.
+    pub cookie_file: Option<PathBuf>,
+    /// BEAM nodes to dial.
+    #[serde(default)]
+    pub connect: Vec<String>,
+    /// OTP `pg` scopes to bridge (default `["pg"]`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// One `[[global_groups]]` entry.
@@ -126,6 +145,91 @@ pub struct Flags {
     pub bench_api: bool,
     /// The admin API's security and limits flags.
     pub admin_opts: AdminFlags,
+    /// The Erlang distribution endpoint's flags.
+    pub erlang: ErlangFlags,
+}
+
+/// `--erlang-*` flags (each overrides its `[erlang]` entry; lists add to it).
+#[derive(Debug, Default, Clone)]
+pub struct ErlangFlags {
+    /// `--erlang-node`.
+    pub node: Option<String>,
+    /// `--erlang-cookie-file`.
+    pub cookie_file: Option<PathBuf>,
+    /// `--erlang-connect`, repeated.
+    pub connect: Vec<String>,
+    /// `--erlang-scope`, repeated.
+    pub scopes: Vec<String>,
+}
+
+/// The Erlang distribution endpoint, checked.
+#[derive(Debug, Clone)]
+pub struct ErlangConfig {
+    /// The Erlang node name.
+    pub node: String,
+    /// The cookie's file; `None` is `~/.erlang.cookie`.
+    pub cookie_file: Option<PathBuf>,
+    /// BEAM nodes to dial.
+    pub connect: Vec<String>,
+    /// Bridged scopes.
+    pub scopes: Vec<String>,
+    /// The host's EPMD: 127.0.0.1 at `ERL_EPMD_PORT`, else 4369, as `erl`
+    /// finds it.
+    pub epmd: String,
+}
+
+/// An Erlang node name: `name@host`, both parts non-empty, at most 255 bytes.
+fn erlang_node(s: &str, what: &str) -> Result<()> {
+    match s.split_once('@') {
+        Some((n, h)) if !n.is_empty() && !h.is_empty() && s.len() <= 255 && !h.contains('@') => {
+            Ok(())
+        }
+        _ => bail!("{what}: {s:?} is not an Erlang node name (name@host)"),
+    }
+}
+
+fn erlang_config(file: Option<&FileErlang>, f: &ErlangFlags) -> Result<Option<ErlangConfig>> {
+    let empty = FileErlang::default();
+    let fe = file.unwrap_or(&empty);
+    let Some(node) = f.node.clone().or(fe.node.clone()) else {
+        if file.is_some()
+            || !f.connect.is_empty()
+            || !f.scopes.is_empty()
+            || f.cookie_file.is_some()
+        {
+            bail!("--erlang-node is required to bridge to Erlang (or `node` in [erlang])");
+        }
+        return Ok(None);
+    };
+    erlang_node(&node, "--erlang-node")?;
+    let mut connect = fe.connect.clone();
+    connect.extend(f.connect.iter().cloned());
+    for (i, c) in connect.iter().enumerate() {
+        erlang_node(c, &format!("erlang.connect[{}]", i + 1))?;
+    }
+    let mut scopes = fe.scopes.clone();
+    scopes.extend(f.scopes.iter().cloned());
+    if scopes.is_empty() {
+        scopes.push("pg".into());
+    }
+    for (i, sc) in scopes.iter().enumerate() {
+        check_name("the scope name", sc).map_err(|e| anyhow!("erlang.scopes[{}]: {e}", i + 1))?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    scopes.retain(|s| seen.insert(s.clone()));
+    let port = match std::env::var("ERL_EPMD_PORT") {
+        Ok(p) => p
+            .parse::<u16>()
+            .map_err(|_| anyhow!("ERL_EPMD_PORT: {p:?} is not a port"))?,
+        Err(_) => 4369,
+    };
+    Ok(Some(ErlangConfig {
+        node,
+        cookie_file: f.cookie_file.clone().or(fe.cookie_file.clone()),
+        connect,
+        scopes,
+        epmd: format!("127.0.0.1:{port}"),
+    }))
 }
 
 /// The discovery flags.
@@ -345,6 +449,8 @@ pub struct NodeConfig {
     pub bench_api: bool,
     /// Limits of the scopes admin calls start.
     pub scope_limits: ScopeLimits,
+    /// The Erlang distribution endpoint, if configured.
+    pub erlang: Option<ErlangConfig>,
 }
 
 /// The default admin address: loopback only.
@@ -556,7 +662,9 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
     if file.name_tables.is_empty() {
         names = NamesConfig::default();
     }
+    let erlang = erlang_config(file.erlang.as_ref(), &flags.erlang)?;
     Ok(NodeConfig {
+        erlang,
         name,
         listen,
         connect,
@@ -774,6 +882,68 @@ file = "/etc/cohort/seeds"
         })
         .unwrap_err();
         assert!(e.to_string().starts_with("--resolver:"), "{e}");
+    fn the_erlang_table_and_its_flags() {
+        let text = "name = \"a@h\"\nlisten = \"x\"\n[erlang]\nnode = \"cohort@127.0.0.1\"\nconnect = [\"beam@127.0.0.1\"]\nscopes = [\"pg\", \"demo\"]\n";
+        let e = with_file(text).unwrap().erlang.unwrap();
+        assert_eq!(e.node, "cohort@127.0.0.1");
+        assert_eq!(e.connect, vec!["beam@127.0.0.1".to_string()]);
+        assert_eq!(e.scopes, vec!["pg".to_string(), "demo".to_string()]);
+        assert_eq!(e.cookie_file, None);
+        // Without [erlang] and flags: no endpoint.
+        assert!(with_file("name = \"a@h\"\nlisten = \"x\"\n")
+            .unwrap()
+            .erlang
+            .is_none());
+        let flags = |f: ErlangFlags| {
+            resolve(&Flags {
+                name: Some("a@h".into()),
+                listen: Some("127.0.0.1:0".into()),
+                erlang: f,
+                ..Default::default()
+            })
+        };
+        let e = flags(ErlangFlags {
+            node: Some("c@127.0.0.1".into()),
+            scopes: vec!["demo".into(), "demo".into()],
+            ..Default::default()
+        })
+        .unwrap()
+        .erlang
+        .unwrap();
+        assert_eq!(e.scopes, vec!["demo".to_string()]);
+        let cases = [
+            (
+                ErlangFlags {
+                    connect: vec!["beam@h".into()],
+                    ..Default::default()
+                },
+                "--erlang-node is required",
+            ),
+            (
+                ErlangFlags {
+                    node: Some("nohost".into()),
+                    ..Default::default()
+                },
+                "--erlang-node: \"nohost\" is not an Erlang node name",
+            ),
+            (
+                ErlangFlags {
+                    node: Some("c@h".into()),
+                    connect: vec!["@h".into()],
+                    ..Default::default()
+                },
+                "erlang.connect[1]",
+            ),
+        ];
+        for (f, want) in cases {
+            let err = flags(f).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+        let err =
+            with_file("name = \"a@h\"\nlisten = \"x\"\n[erlang]\nnode = \"c@h\"\ncookie = \"x\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("cookie"), "{err}");
     }
 
     #[test]

@@ -270,6 +270,16 @@ impl Ctl {
                 v["monitors"],
                 Self::inline(v, "unreached"),
             ) + &Self::discovery_lines(v)
+                + &match v.get("erlang") {
+                    Some(e) if e.is_object() => format!(
+                        "\nerlang node: {} (port {})\nerlang connected: {}\nerlang scopes: {}",
+                        e["node"].as_str().unwrap_or(""),
+                        e["port"],
+                        Self::inline(e, "connected"),
+                        Self::inline(e, "scopes"),
+                    ),
+                    _ => String::new(),
+                }
         });
         Ok(())
     }
@@ -333,7 +343,23 @@ impl Ctl {
     pub fn members(&self, scope: &str, group: &str, filter: Option<&str>) -> Result<()> {
         let q = filter.map(|f| format!("?filter={f}")).unwrap_or_default();
         let v = self.get(&format!("/members/{}/{}{q}", encode(scope), encode(group)))?;
-        self.print(&v, |v| Self::list(v, "members"));
+        // A member standing for a BEAM process shows the BEAM pid (with its
+        // node) and the Cohort pid that reaches it.
+        self.print(&v, |v| {
+            let beam = v.get("beam").and_then(Value::as_object);
+            match (v["members"].as_array(), beam) {
+                (Some(ms), Some(beam)) if !ms.is_empty() => ms
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|p| match beam.get(p).and_then(Value::as_str) {
+                        Some(e) => format!("{e} (beam, via {p})"),
+                        None => p.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                _ => Self::list(v, "members"),
+            }
+        });
         Ok(())
     }
 
@@ -490,9 +516,14 @@ impl Ctl {
         let mut lost_by_kill = false;
         while let Some(ev) = read(&mut ws).await? {
             match ev["event"].as_str() {
+                // A term from a BEAM process prints in Erlang's syntax.
                 Some("message") => crate::out!(
                     "{}",
-                    ev["message"].as_str().unwrap_or("").replace('\n', "\\n")
+                    ev["erlang"]
+                        .as_str()
+                        .or(ev["message"].as_str())
+                        .unwrap_or("")
+                        .replace('\n', "\\n")
                 ),
                 Some("conflict") => {
                     crate::out!("conflict {}", ev["name"].as_str().unwrap_or(""));

@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs one node until SIGINT/SIGTERM, then leaves the cluster cleanly.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Talks to a running node through its admin API.
     Ctl(CtlArgs),
     /// Five nodes in two global groups on loopback: groups, names, a
@@ -124,6 +124,20 @@ struct NodeArgs {
     /// Serves the bench-only /bench/ admin endpoints (used by `cohort bench`).
     #[arg(long, hide = true)]
     bench_api: bool,
+    /// Joins an Erlang distribution cluster under this node name
+    /// (name@host): registers with the host's EPMD (ERL_EPMD_PORT, else
+    /// 4369) and bridges OTP pg scopes.
+    #[arg(long, value_name = "NAME@HOST")]
+    erlang_node: Option<String>,
+    /// File holding the Erlang cookie, first line (default ~/.erlang.cookie).
+    #[arg(long, value_name = "FILE")]
+    erlang_cookie_file: Option<PathBuf>,
+    /// A BEAM node to dial and redial (repeatable); others may dial in.
+    #[arg(long, value_name = "NAME@HOST")]
+    erlang_connect: Vec<String>,
+    /// An OTP pg scope to bridge (repeatable; default pg).
+    #[arg(long, value_name = "SCOPE")]
+    erlang_scope: Vec<String>,
 }
 
 #[derive(Args)]
@@ -306,6 +320,7 @@ fn main() -> ExitCode {
     let result: anyhow::Result<i32> = match cli.command {
         Command::Ctl(args) => ctl(args),
         Command::Node(a) => {
+            let a = *a;
             let flags = config::Flags {
                 name: a.name,
                 listen: a.listen,
@@ -320,6 +335,12 @@ fn main() -> ExitCode {
                 config: a.config,
                 admin: a.admin,
                 bench_api: a.bench_api,
+                erlang: config::ErlangFlags {
+                    node: a.erlang_node,
+                    cookie_file: a.erlang_cookie_file,
+                    connect: a.erlang_connect,
+                    scopes: a.erlang_scope,
+                },
                 admin_opts: config::AdminFlags {
                     token_file: a.admin_token_file,
                     hosts: a.admin_hosts,

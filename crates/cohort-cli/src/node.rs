@@ -9,7 +9,7 @@ use cohort::Node;
 use tracing::{debug, info, warn};
 
 use crate::admin;
-use crate::config::{AdminAddr, NodeConfig};
+use crate::config::{AdminAddr, ErlangConfig, NodeConfig};
 
 /// Where the cookie comes from: `--cookie-file`/config, else the
 /// `COHORT_COOKIE` environment variable, else `~/.cohort.cookie`.
@@ -46,6 +46,19 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node> {
         node.discover(s.clone())?;
     }
     Ok(node)
+}
+
+/// Starts the Erlang distribution endpoint of `node` (fails with one line
+/// when no EPMD runs or the name is taken).
+pub async fn start_erlang(node: &Node, e: &ErlangConfig) -> Result<cohort_erl::Bridge> {
+    let mut c = cohort_erl::BridgeConfig::new(e.node.clone());
+    c.cookie_file = e.cookie_file.clone();
+    c.peers = e.connect.clone();
+    c.scopes = e.scopes.clone();
+    c.epmd = e.epmd.clone();
+    cohort_erl::Bridge::start(node, c)
+        .await
+        .map_err(|err| anyhow::anyhow!("erlang: {err}"))
 }
 
 /// Keeps dialing a seed until its session is up (seeds may start later).
@@ -100,6 +113,16 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         }
     };
     let node = start(&cfg).await?;
+    let bridge = match &cfg.erlang {
+        Some(e) => match start_erlang(&node, e).await {
+            Ok(b) => Some(std::sync::Arc::new(b)),
+            Err(err) => {
+                node.shutdown().await;
+                return Err(err);
+            }
+        },
+        None => None,
+    };
     let (admin_desc, unix_path) = match listener {
         None => ("none".to_string(), None),
         Some((l, token)) => {
@@ -116,6 +139,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
                 cfg.bench_api,
                 cfg.scope_limits,
                 cfg.scopes.clone(),
+                bridge.clone(),
             );
             (desc, path)
         }
@@ -128,6 +152,11 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         admin_desc,
         node.creation()
     );
+    // stdout has its one line (a script may stop reading after it): the
+    // Erlang side is in the log and `ctl info`.
+    if let Some(b) = &bridge {
+        info!(erlang_node = %b.name(), port = b.port(), scopes = %b.scopes().join(","), "erlang endpoint started");
+    }
     info!(node = %node.name(), listen = %node.local_addr(), admin = %admin_desc, "node started");
     for addr in &cfg.connect {
         connect_seed(&node, addr.clone());
@@ -139,6 +168,10 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         _ = term.recv() => {}
     }
     info!(node = %node.name(), "stopping: saying goodbye to peers");
+    // Leave the Erlang cluster first: BEAM nodes drop our members at once.
+    if let Some(b) = &bridge {
+        b.stop();
+    }
     node.shutdown().await;
     if let Some(p) = unix_path {
         let _ = std::fs::remove_file(p);

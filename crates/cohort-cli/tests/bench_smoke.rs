@@ -86,6 +86,24 @@ fn pg_join_shared() {
     );
 }
 
+/// Against real `erl` nodes (Erlang/OTP must be installed: `.ci/run` does).
+#[test]
+fn interop_pg() {
+    let l = bench(&["interop_pg", "--n", "200"]);
+    check(
+        &l,
+        "interop_pg",
+        &[json!({"n": 200})],
+        &[
+            "beam_to_beam_ms",
+            "beam_join_ops_per_s",
+            "cohort_to_beam_ms",
+            "cohort_join_ops_per_s",
+            "beam_to_cohort_ms",
+        ],
+    );
+}
+
 #[test]
 fn global_reg() {
     let l = bench(&["global_reg", "--n", "300"]);

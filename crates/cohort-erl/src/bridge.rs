@@ -49,6 +49,8 @@ pub(crate) struct Tables {
     pub to_cohort: HashMap<(u32, u32), Pid>,
     /// BEAM pid -> the Cohort proxy standing for it.
     pub proxies: HashMap<ErlPid, Pid>,
+    /// The Cohort proxy -> the BEAM pid it stands for.
+    pub beam_of: HashMap<Pid, ErlPid>,
     /// Nodes connected now.
     pub nodes: Vec<String>,
 }
@@ -401,11 +403,11 @@ impl State {
                         }
                     });
                     self.proxy_pids.insert(cpid.clone());
-                    self.tables
-                        .lock()
-                        .unwrap()
-                        .proxies
-                        .insert(p.clone(), cpid.clone());
+                    {
+                        let mut t = self.tables.lock().unwrap();
+                        t.proxies.insert(p.clone(), cpid.clone());
+                        t.beam_of.insert(cpid.clone(), p.clone());
+                    }
                     self.proxies.entry(p.clone()).or_insert(Proxy {
                         pid: cpid,
                         count: 0,
@@ -430,7 +432,11 @@ impl State {
             if proxy.count == 0 {
                 let proxy = self.proxies.remove(p).expect("present");
                 proxy.task.abort();
-                self.tables.lock().unwrap().proxies.remove(p);
+                {
+                    let mut t = self.tables.lock().unwrap();
+                    t.proxies.remove(p);
+                    t.beam_of.remove(&proxy.pid);
+                }
                 self.retired.push_back(proxy.pid);
                 if self.retired.len() > RETIRED {
                     if let Some(old) = self.retired.pop_front() {
@@ -548,10 +554,10 @@ impl State {
     fn message(&mut self, id: u64, msg: Message, agent: &cohort::Process) {
         tracing::trace!(?msg, "erlang bridge: received");
         match msg {
-            Message::Send(m) => self.deliver_to_pid(id, &m.to_pid, m.message),
-            Message::SendTt(m) => self.deliver_to_pid(id, &m.to_pid, m.message),
-            Message::SendSender(m) => self.deliver_to_pid(id, &m.to_pid, m.message),
-            Message::SendSenderTt(m) => self.deliver_to_pid(id, &m.to_pid, m.message),
+            Message::Send(m) => self.deliver_to_pid(id, &m.to_pid, m.message, agent),
+            Message::SendTt(m) => self.deliver_to_pid(id, &m.to_pid, m.message, agent),
+            Message::SendSender(m) => self.deliver_to_pid(id, &m.to_pid, m.message, agent),
+            Message::SendSenderTt(m) => self.deliver_to_pid(id, &m.to_pid, m.message, agent),
             Message::RegSend(m) => {
                 self.deliver_to_name(id, &m.from_pid, &m.to_name.name, m.message)
             }
@@ -599,7 +605,9 @@ impl State {
         self.scopes.iter().position(|s| &s.pid == p)
     }
 
-    fn deliver_to_pid(&mut self, id: u64, to: &ErlPid, message: Term) {
+    /// A term for a minted pid reaches its Cohort process from the agent
+    /// (`Bridge::from_beam`), so a reader knows the bytes are a term.
+    fn deliver_to_pid(&mut self, id: u64, to: &ErlPid, message: Term, agent: &cohort::Process) {
         if let Some(i) = self.scope_of_pid(to) {
             return self.scope_msg(id, i, message);
         }
@@ -608,7 +616,7 @@ impl State {
             return;
         };
         if let Some(bytes) = encode(&message) {
-            self.node.send(&c, bytes);
+            agent.send(&c, bytes);
         }
     }
 

@@ -52,6 +52,7 @@
 mod bridge;
 mod conn;
 pub mod ext;
+mod text;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -60,6 +61,7 @@ use std::time::Duration;
 
 use cohort::{Node, Pid};
 pub use eetf::{Pid as ErlPid, Term};
+pub use text::{erlang_text, pid_text};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -193,6 +195,9 @@ impl BridgeConfig {
 pub struct Bridge {
     name: String,
     port: u16,
+    scopes: Vec<String>,
+    /// The Cohort process messages from BEAM processes come from.
+    from_beam: Pid,
     events: mpsc::Sender<Event>,
     tables: Arc<Mutex<Tables>>,
     tasks: Vec<JoinHandle<()>>,
@@ -260,6 +265,7 @@ impl Bridge {
             scopes,
         );
         let agent = node.spawn();
+        let from_beam = agent.pid().clone();
         tasks.push(tokio::spawn(async move {
             bridge::run(state, rx, agent, snapshots).await;
         }));
@@ -294,6 +300,8 @@ impl Bridge {
         Ok(Bridge {
             name: config.name,
             port,
+            scopes: config.scopes,
+            from_beam,
             events: tx,
             tables,
             tasks,
@@ -309,6 +317,18 @@ impl Bridge {
     /// The distribution port (registered with EPMD).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bridged OTP `pg` scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The sender of every message a BEAM process sends to a Cohort
+    /// process: a message from this pid holds a term in the external
+    /// format ([`decode_term`] reads it).
+    pub fn from_beam(&self) -> &Pid {
+        &self.from_beam
     }
 
     /// The BEAM nodes connected now.
@@ -329,11 +349,7 @@ impl Bridge {
 
     /// The BEAM pid a Cohort proxy stands for.
     pub fn beam_pid(&self, proxy: &Pid) -> Option<ErlPid> {
-        let t = self.tables.lock().unwrap();
-        t.proxies
-            .iter()
-            .find(|(_, p)| *p == proxy)
-            .map(|(e, _)| e.clone())
+        self.tables.lock().unwrap().beam_of.get(proxy).cloned()
     }
 
     /// Sends a term to a BEAM pid (dropped if its node is not connected, as
@@ -349,12 +365,21 @@ impl Bridge {
     }
 }
 
-impl Drop for Bridge {
-    fn drop(&mut self) {
+impl Bridge {
+    /// Leaves the Erlang cluster now (as dropping the bridge does): closes
+    /// every connection and unregisters from EPMD; BEAM nodes drop this
+    /// node's members at once.
+    pub fn stop(&self) {
         for t in &self.tasks {
             t.abort();
         }
         self.stop.cancel();
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -166,6 +166,16 @@ impl Cluster {
     /// name table `global` in `mode`; with `mesh_now` each node after the
     /// first dials the first and this waits for the full mesh.
     pub fn start(n: usize, mode: TableMode, mesh_now: bool) -> Result<Cluster> {
+        Self::start_with(n, mode, mesh_now, &[])
+    }
+
+    /// [`Cluster::start`] with more `cohort node` arguments for every node.
+    pub fn start_with(
+        n: usize,
+        mode: TableMode,
+        mesh_now: bool,
+        extra: &[String],
+    ) -> Result<Cluster> {
         let run = RUN.fetch_add(1, Ordering::Relaxed);
         let tag = format!("b{}x{run}", std::process::id());
         let dir = std::env::temp_dir().join(format!("cohort-bench-{tag}"));
@@ -199,6 +209,7 @@ impl Cluster {
                 .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
                 .arg("--config")
                 .arg(&config)
+                .args(extra)
                 .env("COHORT_COOKIE", &cookie)
                 .env("COHORT_ADMIN_TOKEN", &token)
                 .env("COHORT_LOG", "error")

@@ -8,6 +8,7 @@
 
 pub mod api;
 mod cluster;
+mod interop;
 mod report;
 mod scenarios;
 
@@ -26,12 +27,13 @@ use scenarios::Sample;
 /// Arguments of `cohort bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// pg_join, pg_join_shared, global_reg, netsplit, nodedown, scale, or all.
+    /// pg_join, pg_join_shared, global_reg, netsplit, nodedown, scale, or all;
+    /// or interop_pg (needs Erlang/OTP's erl and erlc; not part of all).
     pub scenario: String,
     /// Node count (netsplit, scale); default: the sizes of docs/BENCHMARKS.md.
     #[arg(long)]
     pub nodes: Option<usize>,
-    /// Entry count: N (pg_join, pg_join_shared, global_reg), K (netsplit),
+    /// Entry count: N (pg_join, pg_join_shared, global_reg, interop_pg), K (netsplit),
     /// X (nodedown, with Y = 10 X); default: the sizes of docs/BENCHMARKS.md.
     #[arg(long)]
     pub n: Option<u64>,
@@ -64,6 +66,9 @@ pub const SCENARIOS: [&str; 6] = [
     "nodedown",
     "scale",
 ];
+
+/// Scenarios run only when named: they need software besides cohort.
+pub const NAMED_ONLY: [&str; 1] = ["interop_pg"];
 
 type RunFn = Box<dyn Fn() -> Result<Vec<Sample>>>;
 
@@ -170,6 +175,13 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
                 }
                 push(format!("nodes={n}"), Box::new(move || scenarios::scale(n)));
             }
+        }
+        "interop_pg" => {
+            let n = a.n.unwrap_or(if quick { 1_000 } else { 10_000 });
+            if n == 0 {
+                bail!("interop_pg needs --n of at least 1");
+            }
+            push(format!("n={n}"), Box::new(move || interop::interop_pg(n)));
         }
         other => bail!(
             "unknown scenario {other:?}; expected one of {} or all",
@@ -331,12 +343,17 @@ pub fn run(a: BenchArgs) -> Result<i32> {
     let names: Vec<&'static str> = if a.scenario == "all" {
         SCENARIOS.to_vec()
     } else {
-        match SCENARIOS.iter().find(|s| **s == a.scenario) {
+        match SCENARIOS
+            .iter()
+            .chain(NAMED_ONLY.iter())
+            .find(|s| **s == a.scenario)
+        {
             Some(s) => vec![*s],
             None => bail!(
-                "unknown scenario {:?}; expected one of {} or all",
+                "unknown scenario {:?}; expected one of {}, all, or {}",
                 a.scenario,
-                SCENARIOS.join(", ")
+                SCENARIOS.join(", "),
+                NAMED_ONLY.join(", ")
             ),
         }
     };
