@@ -882,6 +882,9 @@ file = "/etc/cohort/seeds"
         })
         .unwrap_err();
         assert!(e.to_string().starts_with("--resolver:"), "{e}");
+    }
+
+    #[test]
     fn the_erlang_table_and_its_flags() {
         let text = "name = \"a@h\"\nlisten = \"x\"\n[erlang]\nnode = \"cohort@127.0.0.1\"\nconnect = [\"beam@127.0.0.1\"]\nscopes = [\"pg\", \"demo\"]\n";
         let e = with_file(text).unwrap().erlang.unwrap();
