@@ -233,6 +233,10 @@ pub struct SimConfig {
     /// definition differing as `mismatch` says. Off: no configuration, one
     /// implicit group.
     pub groups: bool,
+    /// Draw `groups` per seed instead (odd seeds run with the global-group
+    /// configuration, even seeds without): how the default campaign
+    /// covers both workloads.
+    pub groups_per_seed: bool,
     /// With `groups`: whose definitions deliberately differ.
     pub mismatch: Mismatch,
     /// Name operations in the workload (on by default; runs with names
@@ -242,6 +246,17 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
+    /// This configuration for `seed`, with what is drawn per seed applied.
+    pub fn for_seed(&self, seed: u64) -> Self {
+        let mut cfg = self.clone();
+        cfg.seed = seed;
+        if cfg.groups_per_seed {
+            cfg.groups = seed % 2 == 1;
+            cfg.groups_per_seed = false;
+        }
+        cfg
+    }
+
     /// A configuration with the defaults used by the test suite.
     pub fn new(seed: u64) -> Self {
         SimConfig {
@@ -253,6 +268,7 @@ impl SimConfig {
             settle: Duration::from_secs(40),
             self_monitors: true,
             groups: false,
+            groups_per_seed: false,
             mismatch: Mismatch::Seeded,
             names: true,
         }

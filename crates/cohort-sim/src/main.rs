@@ -56,11 +56,12 @@ struct Args {
     /// Keep processes from monitoring themselves (they may by default).
     #[arg(long)]
     no_self_monitors: bool,
-    /// Run with a global-group configuration (first half of the nodes in a
+    /// Global-group configuration: on (first half of the nodes in a
     /// normal group, the rest in a hidden one; one node's definition may
-    /// differ, see --mismatch).
-    #[arg(long)]
-    groups: bool,
+    /// differ, see --mismatch), off, or seeded (on for odd seeds, off for
+    /// even ones: the default, so a campaign covers both).
+    #[arg(long, default_value = "seeded")]
+    groups: GroupsArg,
     /// With --groups, whose definitions deliberately differ: seeded (drawn
     /// per seed), none, extra (the last node lists itself in the normal
     /// group, which does not count it) or missing (node 0 leaves node 1
@@ -79,6 +80,27 @@ struct Args {
     entries: Vec<usize>,
 }
 
+/// Whether runs use a global-group configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum GroupsArg {
+    /// Every run.
+    On,
+    /// No run.
+    Off,
+    /// Odd seeds.
+    Seeded,
+}
+
+impl std::fmt::Display for GroupsArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GroupsArg::On => "on",
+            GroupsArg::Off => "off",
+            GroupsArg::Seeded => "seeded (odd seeds)",
+        })
+    }
+}
+
 fn main() -> Result<ExitCode> {
     let args = Args::parse();
     if args.measure {
@@ -90,10 +112,11 @@ fn main() -> Result<ExitCode> {
     base.steps = args.steps;
     base.faults = args.faults.clone();
     base.self_monitors = !args.no_self_monitors;
-    base.groups = args.groups;
+    base.groups = args.groups == GroupsArg::On;
+    base.groups_per_seed = args.groups == GroupsArg::Seeded;
     base.mismatch = args.mismatch;
     if let Some(seed) = args.seed {
-        return Ok(replay(&args, seed, base));
+        return Ok(replay(&args, seed, base.for_seed(seed)));
     }
     let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
     println!(
@@ -105,8 +128,11 @@ fn main() -> Result<ExitCode> {
         args.nodes
             .map_or_else(|| "3-7".to_string(), |n| n.to_string()),
         args.faults,
-        if args.groups {
-            format!(", global groups (mismatch: {})", args.mismatch)
+        if args.groups != GroupsArg::Off {
+            format!(
+                ", global groups {} (mismatch: {})",
+                args.groups, args.mismatch
+            )
         } else {
             String::new()
         }
@@ -226,7 +252,11 @@ fn report_failure(args: &Args, cfg: SimConfig) {
         } else {
             " --no-self-monitors"
         },
-        if cfg.groups { " --groups" } else { "" },
+        if cfg.groups {
+            " --groups on"
+        } else {
+            " --groups off"
+        },
         if cfg.groups && cfg.mismatch != Mismatch::Seeded {
             format!(" --mismatch {}", cfg.mismatch)
         } else {

@@ -126,9 +126,7 @@ pub fn run_many(
                 let Some(&seed) = seeds.get(k) else {
                     break;
                 };
-                let mut cfg = base.clone();
-                cfg.seed = seed;
-                let o = run(cfg);
+                let o = run(base.for_seed(seed));
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 progress(n, &o);
                 out.lock().expect("no panics while holding the lock")[k] = Some(o);

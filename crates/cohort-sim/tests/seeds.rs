@@ -111,7 +111,7 @@ fn global_groups_with_differing_definitions() {
             for o in &outcomes {
                 assert!(
                     o.passed(),
-                    "seed {} --groups --mismatch {mismatch} --faults {faults}: {:?}",
+                    "seed {} --groups on --mismatch {mismatch} --faults {faults}: {:?}",
                     o.seed,
                     o.violation
                 );

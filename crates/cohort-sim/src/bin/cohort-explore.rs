@@ -134,7 +134,7 @@ fn main() -> Result<ExitCode> {
             failed = true;
             println!("VIOLATION {}: {}", v.invariant, v.what);
             println!(
-                "replay: cargo run --release -p cohort-sim --bin cohort-explore -- {what} --replay {}",
+                "replay: cargo run --release -p cohort-sim --bin cohort-explore -- {what} --replay '{}'",
                 show_schedule(schedule)
             );
         }

@@ -355,10 +355,10 @@ impl World {
                 }
             }
             Effect::Names(NamesEffect::Reply { op, result }) => self.reply(i, op, result),
-            Effect::Names(NamesEffect::Event { table, event }) => {
-                if table == self.case.mode.index() {
-                    self.name_event(i, event);
-                }
+            Effect::Names(NamesEffect::Event { table, event })
+                if table == self.case.mode.index() =>
+            {
+                self.name_event(i, event);
             }
             Effect::Groups(cohort_proto::global_group::GlobalGroupsEffect::Node { node, up }) => {
                 if let Some(b) = self.index_of(&node) {
