@@ -6,6 +6,7 @@ use std::io;
 
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
@@ -33,15 +34,30 @@ impl TcpTransport {
     fn wrap(&self, stream: TcpStream) -> io::Result<Connection> {
         stream.set_nodelay(true)?;
         let remote_addr = stream.peer_addr()?.to_string();
-        let codec = LengthDelimitedCodec::builder()
-            .max_frame_length(self.max_frame)
-            .new_codec();
-        let (sink, stream) = Framed::new(stream, codec).split();
-        Ok(Connection {
-            remote_addr,
-            sink: Box::pin(sink),
-            stream: Box::pin(stream.map_ok(|b| b.freeze())),
-        })
+        Ok(framed(stream, remote_addr, self.max_frame, None))
+    }
+}
+
+/// Frames over any byte stream (TCP, or TLS over TCP): a 4-byte length and
+/// a body, at most `max_frame` bytes.
+pub(crate) fn framed<S>(
+    io: S,
+    remote_addr: String,
+    max_frame: usize,
+    identity: Option<super::PeerIdentity>,
+) -> Connection
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(max_frame)
+        .new_codec();
+    let (sink, stream) = Framed::new(io, codec).split();
+    Connection {
+        remote_addr,
+        sink: Box::pin(sink),
+        stream: Box::pin(stream.map_ok(|b| b.freeze())),
+        identity,
     }
 }
 
