@@ -13,6 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use cohort::NodeName;
 use cohort::{GlobalGroupDef, GlobalGroupsConfig, Publish};
 use cohort::{LossPolicy, Mode, NamesConfig, TableConfig};
+use cohort::transport::tls::TlsFiles as NodeTlsFiles;
 use serde::Deserialize;
 
 use crate::admin::{check_name, ScopeLimits};
@@ -54,6 +55,21 @@ pub struct FileConfig {
     /// A scope started by an admin call is stopped again after this many
     /// milliseconds without local members, watchers or use.
     pub scope_idle_ms: Option<u64>,
+    /// Mutual TLS between nodes.
+    pub tls: Option<FileTls>,
+}
+
+/// The `[tls]` table: PEM files of mutual TLS between nodes (the flags
+/// `--tls-cert`, `--tls-key` and `--tls-ca` override each key).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTls {
+    /// The node's certificate chain.
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    pub key: Option<PathBuf>,
+    /// The CA that peers' certificates must chain to.
+    pub ca: Option<PathBuf>,
 }
 
 /// One `[[global_groups]]` entry.
@@ -101,6 +117,12 @@ pub struct Flags {
     pub bench_api: bool,
     /// The admin API's security and limits flags.
     pub admin_opts: AdminFlags,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-ca`.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Flags of the admin API besides its address.
@@ -305,6 +327,8 @@ pub struct NodeConfig {
     pub bench_api: bool,
     /// Limits of the scopes admin calls start.
     pub scope_limits: ScopeLimits,
+    /// Mutual TLS between nodes, when on.
+    pub tls: Option<NodeTlsFiles>,
 }
 
 /// The default admin address: loopback only.
@@ -363,6 +387,36 @@ fn read_file(path: &Path) -> Result<FileConfig> {
 
 fn node_name(s: &str, what: &str) -> Result<NodeName> {
     NodeName::new(s).map_err(|e| anyhow!("{what}: {e}"))
+}
+
+/// The TLS files: all three (each from its flag, else the `[tls]` table)
+/// or none.
+fn tls_files(flags: &Flags, file: Option<&FileTls>) -> Result<Option<NodeTlsFiles>> {
+    let pick = |flag: &Option<PathBuf>, key: fn(&FileTls) -> &Option<PathBuf>| {
+        flag.clone().or_else(|| file.and_then(|f| key(f).clone()))
+    };
+    let cert = pick(&flags.tls_cert, |f| &f.cert);
+    let key = pick(&flags.tls_key, |f| &f.key);
+    let ca = pick(&flags.tls_ca, |f| &f.ca);
+    match (cert, key, ca) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(NodeTlsFiles { cert, key, ca })),
+        (cert, key, ca) => {
+            let missing: Vec<&str> = [
+                (cert.is_none(), "--tls-cert (tls.cert)"),
+                (key.is_none(), "--tls-key (tls.key)"),
+                (ca.is_none(), "--tls-ca (tls.ca)"),
+            ]
+            .iter()
+            .filter(|(m, _)| *m)
+            .map(|(_, n)| *n)
+            .collect();
+            bail!(
+                "TLS between nodes needs a certificate, its key and the CA; missing {}",
+                missing.join(" and ")
+            )
+        }
+    }
 }
 
 /// Combines flags and file into a checked configuration.
@@ -444,7 +498,9 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
     if file.name_tables.is_empty() {
         names = NamesConfig::default();
     }
+    let tls = tls_files(flags, file.tls.as_ref())?;
     Ok(NodeConfig {
+        tls,
         name,
         listen,
         connect,

@@ -344,12 +344,52 @@ impl Listener for TlsListener {
     }
 }
 
+/// Refused handshakes already logged: one warning per peer IP and reason
+/// a minute (a plaintext node retries every few seconds, forever); the
+/// repeats go to debug and are counted in the next warning.
+#[derive(Default)]
+struct Refusals {
+    seen: std::collections::HashMap<(std::net::IpAddr, String), (tokio::time::Instant, u64)>,
+}
+
+impl Refusals {
+    const EVERY: Duration = Duration::from_secs(60);
+    const KEEP: usize = 1024;
+
+    fn log(&mut self, addr: std::net::SocketAddr, reason: String) {
+        let now = tokio::time::Instant::now();
+        let key = (addr.ip(), reason);
+        match self.seen.get_mut(&key) {
+            Some((last, n)) if now.duration_since(*last) < Self::EVERY => {
+                *n += 1;
+                tracing::debug!("refusing a TLS connection from {addr}: {} (repeated; logged once a minute)", key.1);
+            }
+            Some((last, n)) => {
+                warn!("refusing a TLS connection from {addr}: {} ({n} more since the last report)", key.1);
+                *last = now;
+                *n = 0;
+            }
+            None => {
+                warn!("refusing a TLS connection from {addr}: {}", key.1);
+                if self.seen.len() >= Self::KEEP {
+                    self.seen.retain(|_, (t, _)| now.duration_since(*t) < Self::EVERY);
+                    if self.seen.len() >= Self::KEEP {
+                        self.seen.clear();
+                    }
+                }
+                self.seen.insert(key, (now, 0));
+            }
+        }
+    }
+}
+
 /// Accepts TCP connections and runs their TLS handshakes side by side (a
 /// slow or silent client does not hold up the others); finished ones go to
 /// `ready`. A refused handshake is logged here, once, with the address and
 /// the reason.
 async fn accept_tls(listener: TcpListener, t: TlsTransport, ready: mpsc::Sender<Connection>) {
     let permits = Arc::new(Semaphore::new(MAX_TLS_HANDSHAKES));
+    let refusals = Arc::new(std::sync::Mutex::new(Refusals::default()));
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -359,8 +399,19 @@ async fn accept_tls(listener: TcpListener, t: TlsTransport, ready: mpsc::Sender<
                 continue;
             }
         };
+        let refused = {
+            let refusals = refusals.clone();
+            move |reason: String| {
+                refusals
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .log(addr, reason)
+            }
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            warn!(%addr, "refusing a connection from {addr}: {MAX_TLS_HANDSHAKES} TLS handshakes already in progress");
+            refused(format!(
+                "{MAX_TLS_HANDSHAKES} TLS handshakes already in progress"
+            ));
             continue;
         };
         let acceptor = TlsAcceptor::from(t.current().server.clone());
@@ -371,12 +422,13 @@ async fn accept_tls(listener: TcpListener, t: TlsTransport, ready: mpsc::Sender<
             let _ = stream.set_nodelay(true);
             let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Err(_) => {
-                    warn!(%addr, "refusing a connection from {addr}: no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}");
+                    refused(format!(
+                        "no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}"
+                    ));
                     return;
                 }
                 Ok(Err(e)) => {
-                    let reason = explain(&e);
-                    warn!(%addr, %reason, "refusing a TLS connection from {addr}: {reason}");
+                    refused(explain(&e));
                     return;
                 }
                 Ok(Ok(s)) => s,
