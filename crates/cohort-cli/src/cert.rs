@@ -89,8 +89,12 @@ pub fn run(cmd: CertCmd) -> Result<()> {
 /// A self-signed CA: certificate and key, PEM.
 pub fn make_ca() -> Result<(String, String)> {
     let mut p = CertificateParams::default();
-    p.distinguished_name
-        .push(DnType::CommonName, "Cohort development CA");
+    // A name of its own, so that two development CAs are told apart
+    // (a verifier looks up the issuer by name).
+    p.distinguished_name.push(
+        DnType::CommonName,
+        format!("Cohort development CA {:08x}", rand::random::<u32>()),
+    );
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,

@@ -140,6 +140,11 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
             (desc, path)
         }
     };
+    // Before the line scripts wait for: a SIGHUP sent after it reloads.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     // One line on stdout that scripts can wait for.
     crate::out!(
         "node {} listening on {} admin {} creation {}",
@@ -152,10 +157,6 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     for addr in &cfg.connect {
         connect_seed(&node, addr.clone());
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("installing the SIGHUP handler")?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,

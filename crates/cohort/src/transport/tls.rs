@@ -300,6 +300,10 @@ fn explain(e: &io::Error) -> String {
         rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
             "its certificate is not signed by the cluster's CA (unknown issuer)".into()
         }
+        // An issuer of the same name as the CA, but another key.
+        rustls::Error::InvalidCertificate(CertificateError::BadSignature) => {
+            "its certificate is not signed by the cluster's CA (bad signature)".into()
+        }
         rustls::Error::InvalidCertificate(c) => format!("bad certificate: {c}"),
         rustls::Error::NoCertificatesPresented => "it presented no certificate".into(),
         rustls::Error::AlertReceived(a) => {
