@@ -579,6 +579,40 @@ policy = "notify"
     }
 
     #[test]
+    fn the_tls_table_and_flags_give_all_three_files_or_none() {
+        let file = "name = \"a@h\"\nlisten = \"x\"\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nca = \"ca.pem\"\n";
+        let t = with_file(file).unwrap().tls.unwrap();
+        assert_eq!(
+            (t.cert, t.key, t.ca),
+            ("c.pem".into(), "k.pem".into(), "ca.pem".into())
+        );
+        // A flag wins over its key.
+        let flags = Flags {
+            tls_cert: Some("other.pem".into()),
+            ..Default::default()
+        };
+        let f = FileTls {
+            cert: Some("c.pem".into()),
+            key: Some("k.pem".into()),
+            ca: Some("ca.pem".into()),
+        };
+        let t = tls_files(&flags, Some(&f)).unwrap().unwrap();
+        assert_eq!(t.cert, PathBuf::from("other.pem"));
+        assert!(tls_files(&Flags::default(), None).unwrap().is_none());
+        let e = with_file("name = \"a@h\"\nlisten = \"x\"\n[tls]\ncert = \"c.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("missing --tls-key (tls.key) and --tls-ca (tls.ca)"),
+            "{e}"
+        );
+        let e = with_file("name = \"a@h\"\nlisten = \"x\"\n[tls]\ncrt = \"c.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("crt"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_bad_entry_on_one_line() {
         let cases = [
             ("name = \"a@h\"\nlisten = \"x\"\nbogus = 1\n", "bogus"),
