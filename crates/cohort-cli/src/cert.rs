@@ -66,7 +66,10 @@ pub fn run(cmd: CertCmd) -> Result<()> {
             let read = |f: &str| {
                 let p = ca.join(f);
                 std::fs::read_to_string(&p).with_context(|| {
-                    format!("{} (make the CA with `cohort cert ca --out DIR`)", p.display())
+                    format!(
+                        "{} (make the CA with `cohort cert ca --out DIR`)",
+                        p.display()
+                    )
                 })
             };
             let (cert, key) = make_node(&read(CA_CERT)?, &read(CA_KEY)?, &name, &san)?;
@@ -121,8 +124,8 @@ pub fn make_node(
         .map(|(_, h)| h.to_string())
         .unwrap_or_default();
     let ca_key = KeyPair::from_pem(ca_key).map_err(|e| anyhow!("the CA key: {e}"))?;
-    let issuer =
-        Issuer::from_ca_cert_pem(ca_cert, ca_key).map_err(|e| anyhow!("the CA certificate: {e}"))?;
+    let issuer = Issuer::from_ca_cert_pem(ca_cert, ca_key)
+        .map_err(|e| anyhow!("the CA certificate: {e}"))?;
     let mut sans = vec![host];
     sans.extend(extra.iter().cloned());
     let mut p = CertificateParams::new(sans.clone())

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use cohort::transport::tls::TlsFiles as NodeTlsFiles;
 use cohort::NodeName;
 use cohort::{GlobalGroupDef, GlobalGroupsConfig, Publish};
 use cohort::{LossPolicy, Mode, NamesConfig, TableConfig};
-use cohort::transport::tls::TlsFiles as NodeTlsFiles;
 use serde::Deserialize;
 
 use crate::admin::{check_name, ScopeLimits};

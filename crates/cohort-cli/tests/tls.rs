@@ -162,21 +162,14 @@ fn a_certificate_valid_for_another_host_is_refused() {
     let ca = make_ca("hosts");
     let a = tls_node("a@127.0.0.1", &[], "a@127.0.0.1", &ca, &ca, "warn");
     // x's certificate chains to the CA but is made for another host.
-    let x = tls_node(
-        "x@127.0.0.1",
-        &[&a.listen],
-        "x@10.9.9.9",
-        &ca,
-        &ca,
-        "warn",
-    );
+    let x = tls_node("x@127.0.0.1", &[&a.listen], "x@10.9.9.9", &ca, &ca, "warn");
     let claim = "its certificate is not valid for 127.0.0.1, the host of the node name it claims (x@127.0.0.1)";
     // The acceptor checks the dialer's certificate against its hello.
     wait_for("a's refusal of x", || count(&a, claim) >= 1);
     assert!(
-        log(&a).lines().any(|l| l.contains("WARN")
-            && l.contains(claim)
-            && l.contains("refusing 127.0.0.1:")),
+        log(&a)
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains(claim) && l.contains("refusing 127.0.0.1:")),
         "{}",
         log(&a)
     );
@@ -193,7 +186,11 @@ fn a_certificate_valid_for_another_host_is_refused() {
     });
     assert!(nodes(&a).is_empty() && nodes(&x).is_empty());
     // x was told at start that its certificate does not fit its name.
-    assert!(log(&x).contains("peers will refuse this node"), "{}", log(&x));
+    assert!(
+        log(&x).contains("peers will refuse this node"),
+        "{}",
+        log(&x)
+    );
 }
 
 #[test]
@@ -216,19 +213,23 @@ fn plaintext_and_tls_nodes_refuse_each_other_clearly() {
         refusals[0]
     );
     // A TLS node dialing the plaintext node fails, and says why.
-    let t = tls_node(
-        "t@127.0.0.1",
-        &[&p.listen],
-        "t@127.0.0.1",
-        &ca,
-        &ca,
-        "warn",
-    );
+    let t = tls_node("t@127.0.0.1", &[&p.listen], "t@127.0.0.1", &ca, &ca, "warn");
     wait_for("t's reason", || {
         log(&t).contains(&format!(
             "TLS with {}: the connection closed during the TLS handshake (a plaintext node",
             p.listen
         ))
+    });
+    // The plaintext node is told too, both when it dials and when it is
+    // dialed: the peer speaks TLS.
+    wait_for("p's reasons", || {
+        log(&p).contains(&format!(
+            "addr={} error=the peer speaks TLS, this node does not",
+            a.listen
+        )) && log(&p).lines().any(|l| {
+            l.contains("error=the peer speaks TLS, this node does not (give it --tls-cert")
+                && !l.contains(&a.listen)
+        })
     });
     for d in [&a, &p, &t] {
         assert!(nodes(d).is_empty(), "{} has peers", d.name);
@@ -326,7 +327,9 @@ fn a_bad_file_on_sighup_keeps_the_old_certificate() {
     wait_for("the failed reload's log line", || {
         log(&a).lines().any(|l| {
             l.contains("WARN")
-                && l.contains("SIGHUP: TLS reload failed; keeping the old certificate: certificate ")
+                && l.contains(
+                    "SIGHUP: TLS reload failed; keeping the old certificate: certificate ",
+                )
         })
     });
     // New sessions still get the old, good certificate.

@@ -426,7 +426,10 @@ impl Shared {
                             }
                         }
                         Ok(frame) => {
-                            if let Some(why) = identity.as_ref().and_then(|id| refused_identity(id, &frame)) {
+                            if let Some(why) = identity
+                                .as_ref()
+                                .and_then(|id| refused_identity(id, &frame))
+                            {
                                 warn!(node = %shared.name, addr = %remote_addr, "refusing {remote_addr}: {why}");
                                 break why;
                             }

@@ -189,7 +189,8 @@ fn load(files: &TlsFiles) -> Result<Configs, TlsError> {
         Ok(certs)
     }
     let chain = certs("certificate", &files.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| file_err("key", &files.key)(&e))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&files.key).map_err(|e| file_err("key", &files.key)(&e))?;
     let mut roots = RootCertStore::empty();
     for ca in certs("CA", &files.ca)? {
         roots.add(ca).map_err(|e| file_err("CA", &files.ca)(&e))?;
@@ -314,11 +315,9 @@ fn explain(e: &io::Error) -> String {
 }
 
 fn identity_of(certs: Option<&[CertificateDer<'static>]>) -> Option<PeerIdentity> {
-    certs
-        .and_then(|c| c.first())
-        .map(|c| PeerIdentity {
-            cert: c.clone().into_owned(),
-        })
+    certs.and_then(|c| c.first()).map(|c| PeerIdentity {
+        cert: c.clone().into_owned(),
+    })
 }
 
 struct TlsListener {
@@ -366,17 +365,24 @@ impl Refusals {
         match self.seen.get_mut(&key) {
             Some((last, n)) if now.duration_since(*last) < Self::EVERY => {
                 *n += 1;
-                tracing::debug!("refusing a TLS connection from {addr}: {} (repeated; logged once a minute)", key.1);
+                tracing::debug!(
+                    "refusing a TLS connection from {addr}: {} (repeated; logged once a minute)",
+                    key.1
+                );
             }
             Some((last, n)) => {
-                warn!("refusing a TLS connection from {addr}: {} ({n} more since the last report)", key.1);
+                warn!(
+                    "refusing a TLS connection from {addr}: {} ({n} more since the last report)",
+                    key.1
+                );
                 *last = now;
                 *n = 0;
             }
             None => {
                 warn!("refusing a TLS connection from {addr}: {}", key.1);
                 if self.seen.len() >= Self::KEEP {
-                    self.seen.retain(|_, (t, _)| now.duration_since(*t) < Self::EVERY);
+                    self.seen
+                        .retain(|_, (t, _)| now.duration_since(*t) < Self::EVERY);
                     if self.seen.len() >= Self::KEEP {
                         self.seen.clear();
                     }
@@ -424,22 +430,21 @@ async fn accept_tls(listener: TcpListener, t: TlsTransport, ready: mpsc::Sender<
         tokio::spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);
-            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Err(_) => {
-                    refused(format!(
-                        "no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}"
-                    ));
-                    return;
-                }
-                Ok(Err(e)) => {
-                    refused(explain(&e));
-                    return;
-                }
-                Ok(Ok(s)) => s,
-            };
+            let tls =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Err(_) => {
+                        refused(format!("no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}"));
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        refused(explain(&e));
+                        return;
+                    }
+                    Ok(Ok(s)) => s,
+                };
             let identity = identity_of(tls.get_ref().1.peer_certificates());
             let _ = ready
-                .send(framed(tls, addr.to_string(), max_frame, identity))
+                .send(framed(tls, addr.to_string(), max_frame, identity, false))
                 .await;
         });
     }
@@ -476,9 +481,11 @@ impl Transport for TlsTransport {
             let tls = TlsConnector::from(t.current().client.clone())
                 .connect(sni, stream)
                 .await
-                .map_err(|e| io::Error::new(e.kind(), format!("TLS with {addr}: {}", explain(&e))))?;
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("TLS with {addr}: {}", explain(&e)))
+                })?;
             let identity = identity_of(tls.get_ref().1.peer_certificates());
-            Ok(framed(tls, addr, t.max_frame, identity))
+            Ok(framed(tls, addr, t.max_frame, identity, false))
         })
     }
 }
