@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs one node until SIGINT/SIGTERM, then leaves the cluster cleanly.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Talks to a running node through its admin API.
     Ctl(CtlArgs),
     /// Five nodes in two global groups on loopback: groups, names, a
@@ -303,6 +303,7 @@ fn main() -> ExitCode {
     let result: anyhow::Result<i32> = match cli.command {
         Command::Ctl(args) => ctl(args),
         Command::Node(a) => {
+            let a = *a;
             let flags = config::Flags {
                 name: a.name,
                 listen: a.listen,
