@@ -75,6 +75,18 @@ fn count(d: &Daemon, what: &str) -> usize {
     log(d).lines().filter(|l| l.contains(what)).count()
 }
 
+/// `d` logged one warning for the refused TLS handshakes (however many
+/// there were), naming the address and `reason`.
+fn assert_one_refusal(d: &Daemon, reason: &str) {
+    let refusals: Vec<String> = log(d)
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("refusing a TLS connection from 127.0.0.1:"))
+        .map(String::from)
+        .collect();
+    assert_eq!(refusals.len(), 1, "{}", log(d));
+    assert!(refusals[0].contains(reason), "{}", refusals[0]);
+}
+
 fn nodes(d: &Daemon) -> Vec<String> {
     strings(&ctl_json(d, &["nodes"]), "nodes")
 }
@@ -125,17 +137,7 @@ fn a_node_with_a_certificate_from_another_ca_is_refused() {
     });
     // One line on a, naming the address and the reason; repeats are not
     // logged again within the minute.
-    let refusals: Vec<String> = log(&a)
-        .lines()
-        .filter(|l| l.contains("WARN") && l.contains("refusing a TLS connection from 127.0.0.1:"))
-        .map(String::from)
-        .collect();
-    assert_eq!(refusals.len(), 1, "{}", log(&a));
-    assert!(
-        refusals[0].contains("not signed by the cluster's CA"),
-        "{}",
-        refusals[0]
-    );
+    assert_one_refusal(&a, "not signed by the cluster's CA");
     assert!(nodes(&a).is_empty() && nodes(&x).is_empty());
 
     // The dialer checks too: a dials y, whose certificate comes from the
@@ -201,17 +203,7 @@ fn plaintext_and_tls_nodes_refuse_each_other_clearly() {
     wait_for("three attempts of the plaintext node", || {
         count(&p, "seed still not reachable") >= 2
     });
-    let refusals: Vec<String> = log(&a)
-        .lines()
-        .filter(|l| l.contains("WARN") && l.contains("refusing a TLS connection from 127.0.0.1:"))
-        .map(String::from)
-        .collect();
-    assert_eq!(refusals.len(), 1, "{}", log(&a));
-    assert!(
-        refusals[0].contains("not a TLS peer (a plaintext node?)"),
-        "{}",
-        refusals[0]
-    );
+    assert_one_refusal(&a, "not a TLS peer (a plaintext node?)");
     // A TLS node dialing the plaintext node fails, and says why.
     let t = tls_node("t@127.0.0.1", &[&p.listen], "t@127.0.0.1", &ca, &ca, "warn");
     wait_for("t's reason", || {
