@@ -516,6 +516,18 @@ async fn sync(State(a): State<Admin>) -> ApiResult {
     Ok(Json(json!({ "ok": true })))
 }
 
+async fn tls_reload(State(a): State<Admin>) -> ApiResult {
+    use cohort::transport::tls::TlsError;
+    match crate::node::reload_tls(&a.node, "POST /tls/reload") {
+        Ok(()) => Ok(Json(json!({ "ok": true }))),
+        Err(e @ TlsError::NotEnabled) => Err(ApiError(StatusCode::CONFLICT, e.to_string())),
+        Err(e) => Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("TLS reload failed; the old certificate stays in use: {e}"),
+        )),
+    }
+}
+
 fn node_arg(b: Result<Json<NodeBody>, JsonRejection>) -> Result<NodeName, ApiError> {
     let b = body(b)?;
     NodeName::new(&b.node).map_err(|e| bad(e.to_string()))
@@ -1346,6 +1358,7 @@ pub fn serve(
         .route("/block", post(block))
         .route("/unblock", post(unblock))
         .route("/connect", post(connect))
+        .route("/tls/reload", post(tls_reload))
         .route("/metrics", get(metrics))
         .route("/attach", get(attach))
         .fallback(|| async { not_found("no such endpoint; see openapi.yaml") })

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cohort::discovery::Strategy;
+use cohort::transport::tls::TlsFiles as NodeTlsFiles;
 use cohort::NodeName;
 use cohort::{GlobalGroupDef, GlobalGroupsConfig, Publish};
 use cohort::{LossPolicy, Mode, NamesConfig, TableConfig};
@@ -60,6 +61,8 @@ pub struct FileConfig {
     pub scope_idle_ms: Option<u64>,
     /// The Erlang distribution endpoint (absent: none).
     pub erlang: Option<FileErlang>,
+    /// Mutual TLS between nodes.
+    pub tls: Option<FileTls>,
 }
 
 /// The `[erlang]` table: this node joins an Erlang distribution cluster
@@ -77,6 +80,19 @@ pub struct FileErlang {
     /// OTP `pg` scopes to bridge (default `["pg"]`).
     #[serde(default)]
     pub scopes: Vec<String>,
+}
+
+/// The `[tls]` table: PEM files of mutual TLS between nodes (the flags
+/// `--tls-cert`, `--tls-key` and `--tls-ca` override each key).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTls {
+    /// The node's certificate chain.
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    pub key: Option<PathBuf>,
+    /// The CA that peers' certificates must chain to.
+    pub ca: Option<PathBuf>,
 }
 
 /// One `[[global_groups]]` entry.
@@ -147,6 +163,12 @@ pub struct Flags {
     pub admin_opts: AdminFlags,
     /// The Erlang distribution endpoint's flags.
     pub erlang: ErlangFlags,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-ca`.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// `--erlang-*` flags (each overrides its `[erlang]` entry; lists add to it).
@@ -243,6 +265,12 @@ pub struct DiscoveryFlags {
     pub interval_ms: Option<u64>,
     /// `--discover-forget-ms`.
     pub forget_ms: Option<u64>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-ca`.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Flags of the admin API besides its address.
@@ -451,6 +479,8 @@ pub struct NodeConfig {
     pub scope_limits: ScopeLimits,
     /// The Erlang distribution endpoint, if configured.
     pub erlang: Option<ErlangConfig>,
+    /// Mutual TLS between nodes, when on.
+    pub tls: Option<NodeTlsFiles>,
 }
 
 /// The default admin address: loopback only.
@@ -582,6 +612,36 @@ fn node_name(s: &str, what: &str) -> Result<NodeName> {
     NodeName::new(s).map_err(|e| anyhow!("{what}: {e}"))
 }
 
+/// The TLS files: all three (each from its flag, else the `[tls]` table)
+/// or none.
+fn tls_files(flags: &Flags, file: Option<&FileTls>) -> Result<Option<NodeTlsFiles>> {
+    let pick = |flag: &Option<PathBuf>, key: fn(&FileTls) -> &Option<PathBuf>| {
+        flag.clone().or_else(|| file.and_then(|f| key(f).clone()))
+    };
+    let cert = pick(&flags.tls_cert, |f| &f.cert);
+    let key = pick(&flags.tls_key, |f| &f.key);
+    let ca = pick(&flags.tls_ca, |f| &f.ca);
+    match (cert, key, ca) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(NodeTlsFiles { cert, key, ca })),
+        (cert, key, ca) => {
+            let missing: Vec<&str> = [
+                (cert.is_none(), "--tls-cert (tls.cert)"),
+                (key.is_none(), "--tls-key (tls.key)"),
+                (ca.is_none(), "--tls-ca (tls.ca)"),
+            ]
+            .iter()
+            .filter(|(m, _)| *m)
+            .map(|(_, n)| *n)
+            .collect();
+            bail!(
+                "TLS between nodes needs a certificate, its key and the CA; missing {}",
+                missing.join(" and ")
+            )
+        }
+    }
+}
+
 /// Combines flags and file into a checked configuration.
 pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
     let file = match &flags.config {
@@ -663,8 +723,10 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         names = NamesConfig::default();
     }
     let erlang = erlang_config(file.erlang.as_ref(), &flags.erlang)?;
+    let tls = tls_files(flags, file.tls.as_ref())?;
     Ok(NodeConfig {
         erlang,
+        tls,
         name,
         listen,
         connect,
@@ -741,6 +803,40 @@ policy = "notify"
         assert_eq!(c.groups.groups[1].publish, Publish::Hidden);
         assert_eq!(c.scopes, vec!["jobs".to_string()]);
         assert_eq!(c.admin.addr, AdminAddr::Tcp(DEFAULT_ADMIN.parse().unwrap()));
+    }
+
+    #[test]
+    fn the_tls_table_and_flags_give_all_three_files_or_none() {
+        let file = "name = \"a@h\"\nlisten = \"x\"\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nca = \"ca.pem\"\n";
+        let t = with_file(file).unwrap().tls.unwrap();
+        assert_eq!(
+            (t.cert, t.key, t.ca),
+            ("c.pem".into(), "k.pem".into(), "ca.pem".into())
+        );
+        // A flag wins over its key.
+        let flags = Flags {
+            tls_cert: Some("other.pem".into()),
+            ..Default::default()
+        };
+        let f = FileTls {
+            cert: Some("c.pem".into()),
+            key: Some("k.pem".into()),
+            ca: Some("ca.pem".into()),
+        };
+        let t = tls_files(&flags, Some(&f)).unwrap().unwrap();
+        assert_eq!(t.cert, PathBuf::from("other.pem"));
+        assert!(tls_files(&Flags::default(), None).unwrap().is_none());
+        let e = with_file("name = \"a@h\"\nlisten = \"x\"\n[tls]\ncert = \"c.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("missing --tls-key (tls.key) and --tls-ca (tls.ca)"),
+            "{e}"
+        );
+        let e = with_file("name = \"a@h\"\nlisten = \"x\"\n[tls]\ncrt = \"c.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("crt"), "{e}");
     }
 
     #[test]

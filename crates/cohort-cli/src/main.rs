@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod cert;
 mod config;
 mod ctl;
 mod demo;
@@ -42,6 +43,10 @@ enum Command {
     /// Runs the reference scenarios of docs/BENCHMARKS.md on node processes
     /// started here, and prints (or writes a report of) the metrics.
     Bench(bench::BenchArgs),
+    /// Makes a development CA and node certificates for mutual TLS between
+    /// nodes (--tls-cert, --tls-key, --tls-ca of `cohort node`).
+    #[command(subcommand)]
+    Cert(cert::CertCmd),
 }
 
 #[derive(Args)]
@@ -138,6 +143,17 @@ struct NodeArgs {
     /// An OTP pg scope to bridge (repeatable; default pg).
     #[arg(long, value_name = "SCOPE")]
     erlang_scope: Vec<String>,
+    /// Mutual TLS between nodes: this node's PEM certificate chain, valid
+    /// for the host of --name (`cohort cert node` makes one). Needs
+    /// --tls-key and --tls-ca; re-read on SIGHUP and POST /tls/reload.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// The PEM CA certificate(s) that peers' certificates must chain to.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -341,6 +357,9 @@ fn main() -> ExitCode {
                     connect: a.erlang_connect,
                     scopes: a.erlang_scope,
                 },
+                tls_cert: a.tls_cert,
+                tls_key: a.tls_key,
+                tls_ca: a.tls_ca,
                 admin_opts: config::AdminFlags {
                     token_file: a.admin_token_file,
                     hosts: a.admin_hosts,
@@ -358,6 +377,7 @@ fn main() -> ExitCode {
         }
         Command::Demo => runtime().block_on(demo::run()).map(|_| 0),
         Command::Bench(args) => bench::run(args),
+        Command::Cert(cmd) => cert::run(cmd).map(|_| 0),
     };
     match result {
         Ok(0) => ExitCode::SUCCESS,

@@ -38,6 +38,9 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node> {
     if let Some(t) = cfg.peer_timeout {
         b = b.peer_timeout(t);
     }
+    if let Some(files) = &cfg.tls {
+        b = b.tls(files.clone());
+    }
     let node = b.start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     for s in &cfg.scopes {
         node.scope(s);
@@ -101,6 +104,26 @@ fn connect_seed(node: &Node, addr: String) {
     });
 }
 
+/// Re-reads the TLS files (on SIGHUP or `POST /tls/reload`, named by
+/// `via`): new sessions use them, sessions up keep theirs; a bad file keeps
+/// the old certificate. Logs the outcome either way.
+pub fn reload_tls(node: &Node, via: &str) -> Result<(), cohort::transport::tls::TlsError> {
+    match node.reload_tls() {
+        Ok(()) => {
+            info!(node = %node.name(), "{via}: TLS certificate, key and CA reloaded; new sessions use them");
+            Ok(())
+        }
+        Err(e @ cohort::transport::tls::TlsError::NotEnabled) => {
+            info!(node = %node.name(), "{via}: nothing to reload ({e})");
+            Err(e)
+        }
+        Err(e) => {
+            warn!(node = %node.name(), error = %e, "{via}: TLS reload failed; keeping the old certificate: {e}");
+            Err(e)
+        }
+    }
+}
+
 /// Runs the daemon until a signal.
 pub async fn run(cfg: NodeConfig) -> Result<()> {
     // The admin API's token and address first: a node that cannot serve
@@ -144,6 +167,11 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
             (desc, path)
         }
     };
+    // Before the line scripts wait for: a SIGHUP sent after it reloads.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     // One line on stdout that scripts can wait for.
     crate::out!(
         "node {} listening on {} admin {} creation {}",
@@ -161,11 +189,12 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     for addr in &cfg.connect {
         connect_seed(&node, addr.clone());
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => { let _ = reload_tls(&node, "SIGHUP"); }
+        }
     }
     info!(node = %node.name(), "stopping: saying goodbye to peers");
     // Leave the Erlang cluster first: BEAM nodes drop our members at once.

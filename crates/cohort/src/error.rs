@@ -28,6 +28,9 @@ pub enum StartError {
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     Config(String),
+    /// The TLS files could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::transport::tls::TlsError),
 }
 
 pub use crate::core::process::CodecError;

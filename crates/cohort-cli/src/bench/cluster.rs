@@ -166,15 +166,18 @@ impl Cluster {
     /// name table `global` in `mode`; with `mesh_now` each node after the
     /// first dials the first and this waits for the full mesh.
     pub fn start(n: usize, mode: TableMode, mesh_now: bool) -> Result<Cluster> {
-        Self::start_with(n, mode, mesh_now, &[])
+        Cluster::start_with(n, mode, mesh_now, &[], false)
     }
 
-    /// [`Cluster::start`] with more `cohort node` arguments for every node.
+    /// [`Cluster::start`] with more `cohort node` arguments for every node,
+    /// and with mutual TLS between the nodes when `tls` (a development CA
+    /// made for this run, a certificate per node).
     pub fn start_with(
         n: usize,
         mode: TableMode,
         mesh_now: bool,
         extra: &[String],
+        tls: bool,
     ) -> Result<Cluster> {
         let run = RUN.fetch_add(1, Ordering::Relaxed);
         let tag = format!("b{}x{run}", std::process::id());
@@ -201,11 +204,38 @@ impl Cluster {
         };
         // Start them all at once, then read their first lines.
         let mut children = Vec::new();
+        let ca = if tls {
+            let (cert, key) = crate::cert::make_ca()?;
+            std::fs::write(dir.join("ca.pem"), &cert)?;
+            Some((cert, key))
+        } else {
+            None
+        };
         for i in 0..n {
             let name = format!("{}{tag}@127.0.0.1", node_letter(i));
             let log = std::fs::File::create(dir.join(format!("{}.log", node_letter(i))))?;
-            let child = Command::new(&exe)
-                .args(["node", "--bench-api", "--name", &name])
+            let mut cmd = Command::new(&exe);
+            if let Some((ca_cert, ca_key)) = &ca {
+                let (cert, key) = crate::cert::make_node(ca_cert, ca_key, &name, &[])?;
+                let letter = node_letter(i);
+                let (cert_path, key_path) = (
+                    dir.join(format!("{letter}.pem")),
+                    dir.join(format!("{letter}-key.pem")),
+                );
+                std::fs::write(&cert_path, cert)?;
+                std::fs::write(&key_path, key)?;
+                cmd.arg("node")
+                    .arg("--tls-cert")
+                    .arg(&cert_path)
+                    .arg("--tls-key")
+                    .arg(&key_path)
+                    .arg("--tls-ca")
+                    .arg(dir.join("ca.pem"));
+            } else {
+                cmd.arg("node");
+            }
+            let child = cmd
+                .args(["--bench-api", "--name", &name])
                 .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
                 .arg("--config")
                 .arg(&config)

@@ -207,7 +207,7 @@ pub fn interop_pg(n: u64) -> Result<Vec<Sample>> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let c = Cluster::start_with(1, TableMode::Locked, false, &extra)?;
+    let c = Cluster::start_with(1, TableMode::Locked, false, &extra, false)?;
     let a = &c.nodes[0];
     a.post("/bench/spawn", json!({ "count": n + 1 }))?;
     // Warm-up: one Cohort member seen on b1 means both scope processes know

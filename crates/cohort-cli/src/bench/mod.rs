@@ -55,6 +55,11 @@ pub struct BenchArgs {
     /// Small sizes (a quick look, or CI).
     #[arg(long)]
     pub quick: bool,
+    /// pg_join, global_reg: mutual TLS between the nodes (certificates of a
+    /// fresh development CA). `--tls both` runs each repetition plain, then
+    /// with TLS, so that both see the same minutes of a noisy machine.
+    #[arg(long, num_args = 0..=1, default_missing_value = "on", value_parser = ["on", "both"])]
+    pub tls: Option<String>,
 }
 
 /// All scenario names, in run order.
@@ -89,13 +94,24 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
             run,
         })
     };
+    let tls_modes: Vec<bool> = match a.tls.as_deref() {
+        None => vec![false],
+        Some("both") => vec![false, true],
+        Some(_) => vec![true],
+    };
+    let tls_label = |tls: bool| if tls { " tls" } else { "" };
+    if a.tls.is_some() && !matches!(scenario, "pg_join" | "global_reg") {
+        bail!("--tls goes with pg_join and global_reg");
+    }
     match scenario {
         "pg_join" => {
             let n = a.n.unwrap_or(if quick { 10_000 } else { 100_000 });
-            push(
-                format!("n={n}"),
-                Box::new(move || scenarios::pg_join("pg_join", None, n, 1)),
-            );
+            for &tls in &tls_modes {
+                push(
+                    format!("n={n}{}", tls_label(tls)),
+                    Box::new(move || scenarios::pg_join("pg_join", None, n, 1, tls)),
+                );
+            }
         }
         "pg_join_shared" => {
             for (variant, default, quick_n, batch) in [
@@ -108,7 +124,9 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
                 let n = a.n.unwrap_or(if quick { quick_n } else { default });
                 push(
                     format!("{variant} n={n}"),
-                    Box::new(move || scenarios::pg_join("pg_join_shared", Some(variant), n, batch)),
+                    Box::new(move || {
+                        scenarios::pg_join("pg_join_shared", Some(variant), n, batch, false)
+                    }),
                 );
             }
         }
@@ -121,10 +139,12 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
                 if n < 3 {
                     bail!("global_reg needs --n of at least 3");
                 }
-                push(
-                    format!("{} n={n}", mode.as_str()),
-                    Box::new(move || scenarios::global_reg(mode, n)),
-                );
+                for &tls in &tls_modes {
+                    push(
+                        format!("{} n={n}{}", mode.as_str(), tls_label(tls)),
+                        Box::new(move || scenarios::global_reg(mode, n, tls)),
+                    );
+                }
             }
         }
         "netsplit" => {
@@ -375,30 +395,40 @@ pub fn run(a: BenchArgs) -> Result<i32> {
     let load_before = load_average();
     let mut results: Vec<Summary> = Vec::new();
     let mut failures = Vec::new();
-    for job in &all_jobs {
-        let mut reps = Vec::new();
-        for r in 0..a.reps {
-            pb.set_message(format!(
-                "{} {} (rep {}/{})",
-                job.scenario,
-                job.label,
-                r + 1,
-                a.reps
-            ));
-            match (job.run)() {
-                Ok(s) => reps.push(s),
-                Err(e) => {
-                    pb.suspend(|| {
-                        crate::err!("cohort bench: {} {}: {e:#}", job.scenario, job.label)
-                    });
-                    failures.push(format!("{} {}: {e:#}", job.scenario, job.label));
-                }
+    // Job by job; with `--tls both`, repetition by repetition (each job
+    // once, then again), so that plain and TLS runs share the same minutes.
+    let interleave = a.tls.as_deref() == Some("both");
+    let order: Vec<usize> = if interleave {
+        (0..a.reps).flat_map(|_| 0..all_jobs.len()).collect()
+    } else {
+        (0..all_jobs.len())
+            .flat_map(|j| std::iter::repeat_n(j, a.reps))
+            .collect()
+    };
+    let mut reps: Vec<Vec<Vec<Sample>>> = vec![Vec::new(); all_jobs.len()];
+    let mut runs = vec![0usize; all_jobs.len()];
+    for (i, &j) in order.iter().enumerate() {
+        let job = &all_jobs[j];
+        runs[j] += 1;
+        pb.set_message(format!(
+            "{} {} (rep {}/{})",
+            job.scenario, job.label, runs[j], a.reps
+        ));
+        match (job.run)() {
+            Ok(s) => reps[j].push(s),
+            Err(e) => {
+                pb.suspend(|| crate::err!("cohort bench: {} {}: {e:#}", job.scenario, job.label));
+                failures.push(format!("{} {}: {e:#}", job.scenario, job.label));
             }
-            pb.inc(1);
         }
-        let sums = summarize(job.scenario, &reps);
-        print(&sums, a.json, &pb);
-        results.extend(sums);
+        pb.inc(1);
+        // Print a job's figures once its last repetition ran.
+        let last = order[i + 1..].iter().all(|&k| k != j);
+        if last {
+            let sums = summarize(job.scenario, &reps[j]);
+            print(&sums, a.json, &pb);
+            results.extend(sums);
+        }
     }
     pb.finish_and_clear();
     if let Some(dir) = &a.report {

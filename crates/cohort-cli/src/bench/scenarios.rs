@@ -103,13 +103,20 @@ fn settle() {
 
 /// pg_join and both pg_join_shared variants: N processes on A join their
 /// groups from one caller, in calls of `batch` pids.
-pub fn pg_join(scenario: &str, variant: Option<&str>, n: u64, batch: u64) -> Result<Vec<Sample>> {
+pub fn pg_join(
+    scenario: &str,
+    variant: Option<&str>,
+    n: u64,
+    batch: u64,
+    tls: bool,
+) -> Result<Vec<Sample>> {
     let mut out = Out::new(match variant {
         Some(v) => json!({ "variant": v, "n": n }),
+        None if tls => json!({ "n": n, "tls": true }),
         None => json!({ "n": n }),
     });
     let shared = scenario == "pg_join_shared";
-    let c = Cluster::start(3, TableMode::Locked, true)?;
+    let c = Cluster::start_with(3, TableMode::Locked, true, &[], tls)?;
     let (a, b) = (&c.nodes[0], &c.nodes[1]);
     a.post("/bench/spawn", json!({ "count": n }))?;
     settle();
@@ -211,9 +218,13 @@ fn wait_names(c: &Cluster, n: u64, ranges: &[(&str, u64)]) -> super::cluster::Wa
 
 /// global_reg: 10,000 names registered from A one by one, from 10 callers,
 /// and from one caller on each node; then unregistered.
-pub fn global_reg(mode: TableMode, n: u64) -> Result<Vec<Sample>> {
-    let mut out = Out::new(json!({ "mode": mode.as_str(), "n": n }));
-    let c = Cluster::start(3, mode, true)?;
+pub fn global_reg(mode: TableMode, n: u64, tls: bool) -> Result<Vec<Sample>> {
+    let mut out = Out::new(if tls {
+        json!({ "mode": mode.as_str(), "n": n, "tls": true })
+    } else {
+        json!({ "mode": mode.as_str(), "n": n })
+    });
+    let c = Cluster::start_with(3, mode, true, &[], tls)?;
     let per_node = n / 3;
     c.nodes[0].post("/bench/spawn", json!({ "count": n }))?;
     for nd in &c.nodes[1..] {

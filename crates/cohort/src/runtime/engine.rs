@@ -27,7 +27,7 @@ use crate::core::proto::Frame;
 use crate::core::route::{route_received, Route};
 use crate::core::time::Time;
 use crate::core::{ConnId, ConnectError, Effect, NodeCore, ReqId, FLUSH_REST};
-use crate::transport::{Connection, Listener, Transport};
+use crate::transport::{Connection, Listener, PeerIdentity, Transport};
 
 struct ConnTasks {
     out: Outbox,
@@ -171,6 +171,18 @@ async fn timer_loop(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
             }
             _ = notified => {}
         }
+    }
+}
+
+/// Why a connection proven by a TLS certificate must be closed: `frame`
+/// is the peer's hello (the peer dialed) or challenge (this node dialed),
+/// and the certificate is not valid for the host of the node name it claims.
+/// Checked before the core sees the frame, so no handshake answer goes out
+/// and no session comes up.
+fn refused_identity(id: &PeerIdentity, frame: &Frame) -> Option<String> {
+    match frame {
+        Frame::Hello(h) | Frame::Challenge(h) => id.check_node(h.name.as_str()).err(),
+        _ => None,
     }
 }
 
@@ -372,6 +384,7 @@ impl Shared {
             remote_addr,
             mut sink,
             mut stream,
+            identity,
         } = c;
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         let (out, queued) = Outbox::new(tx);
@@ -423,7 +436,16 @@ impl Shared {
                                 shared.deliver_local(&to, Message::Data { from, payload });
                             }
                         }
-                        Ok(frame) => shared.with(|core, now, _| core.frame(conn, frame, now)),
+                        Ok(frame) => {
+                            if let Some(why) = identity
+                                .as_ref()
+                                .and_then(|id| refused_identity(id, &frame))
+                            {
+                                warn!(node = %shared.name, addr = %remote_addr, "refusing {remote_addr}: {why}");
+                                break why;
+                            }
+                            shared.with(|core, now, _| core.frame(conn, frame, now))
+                        }
                         Err(err) => {
                             warn!(node = %shared.name, addr = %remote_addr, error = %err, "malformed frame; disconnecting");
                             break err.to_string();

@@ -31,6 +31,8 @@ pub use self::names::NameTable;
 pub use self::pg::{PgMonitor, Scope};
 pub use self::process::Process;
 
+use tracing::warn;
+
 use crate::cookie::CookieSource;
 use crate::core::cluster::ClusterConfig;
 use crate::core::pid::{ExitReason, NodeName, Pid};
@@ -40,6 +42,7 @@ use crate::core::route::{route, Route};
 use crate::core::{ConnectError, CoreConfig, DownReason, NodeCore};
 use crate::error::{CodecError, StartError};
 use crate::transport::tcp::TcpTransport;
+use crate::transport::tls::{TlsError, TlsFiles, TlsTransport};
 use crate::transport::Transport;
 use engine::EngineCell;
 
@@ -78,6 +81,7 @@ pub struct NodeBuilder {
     max_frame: usize,
     max_queued: usize,
     transport: Option<Arc<dyn Transport>>,
+    tls: Option<TlsFiles>,
     seed: Option<u64>,
     names: crate::core::names::NamesConfig,
 }
@@ -101,6 +105,7 @@ impl Default for NodeBuilder {
             max_frame: DEFAULT_MAX_FRAME,
             max_queued: 64 * 1024 * 1024,
             transport: None,
+            tls: None,
             seed: None,
             names: Default::default(),
         }
@@ -203,6 +208,16 @@ impl NodeBuilder {
         self
     }
 
+    /// Mutual TLS between nodes, with these PEM files: the node accepts
+    /// and dials only peers whose certificate chains to the CA and is valid
+    /// for the host of their node name; its own certificate must be valid
+    /// for its own host. The cookie handshake runs inside TLS as before.
+    /// Re-read the files with [`Node::reload_tls`].
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
+
     /// Seeds the node's randomness (creation, nonces, jitter) for
     /// reproducible tests. Without it, the OS supplies the seed.
     pub fn seed(mut self, seed: u64) -> Self {
@@ -246,9 +261,26 @@ impl NodeBuilder {
             .validate(&name)
             .map_err(StartError::Groups)?;
         let cookie = self.cookie.load().map_err(StartError::Cookie)?;
-        let transport: Arc<dyn Transport> = self
-            .transport
-            .unwrap_or_else(|| Arc::new(TcpTransport::new(self.max_frame)));
+        let tls = match &self.tls {
+            Some(_) if self.transport.is_some() => {
+                return Err(StartError::Config(
+                    "TLS and another transport exclude each other".into(),
+                ))
+            }
+            Some(files) => {
+                let t = TlsTransport::new(files.clone(), self.max_frame)?;
+                if let Err(why) = t.check_own(name.as_str()) {
+                    warn!(node = %name, "peers will refuse this node: {why}");
+                }
+                Some(t)
+            }
+            None => None,
+        };
+        let transport: Arc<dyn Transport> = match (&tls, self.transport) {
+            (Some(t), _) => Arc::new(t.clone()),
+            (None, Some(t)) => t,
+            (None, None) => Arc::new(TcpTransport::new(self.max_frame)),
+        };
         let listener =
             transport
                 .listen(&self.listen)
@@ -296,6 +328,7 @@ impl NodeBuilder {
             traffic: Traffic::default(),
             global_group_reqs: global_group::Requests::default(),
             discovery: Default::default(),
+            tls,
         });
         shared.with(|core, now, _| core.pg_start_scope(crate::core::pg::DEFAULT_SCOPE, now));
         engine::start(&shared, listener);
@@ -327,6 +360,8 @@ pub(crate) struct Shared {
     pub(crate) pg_subs: DashMap<u64, mpsc::UnboundedSender<crate::core::pg::PgEvent>>,
     /// Discovery strategies started on the node.
     pub(crate) discovery: std::sync::Mutex<Vec<Arc<crate::discovery::State>>>,
+    /// The TLS transport, when the node uses one (for reloads).
+    pub(crate) tls: Option<TlsTransport>,
 }
 
 /// Frames and bytes exchanged with peers.
@@ -519,6 +554,23 @@ impl Node {
     /// This node's creation: new at every start, part of every local pid.
     pub fn creation(&self) -> u32 {
         self.shared().creation
+    }
+
+    /// Re-reads the TLS certificate, key and CA files given to
+    /// [`NodeBuilder::tls`]. New connections use them; sessions already up
+    /// keep theirs. On error nothing changes and the error says why.
+    pub fn reload_tls(&self) -> Result<(), TlsError> {
+        let t = self.shared().tls.as_ref().ok_or(TlsError::NotEnabled)?;
+        t.reload()?;
+        if let Err(why) = t.check_own(self.name().as_str()) {
+            warn!(node = %self.name(), "peers will refuse new connections of this node: {why}");
+        }
+        Ok(())
+    }
+
+    /// Whether the node talks to peers over TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.shared().tls.is_some()
     }
 
     /// The address this node accepts connections on.

@@ -238,6 +238,7 @@ fn half(
         remote_addr,
         sink: Box::pin(out.sink_map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))),
         stream: Box::pin(inc),
+        identity: None,
     }
 }
 

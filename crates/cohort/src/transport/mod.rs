@@ -3,10 +3,14 @@
 //!
 //! [`tcp::TcpTransport`] is the production transport (length-prefixed frames
 //! over TCP); [`mem::MemNetwork`] is an in-memory network for tests, with
-//! partition, heal, drop and delay controls. Both implement [`Transport`].
+//! partition, heal, drop and delay controls; [`tls::TlsTransport`] carries
+//! the TCP transport's frames inside mutual TLS. All implement [`Transport`].
 
 pub mod mem;
 pub mod tcp;
+pub mod tls;
+
+pub use tls::PeerIdentity;
 
 use std::io;
 use std::pin::Pin;
@@ -30,6 +34,10 @@ pub struct Connection {
     pub sink: FrameSink,
     /// Frames from the peer.
     pub stream: FrameStream,
+    /// What the transport proved about the peer (its TLS certificate), to
+    /// be checked against the node name the peer claims in the handshake;
+    /// `None` when the transport proves nothing (plain TCP, in-memory).
+    pub identity: Option<PeerIdentity>,
 }
 
 impl std::fmt::Debug for Connection {

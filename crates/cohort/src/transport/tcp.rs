@@ -4,10 +4,12 @@
 
 use std::io;
 
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, Encoder, Framed, LengthDelimitedCodec};
 
 use super::{Connection, Listener, Transport};
 use crate::core::proto::DEFAULT_MAX_FRAME;
@@ -33,15 +35,73 @@ impl TcpTransport {
     fn wrap(&self, stream: TcpStream) -> io::Result<Connection> {
         stream.set_nodelay(true)?;
         let remote_addr = stream.peer_addr()?.to_string();
-        let codec = LengthDelimitedCodec::builder()
-            .max_frame_length(self.max_frame)
-            .new_codec();
-        let (sink, stream) = Framed::new(stream, codec).split();
-        Ok(Connection {
-            remote_addr,
-            sink: Box::pin(sink),
-            stream: Box::pin(stream.map_ok(|b| b.freeze())),
-        })
+        Ok(framed(stream, remote_addr, self.max_frame, None, true))
+    }
+}
+
+/// Frames over any byte stream (TCP, or TLS over TCP): a 4-byte length and
+/// a body, at most `max_frame` bytes. With `detect_tls`, a connection whose
+/// first bytes are a TLS record ends with an error saying so, not with a
+/// frame too large.
+pub(crate) fn framed<S>(
+    io: S,
+    remote_addr: String,
+    max_frame: usize,
+    identity: Option<super::PeerIdentity>,
+    detect_tls: bool,
+) -> Connection
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let codec = Codec {
+        inner: LengthDelimitedCodec::builder()
+            .max_frame_length(max_frame)
+            .new_codec(),
+        detect_tls,
+    };
+    let (sink, stream) = Framed::new(io, codec).split();
+    Connection {
+        remote_addr,
+        sink: Box::pin(sink),
+        stream: Box::pin(stream.map_ok(|b| b.freeze())),
+        identity,
+    }
+}
+
+/// The length-delimited codec, which on a plaintext connection also tells
+/// a TLS peer apart: a TLS record (handshake 0x16 or alert 0x15, then major
+/// version 3) read as a length would be a frame of over 350 MB.
+struct Codec {
+    inner: LengthDelimitedCodec,
+    detect_tls: bool,
+}
+
+impl Decoder for Codec {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        if self.detect_tls {
+            if src.len() < 2 {
+                return Ok(None);
+            }
+            self.detect_tls = false;
+            if matches!(src[0], 0x15 | 0x16) && src[1] == 0x03 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the peer speaks TLS, this node does not (give it --tls-cert, --tls-key and --tls-ca)",
+                ));
+            }
+        }
+        self.inner.decode(src)
+    }
+}
+
+impl Encoder<Bytes> for Codec {
+    type Error = io::Error;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        self.inner.encode(frame, dst)
     }
 }
 
