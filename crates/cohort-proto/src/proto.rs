@@ -17,8 +17,9 @@ use super::pid::{ExitReason, NodeName, Pid};
 /// one-round-trip locked names with `Commit`, claims without node names;
 /// 3: a `re_register`'s claim carries the line it continues,
 /// [`Succession`](crate::names::Succession); a forwarded `Unregister` names
-/// the claim it targets and is answered by `Unregistered`).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// the claim it targets and is answered by `Unregistered`; 4: `Ping`/`Pong`
+/// liveness probes, refusals `Alive` and `Busy`).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Default largest frame accepted from a peer, in bytes (16 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -103,6 +104,12 @@ pub enum Frame {
     Names(NamesFrame),
     /// Global groups: definition checks and cross-group queries.
     GlobalGroup(GlobalGroupsFrame),
+    /// Liveness probe on an up session: answer with [`Frame::Pong`] and
+    /// the same number. Sent when another connection claims the peer's
+    /// name, to learn whether this session is still alive.
+    Ping(u64),
+    /// The answer to [`Frame::Ping`].
+    Pong(u64),
 }
 
 /// The identity part of the handshake, sent by both sides.
@@ -156,6 +163,14 @@ pub enum RefuseReason {
     /// The peer sent something out of order.
     #[error("protocol violation")]
     Protocol,
+    /// A node with the dialer's name has a live session with this node
+    /// (it answered a liveness probe): the name is taken. OTP answers
+    /// `alive` here too.
+    #[error("a node with this name is alive and connected")]
+    Alive,
+    /// Too many connections are in handshake with this node at once.
+    #[error("too many handshakes in progress")]
+    Busy,
 }
 
 /// A frame that could not be decoded.
@@ -222,6 +237,8 @@ impl Frame {
             Frame::Pg(_) => "pg",
             Frame::Names(_) => "names",
             Frame::GlobalGroup(_) => "groups",
+            Frame::Ping(_) => "ping",
+            Frame::Pong(_) => "pong",
         }
     }
 }

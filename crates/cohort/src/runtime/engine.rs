@@ -27,11 +27,12 @@ use crate::core::proto::Frame;
 use crate::core::route::{route_received, Route};
 use crate::core::time::Time;
 use crate::core::{ConnId, ConnectError, Effect, NodeCore, ReqId, FLUSH_REST};
-use crate::transport::{Connection, Listener, Transport};
+use crate::transport::{Connection, FrameLimit, Listener, Transport};
 
 struct ConnTasks {
     out: Outbox,
     authenticated: Arc<AtomicBool>,
+    limit: FrameLimit,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
 }
@@ -288,6 +289,8 @@ impl Shared {
                 } => {
                     if let Some(c) = e.conns.get(&conn) {
                         c.authenticated.store(true, Ordering::Release);
+                        // Authenticated: frames up to the transport's max.
+                        c.limit.set(usize::MAX);
                         self.links.insert(
                             node.clone(),
                             Link {
@@ -361,6 +364,7 @@ impl Shared {
             remote_addr,
             mut sink,
             mut stream,
+            limit,
         } = c;
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         let (out, queued) = Outbox::new(tx);
@@ -429,6 +433,7 @@ impl Shared {
             ConnTasks {
                 out,
                 authenticated,
+                limit,
                 reader,
                 writer,
             },

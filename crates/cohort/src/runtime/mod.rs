@@ -157,6 +157,24 @@ impl NodeBuilder {
         self
     }
 
+    /// How many inbound connections may be in handshake at once (default
+    /// 64); the next one is refused and closed at once. Until its handshake
+    /// is done a connection may send frames of at most
+    /// [`PRE_AUTH_MAX_FRAME`](crate::transport::PRE_AUTH_MAX_FRAME) bytes.
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.cluster.max_handshakes = n;
+        self
+    }
+
+    /// How long an up session has to answer a liveness probe when another
+    /// connection claims its node's name (default 1 s): it answers, and the
+    /// newcomer is refused; it stays silent or closes, and the newcomer (a
+    /// restarted node) replaces it.
+    pub fn probe_timeout(mut self, d: Duration) -> Self {
+        self.cluster.probe_timeout = d;
+        self
+    }
+
     /// Global groups (OTP `global_group`): checked at start; a node listed
     /// twice or a malformed entry stops the node with a message naming it.
     pub fn global_groups(mut self, cfg: crate::core::global_group::GlobalGroupsConfig) -> Self {
@@ -235,6 +253,17 @@ impl NodeBuilder {
             return Err(StartError::Config(
                 "reconnect backoff must be 0 < min <= max".into(),
             ));
+        }
+        if c.max_handshakes == 0 {
+            return Err(StartError::Config(
+                "max handshakes must be at least 1".into(),
+            ));
+        }
+        if c.probe_timeout.is_zero() || c.probe_timeout >= c.handshake_timeout {
+            return Err(StartError::Config(format!(
+                "probe timeout ({:?}) must be above zero and shorter than the handshake timeout ({:?})",
+                c.probe_timeout, c.handshake_timeout
+            )));
         }
         if self.max_frame < 1024 {
             return Err(StartError::Config(
@@ -363,6 +392,16 @@ pub struct Stats {
     pub pg_lag: u64,
     /// Live local processes.
     pub processes: u64,
+    /// Handshakes abandoned because they did not finish in time.
+    pub handshake_timeouts: u64,
+    /// Inbound connections refused because too many handshakes were in
+    /// progress ([`NodeBuilder::max_handshakes`]).
+    pub handshakes_refused_busy: u64,
+    /// Connections refused because they claimed the name of a connected
+    /// node that answered a liveness probe.
+    pub handshakes_refused_alive: u64,
+    /// Sessions replaced by a newer creation of the same node.
+    pub sessions_replaced: u64,
 }
 
 /// The writer of an up session, for sends that skip the driver.
@@ -607,8 +646,13 @@ impl Node {
     pub fn stats(&self) -> Stats {
         let s = self.shared();
         let t = &s.traffic;
-        let (pg_lag, processes) =
-            s.with(|core, _, _| (core.pg().lag(), core.processes().len() as u64));
+        let (pg_lag, processes, hs) = s.with(|core, _, _| {
+            (
+                core.pg().lag(),
+                core.processes().len() as u64,
+                core.cluster().handshake_stats(),
+            )
+        });
         Stats {
             frames_in: t.frames_in.load(Ordering::Relaxed),
             frames_out: t.frames_out.load(Ordering::Relaxed),
@@ -617,6 +661,10 @@ impl Node {
             shed_frames: t.shed.load(Ordering::Relaxed),
             pg_lag,
             processes,
+            handshake_timeouts: hs.timeouts,
+            handshakes_refused_busy: hs.refused_busy,
+            handshakes_refused_alive: hs.refused_alive,
+            sessions_replaced: hs.replaced,
         }
     }
 

@@ -238,6 +238,8 @@ fn half(
         remote_addr,
         sink: Box::pin(out.sink_map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))),
         stream: Box::pin(inc),
+        // The network checks its own max frame size on every frame.
+        limit: super::FrameLimit::new(usize::MAX),
     }
 }
 

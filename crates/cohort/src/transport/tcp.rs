@@ -1,15 +1,19 @@
 //! TCP transport: frames are a 4-byte big-endian length and a body, read and
 //! written with tokio-util's length-delimited codec. A frame longer than the
-//! configured maximum ends the connection with an error.
+//! connection's current limit ends the connection with an error; the limit
+//! is [`PRE_AUTH_MAX_FRAME`] until the engine raises it after the handshake.
+//! The limit is checked on the length prefix, before any buffer is reserved
+//! for the body.
 
 use std::io;
 
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
+use bytes::{Bytes, BytesMut};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, Encoder, Framed, LengthDelimitedCodec};
 
-use super::{Connection, Listener, Transport};
+use super::{Connection, FrameLimit, Listener, Transport, PRE_AUTH_MAX_FRAME};
 use crate::core::proto::DEFAULT_MAX_FRAME;
 
 /// Connections over TCP.
@@ -33,15 +37,55 @@ impl TcpTransport {
     fn wrap(&self, stream: TcpStream) -> io::Result<Connection> {
         stream.set_nodelay(true)?;
         let remote_addr = stream.peer_addr()?.to_string();
-        let codec = LengthDelimitedCodec::builder()
-            .max_frame_length(self.max_frame)
-            .new_codec();
+        let limit = FrameLimit::new(PRE_AUTH_MAX_FRAME.min(self.max_frame));
+        let codec = LimitedCodec {
+            inner: LengthDelimitedCodec::builder()
+                .max_frame_length(self.max_frame)
+                .new_codec(),
+            limit: limit.clone(),
+            max: self.max_frame,
+        };
         let (sink, stream) = Framed::new(stream, codec).split();
         Ok(Connection {
             remote_addr,
             sink: Box::pin(sink),
             stream: Box::pin(stream.map_ok(|b| b.freeze())),
+            limit,
         })
+    }
+}
+
+/// tokio-util's length-delimited codec with a limit that can change while
+/// the connection is open. The codec checks the announced length against
+/// the limit before it reserves room for the body.
+struct LimitedCodec {
+    inner: LengthDelimitedCodec,
+    limit: FrameLimit,
+    /// The transport's max frame size: the limit never goes above it.
+    max: usize,
+}
+
+impl Decoder for LimitedCodec {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        let limit = self.limit.get().min(self.max);
+        if self.inner.max_frame_length() != limit {
+            self.inner.set_max_frame_length(limit);
+        }
+        self.inner.decode(src)
+    }
+}
+
+impl Encoder<Bytes> for LimitedCodec {
+    type Error = io::Error;
+
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        // Our own frames may be as large as the node's max frame size
+        // (a peer's limit is its own business).
+        self.inner.set_max_frame_length(self.max);
+        self.inner.encode(item, dst)
     }
 }
 
