@@ -581,8 +581,14 @@ async fn metrics(State(a): State<Admin>) -> impl IntoResponse {
         "counter",
         vec![
             ("{outcome=\"timeout\"}".into(), st.handshake_timeouts),
-            ("{outcome=\"refused_busy\"}".into(), st.handshakes_refused_busy),
-            ("{outcome=\"refused_alive\"}".into(), st.handshakes_refused_alive),
+            (
+                "{outcome=\"refused_busy\"}".into(),
+                st.handshakes_refused_busy,
+            ),
+            (
+                "{outcome=\"refused_alive\"}".into(),
+                st.handshakes_refused_alive,
+            ),
         ],
     );
     metric(

@@ -7,9 +7,9 @@
 
 use std::io;
 
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
-use bytes::{Bytes, BytesMut};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Decoder, Encoder, Framed, LengthDelimitedCodec};
 
