@@ -45,6 +45,8 @@ pub struct FileConfig {
     pub probe_timeout_ms: Option<u64>,
     /// Largest frame between nodes, in bytes (default 16 MiB).
     pub max_frame: Option<usize>,
+    /// Largest metadata of a name or membership, in bytes (default 64 KiB).
+    pub max_meta: Option<usize>,
     /// Transitive full mesh.
     pub mesh: Option<bool>,
     /// Global groups.
@@ -310,6 +312,8 @@ pub struct NodeConfig {
     pub probe_timeout: Option<Duration>,
     /// Largest frame between nodes.
     pub max_frame: Option<usize>,
+    /// Largest metadata of a name or membership.
+    pub max_meta: Option<usize>,
     /// Mesh on or off.
     pub mesh: bool,
     /// Global groups.
@@ -473,6 +477,7 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         max_handshakes: file.max_handshakes,
         probe_timeout: file.probe_timeout_ms.map(Duration::from_millis),
         max_frame: file.max_frame,
+        max_meta: file.max_meta,
         mesh: file.mesh.unwrap_or(true),
         groups,
         scopes: file.scopes.clone(),

@@ -50,6 +50,9 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node> {
     if let Some(n) = cfg.max_frame {
         b = b.max_frame(n);
     }
+    if let Some(n) = cfg.max_meta {
+        b = b.max_meta(n);
+    }
     let node = b.start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     for s in &cfg.scopes {
         node.scope(s);

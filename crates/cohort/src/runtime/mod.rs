@@ -76,6 +76,7 @@ pub struct NodeBuilder {
     cookie: CookieSource,
     cluster: ClusterConfig,
     max_frame: usize,
+    max_meta: usize,
     max_queued: usize,
     transport: Option<Arc<dyn Transport>>,
     seed: Option<u64>,
@@ -99,6 +100,7 @@ impl Default for NodeBuilder {
             cookie: CookieSource::Default,
             cluster: ClusterConfig::default(),
             max_frame: DEFAULT_MAX_FRAME,
+            max_meta: crate::core::limits::DEFAULT_MAX_META,
             max_queued: 64 * 1024 * 1024,
             transport: None,
             seed: None,
@@ -215,6 +217,14 @@ impl NodeBuilder {
         self
     }
 
+    /// Largest metadata of a name or a process-group membership, in bytes
+    /// (default 64 KiB); a larger one is refused with `TooLong`. It must
+    /// fit in a frame: at most the max frame size less 4 KiB.
+    pub fn max_meta(mut self, bytes: usize) -> Self {
+        self.max_meta = bytes;
+        self
+    }
+
     /// Uses another transport (an in-memory network in tests).
     pub fn transport(mut self, t: impl Transport) -> Self {
         self.transport = Some(Arc::new(t));
@@ -270,6 +280,12 @@ impl NodeBuilder {
                 "max frame size must be at least 1024 bytes".into(),
             ));
         }
+        if self.max_meta + 4096 > self.max_frame {
+            return Err(StartError::Config(format!(
+                "max metadata size ({} bytes) must leave 4 KiB of the max frame size ({} bytes)",
+                self.max_meta, self.max_frame
+            )));
+        }
         self.cluster
             .groups
             .validate(&name)
@@ -293,7 +309,7 @@ impl NodeBuilder {
         };
         let creation = rng.random_range(1..=u32::MAX);
         let epoch = tokio::time::Instant::now();
-        let core = NodeCore::new(
+        let mut core = NodeCore::new(
             CoreConfig {
                 name: name.clone(),
                 creation,
@@ -305,6 +321,8 @@ impl NodeBuilder {
             rng,
             crate::core::time::Time::ZERO,
         );
+        core.set_max_meta(self.max_meta);
+        core.set_max_frame(self.max_frame);
         let shared = Arc::new(Shared {
             name,
             creation,
