@@ -9,6 +9,12 @@ pub const MAX_NAME_BYTES: usize = 255;
 /// (64 KiB); see [`NodeCore::set_max_meta`](crate::NodeCore::set_max_meta).
 pub const DEFAULT_MAX_META: usize = 64 * 1024;
 
+/// The most memberships one process may hold in one group (it joined that
+/// many times). A snapshot names a count per process, a few bytes for any
+/// number of memberships: a receiver refuses a snapshot above this, so a
+/// peer cannot make it allocate billions of entries.
+pub const MAX_JOINS: u32 = 65_536;
+
 /// `Err((len, max))` when `s` is longer than [`MAX_NAME_BYTES`].
 pub(crate) fn name(s: &str) -> Result<(), (usize, usize)> {
     if s.len() > MAX_NAME_BYTES {

@@ -458,3 +458,46 @@ fn a_refusal_on_an_up_session_takes_it_down() {
     net.connect(0, 1);
     assert_eq!(net.nodes[0].nodes(), vec![NodeName::new("b@h").unwrap()]);
 }
+
+/// A snapshot says how many times each process joined a group: a few
+/// bytes for any count. The long fuzzing run found that a mutated count
+/// made the receiver expand billions of memberships (21 GB, killed); a
+/// count above `MAX_JOINS` now makes the receiver ignore the snapshot.
+#[test]
+fn a_snapshot_cannot_announce_millions_of_memberships() {
+    use cohort_proto::pg::{PgFrame, SyncGroup};
+    let mut net = up_pair();
+    let members = |net: &CoreNet| net.nodes[0].pg().view("pg").unwrap().members("huge").len();
+    net.inject(
+        1,
+        0,
+        Frame::Pg(PgFrame::Sync {
+            scope: "pg".into(),
+            stream: 1,
+            seq: 1,
+            groups: vec![SyncGroup {
+                group: "huge".into(),
+                members: vec![(1, 1_000_000, None)],
+            }],
+            more: false,
+        }),
+    );
+    assert_eq!(members(&net), 0);
+    // A count within the limit is taken as it is.
+    net.inject(
+        1,
+        0,
+        Frame::Pg(PgFrame::Sync {
+            scope: "pg".into(),
+            stream: 1,
+            seq: 2,
+            groups: vec![SyncGroup {
+                group: "huge".into(),
+                members: vec![(1, 3, None)],
+            }],
+            more: false,
+        }),
+    );
+    assert_eq!(members(&net), 3);
+    assert_eq!(net.nodes[0].nodes(), vec![NodeName::new("b@h").unwrap()]);
+}

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::error::PgError;
 use super::event::{PgEffect, PgEvent, PgEventKind};
@@ -351,6 +351,21 @@ impl Scope {
         groups: Vec<SyncGroup>,
     ) {
         let pid = |s: u64| Pid::new(origin.clone(), creation, s);
+        // A count is a few bytes for any number of memberships: refuse a
+        // snapshot whose counts pass the limit before expanding any.
+        let mut counts: BTreeMap<(&str, u64), u32> = BTreeMap::new();
+        for g in &groups {
+            for (s, n, _) in &g.members {
+                let c = counts.entry((&*g.group, *s)).or_insert(0);
+                *c = c.saturating_add(*n);
+                if *c > crate::limits::MAX_JOINS {
+                    warn!(peer = %origin, scope = %self.name, group = %g.group,
+                        "snapshot with more than {} memberships of one process in a group; ignored", crate::limits::MAX_JOINS);
+                    return;
+                }
+            }
+        }
+        drop(counts);
         let old = self.view.groups_of(origin);
         let mut new: BTreeMap<Group, Vec<(u64, u32, Option<Bytes>)>> = BTreeMap::new();
         for g in groups {
@@ -378,7 +393,7 @@ impl Scope {
             let mut want: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
             for (s, n, meta) in members {
                 let e = want.entry(s).or_insert((0, None));
-                e.0 += n;
+                e.0 = e.0.saturating_add(n);
                 e.1 = meta;
             }
             for (s, (n, meta)) in &want {
@@ -728,6 +743,13 @@ impl Scope {
             }
             if !ctx.is_local_alive(p) {
                 return Err(PgError::NoProc(p.clone()));
+            }
+        }
+        for p in pids {
+            let have = self.local.get(&p.serial()).map_or(0, |j| j.count(group));
+            let more = pids.iter().filter(|q| *q == p).count() as u32;
+            if have.saturating_add(more) > crate::limits::MAX_JOINS {
+                return Err(PgError::TooManyJoins(p.clone()));
             }
         }
         if pids.is_empty() {
