@@ -291,7 +291,7 @@ fn up_pair() -> CoreNet {
     net.connect(0, 1);
     let (pa, now) = (net.nodes[0].pid(1), net.now);
     net.nodes[0]
-        .pg_join("pg", "g", &[pa.clone()], None, now)
+        .pg_join("pg", "g", std::slice::from_ref(&pa), None, now)
         .unwrap();
     let _ = net.nodes[0].names_register(now, 1, args("global", "held", &pa));
     net.settle();
