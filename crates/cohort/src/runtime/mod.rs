@@ -76,7 +76,7 @@ pub struct NodeBuilder {
     cookie: CookieSource,
     cluster: ClusterConfig,
     max_frame: usize,
-    max_meta: usize,
+    max_meta: Option<usize>,
     max_queued: usize,
     transport: Option<Arc<dyn Transport>>,
     seed: Option<u64>,
@@ -100,7 +100,7 @@ impl Default for NodeBuilder {
             cookie: CookieSource::Default,
             cluster: ClusterConfig::default(),
             max_frame: DEFAULT_MAX_FRAME,
-            max_meta: crate::core::limits::DEFAULT_MAX_META,
+            max_meta: None,
             max_queued: 64 * 1024 * 1024,
             transport: None,
             seed: None,
@@ -169,9 +169,9 @@ impl NodeBuilder {
     }
 
     /// How long an up session has to answer a liveness probe when another
-    /// connection claims its node's name (default 1 s): it answers, and the
-    /// newcomer is refused; it stays silent or closes, and the newcomer (a
-    /// restarted node) replaces it.
+    /// connection claims its node's name (default 1 s, at most half the
+    /// handshake timeout): it answers, and the newcomer is refused; it stays
+    /// silent or closes, and the newcomer (a restarted node) replaces it.
     pub fn probe_timeout(mut self, d: Duration) -> Self {
         self.cluster.probe_timeout = d;
         self
@@ -218,10 +218,11 @@ impl NodeBuilder {
     }
 
     /// Largest metadata of a name or a process-group membership, in bytes
-    /// (default 64 KiB); a larger one is refused with `TooLong`. It must
-    /// fit in a frame: at most the max frame size less 4 KiB.
+    /// (default 64 KiB, or the max frame size less 4 KiB when that is
+    /// smaller); a larger one is refused with `TooLong`. It must fit in a
+    /// frame: at most the max frame size less 4 KiB.
     pub fn max_meta(mut self, bytes: usize) -> Self {
-        self.max_meta = bytes;
+        self.max_meta = Some(bytes);
         self
     }
 
@@ -269,21 +270,28 @@ impl NodeBuilder {
                 "max handshakes must be at least 1".into(),
             ));
         }
-        if c.probe_timeout.is_zero() || c.probe_timeout >= c.handshake_timeout {
-            return Err(StartError::Config(format!(
-                "probe timeout ({:?}) must be above zero and shorter than the handshake timeout ({:?})",
-                c.probe_timeout, c.handshake_timeout
-            )));
+        if c.probe_timeout.is_zero() {
+            return Err(StartError::Config(
+                "probe timeout must be above zero".into(),
+            ));
         }
         if self.max_frame < 1024 {
             return Err(StartError::Config(
                 "max frame size must be at least 1024 bytes".into(),
             ));
         }
-        if self.max_meta + 4096 > self.max_frame {
+        let mut cluster = self.cluster.clone();
+        // The probe must end well within the newcomer's handshake.
+        cluster.probe_timeout = cluster.probe_timeout.min(cluster.handshake_timeout / 2);
+        let max_meta = match self.max_meta {
+            Some(m) => m,
+            // The default shrinks to fit a small max frame.
+            None => crate::core::limits::DEFAULT_MAX_META.min(self.max_frame.saturating_sub(4096)),
+        };
+        if max_meta + 4096 > self.max_frame {
             return Err(StartError::Config(format!(
                 "max metadata size ({} bytes) must leave 4 KiB of the max frame size ({} bytes)",
-                self.max_meta, self.max_frame
+                max_meta, self.max_frame
             )));
         }
         self.cluster
@@ -315,13 +323,13 @@ impl NodeBuilder {
                 creation,
                 listen: Some(local_addr.clone()),
                 cookie,
-                cluster: self.cluster.clone(),
+                cluster,
                 names: self.names.clone(),
             },
             rng,
             crate::core::time::Time::ZERO,
         );
-        core.set_max_meta(self.max_meta);
+        core.set_max_meta(max_meta);
         core.set_max_frame(self.max_frame);
         let shared = Arc::new(Shared {
             name,
