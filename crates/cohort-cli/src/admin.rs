@@ -655,6 +655,28 @@ async fn metrics(State(a): State<Admin>) -> impl IntoResponse {
         vec![(String::new(), st.pg_lag)],
     );
     metric(
+        "cohort_handshakes_total",
+        "Cluster-port handshakes that did not end in a session, by outcome.",
+        "counter",
+        vec![
+            ("{outcome=\"timeout\"}".into(), st.handshake_timeouts),
+            (
+                "{outcome=\"refused_busy\"}".into(),
+                st.handshakes_refused_busy,
+            ),
+            (
+                "{outcome=\"refused_alive\"}".into(),
+                st.handshakes_refused_alive,
+            ),
+        ],
+    );
+    metric(
+        "cohort_sessions_replaced_total",
+        "Sessions replaced by a newer creation of the same node.",
+        "counter",
+        vec![(String::new(), st.sessions_replaced)],
+    );
+    metric(
         "cohort_attached_processes",
         "Processes attached over the WebSocket API.",
         "gauge",

@@ -41,6 +41,17 @@ pub struct FileConfig {
     pub tick_interval_ms: Option<u64>,
     /// Peer timeout in milliseconds.
     pub peer_timeout_ms: Option<u64>,
+    /// Handshake timeout in milliseconds (default 5000).
+    pub handshake_timeout_ms: Option<u64>,
+    /// Inbound connections in handshake at once (default 64).
+    pub max_handshakes: Option<usize>,
+    /// Liveness-probe bound, in milliseconds, when a connection claims the
+    /// name of a connected node (default 1000).
+    pub probe_timeout_ms: Option<u64>,
+    /// Largest frame between nodes, in bytes (default 16 MiB).
+    pub max_frame: Option<usize>,
+    /// Largest metadata of a name or membership, in bytes (default 64 KiB).
+    pub max_meta: Option<usize>,
     /// Transitive full mesh.
     pub mesh: Option<bool>,
     /// Global groups.
@@ -465,6 +476,16 @@ pub struct NodeConfig {
     pub tick_interval: Option<Duration>,
     /// Peer timeout.
     pub peer_timeout: Option<Duration>,
+    /// Handshake timeout.
+    pub handshake_timeout: Option<Duration>,
+    /// Inbound connections in handshake at once.
+    pub max_handshakes: Option<usize>,
+    /// Liveness-probe bound.
+    pub probe_timeout: Option<Duration>,
+    /// Largest frame between nodes.
+    pub max_frame: Option<usize>,
+    /// Largest metadata of a name or membership.
+    pub max_meta: Option<usize>,
     /// Mesh on or off.
     pub mesh: bool,
     /// Global groups.
@@ -735,6 +756,11 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         admin,
         tick_interval: file.tick_interval_ms.map(Duration::from_millis),
         peer_timeout: file.peer_timeout_ms.map(Duration::from_millis),
+        handshake_timeout: file.handshake_timeout_ms.map(Duration::from_millis),
+        max_handshakes: file.max_handshakes,
+        probe_timeout: file.probe_timeout_ms.map(Duration::from_millis),
+        max_frame: file.max_frame,
+        max_meta: file.max_meta,
         mesh: file.mesh.unwrap_or(true),
         groups,
         scopes: file.scopes.clone(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use cohort::cookie::CookieSource;
 use cohort::Node;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::admin;
 use crate::config::{AdminAddr, ErlangConfig, NodeConfig};
@@ -41,6 +41,21 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node> {
     if let Some(files) = &cfg.tls {
         b = b.tls(files.clone());
     }
+    if let Some(t) = cfg.handshake_timeout {
+        b = b.handshake_timeout(t);
+    }
+    if let Some(n) = cfg.max_handshakes {
+        b = b.max_handshakes(n);
+    }
+    if let Some(t) = cfg.probe_timeout {
+        b = b.probe_timeout(t);
+    }
+    if let Some(n) = cfg.max_frame {
+        b = b.max_frame(n);
+    }
+    if let Some(n) = cfg.max_meta {
+        b = b.max_meta(n);
+    }
     let node = b.start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     for s in &cfg.scopes {
         node.scope(s);
@@ -66,8 +81,10 @@ pub async fn start_erlang(node: &Node, e: &ErlangConfig) -> Result<cohort_erl::B
 
 /// Keeps dialing a seed until its session is up (seeds may start later).
 /// A failure is logged when it first happens or changes, then at most once
-/// a minute: a seed that refuses us forever must not flood the log.
-fn connect_seed(node: &Node, addr: String) {
+/// a minute: a seed that refuses us forever must not flood the log. A seed
+/// where a live node of our name is connected is not tried again: its
+/// address goes to `clash`.
+fn connect_seed(node: &Node, addr: String, clash: tokio::sync::mpsc::UnboundedSender<String>) {
     let node = node.clone();
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(50);
@@ -80,6 +97,12 @@ fn connect_seed(node: &Node, addr: String) {
                     return;
                 }
                 Err(cohort::ConnectError::ShuttingDown) => return,
+                Err(cohort::ConnectError::Refused(cohort::core::proto::RefuseReason::Alive)) => {
+                    error!(%addr, node = %node.name(),
+                        "seed refused us: a live node named {} is connected there (the name is taken)", node.name());
+                    let _ = clash.send(addr);
+                    return;
+                }
                 Err(e) => {
                     let text = e.to_string();
                     let now = tokio::time::Instant::now();
@@ -186,14 +209,46 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         info!(erlang_node = %b.name(), port = b.port(), scopes = %b.scopes().join(","), "erlang endpoint started");
     }
     info!(node = %node.name(), listen = %node.local_addr(), admin = %admin_desc, "node started");
+    let (clash_tx, mut clash_rx) = tokio::sync::mpsc::unbounded_channel();
     for addr in &cfg.connect {
-        connect_seed(&node, addr.clone());
+        connect_seed(&node, addr.clone(), clash_tx.clone());
     }
+    drop(clash_tx);
+    // Every seed refusing us because a live node has our name: we are
+    // the duplicate; stop rather than retry forever.
+    let seeds: std::collections::BTreeSet<&String> = cfg.connect.iter().collect();
+    let clashed = async {
+        let mut refused = std::collections::BTreeSet::new();
+        while let Some(addr) = clash_rx.recv().await {
+            refused.insert(addr);
+            if refused.len() == seeds.len() {
+                return Some(refused);
+            }
+        }
+        std::future::pending().await
+    };
+    tokio::pin!(clashed);
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
             _ = hup.recv() => { let _ = reload_tls(&node, "SIGHUP"); }
+            Some(refused) = &mut clashed => {
+                if let Some(b) = &bridge {
+                    b.stop();
+                }
+                node.shutdown().await;
+                if let Some(p) = &unix_path {
+                    let _ = std::fs::remove_file(p);
+                }
+                let list: Vec<String> = refused.into_iter().collect();
+                anyhow::bail!(
+                    "node name {} is already taken: a live node of that name is connected to every seed ({}); \
+                     stop the other node or choose another name",
+                    node.name(),
+                    list.join(", ")
+                );
+            }
         }
     }
     info!(node = %node.name(), "stopping: saying goodbye to peers");

@@ -20,6 +20,7 @@ pub mod effect;
 pub mod global_group;
 mod hash;
 pub mod ids;
+pub mod limits;
 pub mod names;
 mod node;
 pub mod pg;

@@ -21,7 +21,8 @@ use super::pid::{ExitReason, NodeName, Pid};
 /// retraction carries its winner and action, and `Lost` goes before a
 /// names snapshot, so every node that held a losing claim reports the clash;
 /// mesh gossip by introduction and digest, [`Frame::Introduce`],
-/// [`Frame::Welcome`], [`Frame::Digest`]).
+/// [`Frame::Welcome`], [`Frame::Digest`]; `Ping`/`Pong` liveness probes,
+/// refusals `Alive` and `Busy`).
 pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Default largest frame accepted from a peer, in bytes (16 MiB).
@@ -128,6 +129,12 @@ pub enum Frame {
         /// XOR of a fixed hash of each node name in the view.
         hash: u64,
     },
+    /// Liveness probe on an up session: answer with [`Frame::Pong`] and
+    /// the same number. Sent when another connection claims the peer's
+    /// name, to learn whether this session is still alive.
+    Ping(u64),
+    /// The answer to [`Frame::Ping`].
+    Pong(u64),
 }
 
 /// The identity part of the handshake, sent by both sides.
@@ -181,6 +188,14 @@ pub enum RefuseReason {
     /// The peer sent something out of order.
     #[error("protocol violation")]
     Protocol,
+    /// A node with the dialer's name has a live session with this node
+    /// (it answered a liveness probe): the name is taken. OTP answers
+    /// `alive` here too.
+    #[error("a node with this name is alive and connected")]
+    Alive,
+    /// Too many connections are in handshake with this node at once.
+    #[error("too many handshakes in progress")]
+    Busy,
 }
 
 /// A frame that could not be decoded.
@@ -250,6 +265,8 @@ impl Frame {
             Frame::Pg(_) => "pg",
             Frame::Names(_) => "names",
             Frame::GlobalGroup(_) => "groups",
+            Frame::Ping(_) => "ping",
+            Frame::Pong(_) => "pong",
         }
     }
 }

@@ -93,6 +93,7 @@ fn hostile_name_frames_are_ignored() {
         NamesFrame::Snapshot {
             seq: 1,
             tables: vec![("global".into(), vec![claim.clone()])],
+            more: false,
         },
         NamesFrame::Add {
             table: "no-such-table".into(),

@@ -112,6 +112,74 @@ impl Cluster {
         }
     }
 
+    /// A `Pong` on an up session: the newcomers that claimed its name are refused.
+    pub(super) fn on_pong(&mut self, conn: ConnId, id: u64, now: Time, fx: &mut Effects) {
+        let refused: Vec<ConnId> = self
+            .probes
+            .iter()
+            .filter(|(_, p)| p.old == conn && p.id == id)
+            .map(|(&c, _)| c)
+            .collect();
+        for newcomer in refused {
+            self.probes.remove(&newcomer);
+            self.stats.refused_alive += 1;
+            if let Some(c) = self.conns.get(&newcomer) {
+                let claimed = c.peer_name().map(|n| n.to_string()).unwrap_or_default();
+                let key = format!("{claimed} alive {}", c.addr);
+                let addr = c.addr.clone();
+                self.log_refusal(
+                    key,
+                    &addr,
+                    &format!("refusing connection claiming the name {claimed}: a node with that name is connected and answered a liveness probe"),
+                    now,
+                );
+            }
+            self.refuse(newcomer, RefuseReason::Alive, fx);
+        }
+    }
+
+    /// The connection `conn` is gone: newcomers probing it go ahead, and a
+    /// newcomer that was waiting is forgotten.
+    pub(super) fn probes_on_close(
+        &mut self,
+        conn: ConnId,
+        now: Time,
+        fx: &mut Effects,
+        up: &mut Vec<Upcall>,
+    ) {
+        self.probes.remove(&conn);
+        let go: Vec<ConnId> = self
+            .probes
+            .iter()
+            .filter(|(_, p)| p.old == conn)
+            .map(|(&c, _)| c)
+            .collect();
+        for newcomer in go {
+            self.probes.remove(&newcomer);
+            self.stats.replaced += 1;
+            self.accept_verified(newcomer, now, fx, up);
+        }
+    }
+
+    /// Probes whose time is up: the old session is deemed dead and the
+    /// newcomer replaces it.
+    pub(super) fn probes_expired(&mut self, now: Time, fx: &mut Effects, up: &mut Vec<Upcall>) {
+        let due: Vec<(ConnId, ConnId)> = self
+            .probes
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(&c, p)| (c, p.old))
+            .collect();
+        for (newcomer, old) in due {
+            self.probes.remove(&newcomer);
+            if let Some(c) = self.conns.get(&old) {
+                warn!(node = %self.me, addr = %c.addr, "no answer to a liveness probe; a new creation replaces the session");
+            }
+            // accept_verified closes the old session (Restarted) first.
+            self.accept_verified(newcomer, now, fx, up);
+        }
+    }
+
     // ---- frames --------------------------------------------------------
 
     pub(super) fn on_hello(&mut self, conn: ConnId, h: Hello, fx: &mut Effects) {
@@ -266,6 +334,51 @@ impl Cluster {
             );
             return self.refuse(conn, RefuseReason::BadCookie, fx);
         }
+        let (name, creation) = (peer.name.clone(), peer.creation);
+        if let Some(p) = self.peers.get(&name) {
+            if p.creation == creation {
+                return self.refuse(conn, RefuseReason::AlreadyConnected, fx);
+            }
+            // Another creation claims the name of an up peer: a restart
+            // whose old session is not yet known dead, or an impostor.
+            // Ask the old session; only its silence lets the newcomer in.
+            let (old, id) = (p.conn, self.next_probe);
+            self.next_probe += 1;
+            debug!(node = %self.me, peer = %name, creation, addr = %self.conns[&conn].addr,
+                "a new creation claims an up peer's name; probing the old session");
+            self.probes.insert(
+                conn,
+                Probe {
+                    old,
+                    id,
+                    deadline: now + self.cfg.probe_timeout,
+                },
+            );
+            fx.push(Effect::Send {
+                conn: old,
+                frame: Frame::Ping(id),
+            });
+            return;
+        }
+        self.accept_verified(conn, now, fx, up);
+    }
+
+    /// Finishes an inbound handshake whose proof checked out: the session
+    /// goes up unless a rival handshake wins.
+    pub(super) fn accept_verified(
+        &mut self,
+        conn: ConnId,
+        now: Time,
+        fx: &mut Effects,
+        up: &mut Vec<Upcall>,
+    ) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let State::ChallengeSent { peer, nonce } = &c.state else {
+            return;
+        };
+        let t = self.transcript(Role::Acceptor, peer, nonce);
         let ack = auth::prove(&self.cookie, Role::Acceptor, &t);
         let (name, creation, listen) = (peer.name.clone(), peer.creation, peer.listen.clone());
         if let Some(p) = self.peers.get(&name) {
@@ -273,6 +386,7 @@ impl Cluster {
                 return self.refuse(conn, RefuseReason::AlreadyConnected, fx);
             }
             let old = p.conn;
+            self.stats.replaced += 1;
             self.close(old, DownReason::Restarted, now, fx, up);
         }
         if self.rival_wins(conn, &name).is_some() {

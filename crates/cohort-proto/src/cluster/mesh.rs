@@ -61,6 +61,19 @@ impl Cluster {
         );
         if self.shutting_down {
             self.refuse(conn, RefuseReason::ShuttingDown, fx);
+        } else if self.inbound_handshakes() > self.cfg.max_handshakes {
+            self.stats.refused_busy += 1;
+            let addr = self.conns[&conn].addr.clone();
+            self.log_refusal(
+                "busy".into(),
+                &addr,
+                &format!(
+                    "refusing connection: {} handshakes already in progress (max_handshakes)",
+                    self.cfg.max_handshakes
+                ),
+                now,
+            );
+            self.refuse(conn, RefuseReason::Busy, fx);
         }
         conn
     }
@@ -102,6 +115,14 @@ impl Cluster {
     }
 
     /// Whether a connection to `name` is being opened or authenticated.
+    /// Inbound connections not yet authenticated (the one just accepted among them).
+    fn inbound_handshakes(&self) -> usize {
+        self.conns
+            .values()
+            .filter(|c| c.dir == Direction::Inbound && !matches!(c.state, State::Up { .. }))
+            .count()
+    }
+
     pub(super) fn handshaking_with(&self, name: &NodeName) -> bool {
         self.conns
             .values()

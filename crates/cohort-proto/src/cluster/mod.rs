@@ -25,7 +25,7 @@ mod session;
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::auth::{self, Cookie, Role, Transcript};
 use super::global_group::{GlobalGroupsConfig, Visibility};
@@ -53,6 +53,14 @@ pub struct ClusterConfig {
     pub backoff_max: Duration,
     /// Global groups: whom to mesh with, which sessions are hidden.
     pub groups: GlobalGroupsConfig,
+    /// Inbound connections allowed in handshake at once; the next one is
+    /// refused ([`RefuseReason::Busy`]) and closed at once.
+    pub max_handshakes: usize,
+    /// When a connection claims the name of a node with an up session,
+    /// that session is probed ([`Frame::Ping`]); if no answer comes within
+    /// this time (or it closes), the newcomer replaces it, else the
+    /// newcomer is refused ([`RefuseReason::Alive`]).
+    pub probe_timeout: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -66,8 +74,36 @@ impl Default for ClusterConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_millis(5000),
             groups: GlobalGroupsConfig::default(),
+            max_handshakes: 64,
+            probe_timeout: Duration::from_millis(1000),
         }
     }
+}
+
+/// Counters of the handshake layer, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandshakeStats {
+    /// Handshakes abandoned because they did not finish in time.
+    pub timeouts: u64,
+    /// Inbound connections refused because `max_handshakes` were in progress.
+    pub refused_busy: u64,
+    /// Connections refused because a node with the claimed name answered a
+    /// liveness probe.
+    pub refused_alive: u64,
+    /// Sessions replaced by a newer creation after a failed liveness probe
+    /// (or because the old session closed while it was probed).
+    pub replaced: u64,
+}
+
+/// A newcomer waiting for the liveness probe of the session it would replace.
+#[derive(Debug)]
+struct Probe {
+    /// The up session's connection that was sent a `Ping`.
+    old: ConnId,
+    /// The number the `Pong` must carry.
+    id: u64,
+    /// When the old session is deemed dead.
+    deadline: Time,
 }
 
 /// What the cluster tells the rest of the node core.
@@ -272,6 +308,11 @@ pub struct Cluster {
     /// peer) by who and why: when the last was logged and how many came
     /// since (see [`Cluster::log_refusal`]).
     refusals: BTreeMap<String, (Time, u64)>,
+    /// Authenticated newcomers (by connection) waiting for the liveness
+    /// probe of the up session with the same name.
+    probes: BTreeMap<ConnId, Probe>,
+    next_probe: u64,
+    stats: HandshakeStats,
 }
 
 impl Cluster {
@@ -308,7 +349,15 @@ impl Cluster {
             next_tick,
             shutting_down: false,
             refusals: BTreeMap::new(),
+            probes: BTreeMap::new(),
+            next_probe: 1,
+            stats: HandshakeStats::default(),
         }
+    }
+
+    /// Counters of the handshake layer.
+    pub fn handshake_stats(&self) -> HandshakeStats {
+        self.stats
     }
 
     /// A number in `0..n` (0 when `n` is 0) from this node's seeded generator.
@@ -384,6 +433,27 @@ impl Cluster {
             return;
         };
         c.last_heard = now;
+        if self.probes.contains_key(&conn) {
+            // An authenticated newcomer waiting for a probe has nothing to say.
+            let addr = c.addr.clone();
+            warn!(node = %self.me, %addr, kind = frame.kind(), "frame while a liveness probe decides the connection; closing");
+            self.probes.remove(&conn);
+            return self.refuse(conn, RefuseReason::Protocol, fx);
+        }
+        if matches!(frame, Frame::Refuse { .. }) && matches!(c.state, State::Up { .. }) {
+            // Refusals belong to handshakes; inside a session one is a
+            // protocol error and takes the session down (it must not drop
+            // the connection while the peer stays up).
+            let addr = c.addr.clone();
+            warn!(node = %self.me, %addr, "refusal inside a session; closing");
+            return self.close(
+                conn,
+                DownReason::ProtocolError("refusal inside a session".into()),
+                now,
+                fx,
+                up,
+            );
+        }
         if let Frame::Refuse { reason } = &frame {
             let reason = reason.clone();
             let c = self.conns.remove(&conn).expect("present");
@@ -392,6 +462,20 @@ impl Cluster {
                 reason: format!("refused by peer: {reason}"),
             });
             match (&reason, c.peer_name().cloned().or(c.expect.clone())) {
+                (RefuseReason::Alive, peer) => {
+                    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+                    error!(node = %self.me, addr = %c.addr, %peer,
+                        "refused by peer: a node named {} is alive and connected there; this node's name clashes with it", self.me);
+                    for req in c.reqs {
+                        fx.push(Effect::ConnectDone {
+                            req,
+                            result: Err(ConnectError::Refused(reason.clone())),
+                        });
+                    }
+                    if let Some(name) = c.expect {
+                        self.schedule_reconnect(&name, now);
+                    }
+                }
                 (RefuseReason::Simultaneous | RefuseReason::AlreadyConnected, Some(peer)) => {
                     debug!(node = %self.me, %peer, %reason, "handshake refused");
                     if c.on_purpose() {
@@ -434,6 +518,13 @@ impl Cluster {
                 let (node, creation) = (node.clone(), *creation);
                 match frame {
                     Frame::Tick => {}
+                    Frame::Ping(id) => {
+                        fx.push(Effect::Send {
+                            conn,
+                            frame: Frame::Pong(id),
+                        });
+                    }
+                    Frame::Pong(id) => self.on_pong(conn, id, now, fx),
                     Frame::Peers(list) => {
                         let news = self.on_peers(list, now, fx);
                         self.spread(&node, news, fx);

@@ -75,6 +75,9 @@ impl Cluster {
                 }
             }
         }
+        if !self.probes.is_empty() {
+            self.probes_on_close(conn, now, fx, up);
+        }
     }
 
     /// Closes a connection on this side.
@@ -303,15 +306,22 @@ impl Cluster {
 
     /// The next time [`Cluster::timeout`] has something to do.
     pub fn next_timeout(&self) -> Time {
-        match self.redials.first() {
-            Some((t, _)) => self.next_tick.min(*t),
-            None => self.next_tick,
+        let mut t = self.next_tick;
+        for p in self.probes.values() {
+            t = t.min(p.deadline);
         }
+        if let Some((r, _)) = self.redials.first() {
+            t = t.min(*r);
+        }
+        t
     }
 
     /// Sends ticks, declares silent peers down, ends stale handshakes,
     /// redials known nodes and expires waiting requests.
     pub fn timeout(&mut self, now: Time, fx: &mut Effects, up: &mut Vec<Upcall>) {
+        if !self.probes.is_empty() {
+            self.probes_expired(now, fx, up);
+        }
         if now >= self.next_tick {
             self.next_tick = now + self.cfg.tick_interval;
             let mut dead = Vec::new();
@@ -347,6 +357,9 @@ impl Cluster {
             for (id, reason) in dead {
                 if matches!(reason, DownReason::Timeout) {
                     warn!(node = %self.me, addr = %self.conns[&id].addr, "peer silent for longer than the peer timeout");
+                } else {
+                    self.stats.timeouts += 1;
+                    debug!(node = %self.me, addr = %self.conns[&id].addr, "handshake timed out");
                 }
                 let c = &self.conns[&id];
                 let expect = c.expect.clone().or_else(|| c.peer_name().cloned());

@@ -54,6 +54,15 @@ impl Names {
             Ok(i) => i,
             Err(e) => return Outcome::Done(Err(e)),
         };
+        let too_long = |what| move |(len, max)| NamesError::TooLong { what, len, max };
+        if let Err(e) = crate::limits::name(&a.name)
+            .map_err(too_long("name"))
+            .and_then(|()| {
+                crate::limits::meta(Some(&a.meta[..]), self.max_meta).map_err(too_long("metadata"))
+            })
+        {
+            return Outcome::Done(Err(e));
+        }
         // Eventual claims may wait in the outbox for the next ones; any
         // other frame goes out after them.
         let defer = self.tables[i].cfg.mode == Mode::Eventual && !a.replace;

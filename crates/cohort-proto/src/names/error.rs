@@ -15,6 +15,18 @@ pub enum NamesError {
     /// The process is not alive (or ended during the operation); nothing is registered.
     #[error("no such process")]
     NoProc,
+    /// The name or its metadata is longer than allowed
+    /// ([`MAX_NAME_BYTES`](crate::limits::MAX_NAME_BYTES), the node's
+    /// metadata limit); nothing is registered.
+    #[error("{what} is {len} bytes long (at most {max})")]
+    TooLong {
+        /// Which: `"name"` or `"metadata"`.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// No process holds the name; nothing changed.
     #[error("name is not registered")]
     NotRegistered,

@@ -203,6 +203,8 @@ pub struct Names {
     lock_ops: HashMap<u64, locks_state::LockOp, FixedHasher>,
     /// Locks held on this node.
     locks: BTreeMap<String, locks_state::LockEntry>,
+    /// Largest metadata of a name, in bytes.
+    max_meta: usize,
     /// Nodes where each local holder may hold locks.
     held_at: HashMap<Pid, BTreeSet<NodeName>, FixedHasher>,
     /// Timers due: (time, op, attempt) for retries and time-outs.
@@ -237,6 +239,13 @@ pub struct Names {
     lost_from: HashMap<NodeName, Vec<(String, Vec<LostClaim>)>, FixedHasher>,
     /// What the members say of their members (a partial mesh is reported).
     mesh: mesh::MeshWatch,
+    /// Snapshot parts received so far, per peer (installed at the last).
+    partial: BTreeMap<NodeName, Vec<(String, Vec<Claim>)>>,
+    /// Bytes of claims per snapshot part or `Add` batch (see
+    /// [`Names::set_max_frame`]).
+    chunk: usize,
+    /// Bytes of the claims in `outbox`.
+    outbox_bytes: usize,
 }
 
 impl Default for Names {
@@ -246,6 +255,17 @@ impl Default for Names {
 }
 
 impl Names {
+    /// Sets the largest metadata of a name (default
+    /// [`DEFAULT_MAX_META`](crate::limits::DEFAULT_MAX_META)).
+    pub fn set_max_meta(&mut self, bytes: usize) {
+        self.max_meta = bytes;
+    }
+
+    /// Sets the max frame size the snapshot parts must fit in.
+    pub fn set_max_frame(&mut self, bytes: usize) {
+        self.chunk = (bytes / 2).max(1);
+    }
+
     /// The name service of a node with these tables (retry jitter draws
     /// from the node's seeded generator, through [`Ctx::random_below`]).
     pub fn new(cfg: NamesConfig) -> Self {
@@ -267,6 +287,7 @@ impl Names {
             waits: HashMap::default(),
             lock_ops: HashMap::default(),
             locks: BTreeMap::new(),
+            max_meta: crate::limits::DEFAULT_MAX_META,
             held_at: HashMap::default(),
             timers: BTreeSet::new(),
             seq: 0,
@@ -280,6 +301,9 @@ impl Names {
             lost: VecDeque::new(),
             lost_from: HashMap::default(),
             mesh: Default::default(),
+            partial: BTreeMap::new(),
+            chunk: crate::proto::DEFAULT_MAX_FRAME / 2,
+            outbox_bytes: 0,
         }
     }
 
@@ -452,14 +476,6 @@ impl Names {
     }
 
     pub(super) fn send_snapshot(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
-        let tables = self
-            .tables
-            .iter()
-            .map(|t| {
-                let claims: Vec<Claim> = t.local.claims().map(|c| c.to_claim()).collect();
-                (t.cfg.name.clone(), claims)
-            })
-            .collect();
         if !self.lost.is_empty() {
             let mut lost: Vec<(String, Vec<LostClaim>)> = Vec::new();
             for (i, l) in &self.lost {
@@ -471,8 +487,37 @@ impl Names {
             }
             ctx.send(node, Frame::Names(NamesFrame::Lost { tables: lost }));
         }
+        // Parts of at most `chunk` bytes of claims (a claim is at most a
+        // 255-byte name and the metadata limit, which leaves room in a
+        // frame), each part a frame.
+        let mut parts: Vec<Vec<(String, Vec<Claim>)>> = vec![Vec::new()];
+        let mut size = 0;
+        for t in &self.tables {
+            parts
+                .last_mut()
+                .expect("one part")
+                .push((t.cfg.name.clone(), Vec::new()));
+            for c in t.local.claims() {
+                let c = c.to_claim();
+                let n = claim_size(&c);
+                if size > 0 && size + n > self.chunk {
+                    parts.push(vec![(t.cfg.name.clone(), Vec::new())]);
+                    size = 0;
+                }
+                size += n;
+                let part = parts.last_mut().expect("one part");
+                part.last_mut().expect("one table").1.push(c);
+            }
+        }
         let seq = self.seq;
-        ctx.send(node, Frame::Names(NamesFrame::Snapshot { seq, tables }));
+        let last = parts.len() - 1;
+        for (i, tables) in parts.into_iter().enumerate() {
+            let more = i < last;
+            ctx.send(
+                node,
+                Frame::Names(NamesFrame::Snapshot { seq, tables, more }),
+            );
+        }
     }
 
     /// Installs `node`'s snapshot: its claims become exactly these.
@@ -536,6 +581,7 @@ impl Names {
     /// The session with `node` ended: its claims, name locks, locks and
     /// pending answers go.
     pub fn peer_down(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
+        self.partial.remove(node);
         self.flush(ctx);
         self.cursors.down(node);
         self.heads_told.remove(node);
@@ -577,9 +623,24 @@ impl Names {
         let own = |pid: &Pid| pid.node() == node && pid.creation() == creation;
         let me = node == ctx.me();
         match frame {
-            NamesFrame::Snapshot { seq, tables } => {
+            NamesFrame::Snapshot { seq, tables, more } => {
                 if me || tables.iter().any(|(_, cs)| cs.iter().any(|c| !own(&c.pid))) {
+                    self.partial.remove(node);
                     return debug!(peer = %node, "snapshot with foreign claims; ignored");
+                }
+                let parts = self.partial.entry(node.clone()).or_default();
+                parts.extend(tables);
+                if more {
+                    return;
+                }
+                let parts = self.partial.remove(node).unwrap_or_default();
+                // The same table may come in several parts: merge them.
+                let mut tables: Vec<(String, Vec<Claim>)> = Vec::new();
+                for (t, cs) in parts {
+                    match tables.iter_mut().find(|(n, _)| *n == t) {
+                        Some((_, all)) => all.extend(cs),
+                        None => tables.push((t, cs)),
+                    }
                 }
                 self.install(node, seq, tables, ctx);
             }
@@ -863,3 +924,13 @@ impl Names {
 
 #[cfg(test)]
 mod tests;
+
+/// About how many bytes a claim takes in a frame (an upper bound of its
+/// encoding: the name, the metadata, the pid's node name and fixed fields).
+pub(super) fn claim_size(c: &Claim) -> usize {
+    let line = c
+        .supersedes
+        .as_ref()
+        .map_or(0, |s| s.pid.node().as_str().len());
+    c.name.len() + c.meta.len() + c.pid.node().as_str().len() + line + 64
+}

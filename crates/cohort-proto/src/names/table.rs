@@ -7,7 +7,7 @@ use super::event::{NameEvent, NamesEffect, UnregisterReason};
 use super::rank;
 use super::store::{NameClaims, NameClaimsRef, Stored, StoredClaim};
 use super::wire::{Claim, LossPolicy, LostClaim, NamesFrame, OwnClaim, WireReason};
-use super::{Names, Table, MAX_BATCH, MAX_LOST};
+use super::{claim_size, Names, Table, MAX_BATCH, MAX_LOST};
 use crate::ctx::{Ctx, Deferred, Holds};
 use crate::effect::Effect;
 use crate::pid::{ExitReason, NodeName, Pid};
@@ -224,9 +224,16 @@ impl Names {
         // A node without members has nobody to send the claim to.
         let alone = !ctx.eligible.iter().any(|n| ctx.peer_creation(n).is_some());
         if defer && !alone {
-            if self.outbox.as_ref().is_some_and(|(t, _, _)| *t != i) {
+            let n = claim_size(&claim);
+            if self.outbox.as_ref().is_some_and(|(t, _, _)| *t != i)
+                || (self.outbox.is_some() && self.outbox_bytes + n > self.chunk)
+            {
                 self.flush(ctx);
             }
+            if self.outbox.is_none() {
+                self.outbox_bytes = 0;
+            }
+            self.outbox_bytes += n;
             let (_, claims, _) = self.outbox.get_or_insert_with(|| (i, Vec::new(), seq));
             claims.push(OwnClaim::of(&claim));
             if claims.len() >= MAX_BATCH {

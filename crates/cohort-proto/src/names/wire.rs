@@ -157,11 +157,15 @@ pub enum PrepareAnswer {
 pub enum NamesFrame {
     /// All of the sender's own claims, per table, as of its stream
     /// position `seq`: replaces everything the receiver holds of the sender.
+    /// A large snapshot comes in parts (no frame exceeds the max frame
+    /// size); the receiver installs it when the last part arrives.
     Snapshot {
         /// The sender's stream position.
         seq: u64,
-        /// The sender's claims, per table.
+        /// The sender's claims, per table (in this part).
         tables: Vec<(String, Vec<Claim>)>,
+        /// More parts follow.
+        more: bool,
     },
     /// The sender's stream position, sent every second: a receiver that
     /// is behind asks for a snapshot (a lost tail is repaired).

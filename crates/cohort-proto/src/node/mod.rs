@@ -148,6 +148,23 @@ impl NodeCore {
         }
     }
 
+    /// Sets the largest metadata of a name or a membership, in bytes
+    /// (default [`DEFAULT_MAX_META`](crate::limits::DEFAULT_MAX_META));
+    /// larger ones are refused with `TooLong` where they enter.
+    pub fn set_max_meta(&mut self, bytes: usize) {
+        self.pg.set_max_meta(bytes);
+        self.names.set_max_meta(bytes);
+    }
+
+    /// Sets the max frame size of the transport (default
+    /// [`DEFAULT_MAX_FRAME`](crate::proto::DEFAULT_MAX_FRAME)): process-group
+    /// deltas, catch-ups and snapshots and name snapshots are cut into
+    /// frames that fit.
+    pub fn set_max_frame(&mut self, bytes: usize) {
+        self.pg.set_max_frame(bytes);
+        self.names.set_max_frame(bytes);
+    }
+
     /// This node's name.
     pub fn name(&self) -> &NodeName {
         &self.name

@@ -22,6 +22,17 @@ impl NodeCore {
         self.with_pg(now, |pg, ctx| pg.start_scope_with(scope, span, ctx))
     }
 
+    /// Starts a scope over `span`, unless its name is longer than
+    /// [`MAX_NAME_BYTES`](crate::limits::MAX_NAME_BYTES).
+    pub fn pg_try_start_scope_with(
+        &mut self,
+        scope: &str,
+        span: Span,
+        now: Time,
+    ) -> Result<Arc<ScopeView>, PgError> {
+        self.with_pg(now, |pg, ctx| pg.try_start_scope_with(scope, span, ctx))
+    }
+
     /// Stops a scope.
     pub fn pg_stop_scope(&mut self, scope: &str, now: Time) -> bool {
         self.with_pg(now, |pg, ctx| pg.stop_scope(scope, ctx))

@@ -68,14 +68,74 @@ pub const DEFAULT_SCOPE: &str = "pg";
 const HEADS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The process-group scopes of one node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pg {
     scopes: BTreeMap<ScopeName, Scope>,
     starts: u32,
     next_heads: Option<Time>,
+    /// Largest metadata of a membership, in bytes.
+    max_meta: usize,
+    /// Bytes of entries per frame (half the max frame size).
+    chunk: usize,
+}
+
+impl Default for Pg {
+    fn default() -> Self {
+        Pg {
+            scopes: BTreeMap::new(),
+            starts: 0,
+            next_heads: None,
+            max_meta: crate::limits::DEFAULT_MAX_META,
+            chunk: crate::proto::DEFAULT_MAX_FRAME / 2,
+        }
+    }
+}
+
+/// Checks the sizes of what a join or a metadata update would add.
+fn check_entry(
+    scope: &str,
+    group: &str,
+    meta: Option<&Bytes>,
+    max_meta: usize,
+) -> Result<(), PgError> {
+    let too_long = |what| move |(len, max)| PgError::TooLong { what, len, max };
+    crate::limits::name(scope).map_err(too_long("scope name"))?;
+    crate::limits::name(group).map_err(too_long("group name"))?;
+    crate::limits::meta(meta.map(|m| &m[..]), max_meta).map_err(too_long("metadata"))
 }
 
 impl Pg {
+    /// Sets the largest metadata of a membership (default
+    /// [`DEFAULT_MAX_META`](crate::limits::DEFAULT_MAX_META)).
+    pub fn set_max_meta(&mut self, bytes: usize) {
+        self.max_meta = bytes;
+    }
+
+    /// Sets the max frame size that deltas, catch-ups and snapshot parts
+    /// must fit in.
+    pub fn set_max_frame(&mut self, bytes: usize) {
+        self.chunk = (bytes / 2).max(1);
+        for s in self.scopes.values_mut() {
+            s.chunk = self.chunk;
+        }
+    }
+
+    /// Starts `scope` like [`Pg::start_scope_with`], unless its name is
+    /// longer than [`MAX_NAME_BYTES`](crate::limits::MAX_NAME_BYTES).
+    pub fn try_start_scope_with(
+        &mut self,
+        scope: &str,
+        span: Span,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Arc<ScopeView>, PgError> {
+        crate::limits::name(scope).map_err(|(len, max)| PgError::TooLong {
+            what: "scope name",
+            len,
+            max,
+        })?;
+        Ok(self.start_scope_with(scope, span, ctx))
+    }
+
     fn scope_mut(&mut self, name: &str) -> Result<&mut Scope, PgError> {
         self.scopes
             .get_mut(name)
@@ -167,6 +227,7 @@ impl Pg {
         let name: ScopeName = scope.into();
         let stream = ((ctx.creation() as u64) << 32) | self.starts as u64;
         let mut s = Scope::new(name.clone(), span, stream, ctx.me().clone());
+        s.chunk = self.chunk;
         for (node, _) in ctx.all_peers() {
             if Self::takes_part(span, &node, ctx) {
                 s.discover(ctx, &node);
@@ -199,6 +260,7 @@ impl Pg {
         meta: Option<Bytes>,
         ctx: &mut Ctx<'_>,
     ) -> Result<(), PgError> {
+        check_entry(scope, group, meta.as_ref(), self.max_meta)?;
         self.scope_mut(scope)?.join(ctx, group, pids, meta)
     }
 
@@ -222,6 +284,7 @@ impl Pg {
         meta: Option<Bytes>,
         ctx: &mut Ctx<'_>,
     ) -> Result<(), PgError> {
+        check_entry(scope, group, meta.as_ref(), self.max_meta)?;
         self.scope_mut(scope)?.update_meta(ctx, group, pid, meta)
     }
 

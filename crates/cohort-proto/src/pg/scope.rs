@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::error::PgError;
 use super::event::{PgEffect, PgEvent, PgEventKind};
@@ -77,6 +77,11 @@ pub(super) struct Scope {
     logged: usize,
     /// Local changes not sent yet (see [`Scope::publish`]).
     held: Vec<Op>,
+    /// Bytes of `held` (see [`op_size`]).
+    held_bytes: usize,
+    /// Bytes of entries per frame: deltas, catch-ups and snapshot parts
+    /// stay under it (half the max frame size).
+    pub(super) chunk: usize,
     view: Arc<ScopeView>,
     /// Memberships of local processes: serial → group → count.
     local: HashMap<u64, Joined, FixedHasher>,
@@ -87,6 +92,20 @@ pub(super) struct Scope {
 }
 
 /// How many memberships `ops` change, for the log's bound.
+/// About how many bytes an op takes in a frame (an upper bound of its
+/// encoding).
+fn op_size(op: &Op) -> usize {
+    match op {
+        Op::Join {
+            group,
+            serials,
+            meta,
+        } => group.len() + serials.len() * 10 + meta.as_ref().map_or(0, |m| m.len()) + 16,
+        Op::Leave { group, serials } => group.len() + serials.len() * 15 + 16,
+        Op::Meta { group, meta, .. } => group.len() + meta.as_ref().map_or(0, |m| m.len()) + 26,
+    }
+}
+
 fn weight(ops: &[Op]) -> usize {
     ops.iter()
         .map(|op| match op {
@@ -109,6 +128,8 @@ impl Scope {
             log: VecDeque::new(),
             logged: 0,
             held: Vec::new(),
+            held_bytes: 0,
+            chunk: crate::proto::DEFAULT_MAX_FRAME / 2,
             view: Arc::new(ScopeView::new(me)),
             local: HashMap::default(),
             peers: BTreeMap::new(),
@@ -214,7 +235,15 @@ impl Scope {
     /// [`FLUSH_REST`](crate::FLUSH_REST)) or before anything else this node
     /// sends: a burst of joins costs one frame per batch, not per join.
     fn publish(&mut self, ctx: &mut Ctx<'_>, ops: impl IntoIterator<Item = Op>) {
-        self.held.extend(ops);
+        for op in ops {
+            let n = op_size(&op);
+            // A delta stays under the frame budget: go before it would not.
+            if self.held_bytes > 0 && self.held_bytes + n > self.chunk {
+                self.flush(ctx);
+            }
+            self.held_bytes += n;
+            self.held.push(op);
+        }
         if self.held.len() >= BATCH_MAX {
             self.flush(ctx);
         }
@@ -226,6 +255,7 @@ impl Scope {
             return;
         }
         let ops: Ops = Arc::new(std::mem::take(&mut self.held));
+        self.held_bytes = 0;
         self.seq += 1;
         let frame = Frame::Pg(PgFrame::Delta {
             scope: self.name.clone(),
@@ -324,6 +354,21 @@ impl Scope {
         groups: Vec<SyncGroup>,
     ) {
         let pid = |s: u64| Pid::new(origin.clone(), creation, s);
+        // A count is a few bytes for any number of memberships: refuse a
+        // snapshot whose counts pass the limit before expanding any.
+        let mut counts: BTreeMap<(&str, u64), u32> = BTreeMap::new();
+        for g in &groups {
+            for (s, n, _) in &g.members {
+                let c = counts.entry((&*g.group, *s)).or_insert(0);
+                *c = c.saturating_add(*n);
+                if *c > crate::limits::MAX_JOINS {
+                    warn!(peer = %origin, scope = %self.name, group = %g.group,
+                        "snapshot with more than {} memberships of one process in a group; ignored", crate::limits::MAX_JOINS);
+                    return;
+                }
+            }
+        }
+        drop(counts);
         let old = self.view.groups_of(origin);
         let mut new: BTreeMap<Group, Vec<(u64, u32, Option<Bytes>)>> = BTreeMap::new();
         for g in groups {
@@ -351,7 +396,7 @@ impl Scope {
             let mut want: BTreeMap<u64, (u32, Option<Bytes>)> = BTreeMap::new();
             for (s, n, meta) in members {
                 let e = want.entry(s).or_insert((0, None));
-                e.0 += n;
+                e.0 = e.0.saturating_add(n);
                 e.1 = meta;
             }
             for (s, (n, meta)) in &want {
@@ -419,18 +464,31 @@ impl Scope {
                 }
             }
         }
+        // Parts of at most SYNC_CHUNK memberships and `chunk` bytes; a
+        // large group is split over several parts (the receiver merges).
         let mut frames = Vec::new();
-        let mut part = Vec::new();
-        let mut size = 0;
+        let mut part: Vec<SyncGroup> = Vec::new();
+        let (mut count, mut size) = (0, 0);
         for (group, members) in groups {
-            size += members.len();
-            part.push(SyncGroup {
-                group,
-                members: members.into_iter().map(|(s, (n, m))| (s, n, m)).collect(),
-            });
-            if size >= SYNC_CHUNK {
-                frames.push(std::mem::take(&mut part));
-                size = 0;
+            let mut open = false;
+            for (s, (n, m)) in members {
+                let bytes = 16 + m.as_ref().map_or(0, |m| m.len());
+                let head = if open { 0 } else { group.len() + 8 };
+                if count > 0 && (count >= SYNC_CHUNK || size + head + bytes > self.chunk) {
+                    frames.push(std::mem::take(&mut part));
+                    (count, size, open) = (0, 0, false);
+                }
+                if !open {
+                    part.push(SyncGroup {
+                        group: group.clone(),
+                        members: Vec::new(),
+                    });
+                    size += group.len() + 8;
+                    open = true;
+                }
+                count += 1;
+                size += bytes;
+                part.last_mut().expect("open group").members.push((s, n, m));
             }
         }
         frames.push(part);
@@ -453,9 +511,19 @@ impl Scope {
         if let Some((stream, seq)) = have {
             let first_logged = self.log.front().map(|(s, _)| *s).unwrap_or(self.seq + 1);
             if stream == self.stream && seq <= self.seq && seq + 1 >= first_logged {
-                let deltas: Vec<(u64, Ops)> =
-                    self.log.iter().filter(|(s, _)| *s > seq).cloned().collect();
-                if !deltas.is_empty() {
+                // In parts under the frame budget, in order.
+                let mut parts: Vec<Vec<(u64, Ops)>> = vec![Vec::new()];
+                let mut size = 0;
+                for (s, ops) in self.log.iter().filter(|(s, _)| *s > seq) {
+                    let n: usize = ops.iter().map(op_size).sum::<usize>() + 10;
+                    if size > 0 && size + n > self.chunk {
+                        parts.push(Vec::new());
+                        size = 0;
+                    }
+                    size += n;
+                    parts.last_mut().expect("one part").push((*s, ops.clone()));
+                }
+                for deltas in parts.into_iter().filter(|d| !d.is_empty()) {
                     ctx.send(
                         node,
                         Frame::Pg(PgFrame::Catchup {
@@ -682,6 +750,13 @@ impl Scope {
             }
             if !ctx.is_local_alive(p) {
                 return Err(PgError::NoProc(p.clone()));
+            }
+        }
+        for p in pids {
+            let have = self.local.get(&p.serial()).map_or(0, |j| j.count(group));
+            let more = pids.iter().filter(|q| *q == p).count() as u32;
+            if have.saturating_add(more) > crate::limits::MAX_JOINS {
+                return Err(PgError::TooManyJoins(p.clone()));
             }
         }
         if pids.is_empty() {

@@ -68,13 +68,6 @@ impl CoreNet {
         }
     }
 
-    fn index(&self, addr: &str) -> usize {
-        self.nodes
-            .iter()
-            .position(|n| n.name().as_str() == addr)
-            .expect("known address")
-    }
-
     /// Carries out effects and delivers frames until nothing moves.
     pub fn settle(&mut self) {
         loop {
@@ -182,7 +175,12 @@ impl CoreNet {
     fn effect(&mut self, i: usize, e: Effect) {
         match e {
             Effect::Dial { conn, addr } => {
-                let j = self.index(&addr);
+                // An address no node has (a hostile `Peers` frame may name
+                // one) fails like a refused TCP connect.
+                let Some(j) = self.nodes.iter().position(|n| n.name().as_str() == addr) else {
+                    self.nodes[i].dial_failed(conn, "no such address".into(), self.now);
+                    return;
+                };
                 let me = self.nodes[i].name().to_string();
                 let peer_conn = self.nodes[j].accepted(me, self.now);
                 self.links.insert((i, conn), (j, peer_conn));

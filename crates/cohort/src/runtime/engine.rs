@@ -27,11 +27,12 @@ use crate::core::proto::Frame;
 use crate::core::route::{route_received, Route};
 use crate::core::time::Time;
 use crate::core::{ConnId, ConnectError, Effect, NodeCore, ReqId, FLUSH_REST};
-use crate::transport::{Connection, Listener, PeerIdentity, Transport};
+use crate::transport::{Connection, FrameLimit, Listener, PeerIdentity, Transport};
 
 struct ConnTasks {
     out: Outbox,
     authenticated: Arc<AtomicBool>,
+    limit: FrameLimit,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
 }
@@ -311,6 +312,8 @@ impl Shared {
                 } => {
                     if let Some(c) = e.conns.get(&conn) {
                         c.authenticated.store(true, Ordering::Release);
+                        // Authenticated: frames up to the transport's max.
+                        c.limit.set(usize::MAX);
                         self.links.insert(
                             node.clone(),
                             Link {
@@ -385,6 +388,7 @@ impl Shared {
             mut sink,
             mut stream,
             identity,
+            limit,
         } = c;
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         let (out, queued) = Outbox::new(tx);
@@ -462,6 +466,7 @@ impl Shared {
             ConnTasks {
                 out,
                 authenticated,
+                limit,
                 reader,
                 writer,
             },

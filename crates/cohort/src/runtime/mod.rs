@@ -79,6 +79,7 @@ pub struct NodeBuilder {
     cookie: CookieSource,
     cluster: ClusterConfig,
     max_frame: usize,
+    max_meta: Option<usize>,
     max_queued: usize,
     transport: Option<Arc<dyn Transport>>,
     tls: Option<TlsFiles>,
@@ -103,6 +104,7 @@ impl Default for NodeBuilder {
             cookie: CookieSource::Default,
             cluster: ClusterConfig::default(),
             max_frame: DEFAULT_MAX_FRAME,
+            max_meta: None,
             max_queued: 64 * 1024 * 1024,
             transport: None,
             tls: None,
@@ -162,6 +164,24 @@ impl NodeBuilder {
         self
     }
 
+    /// How many inbound connections may be in handshake at once (default
+    /// 64); the next one is refused and closed at once. Until its handshake
+    /// is done a connection may send frames of at most
+    /// [`PRE_AUTH_MAX_FRAME`](crate::transport::PRE_AUTH_MAX_FRAME) bytes.
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.cluster.max_handshakes = n;
+        self
+    }
+
+    /// How long an up session has to answer a liveness probe when another
+    /// connection claims its node's name (default 1 s, at most half the
+    /// handshake timeout): it answers, and the newcomer is refused; it stays
+    /// silent or closes, and the newcomer (a restarted node) replaces it.
+    pub fn probe_timeout(mut self, d: Duration) -> Self {
+        self.cluster.probe_timeout = d;
+        self
+    }
+
     /// Global groups (OTP `global_group`): checked at start; a node listed
     /// twice or a malformed entry stops the node with a message naming it.
     pub fn global_groups(mut self, cfg: crate::core::global_group::GlobalGroupsConfig) -> Self {
@@ -199,6 +219,15 @@ impl NodeBuilder {
     /// Largest frame accepted from a peer (default 16 MiB).
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
+        self
+    }
+
+    /// Largest metadata of a name or a process-group membership, in bytes
+    /// (default 64 KiB, or the max frame size less 4 KiB when that is
+    /// smaller); a larger one is refused with `TooLong`. It must fit in a
+    /// frame: at most the max frame size less 4 KiB.
+    pub fn max_meta(mut self, bytes: usize) -> Self {
+        self.max_meta = Some(bytes);
         self
     }
 
@@ -251,10 +280,34 @@ impl NodeBuilder {
                 "reconnect backoff must be 0 < min <= max".into(),
             ));
         }
+        if c.max_handshakes == 0 {
+            return Err(StartError::Config(
+                "max handshakes must be at least 1".into(),
+            ));
+        }
+        if c.probe_timeout.is_zero() {
+            return Err(StartError::Config(
+                "probe timeout must be above zero".into(),
+            ));
+        }
         if self.max_frame < 1024 {
             return Err(StartError::Config(
                 "max frame size must be at least 1024 bytes".into(),
             ));
+        }
+        let mut cluster = self.cluster.clone();
+        // The probe must end well within the newcomer's handshake.
+        cluster.probe_timeout = cluster.probe_timeout.min(cluster.handshake_timeout / 2);
+        let max_meta = match self.max_meta {
+            Some(m) => m,
+            // The default shrinks to fit a small max frame.
+            None => crate::core::limits::DEFAULT_MAX_META.min(self.max_frame.saturating_sub(4096)),
+        };
+        if max_meta + 4096 > self.max_frame {
+            return Err(StartError::Config(format!(
+                "max metadata size ({} bytes) must leave 4 KiB of the max frame size ({} bytes)",
+                max_meta, self.max_frame
+            )));
         }
         self.cluster
             .groups
@@ -296,18 +349,20 @@ impl NodeBuilder {
         };
         let creation = rng.random_range(1..=u32::MAX);
         let epoch = tokio::time::Instant::now();
-        let core = NodeCore::new(
+        let mut core = NodeCore::new(
             CoreConfig {
                 name: name.clone(),
                 creation,
                 listen: Some(local_addr.clone()),
                 cookie,
-                cluster: self.cluster.clone(),
+                cluster,
                 names: self.names.clone(),
             },
             rng,
             crate::core::time::Time::ZERO,
         );
+        core.set_max_meta(max_meta);
+        core.set_max_frame(self.max_frame);
         let shared = Arc::new(Shared {
             name,
             creation,
@@ -401,6 +456,16 @@ pub struct Stats {
     pub pg_lag: u64,
     /// Live local processes.
     pub processes: u64,
+    /// Handshakes abandoned because they did not finish in time.
+    pub handshake_timeouts: u64,
+    /// Inbound connections refused because too many handshakes were in
+    /// progress ([`NodeBuilder::max_handshakes`]).
+    pub handshakes_refused_busy: u64,
+    /// Connections refused because they claimed the name of a connected
+    /// node that answered a liveness probe.
+    pub handshakes_refused_alive: u64,
+    /// Sessions replaced by a newer creation of the same node.
+    pub sessions_replaced: u64,
 }
 
 /// The writer of an up session, for sends that skip the driver.
@@ -737,8 +802,13 @@ impl Node {
     pub fn stats(&self) -> Stats {
         let s = self.shared();
         let t = &s.traffic;
-        let (pg_lag, processes) =
-            s.with(|core, _, _| (core.pg().lag(), core.processes().len() as u64));
+        let (pg_lag, processes, hs) = s.with(|core, _, _| {
+            (
+                core.pg().lag(),
+                core.processes().len() as u64,
+                core.cluster().handshake_stats(),
+            )
+        });
         Stats {
             frames_in: t.frames_in.load(Ordering::Relaxed),
             frames_out: t.frames_out.load(Ordering::Relaxed),
@@ -747,6 +817,10 @@ impl Node {
             shed_frames: t.shed.load(Ordering::Relaxed),
             pg_lag,
             processes,
+            handshake_timeouts: hs.timeouts,
+            handshakes_refused_busy: hs.refused_busy,
+            handshakes_refused_alive: hs.refused_alive,
+            sessions_replaced: hs.replaced,
         }
     }
 

@@ -40,22 +40,44 @@ impl Node {
 
     /// The scope `name`, started on this node if it is not running yet. A
     /// scope replicates only between nodes that run it.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is longer than 255 bytes; [`Node::try_scope`] returns
+    /// an error instead.
     pub fn scope(&self, name: &str) -> Scope {
         self.scope_with(name, Span::OwnGroup)
+    }
+
+    /// The scope `name`, or [`PgError::TooLong`] when the name is longer
+    /// than 255 bytes.
+    pub fn try_scope(&self, name: &str) -> Result<Scope, PgError> {
+        self.try_scope_with(name, Span::OwnGroup)
+    }
+
+    /// [`Node::scope_with`], or [`PgError::TooLong`] when the name is
+    /// longer than 255 bytes.
+    pub fn try_scope_with(&self, name: &str, span: Span) -> Result<Scope, PgError> {
+        let view = self
+            .shared()
+            .with(|core, now, _| core.pg_try_start_scope_with(name, span, now))?;
+        Ok(Scope {
+            node: self.clone(),
+            name: name.into(),
+            view,
+        })
     }
 
     /// The scope `name` replicating over `span` — [`Span::Cluster`] makes it
     /// cross global-group boundaries (default scopes stay inside the own
     /// group). A scope already running keeps the span it started with.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is longer than 255 bytes (see [`Node::try_scope_with`]).
     pub fn scope_with(&self, name: &str, span: Span) -> Scope {
-        let view = self
-            .shared()
-            .with(|core, now, _| core.pg_start_scope_with(name, span, now));
-        Scope {
-            node: self.clone(),
-            name: name.into(),
-            view,
-        }
+        self.try_scope_with(name, span)
+            .unwrap_or_else(|e| panic!("Node::scope_with: {e}"))
     }
 
     /// Stops scope `name` here: local memberships are lost (peers drop

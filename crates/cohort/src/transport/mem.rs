@@ -239,6 +239,8 @@ fn half(
         sink: Box::pin(out.sink_map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))),
         stream: Box::pin(inc),
         identity: None,
+        // The network checks its own max frame size on every frame.
+        limit: super::FrameLimit::new(usize::MAX),
     }
 }
 

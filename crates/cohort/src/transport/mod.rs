@@ -14,6 +14,8 @@ pub use tls::PeerIdentity;
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -38,6 +40,37 @@ pub struct Connection {
     /// be checked against the node name the peer claims in the handshake;
     /// `None` when the transport proves nothing (plain TCP, in-memory).
     pub identity: Option<PeerIdentity>,
+    /// The largest frame the stream accepts now: small until the handshake
+    /// is done, raised by the engine once the peer is authenticated.
+    pub limit: FrameLimit,
+}
+
+/// Largest frame accepted from a peer before its handshake completes (a
+/// `Hello` or `Response` is well under 1 KiB): an unauthenticated
+/// connection cannot make the node reserve more than this.
+pub const PRE_AUTH_MAX_FRAME: usize = 4 * 1024;
+
+/// The frame-size limit of one connection's reader, shared with whoever may
+/// raise it. A transport without a length prefix to check ignores it.
+#[derive(Debug, Clone)]
+pub struct FrameLimit(Arc<AtomicUsize>);
+
+impl FrameLimit {
+    /// A limit of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        FrameLimit(Arc::new(AtomicUsize::new(bytes)))
+    }
+
+    /// The limit now.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Sets the limit (the engine raises it to the node's max frame size
+    /// when the session is up).
+    pub fn set(&self, bytes: usize) {
+        self.0.store(bytes, Ordering::Release);
+    }
 }
 
 impl std::fmt::Debug for Connection {

@@ -1,6 +1,9 @@
 //! TCP transport: frames are a 4-byte big-endian length and a body, read and
 //! written with tokio-util's length-delimited codec. A frame longer than the
-//! configured maximum ends the connection with an error.
+//! connection's current limit ends the connection with an error; the limit
+//! is [`PRE_AUTH_MAX_FRAME`] until the engine raises it after the handshake.
+//! The limit is checked on the length prefix, before any buffer is reserved
+//! for the body.
 
 use std::io;
 
@@ -11,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Decoder, Encoder, Framed, LengthDelimitedCodec};
 
-use super::{Connection, Listener, Transport};
+use super::{Connection, FrameLimit, Listener, Transport, PRE_AUTH_MAX_FRAME};
 use crate::core::proto::DEFAULT_MAX_FRAME;
 
 /// Connections over TCP.
@@ -40,9 +43,10 @@ impl TcpTransport {
 }
 
 /// Frames over any byte stream (TCP, or TLS over TCP): a 4-byte length and
-/// a body, at most `max_frame` bytes. With `detect_tls`, a connection whose
-/// first bytes are a TLS record ends with an error saying so, not with a
-/// frame too large.
+/// a body, at most `max_frame` bytes, and at most [`PRE_AUTH_MAX_FRAME`]
+/// until the engine raises the connection's limit after the handshake.
+/// With `detect_tls`, a connection whose first bytes are a TLS record ends
+/// with an error saying so, not with a frame too large.
 pub(crate) fn framed<S>(
     io: S,
     remote_addr: String,
@@ -53,11 +57,14 @@ pub(crate) fn framed<S>(
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let limit = FrameLimit::new(PRE_AUTH_MAX_FRAME.min(max_frame));
     let codec = Codec {
         inner: LengthDelimitedCodec::builder()
             .max_frame_length(max_frame)
             .new_codec(),
         detect_tls,
+        limit: limit.clone(),
+        max: max_frame,
     };
     let (sink, stream) = Framed::new(io, codec).split();
     Connection {
@@ -65,15 +72,21 @@ where
         sink: Box::pin(sink),
         stream: Box::pin(stream.map_ok(|b| b.freeze())),
         identity,
+        limit,
     }
 }
 
-/// The length-delimited codec, which on a plaintext connection also tells
-/// a TLS peer apart: a TLS record (handshake 0x16 or alert 0x15, then major
+/// tokio-util's length-delimited codec with a limit that can change while
+/// the connection is open (checked on the announced length, before room is
+/// reserved for the body), which on a plaintext connection also tells a TLS
+/// peer apart: a TLS record (handshake 0x16 or alert 0x15, then major
 /// version 3) read as a length would be a frame of over 350 MB.
 struct Codec {
     inner: LengthDelimitedCodec,
     detect_tls: bool,
+    limit: FrameLimit,
+    /// The transport's max frame size: the limit never goes above it.
+    max: usize,
 }
 
 impl Decoder for Codec {
@@ -93,6 +106,10 @@ impl Decoder for Codec {
                 ));
             }
         }
+        let limit = self.limit.get().min(self.max);
+        if self.inner.max_frame_length() != limit {
+            self.inner.set_max_frame_length(limit);
+        }
         self.inner.decode(src)
     }
 }
@@ -101,7 +118,44 @@ impl Encoder<Bytes> for Codec {
     type Error = io::Error;
 
     fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        // Our own frames may be as large as the node's max frame size (a
+        // peer's limit is its own business).
+        self.inner.set_max_frame_length(self.max);
         self.inner.encode(frame, dst)
+    }
+}
+
+/// tokio-util's length-delimited codec with a limit that can change while
+/// the connection is open. The codec checks the announced length against
+/// the limit before it reserves room for the body.
+struct LimitedCodec {
+    inner: LengthDelimitedCodec,
+    limit: FrameLimit,
+    /// The transport's max frame size: the limit never goes above it.
+    max: usize,
+}
+
+impl Decoder for LimitedCodec {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        let limit = self.limit.get().min(self.max);
+        if self.inner.max_frame_length() != limit {
+            self.inner.set_max_frame_length(limit);
+        }
+        self.inner.decode(src)
+    }
+}
+
+impl Encoder<Bytes> for LimitedCodec {
+    type Error = io::Error;
+
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        // Our own frames may be as large as the node's max frame size
+        // (a peer's limit is its own business).
+        self.inner.set_max_frame_length(self.max);
+        self.inner.encode(item, dst)
     }
 }
 
