@@ -276,12 +276,6 @@ pub struct DiscoveryFlags {
     pub interval_ms: Option<u64>,
     /// `--discover-forget-ms`.
     pub forget_ms: Option<u64>,
-    /// `--tls-cert`.
-    pub tls_cert: Option<PathBuf>,
-    /// `--tls-key`.
-    pub tls_key: Option<PathBuf>,
-    /// `--tls-ca`.
-    pub tls_ca: Option<PathBuf>,
 }
 
 /// Flags of the admin API besides its address.

@@ -223,6 +223,7 @@ fn losses_of_another_nodes_claims_are_ignored() {
         Frame::Names(NamesFrame::Snapshot {
             seq: 50,
             tables: vec![("t".into(), vec![])],
+            more: false,
         }),
     );
     assert_eq!(net.nodes[0].names().whereis("t", "x"), Some(pc));

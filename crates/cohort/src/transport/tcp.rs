@@ -125,40 +125,6 @@ impl Encoder<Bytes> for Codec {
     }
 }
 
-/// tokio-util's length-delimited codec with a limit that can change while
-/// the connection is open. The codec checks the announced length against
-/// the limit before it reserves room for the body.
-struct LimitedCodec {
-    inner: LengthDelimitedCodec,
-    limit: FrameLimit,
-    /// The transport's max frame size: the limit never goes above it.
-    max: usize,
-}
-
-impl Decoder for LimitedCodec {
-    type Item = BytesMut;
-    type Error = io::Error;
-
-    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
-        let limit = self.limit.get().min(self.max);
-        if self.inner.max_frame_length() != limit {
-            self.inner.set_max_frame_length(limit);
-        }
-        self.inner.decode(src)
-    }
-}
-
-impl Encoder<Bytes> for LimitedCodec {
-    type Error = io::Error;
-
-    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> io::Result<()> {
-        // Our own frames may be as large as the node's max frame size
-        // (a peer's limit is its own business).
-        self.inner.set_max_frame_length(self.max);
-        self.inner.encode(item, dst)
-    }
-}
-
 struct TcpAcceptor {
     listener: TcpListener,
     transport: TcpTransport,
