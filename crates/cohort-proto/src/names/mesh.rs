@@ -1,9 +1,15 @@
 //! Whether this node has a session with every member of its tables.
 //!
 //! Claims travel only between directly connected members (never relayed),
-//! so a table needs a full mesh among its members. Every node tells its
-//! members which members it has (`Members`: its whole list when a session
-//! comes up, then each change); a node that hears of a member it has no
+//! so a table needs a full mesh among its members. Every head interval a
+//! node tells each member its view in brief (`MembersView`: how many
+//! members it has, itself included, and a hash of their names) when the
+//! view changed since it last told that member or differs from the
+//! member's; a member whose view differs answers with its whole list
+//! (`Members`), once for each view of its own. In a full mesh every view is
+//! the same, so this costs a few bytes per member after a change and
+//! nothing when idle, not a list per member on every change. A node that
+//! hears of a member it has no
 //! session with, for longer than [`PARTIAL_MESH_GRACE`] (the mesh dials
 //! a node it hears of at once, so a short gap is the mesh forming), reports
 //! it: [`Names::unreached`], a warning in the log, and the runtime's `info`
@@ -28,11 +34,49 @@ pub const PARTIAL_MESH_GRACE: Duration = Duration::from_secs(10);
 /// is cut, with a warning).
 const MAX_HEARD: usize = 4096;
 
+/// A node's members and itself, in brief: how many and the XOR of a fixed
+/// hash of their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct View {
+    count: u32,
+    hash: u64,
+}
+
+impl View {
+    fn of<'a>(nodes: impl Iterator<Item = &'a NodeName>) -> View {
+        use std::hash::BuildHasher;
+        let h = foldhash::fast::FixedState::with_seed(0x6e61_6d65_73);
+        let mut v = View { count: 0, hash: 0 };
+        for n in nodes {
+            v.count += 1;
+            v.hash ^= h.hash_one(n.as_str());
+        }
+        v
+    }
+}
+
+/// Views are first told this long after a session came up: a forming mesh
+/// settles within it, so views then agree and no list is sent.
+const VIEW_DELAY: Duration = Duration::from_secs(1);
+
+/// What this node and a member told each other of their views.
+#[derive(Debug, Default)]
+struct Told {
+    /// When the member's session came up here.
+    since: Time,
+    /// Our view as we last told it.
+    told: Option<View>,
+    /// Its view as it last told it.
+    heard: Option<View>,
+    /// Our view when we last sent it our whole list.
+    pushed: Option<View>,
+}
+
 /// What this node hears of its members' members.
 #[derive(Debug, Default)]
 pub(super) struct MeshWatch {
-    /// Members told of (their session came up here).
-    up: BTreeSet<NodeName>,
+    /// Members told of (their session came up here), and what we told.
+    up: BTreeMap<NodeName, Told>,
     /// Each member's members, as it last said.
     heard: BTreeMap<NodeName, BTreeSet<NodeName>>,
     /// Members heard of without a session here, since when.
@@ -49,38 +93,75 @@ impl Names {
         self.mesh.reported.iter().cloned().collect()
     }
 
-    /// A member came up: it gets this node's members, the others hear of it.
+    /// A member came up: views are compared at the next head interval.
     pub(super) fn mesh_up(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
-        self.mesh.up.insert(node.clone());
-        let members = self.members(ctx);
-        let others: Vec<NodeName> = members.iter().filter(|m| *m != node).cloned().collect();
-        let all = NamesFrame::Members {
-            all: true,
-            up: others.clone(),
-            down: Vec::new(),
+        let t = Told {
+            since: ctx.now,
+            ..Told::default()
         };
-        ctx.send(node, Frame::Names(all));
-        let news = NamesFrame::Members {
-            all: false,
-            up: vec![node.clone()],
-            down: Vec::new(),
-        };
-        ctx.broadcast(&others, Frame::Names(news));
+        self.mesh.up.insert(node.clone(), t);
+        self.mesh.heard.remove(node);
     }
 
-    /// A session ended: if it was a member's, the others hear of it.
-    pub(super) fn mesh_down(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
+    /// A session ended: what it said goes.
+    pub(super) fn mesh_down(&mut self, node: &NodeName, _ctx: &mut Ctx<'_>) {
         self.mesh.heard.remove(node);
-        if !self.mesh.up.remove(node) {
+        self.mesh.up.remove(node);
+    }
+
+    /// `node`'s view: when it differs from ours, it gets our whole list
+    /// (once for each view of ours); when it is the same, it has no member
+    /// we lack.
+    pub(super) fn mesh_view(&mut self, node: &NodeName, count: u32, hash: u64, ctx: &mut Ctx<'_>) {
+        let view = View { count, hash };
+        let members = self.members(ctx);
+        let mine = View::of(members.iter().chain(std::iter::once(ctx.me())));
+        let Some(t) = self.mesh.up.get_mut(node) else {
+            return;
+        };
+        t.heard = Some(view);
+        if view == mine {
+            self.mesh.heard.remove(node);
             return;
         }
-        let news = NamesFrame::Members {
-            all: false,
-            up: Vec::new(),
-            down: vec![node.clone()],
-        };
-        let members = self.members(ctx);
-        ctx.broadcast(&members, Frame::Names(news));
+        if t.pushed == Some(mine) {
+            return;
+        }
+        t.pushed = Some(mine);
+        let up: Vec<NodeName> = members.into_iter().filter(|m| m != node).collect();
+        ctx.send(
+            node,
+            Frame::Names(NamesFrame::Members {
+                all: true,
+                up,
+                down: Vec::new(),
+            }),
+        );
+    }
+
+    /// Tells each member our view where it changed or differs (every head
+    /// interval).
+    fn mesh_tell(&mut self, members: &[NodeName], ctx: &mut Ctx<'_>) {
+        let mine = View::of(members.iter().chain(std::iter::once(ctx.me())));
+        for m in members {
+            let t = self.mesh.up.entry(m.clone()).or_insert_with(|| Told {
+                since: ctx.now,
+                ..Told::default()
+            });
+            if ctx.now < t.since + VIEW_DELAY {
+                continue;
+            }
+            if t.told != Some(mine) || t.heard.is_some_and(|h| h != mine) {
+                t.told = Some(mine);
+                ctx.send(
+                    m,
+                    Frame::Names(NamesFrame::MembersView {
+                        count: mine.count,
+                        hash: mine.hash,
+                    }),
+                );
+            }
+        }
     }
 
     /// `node` says which members it has.
@@ -111,9 +192,12 @@ impl Names {
         }
     }
 
-    /// Looks for members heard of without a session (every head interval).
-    pub(super) fn mesh_check(&mut self, ctx: &Ctx<'_>) {
-        let members: BTreeSet<NodeName> = self.members(ctx).into_iter().collect();
+    /// Tells views, and looks for members heard of without a session
+    /// (every head interval).
+    pub(super) fn mesh_check(&mut self, ctx: &mut Ctx<'_>) {
+        let list = self.members(ctx);
+        self.mesh_tell(&list, ctx);
+        let members: BTreeSet<NodeName> = list.into_iter().collect();
         let me = ctx.me();
         let heard: BTreeSet<NodeName> = members
             .iter()

@@ -815,6 +815,11 @@ impl Names {
                     self.mesh_heard(node, all, up, down);
                 }
             }
+            NamesFrame::MembersView { count, hash } => {
+                if !me {
+                    self.mesh_view(node, count, hash, ctx);
+                }
+            }
             NamesFrame::Ping { op } => self.send(node, NamesFrame::Ack { op }, ctx),
             NamesFrame::LockSet {
                 op,

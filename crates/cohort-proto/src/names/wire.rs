@@ -305,6 +305,15 @@ pub enum NamesFrame {
         /// Members it has no session with any more.
         down: Vec<NodeName>,
     },
+    /// The sender's members and itself, in brief (sent when it changed or
+    /// differs from the receiver's): a receiver whose own differs answers
+    /// with its whole [`NamesFrame::Members`] list.
+    MembersView {
+        /// How many nodes (the sender included).
+        count: u32,
+        /// XOR of a fixed hash of their names.
+        hash: u64,
+    },
     /// Take a lock for `holder` (a process of the sender).
     LockSet {
         /// The sender's operation.
