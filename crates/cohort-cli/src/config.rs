@@ -387,7 +387,14 @@ impl AdminConfig {
     }
 }
 
-fn admin_config(addr_s: &str, f: &AdminFlags) -> Result<AdminConfig> {
+/// The admin API's settings. A non-loopback TCP address without its own
+/// certificate serves HTTPS with the node's cluster certificate (`[tls]`)
+/// when there is one.
+fn admin_config(
+    addr_s: &str,
+    f: &AdminFlags,
+    node_tls: Option<&NodeTlsFiles>,
+) -> Result<AdminConfig> {
     let addr = AdminAddr::parse(addr_s)?;
     let mut c = AdminConfig::new(addr.clone());
     c.token_file = f.token_file.clone();
@@ -408,9 +415,17 @@ fn admin_config(addr_s: &str, f: &AdminFlags) -> Result<AdminConfig> {
     };
     c.insecure = f.insecure;
     c.metrics_open = f.metrics_open;
+    if let (AdminAddr::Tcp(a), None, Some(n)) = (&addr, &c.tls, node_tls) {
+        if !a.ip().is_loopback() && !c.insecure {
+            c.tls = Some(TlsFiles {
+                cert: n.cert.clone(),
+                key: n.key.clone(),
+            });
+        }
+    }
     match (&addr, &c.tls) {
         (AdminAddr::Tcp(a), None) if !a.ip().is_loopback() && !c.insecure => bail!(
-            "--admin {a}: the admin API would be reachable from the network in plain HTTP; give --admin-tls-cert and --admin-tls-key, or --admin-insecure"
+            "--admin {a}: the admin API would be reachable from the network in plain HTTP; give --admin-tls-cert and --admin-tls-key (or the node's --tls-cert, --tls-key and --tls-ca), or --admin-insecure"
         ),
         (AdminAddr::Unix(_) | AdminAddr::Off, Some(_)) => {
             bail!("--admin-tls-cert and --admin-tls-key apply to a TCP --admin address only")
@@ -679,7 +694,8 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         .clone()
         .or(file.admin.clone())
         .unwrap_or_else(|| DEFAULT_ADMIN.into());
-    let admin = admin_config(&admin_s, &flags.admin_opts)?;
+    let tls = tls_files(flags, file.tls.as_ref())?;
+    let admin = admin_config(&admin_s, &flags.admin_opts, tls.as_ref())?;
     let discovery = discovery(&file.discovery, &flags.discovery)?;
     let mut connect = file.connect.clone();
     connect.extend(flags.connect.iter().cloned());
@@ -738,7 +754,6 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         names = NamesConfig::default();
     }
     let erlang = erlang_config(file.erlang.as_ref(), &flags.erlang)?;
-    let tls = tls_files(flags, file.tls.as_ref())?;
     Ok(NodeConfig {
         erlang,
         tls,
@@ -1082,6 +1097,33 @@ file = "/etc/cohort/seeds"
         })
         .unwrap_err();
         assert!(e.to_string().starts_with("--admin:"), "{e}");
+    }
+
+    #[test]
+    fn a_network_admin_address_uses_the_node_certificate() {
+        let c = resolve(&Flags {
+            name: Some("a@h".into()),
+            listen: Some("127.0.0.1:0".into()),
+            admin: Some("0.0.0.0:4370".into()),
+            tls_cert: Some("node.pem".into()),
+            tls_key: Some("node.key".into()),
+            tls_ca: Some("ca.pem".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let t = c.admin.tls.expect("HTTPS with the node's certificate");
+        assert_eq!((t.cert, t.key), ("node.pem".into(), "node.key".into()));
+        // On loopback the node's certificate is not used by default.
+        let c = resolve(&Flags {
+            name: Some("a@h".into()),
+            listen: Some("127.0.0.1:0".into()),
+            tls_cert: Some("node.pem".into()),
+            tls_key: Some("node.key".into()),
+            tls_ca: Some("ca.pem".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(c.admin.tls.is_none());
     }
 
     #[test]
