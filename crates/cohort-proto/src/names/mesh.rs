@@ -45,7 +45,7 @@ struct View {
 impl View {
     fn of<'a>(nodes: impl Iterator<Item = &'a NodeName>) -> View {
         use std::hash::BuildHasher;
-        let h = foldhash::fast::FixedState::with_seed(0x6e61_6d65_73);
+        let h = foldhash::fast::FixedState::with_seed(0x006e_616d_6573);
         let mut v = View { count: 0, hash: 0 };
         for n in nodes {
             v.count += 1;
