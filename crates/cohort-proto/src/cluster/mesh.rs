@@ -144,6 +144,7 @@ impl Cluster {
 
     /// Remembers where `name` listens (replacing what we knew).
     pub(super) fn learn(&mut self, name: NodeName, k: Known) {
+        self.forgotten.remove(&name);
         let own = self.vis.in_own(&name);
         let at = k.next_try;
         match self.known.insert(name.clone(), k) {
@@ -161,7 +162,10 @@ impl Cluster {
     }
 
     /// Forgets `name` (it left on purpose, or we let it go).
+    /// A forgotten node is not learned again from gossip (other nodes still
+    /// list it); it comes back only by connecting itself.
     pub(super) fn unlearn(&mut self, name: &NodeName) {
+        self.forgotten.insert(name.clone());
         if let Some(k) = self.known.remove(name) {
             if let Some(t) = k.next_try {
                 self.redials.remove(&(t, name.clone()));
@@ -185,7 +189,11 @@ impl Cluster {
             return news;
         }
         for PeerInfo { name, addr } in list {
-            if name == self.me || self.peers.contains_key(&name) || self.blocked.contains(&name) {
+            if name == self.me
+                || self.peers.contains_key(&name)
+                || self.blocked.contains(&name)
+                || self.forgotten.contains(&name)
+            {
                 continue;
             }
             let new = !self.known.contains_key(&name);

@@ -293,6 +293,9 @@ pub struct Cluster {
     known: BTreeMap<NodeName, Known>,
     /// This node's view of its own global group (see [`View`]).
     view: View,
+    /// Nodes forgotten on purpose (a goodbye, `disconnect`, discovery):
+    /// gossip does not teach them again.
+    forgotten: BTreeSet<NodeName>,
     /// When each known node waiting for a redial is tried next (the
     /// `next_try` of its [`Known`], ordered by time).
     redials: BTreeSet<(Time, NodeName)>,
@@ -344,6 +347,7 @@ impl Cluster {
             view,
             introduce_to: BTreeSet::new(),
             redials: BTreeSet::new(),
+            forgotten: BTreeSet::new(),
             blocked: BTreeSet::new(),
             waiting: Vec::new(),
             next_tick,
