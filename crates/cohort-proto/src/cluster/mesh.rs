@@ -196,29 +196,11 @@ impl Cluster {
             {
                 continue;
             }
-            let new = !self.known.contains_key(&name);
-            if new {
+            if !self.known.contains_key(&name) {
                 news.push(PeerInfo {
                     name: name.clone(),
                     addr: addr.clone(),
                 });
-            }
-            if !self.vis.in_own(&name) {
-                // Remember where it is (for queries), but never mesh with it.
-                if new {
-                    self.learn(
-                        name,
-                        Known {
-                            addr,
-                            attempts: 0,
-                            next_try: None,
-                        },
-                    );
-                }
-                continue;
-            }
-            let busy = self.handshaking_with(&name);
-            if new {
                 self.learn(
                     name.clone(),
                     Known {
@@ -228,6 +210,11 @@ impl Cluster {
                     },
                 );
             }
+            if !self.vis.in_own(&name) {
+                // Remember where it is (for queries), but never mesh with it.
+                continue;
+            }
+            let busy = self.handshaking_with(&name);
             if !busy {
                 self.dial(addr, Some(name), None, now, fx);
             }

@@ -466,20 +466,6 @@ impl Cluster {
                 reason: format!("refused by peer: {reason}"),
             });
             match (&reason, c.peer_name().cloned().or(c.expect.clone())) {
-                (RefuseReason::Alive, peer) => {
-                    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
-                    error!(node = %self.me, addr = %c.addr, %peer,
-                        "refused by peer: a node named {} is alive and connected there; this node's name clashes with it", self.me);
-                    for req in c.reqs {
-                        fx.push(Effect::ConnectDone {
-                            req,
-                            result: Err(ConnectError::Refused(reason.clone())),
-                        });
-                    }
-                    if let Some(name) = c.expect {
-                        self.schedule_reconnect(&name, now);
-                    }
-                }
                 (RefuseReason::Simultaneous | RefuseReason::AlreadyConnected, Some(peer)) => {
                     debug!(node = %self.me, %peer, %reason, "handshake refused");
                     if c.on_purpose() {
@@ -488,24 +474,28 @@ impl Cluster {
                     self.park(&peer, c.reqs, now, fx);
                     // Should the kept connection never come up, try again.
                     self.schedule_reconnect(&peer, now);
+                    return;
                 }
-                _ => {
-                    self.log_refusal(
-                        format!("{} {reason}", c.addr),
-                        &c.addr,
-                        &format!("connection refused by peer: {reason}"),
-                        now,
-                    );
-                    for req in c.reqs {
-                        fx.push(Effect::ConnectDone {
-                            req,
-                            result: Err(ConnectError::Refused(reason.clone())),
-                        });
-                    }
-                    if let Some(name) = c.expect {
-                        self.schedule_reconnect(&name, now);
-                    }
+                (RefuseReason::Alive, peer) => {
+                    let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+                    error!(node = %self.me, addr = %c.addr, %peer,
+                        "refused by peer: a node named {} is alive and connected there; this node's name clashes with it", self.me);
                 }
+                _ => self.log_refusal(
+                    format!("{} {reason}", c.addr),
+                    &c.addr,
+                    &format!("connection refused by peer: {reason}"),
+                    now,
+                ),
+            }
+            for req in c.reqs {
+                fx.push(Effect::ConnectDone {
+                    req,
+                    result: Err(ConnectError::Refused(reason.clone())),
+                });
+            }
+            if let Some(name) = c.expect {
+                self.schedule_reconnect(&name, now);
             }
             return;
         }
