@@ -22,7 +22,6 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::wire::NamesFrame;
-use super::Names;
 use crate::ctx::Ctx;
 use crate::pid::NodeName;
 use crate::proto::Frame;
@@ -85,43 +84,48 @@ pub(super) struct MeshWatch {
     reported: BTreeSet<NodeName>,
 }
 
-impl Names {
-    /// Members of this node's tables that its members have a session with
-    /// and it has not, for longer than [`PARTIAL_MESH_GRACE`]: empty in a
-    /// full mesh.
-    pub fn unreached(&self) -> Vec<NodeName> {
-        self.mesh.reported.iter().cloned().collect()
+impl MeshWatch {
+    /// Members heard of without a session for longer than
+    /// [`PARTIAL_MESH_GRACE`].
+    pub(super) fn unreached(&self) -> Vec<NodeName> {
+        self.reported.iter().cloned().collect()
     }
 
     /// A member came up: views are compared at the next head interval.
-    pub(super) fn mesh_up(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
+    pub(super) fn up(&mut self, node: &NodeName, now: Time) {
         let t = Told {
-            since: ctx.now,
+            since: now,
             ..Told::default()
         };
-        self.mesh.up.insert(node.clone(), t);
-        self.mesh.heard.remove(node);
+        self.up.insert(node.clone(), t);
+        self.heard.remove(node);
     }
 
     /// A session ended: what it said goes.
-    pub(super) fn mesh_down(&mut self, node: &NodeName, _ctx: &mut Ctx<'_>) {
-        self.mesh.heard.remove(node);
-        self.mesh.up.remove(node);
+    pub(super) fn down(&mut self, node: &NodeName) {
+        self.heard.remove(node);
+        self.up.remove(node);
     }
 
     /// `node`'s view: when it differs from ours, it gets our whole list
     /// (once for each view of ours); when it is the same, it has no member
     /// we lack.
-    pub(super) fn mesh_view(&mut self, node: &NodeName, count: u32, hash: u64, ctx: &mut Ctx<'_>) {
+    pub(super) fn view(
+        &mut self,
+        node: &NodeName,
+        count: u32,
+        hash: u64,
+        members: Vec<NodeName>,
+        ctx: &mut Ctx<'_>,
+    ) {
         let view = View { count, hash };
-        let members = self.members(ctx);
         let mine = View::of(members.iter().chain(std::iter::once(ctx.me())));
-        let Some(t) = self.mesh.up.get_mut(node) else {
+        let Some(t) = self.up.get_mut(node) else {
             return;
         };
         t.heard = Some(view);
         if view == mine {
-            self.mesh.heard.remove(node);
+            self.heard.remove(node);
             return;
         }
         if t.pushed == Some(mine) {
@@ -141,10 +145,10 @@ impl Names {
 
     /// Tells each member our view where it changed or differs (every head
     /// interval).
-    fn mesh_tell(&mut self, members: &[NodeName], ctx: &mut Ctx<'_>) {
+    fn tell(&mut self, members: &[NodeName], ctx: &mut Ctx<'_>) {
         let mine = View::of(members.iter().chain(std::iter::once(ctx.me())));
         for m in members {
-            let t = self.mesh.up.entry(m.clone()).or_insert_with(|| Told {
+            let t = self.up.entry(m.clone()).or_insert_with(|| Told {
                 since: ctx.now,
                 ..Told::default()
             });
@@ -165,14 +169,14 @@ impl Names {
     }
 
     /// `node` says which members it has.
-    pub(super) fn mesh_heard(
+    pub(super) fn heard(
         &mut self,
         node: &NodeName,
         all: bool,
         up: Vec<NodeName>,
         down: Vec<NodeName>,
     ) {
-        let list = self.mesh.heard.entry(node.clone()).or_default();
+        let list = self.heard.entry(node.clone()).or_default();
         if all {
             list.clear();
         }
@@ -194,19 +198,18 @@ impl Names {
 
     /// Tells views, and looks for members heard of without a session
     /// (every head interval).
-    pub(super) fn mesh_check(&mut self, ctx: &mut Ctx<'_>) {
-        let list = self.members(ctx);
-        self.mesh_tell(&list, ctx);
+    pub(super) fn check(&mut self, list: Vec<NodeName>, ctx: &mut Ctx<'_>) {
+        self.tell(&list, ctx);
         let members: BTreeSet<NodeName> = list.into_iter().collect();
         let me = ctx.me();
         let heard: BTreeSet<NodeName> = members
             .iter()
-            .filter_map(|m| self.mesh.heard.get(m))
+            .filter_map(|m| self.heard.get(m))
             .flatten()
             .filter(|n| *n != me && !members.contains(*n))
             .cloned()
             .collect();
-        let w = &mut self.mesh;
+        let w = self;
         w.missing.retain(|n, _| heard.contains(n));
         for n in heard {
             w.missing.entry(n).or_insert(ctx.now);

@@ -326,6 +326,13 @@ impl Names {
         ctx.peers().into_iter().map(|(n, _)| n).collect()
     }
 
+    /// Members of this node's tables that its members have a session with
+    /// and it has not, for longer than [`PARTIAL_MESH_GRACE`]: empty in a
+    /// full mesh.
+    pub fn unreached(&self) -> Vec<NodeName> {
+        self.mesh.unreached()
+    }
+
     /// Whether `node` is one of [`Names::members`].
     fn is_member(&self, node: &NodeName, ctx: &Ctx<'_>) -> bool {
         ctx.eligible.contains(node) && ctx.peer_creation(node).is_some()
@@ -462,7 +469,7 @@ impl Names {
         self.cursors.up(node);
         self.heads_told.remove(node);
         self.send_snapshot(node, ctx);
-        self.mesh_up(node, ctx);
+        self.mesh.up(node, ctx.now);
         if self.dropped.remove(node) {
             // Its snapshot may have been among what was dropped.
             self.cursors.resync(node, ctx);
@@ -587,7 +594,7 @@ impl Names {
         self.heads_told.remove(node);
         self.dropped.remove(node);
         self.lost_from.remove(node);
-        self.mesh_down(node, ctx);
+        self.mesh.down(node);
         for i in 0..self.tables.len() {
             self.drop_origin(i, node, ctx);
             self.release_name_locks_of(i, node, ctx);
@@ -812,12 +819,15 @@ impl Names {
             }
             NamesFrame::Members { all, up, down } => {
                 if !me {
-                    self.mesh_heard(node, all, up, down);
+                    self.mesh.heard(node, all, up, down);
                 }
             }
             NamesFrame::MembersView { count, hash } => {
                 if !me {
-                    self.mesh_view(node, count, hash, ctx);
+                    {
+                        let members = self.members(ctx);
+                        self.mesh.view(node, count, hash, members, ctx);
+                    }
                 }
             }
             NamesFrame::Ping { op } => self.send(node, NamesFrame::Ack { op }, ctx),
@@ -911,7 +921,10 @@ impl Names {
                     }
                 }
                 self.expire_name_locks(ctx);
-                self.mesh_check(ctx);
+                {
+                    let members = self.members(ctx);
+                    self.mesh.check(members, ctx);
+                }
             }
         }
         self.pump(ctx);

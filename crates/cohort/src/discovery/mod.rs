@@ -27,16 +27,15 @@
 
 mod lookup;
 mod run;
+pub(crate) mod state;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use crate::core::pid::NodeName;
-
-pub(crate) use run::{start, State};
 
 /// At most this many addresses are taken from one lookup; a larger answer
 /// is an error (the lookup changes nothing).
@@ -277,43 +276,6 @@ pub struct StrategyStatus {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl State {
-    /// A snapshot of the strategy's state.
-    pub(crate) fn status(self: &Arc<Self>) -> StrategyStatus {
-        let node = self.node.upgrade();
-        let up: Vec<NodeName> = node
-            .map(|n| {
-                let mut v = n.nodes();
-                v.extend(n.nodes_hidden());
-                v
-            })
-            .unwrap_or_default();
-        let s = lock(&self.inner);
-        StrategyStatus {
-            strategy: self.strategy.source.to_string(),
-            resolver: self.strategy.resolver,
-            last_lookup: s.last_lookup,
-            last_result: s.last_result.clone(),
-            last_ok: s.last_ok,
-            last_error: s.last_error.clone(),
-            lookups: s.lookups,
-            errors: s.errors,
-            discovered: s
-                .entries
-                .iter()
-                .map(|(addr, e)| Discovered {
-                    addr: addr.clone(),
-                    node: e.node.clone(),
-                    connected: e.node.as_ref().is_some_and(|n| up.contains(n)),
-                    listed: e.missing_since.is_none(),
-                    error: e.error.clone(),
-                })
-                .collect(),
-            forgotten: s.forgotten,
-        }
-    }
 }
 
 #[cfg(test)]

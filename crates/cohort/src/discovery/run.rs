@@ -1,7 +1,7 @@
 //! The polling loop of one strategy: look up, note what changed, forget
 //! what has been gone long enough, dial what is not connected.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -10,7 +10,8 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::lookup::Lookup;
-use super::{lock, DiscoveryError, Strategy};
+use super::state::{Found, State};
+use super::{lock, DiscoveryError, Strategy, StrategyStatus};
 use crate::core::pid::NodeName;
 use crate::core::proto::RefuseReason;
 use crate::core::ConnectError;
@@ -23,36 +24,36 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// A lookup is abandoned after the interval, or this when it is longer.
 const MIN_LOOKUP_BOUND: Duration = Duration::from_secs(5);
 
-/// One running strategy: its settings and what it found.
-pub(crate) struct State {
-    pub(super) strategy: Strategy,
-    pub(super) node: WeakNode,
-    pub(super) inner: Mutex<Found>,
-}
+impl Node {
+    /// Starts a discovery strategy: every `interval` it looks peers up and
+    /// connects to those not connected yet. Discovery only adds: a failed or
+    /// empty lookup changes nothing. Runs until the node stops; see
+    /// [`crate::discovery`].
+    ///
+    /// ```no_run
+    /// # async fn demo(node: cohort::Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// use cohort::discovery::Strategy;
+    /// node.discover(Strategy::parse("srv:_cohort._tcp.cohort.default.svc.cluster.local")?)?;
+    /// node.discover(Strategy::parse("file:/etc/cohort/seeds")?)?;
+    /// for s in node.discovery() {
+    ///     println!("{}: {} lookups, {} errors", s.strategy, s.lookups, s.errors);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn discover(&self, strategy: Strategy) -> Result<(), DiscoveryError> {
+        let state = start(self, strategy)?;
+        lock(self.discovery_list()).push(state);
+        Ok(())
+    }
 
-/// What a strategy found, and its counters.
-#[derive(Default)]
-pub(super) struct Found {
-    pub(super) last_lookup: Option<SystemTime>,
-    pub(super) last_result: Vec<String>,
-    pub(super) last_ok: Option<SystemTime>,
-    pub(super) last_error: Option<String>,
-    pub(super) lookups: u64,
-    pub(super) errors: u64,
-    pub(super) forgotten: u64,
-    pub(super) entries: BTreeMap<String, Entry>,
-    /// Addresses of this node itself, never dialed.
-    own: BTreeSet<String>,
-}
-
-/// One discovered address.
-#[derive(Default)]
-pub(super) struct Entry {
-    pub(super) node: Option<NodeName>,
-    /// When a successful, non-empty lookup first left it out.
-    pub(super) missing_since: Option<Instant>,
-    pub(super) error: Option<String>,
-    dialing: bool,
+    /// The discovery strategies started with [`Node::discover`]: each one's
+    /// last result, error and counters.
+    pub fn discovery(&self) -> Vec<StrategyStatus> {
+        let list = lock(self.discovery_list()).clone();
+        let mut up = self.nodes();
+        up.extend(self.nodes_hidden());
+        list.iter().map(|s| s.status(&up)).collect()
+    }
 }
 
 /// This node's own addresses: its listen address and, when it listens on
@@ -78,7 +79,7 @@ fn own_addrs(local: &str) -> BTreeSet<String> {
 }
 
 /// Checks `strategy` and starts its loop on `node`.
-pub(crate) fn start(node: &Node, strategy: Strategy) -> Result<Arc<State>, DiscoveryError> {
+fn start(node: &Node, strategy: Strategy) -> Result<Arc<State>, DiscoveryError> {
     strategy.check()?;
     let lookup = Lookup::new(&strategy)?;
     let found = Found {
@@ -87,7 +88,6 @@ pub(crate) fn start(node: &Node, strategy: Strategy) -> Result<Arc<State>, Disco
     };
     let state = Arc::new(State {
         strategy,
-        node: node.downgrade(),
         inner: Mutex::new(found),
     });
     let own_port = node
@@ -96,18 +96,23 @@ pub(crate) fn start(node: &Node, strategy: Strategy) -> Result<Arc<State>, Disco
         .map(|a| a.port())
         .unwrap_or(0);
     info!(node = %node.name(), strategy = %state.strategy.source, "discovery started");
-    node.add_task(tokio::spawn(run(state.clone(), lookup, own_port)));
+    node.add_task(tokio::spawn(run(
+        state.clone(),
+        node.downgrade(),
+        lookup,
+        own_port,
+    )));
     Ok(state)
 }
 
-async fn run(state: Arc<State>, mut lookup: Lookup, own_port: u16) {
+async fn run(state: Arc<State>, node: WeakNode, mut lookup: Lookup, own_port: u16) {
     let bound = state.strategy.interval.max(MIN_LOOKUP_BOUND);
     loop {
         let result = match tokio::time::timeout(bound, lookup.run(own_port)).await {
             Ok(r) => r,
             Err(_) => Err(format!("lookup timed out after {bound:?}")),
         };
-        let Some(node) = state.node.upgrade() else {
+        let Some(node) = node.upgrade() else {
             return;
         };
         let dial = state.apply(&node, result);

@@ -8,9 +8,8 @@
 //! a round trip through a driver task; reads use the published views and
 //! never take the lock.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,96 +19,17 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::{Link, NodeEvent, Outbox, Shared};
-use crate::core::pid::NodeName;
+use super::cell::{notify, stop_tasks, ConnTasks, Engine};
+use super::events::NodeEvent;
+use super::link::{Link, Outbox};
+use super::shared::Shared;
+use crate::core::pid::{NodeName, Pid};
 use crate::core::process::Message;
 use crate::core::proto::Frame;
-use crate::core::route::{route_received, Route};
+use crate::core::route::{route, route_received, Route};
 use crate::core::time::Time;
-use crate::core::{ConnId, ConnectError, Effect, NodeCore, ReqId, FLUSH_REST};
-use crate::transport::{Connection, FrameLimit, Listener, PeerIdentity, Transport};
-
-struct ConnTasks {
-    out: Outbox,
-    authenticated: Arc<AtomicBool>,
-    limit: FrameLimit,
-    reader: JoinHandle<()>,
-    writer: JoinHandle<()>,
-}
-
-/// The core and the bookkeeping needed to carry out its effects.
-pub(crate) struct Engine {
-    pub(crate) core: NodeCore,
-    conns: HashMap<ConnId, ConnTasks>,
-    dialing: HashMap<ConnId, JoinHandle<()>>,
-    reqs: HashMap<ReqId, oneshot::Sender<Result<NodeName, ConnectError>>>,
-    next_req: ReqId,
-    subscribers: Vec<mpsc::UnboundedSender<NodeEvent>>,
-    closing_writers: Vec<JoinHandle<()>>,
-    tasks: Vec<JoinHandle<()>>,
-    stopped: bool,
-}
-
-/// The lock around the engine plus what the tasks need to reach it.
-pub(crate) struct EngineCell {
-    engine: Mutex<Engine>,
-    /// Wakes the timer task when the core's next timeout moves earlier
-    /// (held changes set one, see `FLUSH_REST`).
-    timer: Arc<Notify>,
-    /// The core's next timeout (µs since `epoch`), as of the last call:
-    /// written under the lock, read by the timer task without it.
-    deadline: AtomicU64,
-    /// The core's flag telling that it holds changes
-    /// ([`NodeCore::held_flag`]): the fast send path flushes them first.
-    pub(crate) held: Arc<AtomicBool>,
-    transport: Arc<dyn Transport>,
-    epoch: Instant,
-    dial_timeout: Duration,
-    max_queued: usize,
-}
-
-impl EngineCell {
-    pub(crate) fn new(
-        core: NodeCore,
-        transport: Arc<dyn Transport>,
-        epoch: Instant,
-        dial_timeout: Duration,
-        max_queued: usize,
-    ) -> Self {
-        let held = core.held_flag();
-        let deadline = AtomicU64::new(core.next_timeout().0);
-        EngineCell {
-            engine: Mutex::new(Engine {
-                core,
-                conns: HashMap::new(),
-                dialing: HashMap::new(),
-                reqs: HashMap::new(),
-                next_req: 1,
-                subscribers: Vec::new(),
-                closing_writers: Vec::new(),
-                tasks: Vec::new(),
-                stopped: false,
-            }),
-            timer: Arc::new(Notify::new()),
-            deadline,
-            held,
-            transport,
-            epoch,
-            dial_timeout,
-            max_queued,
-        }
-    }
-
-    fn now(&self) -> Time {
-        Time(Instant::now().duration_since(self.epoch).as_micros() as u64)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Engine> {
-        // A panic while holding the lock is a bug; keep serving rather than
-        // poisoning every later call.
-        self.engine.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+use crate::core::{ConnId, ConnectError, Effect, NodeCore, FLUSH_REST};
+use crate::transport::{Connection, Listener, PeerIdentity};
 
 /// Starts the accept loop and the timer task of a node.
 pub(crate) fn start(shared: &Arc<Shared>, listener: Box<dyn Listener>) {
@@ -355,9 +275,9 @@ impl Shared {
                         let _ = r.send(result);
                     }
                 }
-                Effect::Pg(fx) => super::pg::execute(self, fx),
-                Effect::Names(fx) => super::names::execute(self, fx),
-                Effect::Groups(fx) => super::global_group::execute(self, fx),
+                Effect::Pg(fx) => self.pg_subs.apply(fx),
+                Effect::Names(fx) => self.names.apply(fx),
+                Effect::Groups(fx) => self.global_group_reqs.apply(fx),
             }
         }
     }
@@ -510,27 +430,37 @@ impl Shared {
     }
 }
 
-/// Marks the engine stopped and stops its tasks; returns the writers of the
-/// connections still open, to flush or abort.
-fn stop_tasks(e: &mut Engine) -> Vec<JoinHandle<()>> {
-    e.stopped = true;
-    for t in e.tasks.drain(..) {
-        t.abort();
+impl Shared {
+    /// Sends a message without the engine lock, routed as the core routes
+    /// it ([`route`]); only held changes, which go out first, take the lock.
+    pub(crate) fn send(self: &Arc<Self>, to: &Pid, from: Option<Pid>, payload: Bytes) {
+        let link = (to.node() != &self.name)
+            .then(|| self.links.get(to.node()))
+            .flatten();
+        let held = self.engine.held.load(Ordering::Acquire);
+        let peer_creation = |_: &NodeName| link.as_ref().map(|l| l.creation);
+        let frame = |from, payload| Frame::Send {
+            to: to.clone(),
+            from,
+            payload,
+        };
+        match route(&self.name, self.creation, to, peer_creation, held) {
+            Route::Local => {
+                self.deliver_local(to, Message::Data { from, payload });
+            }
+            Route::Peer { flush_first: false } => {
+                if let Some(l) = link {
+                    l.out.push(frame(from, payload).encode());
+                }
+            }
+            Route::Peer { flush_first: true } => {
+                // Changes are held: the core sends them, then the message.
+                // Not under the map's guard: carrying out the flush may
+                // change the links.
+                drop(link);
+                self.with(|core, _, _| core.send(to, from, payload));
+            }
+            Route::Drop => {}
+        }
     }
-    for (_, d) in e.dialing.drain() {
-        d.abort();
-    }
-    let mut writers = Vec::new();
-    for (_, c) in e.conns.drain() {
-        c.reader.abort();
-        writers.push(c.writer);
-    }
-    for (_, r) in e.reqs.drain() {
-        let _ = r.send(Err(ConnectError::ShuttingDown));
-    }
-    writers
-}
-
-fn notify(e: &mut Engine, ev: NodeEvent) {
-    e.subscribers.retain(|s| s.send(ev.clone()).is_ok());
 }

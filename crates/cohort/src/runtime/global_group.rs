@@ -2,17 +2,15 @@
 //! `monitor_nodes`, `sync`, and `whereis`/`send`/`registered_names` with a
 //! `Where` (a node or a group).
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Node, Shared};
-use crate::core::global_group::{Answer, GlobalGroupsEffect, GlobalGroupsInfo, Query};
+use super::global_group_state::GroupNodeEvent;
+use super::Node;
+use crate::core::global_group::{Answer, GlobalGroupsInfo, Query};
 use crate::core::pid::{NodeName, Pid};
-use crate::core::ReqId;
 
 /// How long a query to another node may take before the next one is tried.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,59 +22,6 @@ pub enum Where {
     Node(NodeName),
     /// The name table of this global group (asked of one reachable node).
     Group(String),
-}
-
-/// An own-group node became synced (up) or was lost (down).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupNodeEvent {
-    /// Up, after its group definition matched ours.
-    Up(NodeName),
-    /// Down.
-    Down(NodeName),
-}
-
-/// Requests waiting for the core, and `monitor_nodes` subscribers.
-#[derive(Default)]
-pub(crate) struct Requests {
-    next: std::sync::atomic::AtomicU64,
-    answers: DashMap<ReqId, oneshot::Sender<Option<Answer>>>,
-    syncs: DashMap<ReqId, oneshot::Sender<()>>,
-    monitors: Mutex<Vec<mpsc::UnboundedSender<GroupNodeEvent>>>,
-}
-
-impl Requests {
-    fn req(&self) -> ReqId {
-        // Far from the connect-request ids, which count from 1.
-        (1 << 62) + self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-/// Carries out one global-group effect.
-pub(crate) fn execute(shared: &Arc<Shared>, fx: GlobalGroupsEffect) {
-    let p = &shared.global_group_reqs;
-    match fx {
-        GlobalGroupsEffect::Node { node, up } => {
-            let ev = if up {
-                GroupNodeEvent::Up(node)
-            } else {
-                GroupNodeEvent::Down(node)
-            };
-            p.monitors
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|m| m.send(ev.clone()).is_ok());
-        }
-        GlobalGroupsEffect::Answered { req, answer } => {
-            if let Some((_, tx)) = p.answers.remove(&req) {
-                let _ = tx.send(answer);
-            }
-        }
-        GlobalGroupsEffect::Synced { req } => {
-            if let Some((_, tx)) = p.syncs.remove(&req) {
-                let _ = tx.send(());
-            }
-        }
-    }
 }
 
 impl Node {

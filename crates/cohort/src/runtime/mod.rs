@@ -9,11 +9,18 @@
 //! connection writer (after the changes the core holds, if any), and a
 //! received message straight from the connection reader to the mailbox.
 
+mod cell;
 mod engine;
+mod events;
 mod global_group;
+mod global_group_state;
+mod link;
 mod names;
+mod names_state;
 mod pg;
+mod pg_state;
 mod process;
+mod shared;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,46 +33,29 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-pub use self::global_group::{GroupNodeEvent, Where};
+pub use self::events::NodeEvent;
+pub use self::global_group::Where;
+pub use self::global_group_state::GroupNodeEvent;
 pub use self::names::NameTable;
 pub use self::pg::{PgMonitor, Scope};
 pub use self::process::Process;
 
 use tracing::warn;
 
+use self::cell::EngineCell;
+use self::names_state::NamesShared;
+pub(crate) use self::shared::{Shared, Traffic};
 use crate::cookie::CookieSource;
 use crate::core::cluster::ClusterConfig;
 use crate::core::pid::{ExitReason, NodeName, Pid};
-use crate::core::process::{Message, MonitorRef};
-use crate::core::proto::{Frame, DEFAULT_MAX_FRAME};
-use crate::core::route::{route, Route};
-use crate::core::{ConnectError, CoreConfig, DownReason, NodeCore};
+use crate::core::process::MonitorRef;
+use crate::core::proto::DEFAULT_MAX_FRAME;
+use crate::core::{ConnectError, CoreConfig, NodeCore};
+use crate::discovery::state::State as DiscoveryState;
 use crate::error::{CodecError, StartError};
 use crate::transport::tcp::TcpTransport;
 use crate::transport::tls::{TlsError, TlsFiles, TlsTransport};
 use crate::transport::Transport;
-use engine::EngineCell;
-
-/// A change in the set of connected nodes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeEvent {
-    /// A session with `node` is up.
-    Up {
-        /// The peer.
-        node: NodeName,
-        /// Its creation.
-        creation: u32,
-    },
-    /// The session with `node` ended.
-    Down {
-        /// The peer.
-        node: NodeName,
-        /// Its creation.
-        creation: u32,
-        /// Why.
-        reason: DownReason,
-    },
-}
 
 /// Configures and starts a [`Node`].
 ///
@@ -371,7 +361,7 @@ impl NodeBuilder {
             links: DashMap::new(),
             next_serial: AtomicU64::new(1),
             next_ref: AtomicU64::new(1),
-            names: names::NamesShared::new(&self.names, u64::from(creation)),
+            names: NamesShared::new(&self.names, u64::from(creation)),
             engine: EngineCell::new(
                 core,
                 transport,
@@ -379,9 +369,9 @@ impl NodeBuilder {
                 self.cluster.handshake_timeout,
                 self.max_queued,
             ),
-            pg_subs: DashMap::new(),
+            pg_subs: Default::default(),
             traffic: Traffic::default(),
-            global_group_reqs: global_group::Requests::default(),
+            global_group_reqs: Default::default(),
             discovery: Default::default(),
             tls,
         });
@@ -390,52 +380,6 @@ impl NodeBuilder {
         Ok(Node {
             inner: Arc::new(Inner { shared }),
         })
-    }
-}
-
-/// State shared by the node handle, its processes, the driver and the
-/// connection tasks.
-pub(crate) struct Shared {
-    pub(crate) name: NodeName,
-    pub(crate) creation: u32,
-    pub(crate) local_addr: String,
-    /// Live local processes: serial → mailbox.
-    pub(crate) mailboxes: DashMap<u64, mpsc::UnboundedSender<Message>>,
-    /// Up peers: name → session writer.
-    pub(crate) links: DashMap<NodeName, Link>,
-    pub(crate) next_serial: AtomicU64,
-    pub(crate) next_ref: AtomicU64,
-    pub(crate) names: names::NamesShared,
-    pub(crate) engine: EngineCell,
-    /// Traffic counters, for metrics.
-    pub(crate) traffic: Traffic,
-    /// Global-group requests waiting for an answer.
-    pub(crate) global_group_reqs: global_group::Requests,
-    /// Process-group monitor subscriptions: id → event channel.
-    pub(crate) pg_subs: DashMap<u64, mpsc::UnboundedSender<crate::core::pg::PgEvent>>,
-    /// Discovery strategies started on the node.
-    pub(crate) discovery: std::sync::Mutex<Vec<Arc<crate::discovery::State>>>,
-    /// The TLS transport, when the node uses one (for reloads).
-    pub(crate) tls: Option<TlsTransport>,
-}
-
-/// Frames and bytes exchanged with peers.
-#[derive(Default)]
-pub(crate) struct Traffic {
-    pub(crate) frames_in: AtomicU64,
-    pub(crate) frames_out: AtomicU64,
-    pub(crate) bytes_in: AtomicU64,
-    pub(crate) bytes_out: AtomicU64,
-    pub(crate) shed: AtomicU64,
-}
-
-impl Traffic {
-    /// Counts a received frame and decodes it.
-    pub(crate) fn count_in(&self, bytes: &[u8]) -> Result<Frame, crate::core::proto::DecodeError> {
-        self.frames_in.fetch_add(1, Ordering::Relaxed);
-        self.bytes_in
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Frame::decode(bytes)
     }
 }
 
@@ -466,94 +410,6 @@ pub struct Stats {
     pub handshakes_refused_alive: u64,
     /// Sessions replaced by a newer creation of the same node.
     pub sessions_replaced: u64,
-}
-
-/// The writer of an up session, for sends that skip the driver.
-#[derive(Clone)]
-pub(crate) struct Link {
-    pub(crate) creation: u32,
-    /// False for hidden sessions (between a hidden global group and another).
-    pub(crate) visible: bool,
-    pub(crate) out: Outbox,
-}
-
-/// The queue of frames to one peer, with the bytes waiting in it.
-#[derive(Clone)]
-pub(crate) struct Outbox {
-    tx: mpsc::UnboundedSender<Bytes>,
-    queued: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Outbox {
-    pub(crate) fn new(
-        tx: mpsc::UnboundedSender<Bytes>,
-    ) -> (Self, Arc<std::sync::atomic::AtomicUsize>) {
-        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        (
-            Outbox {
-                tx,
-                queued: queued.clone(),
-            },
-            queued,
-        )
-    }
-
-    /// Queues a frame; false when the connection is gone.
-    pub(crate) fn push(&self, frame: Bytes) -> bool {
-        self.queued.fetch_add(frame.len(), Ordering::Relaxed);
-        self.tx.send(frame).is_ok()
-    }
-
-    /// Bytes waiting to be written.
-    pub(crate) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-}
-
-impl Shared {
-    /// Puts a message into a local mailbox; false when the process is gone.
-    pub(crate) fn deliver_local(&self, to: &Pid, msg: Message) -> bool {
-        if to.creation() != self.creation {
-            return false;
-        }
-        match self.mailboxes.get(&to.serial()) {
-            Some(mb) => mb.send(msg).is_ok(),
-            None => false,
-        }
-    }
-
-    /// Sends a message without the engine lock, routed as the core routes
-    /// it ([`route`]); only held changes, which go out first, take the lock.
-    pub(crate) fn send(self: &Arc<Self>, to: &Pid, from: Option<Pid>, payload: Bytes) {
-        let link = (to.node() != &self.name)
-            .then(|| self.links.get(to.node()))
-            .flatten();
-        let held = self.engine.held.load(Ordering::Acquire);
-        let peer_creation = |_: &NodeName| link.as_ref().map(|l| l.creation);
-        let frame = |from, payload| Frame::Send {
-            to: to.clone(),
-            from,
-            payload,
-        };
-        match route(&self.name, self.creation, to, peer_creation, held) {
-            Route::Local => {
-                self.deliver_local(to, Message::Data { from, payload });
-            }
-            Route::Peer { flush_first: false } => {
-                if let Some(l) = link {
-                    l.out.push(frame(from, payload).encode());
-                }
-            }
-            Route::Peer { flush_first: true } => {
-                // Changes are held: the core sends them, then the message.
-                // Not under the map's guard: carrying out the flush may
-                // change the links.
-                drop(link);
-                self.with(|core, _, _| core.send(to, from, payload));
-            }
-            Route::Drop => {}
-        }
-    }
 }
 
 struct Inner {
@@ -673,44 +529,9 @@ impl Node {
             .with(|core, _, _| core.cluster().redialing().cloned().collect())
     }
 
-    /// Starts a discovery strategy: every `interval` it looks peers up and
-    /// connects to those not connected yet. Discovery only adds: a failed or
-    /// empty lookup changes nothing. Runs until the node stops; see
-    /// [`crate::discovery`].
-    ///
-    /// ```no_run
-    /// # async fn demo(node: cohort::Node) -> Result<(), Box<dyn std::error::Error>> {
-    /// use cohort::discovery::Strategy;
-    /// node.discover(Strategy::parse("srv:_cohort._tcp.cohort.default.svc.cluster.local")?)?;
-    /// node.discover(Strategy::parse("file:/etc/cohort/seeds")?)?;
-    /// for s in node.discovery() {
-    ///     println!("{}: {} lookups, {} errors", s.strategy, s.lookups, s.errors);
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn discover(
-        &self,
-        strategy: crate::discovery::Strategy,
-    ) -> Result<(), crate::discovery::DiscoveryError> {
-        let state = crate::discovery::start(self, strategy)?;
-        self.shared()
-            .discovery
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(state);
-        Ok(())
-    }
-
-    /// The discovery strategies started with [`Node::discover`]: each one's
-    /// last result, error and counters.
-    pub fn discovery(&self) -> Vec<crate::discovery::StrategyStatus> {
-        let list = self
-            .shared()
-            .discovery
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        list.iter().map(|s| s.status()).collect()
+    /// The discovery strategies running on the node.
+    pub(crate) fn discovery_list(&self) -> &std::sync::Mutex<Vec<Arc<DiscoveryState>>> {
+        &self.shared().discovery
     }
 
     pub(crate) fn downgrade(&self) -> WeakNode {
@@ -763,20 +584,6 @@ impl Node {
         let (tx, rx) = mpsc::unbounded_channel();
         self.shared().subscribe(tx);
         rx
-    }
-
-    /// Creates a local process (a mailbox with a pid).
-    pub fn spawn(&self) -> Process {
-        let shared = self.shared();
-        let serial = shared.next_serial.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
-        shared.mailboxes.insert(serial, tx);
-        shared.with(|core, _, _| core.spawned(serial));
-        Process::new(
-            self.clone(),
-            Pid::new(shared.name.clone(), shared.creation, serial),
-            rx,
-        )
     }
 
     /// Sends raw bytes to `to`, from no process. Never fails: a message to

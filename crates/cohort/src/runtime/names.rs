@@ -1,141 +1,18 @@
-//! The runtime side of global names: the `Node` API, the lock-free read
-//! views, and the execution of name-service effects.
-//!
-//! The core decides; this module keeps, per table, a concurrent map that
-//! the core's `View` effects update under the engine lock, so `whereis`
-//! and `registered_names` never take that lock.
+//! The runtime side of global names: the [`NameTable`] API. Reads use the
+//! lock-free views of `names_state`; writes go through the engine.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Node, Shared};
-use crate::core::names::{
-    LockId, LossPolicy, NameEvent, NamesConfig, NamesEffect, NamesError, Outcome, RegisterArgs,
-    StoredClaim,
-};
+use crate::core::names::{LockId, LossPolicy, NameEvent, NamesError, Outcome, RegisterArgs};
 use crate::core::pid::{NodeName, Pid};
 use crate::core::time::Time;
 use crate::core::NodeCore;
-
-/// The read views' hasher: foldhash with a fixed seed (names come from
-/// authenticated peers only).
-type FoldHash = foldhash::fast::FixedState;
-
-/// A visible entry: the winning claim, shared with the core (so the name
-/// is stored once), looked up by its name. It knows whether the holder is
-/// a process of this node (whose liveness `whereis` checks).
-pub(crate) struct Entry(Arc<StoredClaim>);
-
-impl std::borrow::Borrow<str> for Entry {
-    fn borrow(&self) -> &str {
-        self.0.name()
-    }
-}
-
-impl std::hash::Hash for Entry {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.name().hash(state)
-    }
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, o: &Entry) -> bool {
-        self.0.name() == o.0.name()
-    }
-}
-
-impl Eq for Entry {}
-
-type View = DashMap<Entry, (), FoldHash>;
-
-/// Shards of a read view: enough that a write (under its shard's lock)
-/// rarely waits for readers of other names.
-const SHARDS: usize = 64;
-
-/// The read side of the name tables and the callers waiting for answers.
-pub(crate) struct NamesShared {
-    tables: Vec<(String, View)>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Result<bool, NamesError>>>>,
-    next_op: AtomicU64,
-    subs: Mutex<Vec<(usize, mpsc::UnboundedSender<NameEvent>)>>,
-}
-
-impl NamesShared {
-    /// The node stopped: every caller still waiting gets `Stopped`
-    /// (dropping its reply channel answers it so).
-    pub(crate) fn stop(&self) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-
-    pub(crate) fn new(cfg: &NamesConfig, seed: u64) -> Self {
-        NamesShared {
-            tables: cfg
-                .tables
-                .iter()
-                .map(|t| {
-                    (
-                        t.name.clone(),
-                        DashMap::with_hasher_and_shard_amount(
-                            FoldHash::with_seed(seed | 1),
-                            SHARDS,
-                        ),
-                    )
-                })
-                .collect(),
-            pending: Mutex::new(HashMap::new()),
-            next_op: AtomicU64::new(1),
-            subs: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-/// Carries out one name-service effect, under the engine lock.
-pub(crate) fn execute(shared: &Arc<Shared>, fx: NamesEffect) {
-    let n = &shared.names;
-    match fx {
-        NamesEffect::View { table, name, entry } => {
-            if let Some((_, view)) = n.tables.get(table) {
-                match entry {
-                    // Replaces key and value at once: readers never see a gap.
-                    Some(rec) => match view.entry(Entry(rec)) {
-                        dashmap::Entry::Occupied(o) => {
-                            o.replace_entry(());
-                        }
-                        dashmap::Entry::Vacant(v) => {
-                            v.insert(());
-                        }
-                    },
-                    None => {
-                        view.remove(name.as_str());
-                    }
-                }
-            }
-        }
-        NamesEffect::Event { table, event } => {
-            let mut subs = n.subs.lock().unwrap_or_else(|p| p.into_inner());
-            subs.retain(|(t, tx)| *t != table || tx.send(event.clone()).is_ok());
-        }
-        NamesEffect::Reply { op, result } => {
-            let tx = n
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&op);
-            if let Some(tx) = tx {
-                let _ = tx.send(result);
-            }
-        }
-    }
-}
 
 /// A name table of a node: register, look up and send by name.
 ///

@@ -11,26 +11,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::{Node, Shared};
+use super::Node;
 use crate::core::pg::{
-    Group, Members, PgEffect, PgError, PgEvent, ScopeName, ScopeView, Select, Span, DEFAULT_SCOPE,
+    Group, Members, PgError, PgEvent, ScopeName, ScopeView, Select, Span, DEFAULT_SCOPE,
 };
 use crate::core::pid::Pid;
-
-/// Carries out one process-group effect, under the engine lock.
-pub(crate) fn execute(shared: &Arc<Shared>, fx: PgEffect) {
-    match fx {
-        PgEffect::Event { sub, event } => {
-            let closed = match shared.pg_subs.get(&sub) {
-                Some(tx) => tx.send(event).is_err(),
-                None => false,
-            };
-            if closed {
-                shared.pg_subs.remove(&sub);
-            }
-        }
-    }
-}
 
 impl Node {
     /// The default scope (`"pg"`), running on every node.
@@ -289,7 +274,7 @@ impl Scope {
                 snapshot,
             )),
             Err(e) => {
-                shared.pg_subs.remove(&sub);
+                shared.pg_subs.remove(sub);
                 Err(e)
             }
         }
@@ -340,7 +325,7 @@ impl PgMonitor {
 impl Drop for PgMonitor {
     fn drop(&mut self) {
         let shared = self.scope.node.shared();
-        shared.pg_subs.remove(&self.sub);
+        shared.pg_subs.remove(self.sub);
         let (scope, sub) = (self.scope.name.clone(), self.sub);
         shared.with(|core, _, _| core.pg_demonitor(&scope, sub));
     }

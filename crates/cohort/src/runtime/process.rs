@@ -1,5 +1,7 @@
 //! Process handles: a pid and the mailbox behind it.
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -89,5 +91,21 @@ impl Drop for Process {
         if !self.ended {
             self.node.exited(self.pid.serial(), ExitReason::Normal);
         }
+    }
+}
+
+impl Node {
+    /// Creates a local process (a mailbox with a pid).
+    pub fn spawn(&self) -> Process {
+        let shared = self.shared();
+        let serial = shared.next_serial.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        shared.mailboxes.insert(serial, tx);
+        shared.with(|core, _, _| core.spawned(serial));
+        Process::new(
+            self.clone(),
+            Pid::new(shared.name.clone(), shared.creation, serial),
+            rx,
+        )
     }
 }
