@@ -97,8 +97,9 @@ impl DeltaLog {
             .map(|(s, ops, size)| (*s, ops, *size))
     }
 
-    /// Bytes held (for tests and metrics).
-    pub(super) fn bytes(&self) -> usize {
+    /// Bytes held.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
         self.bytes
     }
 }
