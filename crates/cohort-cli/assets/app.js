@@ -42,10 +42,10 @@
   function ago(ms) {
     if (!ms) return "—";
     const d = Math.max(0, Math.round((Date.now() - ms) / 1000));
-    const t = new Date(ms).toLocaleTimeString();
-    if (d < 60) return t + " (" + d + " s ago)";
-    if (d < 3600) return t + " (" + Math.round(d / 60) + " min ago)";
-    return t + " (" + Math.round(d / 3600) + " h ago)";
+    if (d < 60) return d + " s ago";
+    if (d < 3600) return Math.round(d / 60) + " min ago";
+    if (d < 86400) return Math.round(d / 3600) + " h ago";
+    return new Date(ms).toLocaleDateString();
   }
   function debounce(f, ms) {
     let t = null;
@@ -162,6 +162,7 @@
         $("conn").textContent = "live";
         $("conn").className = "pill ok";
         fillTables(v.tables);
+        pollMetrics();
         break;
       case "state":
         onState(v);
@@ -241,6 +242,7 @@
       c[6].textContent = n.self ? bytes(n.bytes_in) + " / " + bytes(n.bytes_out) : "—";
       c[7].textContent = n.self ? String(n.sync_lag) : "—";
       c[8].textContent = n.self ? "—" : ago(n.since);
+      c[8].title = n.since ? new Date(n.since).toLocaleString() : "";
       c[9].hidden = ro;
       const ops = [];
       if (!n.self && !ro) {
@@ -266,7 +268,7 @@
 
   function renderPicture() {
     const v = st.state;
-    const W = 640, H = 380, cx = W / 2, cy = H / 2, R = Math.min(W, H) / 2 - 60;
+    const W = 640, H = 300, cx = W / 2, cy = H / 2, R = Math.min(W, H) / 2 - 50;
     // Nodes sorted by global group, so each group is one arc of the circle.
     const nodes = v.nodes.slice().sort((a, b) =>
       (a.group || "~").localeCompare(b.group || "~") || a.name.localeCompare(b.name));
@@ -511,8 +513,10 @@
       const W = 240, H = 50;
       const max = Math.max(1, ...pts.map((p) => p[1]));
       const now = Date.now();
-      const poly = pts.map((p) => ((W * (p[0] - (now - 600000))) / 600000).toFixed(1) + "," + (H - 2 - ((H - 4) * p[1]) / max).toFixed(1)).join(" ");
+      let poly = pts.map((p) => ((W * (p[0] - (now - 600000))) / 600000).toFixed(1) + "," + (H - 2 - ((H - 4) * p[1]) / max).toFixed(1)).join(" ");
       const last = pts.length ? pts[pts.length - 1][1] : null;
+      // One sample is a dot's worth of line.
+      if (pts.length === 1) poly += " " + W + "," + poly.split(",")[1];
       const shown = last === null ? "—" : unit === "B" ? bytes(Math.round(last)) : (Math.round(last * 10) / 10).toString();
       return h("div", { class: "chart", "data-metric": title },
         h("h3", { text: title }), h("div", { class: "val", text: shown }),

@@ -70,7 +70,7 @@ async fn browser(driver: &Driver) -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut opts = json!({
         "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1280,800", "--no-first-run", "--disable-extensions"],
+                 "--window-size=1280,900", "--no-first-run", "--disable-extensions"],
     });
     if let Some(b) = chromium_binary() {
         opts["binary"] = json!(b);
@@ -318,6 +318,12 @@ async fn the_dashboard_shows_the_cluster_live_in_a_browser() {
     };
     assert!(line.contains("action kill"), "{line}");
     assert_eq!(loser_hold.exit_code(), 3, "the loser was killed: {line}");
+    // The README's picture: the healed cluster with its timeline.
+    js(
+        &br,
+        "window.scrollTo(0, 0); document.activeElement.blur(); document.getElementById('toast').hidden = true",
+    )
+    .await;
     shot(&br, "healed").await;
 
     // The names view finds the survivor.
@@ -335,7 +341,8 @@ async fn the_dashboard_shows_the_cluster_live_in_a_browser() {
         &br,
         "the charts",
         DEADLINE,
-        "return document.querySelectorAll('#charts .chart').length >= 6",
+        r##"const c = document.querySelector("#charts .chart[data-metric='Connected nodes'] .val");
+            return document.querySelectorAll('#charts .chart').length >= 6 && !!c && c.textContent === '2'"##,
     )
     .await;
     shot(&br, "metrics").await;
