@@ -448,7 +448,21 @@ impl Ctl {
                 self.shown
             ),
         };
-        self.get("/info")?;
+        // A node started just before (`cohort node ... & cohort ctl
+        // dashboard`) gets a few seconds to open its admin API.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.get("/info") {
+                Ok(_) => break,
+                Err(e)
+                    if e.to_string().starts_with("cannot reach")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let url = format!("{base}/#token={}", encode(&self.token));
         if self.json {
             println!("{}", json!({ "url": url }));
