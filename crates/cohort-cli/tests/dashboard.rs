@@ -398,7 +398,9 @@ fn send(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, v: Value) {
 /// Reads until a message of `kind` with this id (state and events come
 /// in between).
 fn reply(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, id: u64) -> Value {
+    let t = Instant::now();
     loop {
+        assert!(t.elapsed() < DEADLINE, "no answer to request {id}");
         let v = read(ws);
         if v["id"] == json!(id) {
             return v;
@@ -471,8 +473,10 @@ fn the_dashboard_socket_needs_the_token_and_honours_read_only() {
         json!({"id": 1, "op": "block", "node": "b@127.0.0.1"}),
     );
     assert_eq!(reply(&mut ws, 1)["kind"], "done");
-    // The block shows in the state pushed next.
+    // The block shows in a state pushed next.
+    let t = Instant::now();
     loop {
+        assert!(t.elapsed() < DEADLINE, "no state showed b blocked");
         let v = read(&mut ws);
         if v["kind"] == "state" {
             let b_row = v["nodes"]
