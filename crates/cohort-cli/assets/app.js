@@ -268,28 +268,38 @@
 
   function renderPicture() {
     const v = st.state;
-    const W = 640, H = 300, cx = W / 2, cy = H / 2, R = Math.min(W, H) / 2 - 50;
-    // Nodes sorted by global group, so each group is one arc of the circle.
-    const nodes = v.nodes.slice().sort((a, b) =>
-      (a.group || "~").localeCompare(b.group || "~") || a.name.localeCompare(b.name));
+    // Each global group is a region of its own, side by side (nodes of no
+    // group share one more, unmarked); inside it, its nodes on a ring.
+    const W = 640, H = 300;
+    const colors = ["#1d4e89", "#7b2cbf", "#e76f51", "#2a9d8f", "#b5838d", "#6a994e"];
+    const keys = [...new Set(v.nodes.map((n) => n.group || ""))].sort((x, y) => (x === "") - (y === "") || x.localeCompare(y));
+    const colW = W / keys.length;
     const pos = new Map();
-    nodes.forEach((n, i) => {
-      const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(nodes.length, 1);
-      pos.set(n.name, nodes.length === 1 ? [cx, cy] : [cx + R * Math.cos(a), cy + R * Math.sin(a)]);
-    });
+    // Past a dozen nodes in a region, names are in the tooltips only.
+    const labelled = new Set();
     const svg = s("svg", { viewBox: "0 0 " + W + " " + H, role: "img",
       "aria-label": "Cluster picture: this node's sessions" });
-    const colors = ["#1d4e89", "#7b2cbf", "#e76f51", "#2a9d8f", "#b5838d", "#6a994e"];
-    const groups = [...new Set(nodes.map((n) => n.group).filter(Boolean))];
-    groups.forEach((g, i) => {
-      const pts = nodes.filter((n) => n.group === g).map((n) => pos.get(n.name));
-      const mx = pts.reduce((a, p) => a + p[0], 0) / pts.length;
-      const my = pts.reduce((a, p) => a + p[1], 0) / pts.length;
-      const r = Math.max(...pts.map((p) => Math.hypot(p[0] - mx, p[1] - my))) + 34;
-      const c = colors[i % colors.length];
-      svg.append(s("circle", { class: "region", "data-group": g, cx: mx, cy: my, r, fill: c, stroke: c }));
-      svg.append(s("text", { class: "region-label", x: mx, y: Math.max(14, my - r - 4), "text-anchor": "middle", fill: c, text: g }));
+    const regions = [];
+    keys.forEach((g, gi) => {
+      const members = v.nodes.filter((n) => (n.group || "") === g).sort((x, y) => x.name.localeCompare(y.name));
+      const cx = colW * (gi + 0.5), cy = H / 2 + 8;
+      const maxR = Math.max(0, Math.min(colW / 2 - 44, H / 2 - 48));
+      const r = members.length === 1 ? 0 : Math.min(maxR, 16 + 14 * members.length);
+      members.forEach((n, i) => {
+        if (members.length <= 12 || n.self) labelled.add(n.name);
+        const a = -Math.PI / 2 + (2 * Math.PI * i) / members.length;
+        pos.set(n.name, [cx + r * Math.cos(a), cy + r * Math.sin(a)]);
+      });
+      if (g) {
+        const c = colors[gi % colors.length];
+        const rr = Math.min(r + 30, colW / 2 - 4, H / 2 - 14);
+        regions.push(s("circle", { class: "region", "data-group": g, cx, cy, r: rr, fill: c, stroke: c }));
+        regions.push(s("text", { class: "region-label", x: cx, y: Math.max(12, cy - rr - 2), "text-anchor": "middle", fill: c, text: g }));
+      }
     });
+    for (const e of regions) svg.append(e);
+    const nodes = v.nodes;
+    const cy = H / 2 + 8;
     const me = nodes.find((n) => n.self);
     const [sx, sy] = pos.get(me.name);
     for (const n of nodes) {
@@ -304,7 +314,7 @@
       svg.append(s("circle", { class: "node-dot " + (n.self ? "self" : n.state), "data-node": n.name, cx: x, cy: y, r: n.self ? 11 : 9 },
         s("title", { text: n.name + ": " + n.state })));
       const below = y >= cy;
-      svg.append(s("text", { class: "node-label", x, y: below ? y + 24 : y - 16, "text-anchor": "middle", text: n.name }));
+      if (labelled.has(n.name)) svg.append(s("text", { class: "node-label", x, y: below ? y + 24 : y - 16, "text-anchor": "middle", text: n.name }));
     }
     $("cluster").replaceChildren(svg);
     const split = nodes.filter((n) => !n.self && n.state !== "up").map((n) => n.name + " (" + n.state.replace("_", " ") + ")");
