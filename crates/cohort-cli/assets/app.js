@@ -284,7 +284,7 @@
       const members = v.nodes.filter((n) => (n.group || "") === g).sort((x, y) => x.name.localeCompare(y.name));
       const cx = colW * (gi + 0.5), cy = H / 2 + 8;
       const maxR = Math.max(0, Math.min(colW / 2 - 44, H / 2 - 48));
-      const r = members.length === 1 ? 0 : Math.min(maxR, 16 + 14 * members.length);
+      const r = members.length === 1 ? 0 : Math.min(maxR, 30 + 24 * members.length);
       members.forEach((n, i) => {
         if (members.length <= 12 || n.self) labelled.add(n.name);
         const a = -Math.PI / 2 + (2 * Math.PI * i) / members.length;
