@@ -444,6 +444,7 @@
       case "registered": return ["", "registered", e.name + " → " + e.pid + " (" + e.table + ")"];
       case "unregistered": return ["", "unregistered", e.name + " from " + e.pid + " (" + e.reason + ")"];
       case "conflict": return ["bad", "name conflict", e.name + ": winner " + (e.winner || "none") + ", loser " + e.loser + ", action " + e.action];
+      case "names_rate": return ["", "name churn", e.table + ": " + e.registered + " more registrations, " + e.unregistered + " more unregistrations in " + e.per];
       case "pg_rate": return ["", "group churn", e.scope + ": " + e.joins + " joins, " + e.leaves + " leaves in " + e.per];
       case "sync_error": return ["bad", "sync error", e.node];
       case "block": case "unblock": case "disconnect": return ["", e.type, e.node + " (from a dashboard)"];

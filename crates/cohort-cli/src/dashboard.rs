@@ -48,6 +48,9 @@ const BROADCAST: usize = 1024;
 /// Joins plus leaves in one scope and one second from which the timeline
 /// shows a rate line (below it, joins and leaves only move the counts).
 pub const PG_RATE_THRESHOLD: u64 = 50;
+/// Registrations and unregistrations of one table shown one by one in a
+/// second; past them, the second's count is one line.
+pub const NAME_EVENTS_PER_SECOND: u64 = 20;
 /// The largest page of a list.
 const MAX_PAGE: usize = 500;
 
@@ -233,7 +236,37 @@ pub fn start_hub(a: &Admin) -> Arc<Hub> {
         let h = hub.clone();
         let tname = t.0.clone();
         tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
+            // Registrations and unregistrations past the first
+            // NAME_EVENTS_PER_SECOND of a second are counted, and the count is
+            // one line at the end of the second; conflicts always show.
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let (mut shown, mut reg, mut unreg) = (0u64, 0u64, 0u64);
+            loop {
+                let ev = tokio::select! {
+                    ev = rx.recv() => match ev {
+                        Some(ev) => ev,
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        if reg + unreg > 0 {
+                            h.event(json!({"type": "names_rate", "table": tname,
+                                           "registered": reg, "unregistered": unreg, "per": "1s"}));
+                        }
+                        (shown, reg, unreg) = (0, 0, 0);
+                        continue;
+                    }
+                };
+                if !matches!(ev, NameEvent::ConflictResolved { .. }) {
+                    if shown >= NAME_EVENTS_PER_SECOND {
+                        match ev {
+                            NameEvent::Registered { .. } => reg += 1,
+                            _ => unreg += 1,
+                        }
+                        h.changed.notify_waiters();
+                        continue;
+                    }
+                    shown += 1;
+                }
                 let v = match ev {
                     NameEvent::Registered { name, pid, .. } => json!({
                         "type": "registered", "table": tname, "name": name, "pid": pid.to_string(),

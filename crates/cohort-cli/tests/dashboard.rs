@@ -410,7 +410,7 @@ fn reply(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, id: u64) -> Value
 
 #[test]
 fn the_dashboard_socket_needs_the_token_and_honours_read_only() {
-    let a = daemon("a@127.0.0.1", &[]);
+    let a = daemon_with("a@127.0.0.1", &[], "cli-test-cookie", &["--bench-api"]);
     let b = daemon_with(
         "b@127.0.0.1",
         &[&a.listen],
@@ -507,7 +507,39 @@ fn the_dashboard_socket_needs_the_token_and_honours_read_only() {
         &mut ws,
         json!({"id": 4, "op": "groups", "scope": "pg", "limit": 1_000_000}),
     );
-    assert_eq!(reply(&mut ws, 4)["kind"], "groups");
+    let r = reply(&mut ws, 4);
+    assert_eq!(r["kind"], "groups", "{r}");
+
+    // A burst of 300 registrations: a few one by one, the rest counted
+    // (the timeline shows a rate, the socket is not flooded).
+    let (code, body) = http(&a.admin, "POST", "/bench/spawn", Some(r#"{"count":300}"#));
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http(
+        &a.admin,
+        "POST",
+        "/bench/register",
+        Some(r#"{"prefix":"burst-","count":300,"concurrency":8}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (mut single, mut counted) = (0, 0);
+    let t = Instant::now();
+    while single + counted < 300 {
+        assert!(
+            t.elapsed() < DEADLINE,
+            "{single} + {counted} of 300 registrations shown"
+        );
+        let v = read(&mut ws);
+        match v["type"].as_str() {
+            Some("registered") => single += 1,
+            Some("names_rate") => counted += v["registered"].as_u64().unwrap(),
+            _ => {}
+        }
+    }
+    assert_eq!(single + counted, 300);
+    assert!(
+        counted > 0 && single < 300,
+        "{single} shown one by one, {counted} counted"
+    );
 
     // b is read-only: it says so and refuses every action.
     let mut ws = dashboard_socket(&b);
