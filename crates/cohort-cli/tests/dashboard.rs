@@ -9,6 +9,7 @@
 mod common;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +18,9 @@ use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-/// One `chromedriver` on a free port, killed at the end.
+/// One `chromedriver` on a free port, in a process group of its own: at
+/// the end (a failed test included) the group is killed, and with it the
+/// Chromium it started, which would outlive chromedriver otherwise.
 struct Driver {
     child: Child,
     url: String,
@@ -25,6 +28,9 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -42,6 +48,7 @@ fn chromedriver() -> Driver {
     let port = free_port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
