@@ -64,6 +64,7 @@ pub fn measure(nodes: usize, seed: u64) -> Measurement {
     cfg.nodes = Some(nodes);
     cfg.steps = 0;
     cfg.faults = FaultSet::none();
+    cfg.hash_trace = false;
     let mut sim = Sim::new(cfg);
 
     let t0 = sim.now();
@@ -217,6 +218,7 @@ pub fn measure_registry(
     cfg.nodes = Some(nodes);
     cfg.steps = 0;
     cfg.faults = FaultSet::none();
+    cfg.hash_trace = false;
     let mut sim = Sim::new(cfg);
     let t = sim.now();
     sim.run_until_or(t + PATIENCE, Sim::full_mesh);

@@ -290,6 +290,9 @@ pub struct Cluster {
     next_conn: ConnId,
     conns: BTreeMap<ConnId, Conn>,
     peers: BTreeMap<NodeName, Peer>,
+    /// Bumped whenever a peer comes up or goes down, so callers can keep
+    /// what they derive from the up peers until it changes.
+    peers_gen: u64,
     known: BTreeMap<NodeName, Known>,
     /// This node's view of its own global group (see [`View`]).
     view: View,
@@ -343,6 +346,7 @@ impl Cluster {
             next_conn: 1,
             conns: BTreeMap::new(),
             peers: BTreeMap::new(),
+            peers_gen: 0,
             known: BTreeMap::new(),
             view,
             introduce_to: BTreeSet::new(),
@@ -391,6 +395,12 @@ impl Cluster {
     /// The peers with an up session, in name order.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeName> {
         self.peers.keys()
+    }
+
+    /// A number that changes whenever a peer comes up or goes down (the
+    /// set of [`Cluster::nodes`] or one of their creations changed).
+    pub fn peers_generation(&self) -> u64 {
+        self.peers_gen
     }
 
     /// The creation of an up peer.

@@ -56,6 +56,7 @@ impl Cluster {
         if let State::Up { node, creation } = c.state {
             if self.peers.get(&node).is_some_and(|p| p.conn == conn) {
                 self.peers.remove(&node);
+                self.peers_gen += 1;
                 info!(node = %self.me, peer = %node, %reason, "node down");
                 let reconnect = reason.reconnects();
                 fx.push(Effect::NodeDown {
@@ -119,6 +120,7 @@ impl Cluster {
         let on_purpose = c.on_purpose();
         info!(node = %self.me, peer = %node, creation, addr = %c.addr, "node up");
         self.peers.insert(node.clone(), Peer::new(conn, creation));
+        self.peers_gen += 1;
         // A node that reached us before anyone told us of it is news for
         // the nodes we pass news to.
         let fresh = !self.known.contains_key(&node);
