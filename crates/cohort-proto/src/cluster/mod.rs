@@ -293,6 +293,13 @@ pub struct Cluster {
     /// Bumped whenever a peer comes up or goes down, so callers can keep
     /// what they derive from the up peers until it changes.
     peers_gen: u64,
+    /// The connections that name each node, as the node they were dialed
+    /// to reach or the peer their handshake told (a superset: callers check
+    /// the connection itself). Asking "which connections are with this
+    /// node" looks here instead of at every connection: a node of a large
+    /// mesh has one connection per peer and asks once per handshake and
+    /// per node it hears of.
+    named: BTreeMap<NodeName, BTreeSet<ConnId>>,
     known: BTreeMap<NodeName, Known>,
     /// This node's view of its own global group (see [`View`]).
     view: View,
@@ -347,6 +354,7 @@ impl Cluster {
             conns: BTreeMap::new(),
             peers: BTreeMap::new(),
             peers_gen: 0,
+            named: BTreeMap::new(),
             known: BTreeMap::new(),
             view,
             introduce_to: BTreeSet::new(),
@@ -428,6 +436,57 @@ impl Cluster {
         self.blocked.iter()
     }
 
+    /// Adds connection `conn`, indexed by the node it is meant to reach.
+    fn insert_conn(&mut self, conn: ConnId, c: Conn) {
+        if let Some(n) = &c.expect {
+            self.index_name(n.clone(), conn);
+        }
+        self.conns.insert(conn, c);
+    }
+
+    /// Removes connection `conn` and its index entries.
+    fn remove_conn(&mut self, conn: ConnId) -> Option<Conn> {
+        let c = self.conns.remove(&conn)?;
+        for n in c.expect.iter().chain(c.peer_name()) {
+            if let Some(set) = self.named.get_mut(n) {
+                set.remove(&conn);
+                if set.is_empty() {
+                    self.named.remove(n);
+                }
+            }
+        }
+        Some(c)
+    }
+
+    /// Sets the state of connection `conn`, indexing the peer it names.
+    fn set_state(&mut self, conn: ConnId, state: State) {
+        let c = self.conns.get_mut(&conn).expect("present");
+        c.state = state;
+        if let Some(n) = c.peer_name().cloned() {
+            self.index_name(n, conn);
+        }
+    }
+
+    fn index_name(&mut self, name: NodeName, conn: ConnId) {
+        self.named.entry(name).or_default().insert(conn);
+    }
+
+    /// The connections that may be with `name` (see `named`), in id order.
+    fn named(&self, name: &NodeName) -> impl Iterator<Item = (ConnId, &Conn)> {
+        debug_assert!(
+            self.conns
+                .iter()
+                .filter(|(_, c)| c.expect.as_ref() == Some(name) || c.peer_name() == Some(name))
+                .all(|(id, _)| self.named.get(name).is_some_and(|s| s.contains(id))),
+            "a connection with {name} is missing from the index"
+        );
+        self.named
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.conns.get(id).map(|c| (*id, c)))
+    }
+
     fn alloc_conn(&mut self) -> ConnId {
         let id = self.next_conn;
         self.next_conn += 1;
@@ -470,7 +529,7 @@ impl Cluster {
         }
         if let Frame::Refuse { reason } = &frame {
             let reason = reason.clone();
-            let c = self.conns.remove(&conn).expect("present");
+            let c = self.remove_conn(conn).expect("present");
             fx.push(Effect::Close {
                 conn,
                 reason: format!("refused by peer: {reason}"),

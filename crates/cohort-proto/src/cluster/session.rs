@@ -41,7 +41,7 @@ impl Cluster {
         fx: &mut Effects,
         up: &mut Vec<Upcall>,
     ) {
-        let Some(c) = self.conns.remove(&conn) else {
+        let Some(c) = self.remove_conn(conn) else {
             return;
         };
         for req in c.reqs {
@@ -110,11 +110,14 @@ impl Cluster {
         fx: &mut Effects,
         up: &mut Vec<Upcall>,
     ) {
+        self.set_state(
+            conn,
+            State::Up {
+                node: node.clone(),
+                creation,
+            },
+        );
         let c = self.conns.get_mut(&conn).expect("present");
-        c.state = State::Up {
-            node: node.clone(),
-            creation,
-        };
         c.last_heard = now;
         let reqs = std::mem::take(&mut c.reqs);
         let on_purpose = c.on_purpose();
