@@ -244,6 +244,10 @@ pub struct SimConfig {
     pub groups_per_seed: bool,
     /// With `groups`: whose definitions deliberately differ.
     pub mismatch: Mismatch,
+    /// With `groups`: split the nodes into this many global groups of
+    /// equal size instead (even-numbered groups normal, odd ones hidden;
+    /// every definition the same). 0: the two-group layout above.
+    pub group_count: usize,
     /// Name operations in the workload (on by default; runs with names
     /// replay exactly since the name service's maps hash with a fixed
     /// hasher, see `tests/regressions.rs`).
@@ -275,6 +279,7 @@ impl SimConfig {
             self_monitors: true,
             groups: false,
             groups_per_seed: false,
+            group_count: 0,
             mismatch: Mismatch::Seeded,
             names: true,
         }

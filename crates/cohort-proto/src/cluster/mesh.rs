@@ -117,10 +117,11 @@ impl Cluster {
     /// Whether a connection to `name` is being opened or authenticated.
     /// Inbound connections not yet authenticated (the one just accepted among them).
     fn inbound_handshakes(&self) -> usize {
-        self.conns
-            .values()
-            .filter(|c| c.dir == Direction::Inbound && !matches!(c.state, State::Up { .. }))
-            .count()
+        debug_assert_eq!(
+            self.inbound_pending,
+            self.conns.values().filter(|c| c.pending_inbound()).count()
+        );
+        self.inbound_pending
     }
 
     pub(super) fn handshaking_with(&self, name: &NodeName) -> bool {

@@ -180,6 +180,11 @@ impl Conn {
         self.dir == Direction::Outbound && self.expect.is_none()
     }
 
+    /// An inbound connection whose handshake has not finished.
+    fn pending_inbound(&self) -> bool {
+        self.dir == Direction::Inbound && !matches!(self.state, State::Up { .. })
+    }
+
     /// The peer's creation, once the handshake has told it.
     fn peer_creation(&self) -> Option<u32> {
         match &self.state {
@@ -300,6 +305,9 @@ pub struct Cluster {
     /// mesh has one connection per peer and asks once per handshake and
     /// per node it hears of.
     named: BTreeMap<NodeName, BTreeSet<ConnId>>,
+    /// Inbound connections whose handshake has not finished (checked
+    /// against `max_handshakes` at every accept).
+    inbound_pending: usize,
     known: BTreeMap<NodeName, Known>,
     /// This node's view of its own global group (see [`View`]).
     view: View,
@@ -355,6 +363,7 @@ impl Cluster {
             peers: BTreeMap::new(),
             peers_gen: 0,
             named: BTreeMap::new(),
+            inbound_pending: 0,
             known: BTreeMap::new(),
             view,
             introduce_to: BTreeSet::new(),
@@ -441,12 +450,18 @@ impl Cluster {
         if let Some(n) = &c.expect {
             self.index_name(n.clone(), conn);
         }
+        if c.pending_inbound() {
+            self.inbound_pending += 1;
+        }
         self.conns.insert(conn, c);
     }
 
     /// Removes connection `conn` and its index entries.
     fn remove_conn(&mut self, conn: ConnId) -> Option<Conn> {
         let c = self.conns.remove(&conn)?;
+        if c.pending_inbound() {
+            self.inbound_pending -= 1;
+        }
         for n in c.expect.iter().chain(c.peer_name()) {
             if let Some(set) = self.named.get_mut(n) {
                 set.remove(&conn);
@@ -461,8 +476,16 @@ impl Cluster {
     /// Sets the state of connection `conn`, indexing the peer it names.
     fn set_state(&mut self, conn: ConnId, state: State) {
         let c = self.conns.get_mut(&conn).expect("present");
+        let was = c.pending_inbound();
         c.state = state;
-        if let Some(n) = c.peer_name().cloned() {
+        let is = c.pending_inbound();
+        let name = c.peer_name().cloned();
+        match (was, is) {
+            (true, false) => self.inbound_pending -= 1,
+            (false, true) => self.inbound_pending += 1,
+            _ => {}
+        }
+        if let Some(n) = name {
             self.index_name(n, conn);
         }
     }

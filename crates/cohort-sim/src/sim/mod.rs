@@ -123,7 +123,12 @@ impl Sim {
                 m => m,
             };
         }
-        sim.groups = registry::groups_configs(n, sim.cfg.groups, sim.mismatch);
+        sim.groups = if sim.cfg.groups && sim.cfg.group_count > 0 {
+            sim.mismatch = Mismatch::None;
+            registry::split_groups(n, sim.cfg.group_count)
+        } else {
+            registry::groups_configs(n, sim.cfg.groups, sim.mismatch)
+        };
         if sim.cfg.groups {
             sim.group_ids = registry::group_ids(&sim.groups);
         }
