@@ -47,6 +47,7 @@ pub use crate::core::pg::{
 };
 pub use crate::core::pid::{ExitReason, NodeName, Pid};
 pub use crate::core::process::{Message, MonitorRef};
+pub use crate::core::proto::RefuseReason;
 pub use crate::core::{ConnectError, DownReason};
 pub use crate::error::StartError;
 pub use crate::runtime::{

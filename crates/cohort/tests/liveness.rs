@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use cohort::transport::mem::MemNetwork;
-use cohort::{DownReason, NodeEvent, NodeName};
+use cohort::{ConnectError, DownReason, NodeEvent, NodeName, RefuseReason};
 use common::*;
 use futures::StreamExt;
 
@@ -143,4 +143,61 @@ async fn a_restarted_node_replaces_a_stale_session() {
         }
     );
     assert_eq!(a.nodes(), vec![b2.name().clone()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dialed_node_claiming_a_live_peers_name_is_refused() {
+    // b is connected to a; b then dials another node that calls itself a
+    // (an impostor, or a discovery result pointing at the wrong process).
+    // b asks its session with a first; a answers, so the newcomer is
+    // refused and nothing happens to a's session.
+    let net = MemNetwork::default();
+    let a = start_on("a@mem", net.host("a")).await;
+    let b = start_on("b@mem", net.host("b")).await;
+    let mut ev = b.subscribe();
+    b.connect(&a.local_addr()).await.unwrap();
+    assert!(matches!(next_event(&mut ev).await, NodeEvent::Up { .. }));
+    let impostor = start_on("a@mem", net.host("a2")).await;
+    let r = b.connect(&impostor.local_addr()).await;
+    assert_eq!(r, Err(ConnectError::Refused(RefuseReason::Alive)));
+    assert_eq!(b.nodes(), vec![a.name().clone()]);
+    assert!(ev.try_recv().is_err(), "b saw {:?}", ev.try_recv());
+    assert!(impostor.nodes().is_empty());
+    assert_eq!(b.stats().handshakes_refused_alive, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dialed_restart_replaces_a_silent_session() {
+    // a's old incarnation is cut off silently; b dials its new one: the
+    // probe of the old session goes unanswered, and the new one replaces it.
+    let net = MemNetwork::default();
+    let a1 = start_on("a@mem", net.host("a1")).await;
+    let b = builder("b@mem")
+        .listen("b:0")
+        .transport(net.host("b"))
+        .peer_timeout(Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap();
+    let mut ev = b.subscribe();
+    b.connect(&a1.local_addr()).await.unwrap();
+    assert!(matches!(next_event(&mut ev).await, NodeEvent::Up { .. }));
+    net.partition(&["a1"], &["b"]);
+    let a2 = start_on("a@mem", net.host("a2")).await;
+    assert_eq!(b.connect(&a2.local_addr()).await, Ok(a2.name().clone()));
+    match next_event(&mut ev).await {
+        NodeEvent::Down {
+            node,
+            creation,
+            reason: DownReason::Restarted | DownReason::ConnectionClosed(_),
+        } => assert_eq!((node, creation), (a1.name().clone(), a1.creation())),
+        other => panic!("expected a1 down, got {other:?}"),
+    }
+    assert_eq!(
+        next_event(&mut ev).await,
+        NodeEvent::Up {
+            node: a2.name().clone(),
+            creation: a2.creation()
+        }
+    );
 }

@@ -148,35 +148,36 @@ impl Cluster {
         up: &mut Vec<Upcall>,
     ) {
         self.probes.remove(&conn);
-        let go: Vec<ConnId> = self
+        let go: Vec<(ConnId, Role)> = self
             .probes
             .iter()
             .filter(|(_, p)| p.old == conn)
-            .map(|(&c, _)| c)
+            .map(|(&c, p)| (c, p.side))
             .collect();
-        for newcomer in go {
+        for (newcomer, side) in go {
             self.probes.remove(&newcomer);
             self.stats.replaced += 1;
-            self.accept_verified(newcomer, now, fx, up);
+            self.probe_failed(newcomer, side, now, fx, up);
         }
     }
 
     /// Probes whose time is up: the old session is deemed dead and the
     /// newcomer replaces it.
     pub(super) fn probes_expired(&mut self, now: Time, fx: &mut Effects, up: &mut Vec<Upcall>) {
-        let due: Vec<(ConnId, ConnId)> = self
+        let due: Vec<(ConnId, ConnId, Role)> = self
             .probes
             .iter()
             .filter(|(_, p)| p.deadline <= now)
-            .map(|(&c, p)| (c, p.old))
+            .map(|(&c, p)| (c, p.old, p.side))
             .collect();
-        for (newcomer, old) in due {
+        for (newcomer, old, side) in due {
             self.probes.remove(&newcomer);
             if let Some(c) = self.conns.get(&old) {
                 warn!(node = %self.me, addr = %c.addr, "no answer to a liveness probe; a new creation replaces the session");
             }
-            // accept_verified closes the old session (Restarted) first.
-            self.accept_verified(newcomer, now, fx, up);
+            // The handshake closes the old session (Restarted) when it
+            // completes.
+            self.probe_failed(newcomer, side, now, fx, up);
         }
     }
 
@@ -285,17 +286,70 @@ impl Cluster {
         if self.blocked.contains(&h.name) {
             return self.refuse(conn, RefuseReason::Blocked, fx);
         }
-        if let Some(p) = self.peers.get(&h.name) {
-            if p.creation == h.creation {
-                let name = h.name.clone();
-                return self.abandon(conn, &name, now, fx);
-            }
+        let up = self.peers.get(&h.name).map(|p| (p.creation, p.conn));
+        if up.is_some_and(|(creation, _)| creation == h.creation) {
+            let name = h.name.clone();
+            return self.abandon(conn, &name, now, fx);
         }
         let State::HelloSent { nonce } = c.state else {
             unreachable!()
         };
-        let name = h.name.clone();
+        let (name, creation) = (h.name.clone(), h.creation);
         self.set_state(conn, State::ResponseSent { peer: h, nonce });
+        if let Some((_, old)) = up {
+            // The node we dialed claims the name of an up peer with another
+            // creation: a restart, or an impostor. As an acceptor does, ask
+            // the old session first; the Response waits for its silence.
+            debug!(node = %self.me, peer = %name, creation, %addr,
+                "a dialed node claims an up peer's name with a new creation; probing the old session");
+            return self.probe(conn, old, Role::Dialer, now, fx);
+        }
+        self.respond(conn, now, fx);
+    }
+
+    /// Asks the up session `old` whether it is alive (`Ping`) before the
+    /// newcomer `conn`, which claims its name, may go on.
+    fn probe(&mut self, conn: ConnId, old: ConnId, side: Role, now: Time, fx: &mut Effects) {
+        let id = self.next_probe;
+        self.next_probe += 1;
+        self.probes.insert(
+            conn,
+            Probe {
+                old,
+                id,
+                deadline: now + self.cfg.probe_timeout,
+                side,
+            },
+        );
+        fx.push(Effect::Send {
+            conn: old,
+            frame: Frame::Ping(id),
+        });
+    }
+
+    /// The old session is deemed dead: the newcomer goes on with its
+    /// handshake (it replaces the old session when that completes).
+    fn probe_failed(
+        &mut self,
+        conn: ConnId,
+        side: Role,
+        now: Time,
+        fx: &mut Effects,
+        up: &mut Vec<Upcall>,
+    ) {
+        match side {
+            Role::Acceptor => self.accept_verified(conn, now, fx, up),
+            Role::Dialer => self.respond(conn, now, fx),
+        }
+    }
+
+    /// Sends our Response to the node we dialed, unless a rival handshake
+    /// with it wins.
+    fn respond(&mut self, conn: ConnId, now: Time, fx: &mut Effects) {
+        let Some(State::ResponseSent { peer, .. }) = self.conns.get(&conn).map(|c| &c.state) else {
+            return;
+        };
+        let name = peer.name.clone();
         if self.rival_wins(conn, &name).is_some() {
             return self.abandon(conn, &name, now, fx);
         }
@@ -341,23 +395,10 @@ impl Cluster {
             // Another creation claims the name of an up peer: a restart
             // whose old session is not yet known dead, or an impostor.
             // Ask the old session; only its silence lets the newcomer in.
-            let (old, id) = (p.conn, self.next_probe);
-            self.next_probe += 1;
+            let old = p.conn;
             debug!(node = %self.me, peer = %name, creation, addr = %self.conns[&conn].addr,
                 "a new creation claims an up peer's name; probing the old session");
-            self.probes.insert(
-                conn,
-                Probe {
-                    old,
-                    id,
-                    deadline: now + self.cfg.probe_timeout,
-                },
-            );
-            fx.push(Effect::Send {
-                conn: old,
-                frame: Frame::Ping(id),
-            });
-            return;
+            return self.probe(conn, old, Role::Acceptor, now, fx);
         }
         self.accept_verified(conn, now, fx, up);
     }

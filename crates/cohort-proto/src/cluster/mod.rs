@@ -104,6 +104,9 @@ struct Probe {
     id: u64,
     /// When the old session is deemed dead.
     deadline: Time,
+    /// Which side of the newcomer's handshake this node is on: what
+    /// happens when the old session is deemed dead.
+    side: Role,
 }
 
 /// What the cluster tells the rest of the node core.
@@ -529,8 +532,15 @@ impl Cluster {
             return;
         };
         c.last_heard = now;
+        if matches!(frame, Frame::Refuse { .. }) {
+            // A newcomer may give up while a probe decides (its handshake
+            // timed out): it is refused as any handshake is, below.
+            self.probes.remove(&conn);
+        }
         if self.probes.contains_key(&conn) {
-            // An authenticated newcomer waiting for a probe has nothing to say.
+            // A newcomer waiting for a probe has nothing to say: an
+            // authenticated dialer waits for our Ack, an acceptor for our
+            // Response.
             let addr = c.addr.clone();
             warn!(node = %self.me, %addr, kind = frame.kind(), "frame while a liveness probe decides the connection; closing");
             self.probes.remove(&conn);

@@ -39,6 +39,7 @@
 mod error;
 mod event;
 mod joined;
+mod log;
 mod scope;
 mod view;
 mod wire;

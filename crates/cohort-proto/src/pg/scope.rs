@@ -3,7 +3,7 @@
 //! how snapshots, catch-ups and deltas are applied to its view.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,6 +12,7 @@ use tracing::{debug, warn};
 use super::error::PgError;
 use super::event::{PgEffect, PgEvent, PgEventKind};
 use super::joined::Joined;
+use super::log::{op_size, DeltaLog};
 use super::view::{Group, Member, ScopeView};
 use super::wire::{Op, Ops, PgFrame, ScopeName, SyncGroup};
 use crate::ctx::Ctx;
@@ -22,10 +23,6 @@ use crate::proto::Frame;
 
 /// Held local changes are sent at once when this many have gathered.
 const BATCH_MAX: usize = 1024;
-
-/// How many membership changes the recent deltas each scope keeps for
-/// catch-up may hold together (a delta batches several).
-const LOG_CAP: usize = 4096;
 
 /// Largest number of memberships in one snapshot frame.
 const SYNC_CHUNK: usize = 50_000;
@@ -72,9 +69,8 @@ pub(super) struct Scope {
     span: Span,
     stream: u64,
     seq: u64,
-    log: VecDeque<(u64, Ops)>,
-    /// Memberships changed by the logged deltas (what [`LOG_CAP`] bounds).
-    logged: usize,
+    /// Recent deltas of this node's stream, for catch-up.
+    log: DeltaLog,
     /// Local changes not sent yet (see [`Scope::publish`]).
     held: Vec<Op>,
     /// Bytes of `held` (see [`op_size`]).
@@ -91,31 +87,6 @@ pub(super) struct Scope {
     stamp: u32,
 }
 
-/// How many memberships `ops` change, for the log's bound.
-/// About how many bytes an op takes in a frame (an upper bound of its
-/// encoding).
-fn op_size(op: &Op) -> usize {
-    match op {
-        Op::Join {
-            group,
-            serials,
-            meta,
-        } => group.len() + serials.len() * 10 + meta.as_ref().map_or(0, |m| m.len()) + 16,
-        Op::Leave { group, serials } => group.len() + serials.len() * 15 + 16,
-        Op::Meta { group, meta, .. } => group.len() + meta.as_ref().map_or(0, |m| m.len()) + 26,
-    }
-}
-
-fn weight(ops: &[Op]) -> usize {
-    ops.iter()
-        .map(|op| match op {
-            Op::Join { serials, .. } => serials.len(),
-            Op::Leave { serials, .. } => serials.len(),
-            Op::Meta { .. } => 1,
-        })
-        .sum()
-}
-
 impl Scope {
     /// A scope just started on this node, numbering its changes in
     /// `stream`; `me` is this node.
@@ -125,8 +96,7 @@ impl Scope {
             span,
             stream,
             seq: 0,
-            log: VecDeque::new(),
-            logged: 0,
+            log: DeltaLog::default(),
             held: Vec::new(),
             held_bytes: 0,
             chunk: crate::proto::DEFAULT_MAX_FRAME / 2,
@@ -269,14 +239,7 @@ impl Scope {
             .filter(|(_, p)| p.subscribed)
             .map(|(n, _)| n);
         ctx.broadcast(subscribed, frame);
-        self.logged += weight(&ops);
-        self.log.push_back((self.seq, ops));
-        while self.logged > LOG_CAP {
-            let Some((_, old)) = self.log.pop_front() else {
-                break;
-            };
-            self.logged -= weight(&old);
-        }
+        self.log.push(self.seq, ops);
     }
 
     /// Applies a change of a peer's entries to the view.
@@ -509,19 +472,19 @@ impl Scope {
     /// Answers a `Discover`: the missing deltas, or a snapshot.
     fn catch_up(&self, ctx: &mut Ctx<'_>, node: &NodeName, have: Option<(u64, u64)>) {
         if let Some((stream, seq)) = have {
-            let first_logged = self.log.front().map(|(s, _)| *s).unwrap_or(self.seq + 1);
+            let first_logged = self.log.first(self.seq + 1);
             if stream == self.stream && seq <= self.seq && seq + 1 >= first_logged {
                 // In parts under the frame budget, in order.
                 let mut parts: Vec<Vec<(u64, Ops)>> = vec![Vec::new()];
                 let mut size = 0;
-                for (s, ops) in self.log.iter().filter(|(s, _)| *s > seq) {
-                    let n: usize = ops.iter().map(op_size).sum::<usize>() + 10;
+                for (s, ops, n) in self.log.after(seq) {
+                    let n = n + 10;
                     if size > 0 && size + n > self.chunk {
                         parts.push(Vec::new());
                         size = 0;
                     }
                     size += n;
-                    parts.last_mut().expect("one part").push((*s, ops.clone()));
+                    parts.last_mut().expect("one part").push((s, ops.clone()));
                 }
                 for deltas in parts.into_iter().filter(|d| !d.is_empty()) {
                     ctx.send(
