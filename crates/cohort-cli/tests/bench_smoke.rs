@@ -162,17 +162,21 @@ fn nodedown() {
 
 #[test]
 fn scale() {
-    let l = bench(&["scale", "--nodes", "3"]);
+    // Five separate node processes; the structure of the report only.
+    let l = bench(&["scale", "--nodes", "5"]);
     check(
         &l,
         "scale",
-        &[json!({"nodes": 3})],
+        &[json!({"nodes": 5})],
         &[
             "mesh_formed_ms",
             "name_visible_all_ms",
+            "pg_join_visible_all_ms",
             "rss_bytes_per_node_idle",
+            "cpu_ms_per_node_idle_s",
         ],
     );
+    assert_eq!(l.len(), 5, "one line per metric: {l:#?}");
 }
 
 #[test]

@@ -46,6 +46,8 @@ pub struct Ctx<'a> {
     pub(crate) deferred: &'a mut Vec<Deferred>,
     /// Peers that take part in names and groups (own global group, synced).
     pub(crate) eligible: &'a BTreeSet<NodeName>,
+    /// Changes whenever `eligible` does.
+    pub(crate) eligible_gen: u64,
     /// The other layers, whose held changes go out before this one sends.
     pub(crate) others: [Option<&'a mut dyn Holds>; 2],
 }
@@ -82,6 +84,12 @@ impl Ctx<'_> {
             .filter(|n| self.eligible.contains(*n))
             .map(|n| (n.clone(), self.cluster.peer_creation(n).expect("up")))
             .collect()
+    }
+
+    /// A key that changes whenever [`Ctx::peers`] may answer differently:
+    /// what is derived from the peers can be kept while it stays the same.
+    pub fn peers_key(&self) -> (u64, u64) {
+        (self.cluster.peers_generation(), self.eligible_gen)
     }
 
     /// Whether `node` takes part in names and own-group scopes.
@@ -131,6 +139,7 @@ impl Ctx<'_> {
                     fx: self.fx,
                     deferred: self.deferred,
                     eligible: self.eligible,
+                    eligible_gen: self.eligible_gen,
                     others: [None, None],
                 };
                 other.flush(&mut ctx);

@@ -216,8 +216,13 @@ pub struct SimConfig {
     pub steps: usize,
     /// Fault kinds that may be injected.
     pub faults: FaultSet,
-    /// Keep the event trace as text (the hash is always computed).
+    /// Keep the event trace as text (the hash is computed unless
+    /// `hash_trace` is off).
     pub record_trace: bool,
+    /// Hash the event trace (on by default; measurements, which compare no
+    /// traces, turn it off: formatting every event is a large share of a
+    /// big cluster's run time).
+    pub hash_trace: bool,
     /// How long to run after the final heal before the eventual invariants
     /// are checked. Long enough for a timeout, a failed dial, the largest
     /// reconnect backoff and a handshake timeout in a row.
@@ -239,6 +244,10 @@ pub struct SimConfig {
     pub groups_per_seed: bool,
     /// With `groups`: whose definitions deliberately differ.
     pub mismatch: Mismatch,
+    /// With `groups`: split the nodes into this many global groups of
+    /// equal size instead (even-numbered groups normal, odd ones hidden;
+    /// every definition the same). 0: the two-group layout above.
+    pub group_count: usize,
     /// Name operations in the workload (on by default; runs with names
     /// replay exactly since the name service's maps hash with a fixed
     /// hasher, see `tests/regressions.rs`).
@@ -265,10 +274,12 @@ impl SimConfig {
             steps: 200,
             faults: FaultSet::all(),
             record_trace: false,
+            hash_trace: true,
             settle: Duration::from_secs(40),
             self_monitors: true,
             groups: false,
             groups_per_seed: false,
+            group_count: 0,
             mismatch: Mismatch::Seeded,
             names: true,
         }

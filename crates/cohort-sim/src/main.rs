@@ -5,6 +5,7 @@
 //! cohort-sim --seeds 200 --nodes 5 --faults partition,crash,restart --steps 500
 //! cohort-sim --seed 42 --trace             # replay seed 42 and print every event
 //! cohort-sim --measure                     # convergence vs node count (10, 50, 200)
+//! cohort-sim --measure --sizes 1000 --global-groups 1,10   # registry cost with global groups
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -78,6 +79,12 @@ struct Args {
     /// names); `--entries` with no value skips it.
     #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1000,100000")]
     entries: Vec<usize>,
+    /// With --measure: instead, split each cluster size into these many
+    /// global groups (even-numbered normal, odd-numbered hidden) and
+    /// measure what one name registration and one pg join cost in the
+    /// whole cluster.
+    #[arg(long, value_delimiter = ',')]
+    global_groups: Vec<usize>,
 }
 
 /// Whether runs use a global-group configuration.
@@ -266,6 +273,9 @@ fn report_failure(args: &Args, cfg: SimConfig) {
 }
 
 fn run_measure(args: &Args) {
+    if !args.global_groups.is_empty() {
+        return run_measure_groups(args);
+    }
     println!(
         "convergence (simulated time; default settings: tick 1s, peer timeout 5s, backoff 0.1-5s)"
     );
@@ -335,6 +345,44 @@ fn run_measure(args: &Args) {
                     started.elapsed().as_secs_f64()
                 );
             }
+        }
+    }
+}
+
+fn run_measure_groups(args: &Args) {
+    println!("global groups (simulated time): a registry spans its own group; per operation: frames/KB of its kind in the whole cluster");
+    println!(
+        "{:>6} {:>6} {:>6} {:>10} {:>14} {:>14} {:>12} {:>18} {:>18} {:>18}",
+        "nodes",
+        "groups",
+        "size",
+        "form",
+        "form KB/node",
+        "idle frames/n/s",
+        "cross-group",
+        "register f/KB",
+        "locked reg f/KB",
+        "pg join f/KB"
+    );
+    let kb = |(f, b): (f64, f64)| format!("{f:.0}/{:.1}", b / 1024.0);
+    for &n in &args.sizes {
+        for &g in &args.global_groups {
+            let started = Instant::now();
+            let m = measure::measure_groups(n, g, args.seed.unwrap_or(1));
+            println!(
+                "{:>6} {:>6} {:>6} {:>10} {:>14.1} {:>14} {:>12} {:>18} {:>18} {:>18}   ({:.1}s wall)",
+                m.nodes,
+                m.groups,
+                m.group_size,
+                show(m.form),
+                m.form_traffic.bytes as f64 / 1024.0,
+                m.idle_traffic.frames,
+                m.cross_sessions,
+                kb(m.register),
+                kb(m.register_locked),
+                kb(m.join),
+                started.elapsed().as_secs_f64()
+            );
         }
     }
 }

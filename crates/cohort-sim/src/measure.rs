@@ -64,6 +64,7 @@ pub fn measure(nodes: usize, seed: u64) -> Measurement {
     cfg.nodes = Some(nodes);
     cfg.steps = 0;
     cfg.faults = FaultSet::none();
+    cfg.hash_trace = false;
     let mut sim = Sim::new(cfg);
 
     let t0 = sim.now();
@@ -217,6 +218,7 @@ pub fn measure_registry(
     cfg.nodes = Some(nodes);
     cfg.steps = 0;
     cfg.faults = FaultSet::none();
+    cfg.hash_trace = false;
     let mut sim = Sim::new(cfg);
     let t = sim.now();
     sim.run_until_or(t + PATIENCE, Sim::full_mesh);
@@ -314,5 +316,147 @@ pub fn measure_registry(
         heal_traffic,
         per_op,
         per_locked,
+    }
+}
+
+/// Traffic of one cluster split into global groups (see
+/// [`measure_groups`]).
+#[derive(Debug, Clone)]
+pub struct GroupsMeasurement {
+    /// Nodes.
+    pub nodes: usize,
+    /// Global groups (even-numbered normal, odd-numbered hidden).
+    pub groups: usize,
+    /// Nodes per group (the smallest group).
+    pub group_size: usize,
+    /// From start to every group a full mesh (probed every 20 ms).
+    pub form: Option<Duration>,
+    /// Traffic per node while the groups formed.
+    pub form_traffic: Traffic,
+    /// Traffic per node per second once formed.
+    pub idle_traffic: Traffic,
+    /// Sessions between nodes of different groups once formed.
+    pub cross_sessions: usize,
+    /// One eventual name registration: (frames, bytes) of names frames in
+    /// the whole cluster, idle traffic subtracted.
+    pub register: (f64, f64),
+    /// One locked name registration, likewise.
+    pub register_locked: (f64, f64),
+    /// One process-group join: (frames, bytes) of pg frames in the whole
+    /// cluster, idle traffic subtracted.
+    pub join: (f64, f64),
+}
+
+/// Whether every pair of nodes in the same group has a session up both
+/// ways.
+fn groups_meshed(sim: &Sim, members: &[Vec<NodeIdx>]) -> bool {
+    members.iter().all(|g| {
+        g.iter().all(|&a| {
+            g.iter().all(|&b| {
+                a == b || sim.ledger().sessions.get(&(a, b)) == Some(&sim.nodes()[b].creation)
+            })
+        })
+    })
+}
+
+/// Starts `nodes` nodes in `groups` global groups (even-numbered normal,
+/// odd-numbered hidden), lets every group form its mesh, and measures what
+/// one name registration and one process-group join cost in the whole
+/// cluster: with groups, a registry spans its own group only, so the cost
+/// follows the group's size, not the cluster's.
+pub fn measure_groups(nodes: usize, groups: usize, seed: u64) -> GroupsMeasurement {
+    let mut cfg = SimConfig::new(seed);
+    cfg.nodes = Some(nodes);
+    cfg.steps = 0;
+    cfg.faults = FaultSet::none();
+    cfg.hash_trace = false;
+    cfg.groups = true;
+    cfg.groups_per_seed = false;
+    cfg.group_count = groups;
+    let mut sim = Sim::new(cfg);
+    let mut members: BTreeMap<usize, Vec<NodeIdx>> = BTreeMap::new();
+    for i in 0..nodes {
+        members.entry(sim.group_of(i)).or_default().push(i);
+    }
+    let members: Vec<Vec<NodeIdx>> = members.into_values().collect();
+    let group_size = members.iter().map(Vec::len).min().unwrap_or(0);
+
+    let t0 = sim.now();
+    let c0 = totals(&sim);
+    let mut form = None;
+    while sim.now() < t0 + PATIENCE {
+        if groups_meshed(&sim, &members) {
+            form = Some(sim.now() - t0);
+            break;
+        }
+        let next = sim.now() + PROBE;
+        sim.run_until(next);
+    }
+    let c1 = totals(&sim);
+    let formed = sim.now();
+    let settle = formed + Duration::from_secs(5);
+    sim.run_until(settle);
+    let c2 = totals(&sim);
+    let idle_traffic = per_node(c2, c1, nodes, (sim.now() - formed).as_secs_f64());
+    let cross_sessions = sim
+        .ledger()
+        .sessions
+        .keys()
+        .filter(|&&(a, b)| !sim.same_group(a, b))
+        .count();
+
+    // One operation at a time from nodes of the first group, each in a
+    // window of its own; the same window without an operation is the
+    // idle traffic subtracted.
+    let window = Duration::from_secs(2);
+    let ops = 10usize;
+    let first = &members[0];
+    let idle = |sim: &mut Sim, kind: &str| -> Traffic {
+        let a = kind_traffic(sim, kind);
+        let end = sim.now() + window;
+        sim.run_until(end);
+        let b = kind_traffic(sim, kind);
+        Traffic {
+            frames: b.frames - a.frames,
+            bytes: b.bytes - a.bytes,
+        }
+    };
+    let cost = |sim: &mut Sim, kind: &str, op: &dyn Fn(&mut Sim, NodeIdx, u64, usize)| {
+        let quiet = idle(sim, kind);
+        let mut frames = 0.0;
+        let mut bytes = 0.0;
+        for k in 0..ops {
+            let i = first[k % first.len()];
+            let Some(p) = sim.spawn(i) else { continue };
+            let a = kind_traffic(sim, kind);
+            op(sim, i, p.serial(), k);
+            let end = sim.now() + window;
+            sim.run_until(end);
+            let b = kind_traffic(sim, kind);
+            frames += (b.frames - a.frames) as f64 - quiet.frames as f64;
+            bytes += (b.bytes - a.bytes) as f64 - quiet.bytes as f64;
+        }
+        (frames / ops as f64, bytes / ops as f64)
+    };
+    let register = cost(&mut sim, "names", &|sim, i, s, k| {
+        sim.name_register(i, TABLES[1], &format!("e{k}"), s, false)
+    });
+    let register_locked = cost(&mut sim, "names", &|sim, i, s, k| {
+        sim.name_register(i, TABLES[0], &format!("l{k}"), s, false)
+    });
+    let join = cost(&mut sim, "pg", &|sim, i, s, _| {
+        sim.pg_join(i, SCOPES[0], "cost", &[s]);
+    });
+    GroupsMeasurement {
+        nodes,
+        groups,
+        group_size,
+        form,
+        form_traffic: per_node(c1, c0, nodes, 1.0),
+        idle_traffic,
+        cross_sessions,
+        register,
+        register_locked,
+        join,
     }
 }

@@ -90,6 +90,31 @@ pub fn groups_configs(n: usize, groups: bool, mismatch: Mismatch) -> Vec<GlobalG
     out
 }
 
+/// `n` nodes in `k` global groups `g0`, `g1`, ... of (nearly) equal size,
+/// in index order; even-numbered groups are normal, odd ones hidden. Every
+/// node holds the same definitions.
+pub fn split_groups(n: usize, k: usize) -> Vec<GlobalGroupsConfig> {
+    let name = |i: usize| NodeName::new(&format!("n{i}@sim")).expect("valid node name");
+    let k = k.clamp(1, n.max(1));
+    let config = GlobalGroupsConfig {
+        groups: (0..k)
+            .map(|j| {
+                let publish = if j % 2 == 0 {
+                    Publish::Normal
+                } else {
+                    Publish::Hidden
+                };
+                GlobalGroupDef::new(
+                    format!("g{j}"),
+                    publish,
+                    (j * n / k..(j + 1) * n / k).map(name),
+                )
+            })
+            .collect(),
+    };
+    vec![config; n]
+}
+
 /// The global group each node syncs in, from the nodes' configurations
 /// (`configs[i]` is node `i`'s): nodes holding the same definition of
 /// their own group share an id, numbered in order of first appearance.

@@ -10,6 +10,7 @@ pub mod api;
 mod cluster;
 mod interop;
 mod report;
+mod scale;
 mod scenarios;
 
 use std::collections::BTreeMap;
@@ -190,10 +191,10 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
                 None => vec![3, 5, 10, 20],
             };
             for n in ns {
-                if !(2..=100).contains(&n) {
-                    bail!("scale needs --nodes between 2 and 100");
+                if !(2..=scale::MAX_NODES).contains(&n) {
+                    bail!("scale needs --nodes between 2 and {}", scale::MAX_NODES);
                 }
-                push(format!("nodes={n}"), Box::new(move || scenarios::scale(n)));
+                push(format!("nodes={n}"), Box::new(move || scale::scale(n)));
             }
         }
         "interop_pg" => {

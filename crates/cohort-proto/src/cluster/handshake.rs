@@ -62,7 +62,7 @@ impl Cluster {
     }
 
     pub(super) fn refuse(&mut self, conn: ConnId, reason: RefuseReason, fx: &mut Effects) {
-        if let Some(c) = self.conns.remove(&conn) {
+        if let Some(c) = self.remove_conn(conn) {
             fx.push(Effect::Send {
                 conn,
                 frame: Frame::Refuse {
@@ -85,7 +85,7 @@ impl Cluster {
     /// Closes a handshake that lost a tie-break or found the peer already
     /// up; its requests wait for the peer to come up another way.
     pub(super) fn abandon(&mut self, conn: ConnId, peer: &NodeName, now: Time, fx: &mut Effects) {
-        if let Some(c) = self.conns.remove(&conn) {
+        if let Some(c) = self.remove_conn(conn) {
             fx.push(Effect::Close {
                 conn,
                 reason: "duplicate connection".into(),
@@ -199,7 +199,7 @@ impl Cluster {
         }
         let nonce = self.nonce();
         let challenge = self.my_hello(nonce);
-        self.conns.get_mut(&conn).expect("present").state = State::ChallengeSent { peer: h, nonce };
+        self.set_state(conn, State::ChallengeSent { peer: h, nonce });
         fx.push(Effect::Send {
             conn,
             frame: Frame::Challenge(challenge),
@@ -209,7 +209,7 @@ impl Cluster {
     /// Another handshake with `peer` that should be kept instead of `conn`.
     pub(super) fn rival_wins(&self, conn: ConnId, peer: &NodeName) -> Option<ConnId> {
         let mine = &self.conns[&conn];
-        self.conns.iter().find_map(|(&id, other)| {
+        self.named(peer).find_map(|(id, other)| {
             if id == conn
                 || other.peer_name() != Some(peer)
                 || matches!(other.state, State::Up { .. })
@@ -238,12 +238,11 @@ impl Cluster {
 
     /// Handshakes with `peer` other than `conn` (to close when `conn` wins).
     pub(super) fn rivals(&self, conn: ConnId, peer: &NodeName) -> Vec<ConnId> {
-        self.conns
-            .iter()
-            .filter(|(&id, c)| {
-                id != conn && c.peer_name() == Some(peer) && !matches!(c.state, State::Up { .. })
+        self.named(peer)
+            .filter(|(id, c)| {
+                *id != conn && c.peer_name() == Some(peer) && !matches!(c.state, State::Up { .. })
             })
-            .map(|(&id, _)| id)
+            .map(|(id, _)| id)
             .collect()
     }
 
@@ -296,7 +295,7 @@ impl Cluster {
             unreachable!()
         };
         let (name, creation) = (h.name.clone(), h.creation);
-        self.conns.get_mut(&conn).expect("present").state = State::ResponseSent { peer: h, nonce };
+        self.set_state(conn, State::ResponseSent { peer: h, nonce });
         if let Some((_, old)) = up {
             // The node we dialed claims the name of an up peer with another
             // creation: a restart, or an impostor. As an acceptor does, ask
@@ -464,7 +463,7 @@ impl Cluster {
                 &format!("peer {claimed} failed authentication: wrong cookie"),
                 now,
             );
-            let c = self.conns.remove(&conn).expect("present");
+            let c = self.remove_conn(conn).expect("present");
             fx.push(Effect::Close {
                 conn,
                 reason: "peer failed authentication".into(),

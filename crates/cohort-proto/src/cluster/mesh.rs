@@ -29,7 +29,7 @@ impl Cluster {
     ) {
         let conn = self.alloc_conn();
         debug!(node = %self.me, conn, %addr, ?expect, "dialing");
-        self.conns.insert(
+        self.insert_conn(
             conn,
             Conn {
                 dir: Direction::Outbound,
@@ -47,7 +47,7 @@ impl Cluster {
     /// The transport accepted a connection from `addr`; returns its id.
     pub fn accepted(&mut self, addr: String, now: Time, fx: &mut Effects) -> ConnId {
         let conn = self.alloc_conn();
-        self.conns.insert(
+        self.insert_conn(
             conn,
             Conn {
                 dir: Direction::Inbound,
@@ -99,7 +99,7 @@ impl Cluster {
 
     /// An outbound connection could not be opened.
     pub fn dial_failed(&mut self, conn: ConnId, why: String, now: Time, fx: &mut Effects) {
-        let Some(c) = self.conns.remove(&conn) else {
+        let Some(c) = self.remove_conn(conn) else {
             return;
         };
         debug!(node = %self.me, conn, addr = %c.addr, %why, "dial failed");
@@ -117,16 +117,16 @@ impl Cluster {
     /// Whether a connection to `name` is being opened or authenticated.
     /// Inbound connections not yet authenticated (the one just accepted among them).
     fn inbound_handshakes(&self) -> usize {
-        self.conns
-            .values()
-            .filter(|c| c.dir == Direction::Inbound && !matches!(c.state, State::Up { .. }))
-            .count()
+        debug_assert_eq!(
+            self.inbound_pending,
+            self.conns.values().filter(|c| c.pending_inbound()).count()
+        );
+        self.inbound_pending
     }
 
     pub(super) fn handshaking_with(&self, name: &NodeName) -> bool {
-        self.conns
-            .values()
-            .any(|c| c.expect.as_ref() == Some(name) || c.peer_name() == Some(name))
+        self.named(name)
+            .any(|(_, c)| c.expect.as_ref() == Some(name) || c.peer_name() == Some(name))
     }
 
     /// The nodes we know of (up, or being reached) and where they listen,
@@ -326,10 +326,9 @@ impl Cluster {
     /// Drops and refuses all traffic with `node` until [`Cluster::unblock`].
     pub fn block(&mut self, node: NodeName, now: Time, fx: &mut Effects, up: &mut Vec<Upcall>) {
         let conns: Vec<ConnId> = self
-            .conns
-            .iter()
+            .named(&node)
             .filter(|(_, c)| c.peer_name() == Some(&node) || c.expect.as_ref() == Some(&node))
-            .map(|(&id, _)| id)
+            .map(|(id, _)| id)
             .collect();
         self.blocked.insert(node);
         for conn in conns {

@@ -183,6 +183,11 @@ impl Conn {
         self.dir == Direction::Outbound && self.expect.is_none()
     }
 
+    /// An inbound connection whose handshake has not finished.
+    fn pending_inbound(&self) -> bool {
+        self.dir == Direction::Inbound && !matches!(self.state, State::Up { .. })
+    }
+
     /// The peer's creation, once the handshake has told it.
     fn peer_creation(&self) -> Option<u32> {
         match &self.state {
@@ -293,6 +298,19 @@ pub struct Cluster {
     next_conn: ConnId,
     conns: BTreeMap<ConnId, Conn>,
     peers: BTreeMap<NodeName, Peer>,
+    /// Bumped whenever a peer comes up or goes down, so callers can keep
+    /// what they derive from the up peers until it changes.
+    peers_gen: u64,
+    /// The connections that name each node, as the node they were dialed
+    /// to reach or the peer their handshake told (a superset: callers check
+    /// the connection itself). Asking "which connections are with this
+    /// node" looks here instead of at every connection: a node of a large
+    /// mesh has one connection per peer and asks once per handshake and
+    /// per node it hears of.
+    named: BTreeMap<NodeName, BTreeSet<ConnId>>,
+    /// Inbound connections whose handshake has not finished (checked
+    /// against `max_handshakes` at every accept).
+    inbound_pending: usize,
     known: BTreeMap<NodeName, Known>,
     /// This node's view of its own global group (see [`View`]).
     view: View,
@@ -346,6 +364,9 @@ impl Cluster {
             next_conn: 1,
             conns: BTreeMap::new(),
             peers: BTreeMap::new(),
+            peers_gen: 0,
+            named: BTreeMap::new(),
+            inbound_pending: 0,
             known: BTreeMap::new(),
             view,
             introduce_to: BTreeSet::new(),
@@ -396,6 +417,12 @@ impl Cluster {
         self.peers.keys()
     }
 
+    /// A number that changes whenever a peer comes up or goes down (the
+    /// set of [`Cluster::nodes`] or one of their creations changed).
+    pub fn peers_generation(&self) -> u64 {
+        self.peers_gen
+    }
+
     /// The creation of an up peer.
     pub fn peer_creation(&self, node: &NodeName) -> Option<u32> {
         self.peers.get(node).map(|p| p.creation)
@@ -419,6 +446,71 @@ impl Cluster {
     /// Nodes whose traffic is blocked.
     pub fn blocked(&self) -> impl Iterator<Item = &NodeName> {
         self.blocked.iter()
+    }
+
+    /// Adds connection `conn`, indexed by the node it is meant to reach.
+    fn insert_conn(&mut self, conn: ConnId, c: Conn) {
+        if let Some(n) = &c.expect {
+            self.index_name(n.clone(), conn);
+        }
+        if c.pending_inbound() {
+            self.inbound_pending += 1;
+        }
+        self.conns.insert(conn, c);
+    }
+
+    /// Removes connection `conn` and its index entries.
+    fn remove_conn(&mut self, conn: ConnId) -> Option<Conn> {
+        let c = self.conns.remove(&conn)?;
+        if c.pending_inbound() {
+            self.inbound_pending -= 1;
+        }
+        for n in c.expect.iter().chain(c.peer_name()) {
+            if let Some(set) = self.named.get_mut(n) {
+                set.remove(&conn);
+                if set.is_empty() {
+                    self.named.remove(n);
+                }
+            }
+        }
+        Some(c)
+    }
+
+    /// Sets the state of connection `conn`, indexing the peer it names.
+    fn set_state(&mut self, conn: ConnId, state: State) {
+        let c = self.conns.get_mut(&conn).expect("present");
+        let was = c.pending_inbound();
+        c.state = state;
+        let is = c.pending_inbound();
+        let name = c.peer_name().cloned();
+        match (was, is) {
+            (true, false) => self.inbound_pending -= 1,
+            (false, true) => self.inbound_pending += 1,
+            _ => {}
+        }
+        if let Some(n) = name {
+            self.index_name(n, conn);
+        }
+    }
+
+    fn index_name(&mut self, name: NodeName, conn: ConnId) {
+        self.named.entry(name).or_default().insert(conn);
+    }
+
+    /// The connections that may be with `name` (see `named`), in id order.
+    fn named(&self, name: &NodeName) -> impl Iterator<Item = (ConnId, &Conn)> {
+        debug_assert!(
+            self.conns
+                .iter()
+                .filter(|(_, c)| c.expect.as_ref() == Some(name) || c.peer_name() == Some(name))
+                .all(|(id, _)| self.named.get(name).is_some_and(|s| s.contains(id))),
+            "a connection with {name} is missing from the index"
+        );
+        self.named
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.conns.get(id).map(|c| (*id, c)))
     }
 
     fn alloc_conn(&mut self) -> ConnId {
@@ -470,7 +562,7 @@ impl Cluster {
         }
         if let Frame::Refuse { reason } = &frame {
             let reason = reason.clone();
-            let c = self.conns.remove(&conn).expect("present");
+            let c = self.remove_conn(conn).expect("present");
             fx.push(Effect::Close {
                 conn,
                 reason: format!("refused by peer: {reason}"),

@@ -41,7 +41,7 @@ impl Cluster {
         fx: &mut Effects,
         up: &mut Vec<Upcall>,
     ) {
-        let Some(c) = self.conns.remove(&conn) else {
+        let Some(c) = self.remove_conn(conn) else {
             return;
         };
         for req in c.reqs {
@@ -56,6 +56,7 @@ impl Cluster {
         if let State::Up { node, creation } = c.state {
             if self.peers.get(&node).is_some_and(|p| p.conn == conn) {
                 self.peers.remove(&node);
+                self.peers_gen += 1;
                 info!(node = %self.me, peer = %node, %reason, "node down");
                 let reconnect = reason.reconnects();
                 fx.push(Effect::NodeDown {
@@ -109,16 +110,20 @@ impl Cluster {
         fx: &mut Effects,
         up: &mut Vec<Upcall>,
     ) {
+        self.set_state(
+            conn,
+            State::Up {
+                node: node.clone(),
+                creation,
+            },
+        );
         let c = self.conns.get_mut(&conn).expect("present");
-        c.state = State::Up {
-            node: node.clone(),
-            creation,
-        };
         c.last_heard = now;
         let reqs = std::mem::take(&mut c.reqs);
         let on_purpose = c.on_purpose();
         info!(node = %self.me, peer = %node, creation, addr = %c.addr, "node up");
         self.peers.insert(node.clone(), Peer::new(conn, creation));
+        self.peers_gen += 1;
         // A node that reached us before anyone told us of it is news for
         // the nodes we pass news to.
         let fresh = !self.known.contains_key(&node);

@@ -82,6 +82,10 @@ pub(super) struct MeshWatch {
     missing: BTreeMap<NodeName, Time>,
     /// Those missing for longer than the grace: what is reported.
     reported: BTreeSet<NodeName>,
+    /// Our view, and the [`Ctx::peers_key`] it was computed for: a view
+    /// heard is compared with it without listing the members again (a
+    /// forming mesh of n nodes brings each node n views a second).
+    mine: Option<((u64, u64), View)>,
 }
 
 impl MeshWatch {
@@ -115,11 +119,22 @@ impl MeshWatch {
         node: &NodeName,
         count: u32,
         hash: u64,
-        members: Vec<NodeName>,
+        members: impl Fn(&Ctx<'_>) -> Vec<NodeName>,
         ctx: &mut Ctx<'_>,
     ) {
         let view = View { count, hash };
-        let mine = View::of(members.iter().chain(std::iter::once(ctx.me())));
+        let key = ctx.peers_key();
+        let mut list = None;
+        let mine = match self.mine {
+            Some((k, v)) if k == key => v,
+            _ => {
+                let l = members(ctx);
+                let v = View::of(l.iter().chain(std::iter::once(ctx.me())));
+                self.mine = Some((key, v));
+                list = Some(l);
+                v
+            }
+        };
         let Some(t) = self.up.get_mut(node) else {
             return;
         };
@@ -132,6 +147,7 @@ impl MeshWatch {
             return;
         }
         t.pushed = Some(mine);
+        let members = list.unwrap_or_else(|| members(ctx));
         let up: Vec<NodeName> = members.into_iter().filter(|m| m != node).collect();
         ctx.send(
             node,

@@ -323,7 +323,7 @@ impl Names {
     /// The nodes a table spans besides this one: every up peer. The one
     /// place to restrict names to the own global group.
     pub fn members(&self, ctx: &Ctx<'_>) -> Vec<NodeName> {
-        ctx.peers().into_iter().map(|(n, _)| n).collect()
+        members_of(ctx)
     }
 
     /// Members of this node's tables that its members have a session with
@@ -824,10 +824,7 @@ impl Names {
             }
             NamesFrame::MembersView { count, hash } => {
                 if !me {
-                    {
-                        let members = self.members(ctx);
-                        self.mesh.view(node, count, hash, members, ctx);
-                    }
+                    self.mesh.view(node, count, hash, members_of, ctx);
                 }
             }
             NamesFrame::Ping { op } => self.send(node, NamesFrame::Ack { op }, ctx),
@@ -942,6 +939,11 @@ impl Names {
 
 #[cfg(test)]
 mod tests;
+
+/// See [`Names::members`].
+fn members_of(ctx: &Ctx<'_>) -> Vec<NodeName> {
+    ctx.peers().into_iter().map(|(n, _)| n).collect()
+}
 
 /// About how many bytes a claim takes in a frame (an upper bound of its
 /// encoding: the name, the metadata, the pid's node name and fixed fields).

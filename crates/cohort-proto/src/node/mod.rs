@@ -63,6 +63,8 @@ pub struct NodeCore {
     pub(crate) groups: GlobalGroupsState,
     /// Peers taking part in names and groups (see [`Ctx::peers`]).
     pub(crate) eligible: BTreeSet<NodeName>,
+    /// Bumped whenever `eligible` changes (see [`Ctx::peers_key`]).
+    pub(crate) eligible_gen: u64,
     pub(crate) fx: Effects,
     pub(crate) up: Vec<Upcall>,
     pub(crate) deferred: Vec<Deferred>,
@@ -90,6 +92,7 @@ macro_rules! with_sub {
             fx: &mut $self.fx,
             deferred: &mut $self.deferred,
             eligible: &$self.eligible,
+            eligible_gen: $self.eligible_gen,
             others: [$($other),*],
         }
     };
@@ -139,6 +142,7 @@ impl NodeCore {
             names,
             groups,
             eligible: BTreeSet::new(),
+            eligible_gen: 0,
             fx: Effects::default(),
             up: Vec::new(),
             deferred: Vec::new(),
@@ -437,6 +441,7 @@ impl NodeCore {
             match t {
                 Transition::Up(node, _) => {
                     self.eligible.insert(node.clone());
+                    self.eligible_gen += 1;
                     self.fx.push(Effect::Groups(GlobalGroupsEffect::Node {
                         node: node.clone(),
                         up: true,
@@ -450,6 +455,7 @@ impl NodeCore {
                     with_sub!(self, names, now, |names, ctx| names
                         .peer_down(&node, &mut ctx));
                     self.eligible.remove(&node);
+                    self.eligible_gen += 1;
                     self.fx
                         .push(Effect::Groups(GlobalGroupsEffect::Node { node, up: false }));
                 }

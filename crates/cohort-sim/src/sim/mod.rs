@@ -51,6 +51,17 @@ pub struct Traffic {
     pub bytes: u64,
 }
 
+/// Node `.0` with creation `.1` as the trace names it (`n3.2`), formatted
+/// only when the trace is written.
+#[derive(Debug, Clone, Copy)]
+struct Label(NodeIdx, u32);
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "n{}.{}", self.0, self.1)
+    }
+}
+
 /// A deterministic simulation of a cluster of node cores.
 #[derive(Debug)]
 pub struct Sim {
@@ -88,7 +99,7 @@ impl Sim {
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let n = cfg.nodes.unwrap_or_else(|| rng.random_range(3..=7));
         let mut sim = Sim {
-            trace: Trace::new(cfg.record_trace),
+            trace: Trace::new(cfg.record_trace, cfg.hash_trace),
             spikes: false,
             cfg,
             rng,
@@ -112,7 +123,12 @@ impl Sim {
                 m => m,
             };
         }
-        sim.groups = registry::groups_configs(n, sim.cfg.groups, sim.mismatch);
+        sim.groups = if sim.cfg.groups && sim.cfg.group_count > 0 {
+            sim.mismatch = Mismatch::None;
+            registry::split_groups(n, sim.cfg.group_count)
+        } else {
+            registry::groups_configs(n, sim.cfg.groups, sim.mismatch)
+        };
         if sim.cfg.groups {
             sim.group_ids = registry::group_ids(&sim.groups);
         }
@@ -241,8 +257,8 @@ impl Sim {
     }
 
     /// Node `i` as the trace names it: index and creation.
-    fn label(&self, i: NodeIdx) -> String {
-        format!("n{i}.{}", self.nodes[i].creation)
+    fn label(&self, i: NodeIdx) -> Label {
+        Label(i, self.nodes[i].creation)
     }
 
     // ---- the event loop ---------------------------------------------------

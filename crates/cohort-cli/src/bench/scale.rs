@@ -1,0 +1,205 @@
+//! scale: N separate `cohort node` processes on one host, over loopback
+//! TCP (each its own peer and admin port). Reports how long the full mesh
+//! takes to form, how long one name and one process-group join take to be
+//! seen on every node, the memory of a node at rest, and the CPU an idle
+//! node spends keeping its sessions alive (ticks); then checks that no
+//! session went down while idle.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Map, Value};
+
+use super::cluster::{ms_between, now_ns, Cluster, NodeProc, TableMode, WaitFor, Waited};
+use super::scenarios::Sample;
+
+/// How long any convergence may take before the run fails.
+const CONVERGE: Duration = Duration::from_secs(600);
+
+/// The window over which an idle node's CPU time is read.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// Clock ticks per second of the times in `/proc/PID/stat` (`USER_HZ`,
+/// which Linux fixes at 100 for user space on every architecture).
+const USER_HZ: f64 = 100.0;
+
+/// The most nodes one run starts (each is a process with a few threads and
+/// a connection to every other).
+pub const MAX_NODES: usize = 200;
+
+/// User plus system CPU time of a node process so far, in seconds.
+fn cpu_secs(nd: &NodeProc) -> Result<f64> {
+    let pid = nd
+        .pid()
+        .ok_or_else(|| anyhow!("{} is not running", nd.name))?;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after its
+    // closing parenthesis are plain: state is field 3, utime 14, stime 15.
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("unexpected stat {text:?}"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| -> Result<f64> {
+        f.get(i)
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(|t| t as f64 / USER_HZ)
+            .ok_or_else(|| anyhow!("unexpected stat {text:?}"))
+    };
+    // Field 14 is the 12th after field 2.
+    Ok(tick(11)? + tick(12)?)
+}
+
+fn latest(w: &[Waited], f: impl Fn(&Waited) -> Option<u64>) -> u64 {
+    w.iter().filter_map(f).max().unwrap_or(0)
+}
+
+fn u64_of(v: &Value, key: &str) -> Result<u64> {
+    v[key]
+        .as_u64()
+        .with_context(|| format!("answer without {key}: {v}"))
+}
+
+fn no_errors(v: &Value, what: &str) -> Result<()> {
+    match v["errors"].as_u64() {
+        Some(0) | None => Ok(()),
+        Some(n) => bail!("{what}: {n} operations failed"),
+    }
+}
+
+/// Waits on every node of `c` for `what`.
+fn wait_all(c: &Cluster, what: WaitFor) -> super::cluster::Waiter {
+    let all: Vec<usize> = (0..c.nodes.len()).collect();
+    c.start_wait(&all, what, CONVERGE).settle()
+}
+
+/// Runs the scenario on `nodes` nodes.
+pub fn scale(nodes: usize) -> Result<Vec<Sample>> {
+    if !(2..=MAX_NODES).contains(&nodes) {
+        bail!("scale needs --nodes between 2 and {MAX_NODES}");
+    }
+    let mut samples = Vec::new();
+    let fields: Map<String, Value> = [("nodes".to_string(), json!(nodes))].into_iter().collect();
+    let mut push = |metric: &'static str, unit: &'static str, value: f64| {
+        samples.push(Sample {
+            metric,
+            unit,
+            value,
+            fields: fields.clone(),
+        })
+    };
+    let c = Cluster::start(nodes, TableMode::Locked, false)?;
+    let peers = nodes as u64 - 1;
+
+    // Every node dials the first; the mesh forms from what they tell each other.
+    let w = wait_all(
+        &c,
+        WaitFor {
+            nodes: Some(peers),
+            ..Default::default()
+        },
+    );
+    let t0 = now_ns();
+    let first = c.nodes[0].listen.clone();
+    std::thread::scope(|s| -> Result<()> {
+        let hs: Vec<_> = c.nodes[1..]
+            .iter()
+            .map(|nd| s.spawn(|| nd.post("/connect", json!({ "addr": first }))))
+            .collect();
+        for h in hs {
+            h.join().map_err(|_| anyhow!("connect thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let waited = w.join()?;
+    push(
+        "mesh_formed_ms",
+        "ms",
+        ms_between(t0, latest(&waited, |w| w.nodes_at)),
+    );
+
+    // One name, registered on the first node (locked table: every node
+    // takes part in the registration).
+    c.nodes[0].post("/bench/spawn", json!({ "count": 1 }))?;
+    let w = wait_all(
+        &c,
+        WaitFor {
+            names: Some(1),
+            present: vec![("x".into(), 1)],
+            ..Default::default()
+        },
+    );
+    let r = c.nodes[0].post(
+        "/bench/register",
+        json!({"prefix": "x", "offset": 0, "count": 1, "concurrency": 1,
+               "unregister": false, "record": false}),
+    )?;
+    no_errors(&r, "register")?;
+    let waited = w.join()?;
+    push(
+        "name_visible_all_ms",
+        "ms",
+        ms_between(
+            u64_of(&r, "first_call_ns")?,
+            latest(&waited, |w| w.names_at),
+        ),
+    );
+
+    // One process-group join, on the last node.
+    let last = &c.nodes[nodes - 1];
+    last.post("/bench/spawn", json!({ "count": 1 }))?;
+    let w = wait_all(
+        &c,
+        WaitFor {
+            members: Some(1),
+            ..Default::default()
+        },
+    );
+    let r = last.post(
+        "/bench/join",
+        json!({"scope": "pg", "prefix": "scale", "groups": 1, "count": 1, "batch": 1}),
+    )?;
+    no_errors(&r, "join")?;
+    let waited = w.join()?;
+    push(
+        "pg_join_visible_all_ms",
+        "ms",
+        ms_between(
+            u64_of(&r, "first_call_ns")?,
+            latest(&waited, |w| w.members_at),
+        ),
+    );
+
+    // Idle: memory at rest, CPU over the window, and every session still up
+    // at the end.
+    let cpu0: Vec<f64> = c.nodes.iter().map(cpu_secs).collect::<Result<_>>()?;
+    let started = Instant::now();
+    std::thread::sleep(IDLE);
+    let cpu1: Vec<f64> = c.nodes.iter().map(cpu_secs).collect::<Result<_>>()?;
+    let secs = started.elapsed().as_secs_f64();
+    let mut rss = 0;
+    for nd in &c.nodes {
+        rss += nd.rss()?;
+    }
+    push("rss_bytes_per_node_idle", "B", rss as f64 / nodes as f64);
+    let cpu: f64 = cpu1.iter().zip(&cpu0).map(|(b, a)| b - a).sum();
+    push(
+        "cpu_ms_per_node_idle_s",
+        "ms/s",
+        cpu * 1e3 / secs / nodes as f64,
+    );
+    // Nothing flapped: each node still sees every other at once (a session
+    // that went down while idle would still be reconnecting, or would show
+    // in the count below).
+    let still = c.wait_all(
+        &(0..nodes).collect::<Vec<_>>(),
+        WaitFor {
+            nodes: Some(peers),
+            ..Default::default()
+        },
+        Duration::from_secs(5),
+    );
+    still.context("a session was down after the idle window")?;
+    Ok(samples)
+}
