@@ -7,8 +7,10 @@
 //! over the repetitions, with min and max), as text or JSON lines.
 
 pub mod api;
+mod api_limits;
 mod cluster;
 mod interop;
+mod limits;
 mod otp;
 mod report;
 mod scenarios;
@@ -28,7 +30,7 @@ use scenarios::Sample;
 /// Arguments of `cohort bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// pg_join, pg_join_shared, global_reg, netsplit, nodedown, scale, or all;
+    /// rtt, pg_join, pg_join_shared, global_reg, netsplit, nodedown, scale, or all;
     /// or interop_pg (needs Erlang/OTP's erl and erlc; not part of all).
     pub scenario: String,
     /// Node count (netsplit, scale); default: the sizes of docs/BENCHMARKS.md.
@@ -69,8 +71,10 @@ pub struct BenchArgs {
     pub vs_otp: bool,
 }
 
-/// All scenario names, in run order.
-pub const SCENARIOS: [&str; 6] = [
+/// All scenario names, in run order (`rtt` first: the limits that later
+/// figures are compared with).
+pub const SCENARIOS: [&str; 7] = [
+    "rtt",
     "pg_join",
     "pg_join_shared",
     "global_reg",
@@ -252,6 +256,7 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
                 );
             }
         }
+        "rtt" => push("rounds=20000".into(), Box::new(limits::rtt), None),
         "interop_pg" => {
             let n = a.n.unwrap_or(if quick { 1_000 } else { 10_000 });
             if n == 0 {
@@ -379,6 +384,7 @@ pub fn show(v: f64, unit: &str) -> String {
         "ns" => format!("{v:.0} ns"),
         "B" if v >= 1e6 => format!("{:.1} MB", v / 1e6),
         "B" => format!("{v:.0} B"),
+        "fraction" => format!("{:.0} %", v * 100.0),
         "ops/s" => format!("{v:.0} ops/s"),
         u => format!("{v} {u}"),
     }
@@ -582,6 +588,9 @@ pub fn run(a: BenchArgs) -> Result<i32> {
             results.extend(sums);
         }
     }
+    let derived = limits::derive(&results);
+    print(&derived, a.json, &pb);
+    results.extend(derived);
     pb.finish_and_clear();
     if let Some(dir) = &a.report {
         let meta = report::Meta {
