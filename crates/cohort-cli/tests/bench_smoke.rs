@@ -151,7 +151,10 @@ fn global_reg() {
                     .and_then(|x| x["value"].as_f64())
                     .unwrap()
             };
-            assert!(p("p50") <= p("p99") && p("p99") <= p("p999"), "{what} {mode}");
+            assert!(
+                p("p50") <= p("p99") && p("p99") <= p("p999"),
+                "{what} {mode}"
+            );
         }
     }
 }
@@ -183,16 +186,27 @@ fn vs_otp_side_by_side() {
             .unwrap_or_else(|| panic!("no {m}"));
         let (v, otp, ratio) = (
             x["value"].as_f64().unwrap(),
-            x["otp"].as_f64().unwrap_or_else(|| panic!("no OTP figure: {x}")),
-            x["ratio"].as_f64().unwrap_or_else(|| panic!("no ratio: {x}")),
+            x["otp"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no OTP figure: {x}")),
+            x["ratio"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no ratio: {x}")),
         );
         assert!(otp > 0.0 && otp.is_finite(), "{x}");
         assert_eq!(x["otp_reps"], 1, "{x}");
         assert!(x["otp_min"].as_f64().unwrap() <= otp, "{x}");
         // The ratio is Cohort's advantage: Cohort/OTP for rates, OTP/Cohort
         // for times and bytes (the JSON rounds to 3 decimals).
-        let want = if m.ends_with("ops_per_s") { v / otp } else { otp / v };
-        assert!((ratio - want).abs() <= 0.001 + want * 0.01, "{x}: want {want}");
+        let want = if m.ends_with("ops_per_s") {
+            v / otp
+        } else {
+            otp / v
+        };
+        assert!(
+            (ratio - want).abs() <= 0.001 + want * 0.01,
+            "{x}: want {want}"
+        );
     }
     // Metrics OTP has no counterpart for carry no OTP figure.
     let p50 = l.iter().find(|x| x["metric"] == "reg_seq_p50_ns").unwrap();

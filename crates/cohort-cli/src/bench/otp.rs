@@ -138,8 +138,7 @@ impl Otp {
             let tail: String = stdout
                 .lines()
                 .chain(String::from_utf8_lossy(&out.stderr).lines())
-                .filter(|l| !l.trim().is_empty())
-                .last()
+                .rfind(|l| !l.trim().is_empty())
                 .unwrap_or("no output")
                 .chars()
                 .take(500)
