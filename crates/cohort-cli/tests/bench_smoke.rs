@@ -395,6 +395,26 @@ fn bad_input_is_refused() {
             "/bench/owners",
             json!({"table": "nosuch", "prefix": "x", "count": 1}),
         ),
+        // The limits: only loopback, bounded rounds and sizes.
+        (
+            "/bench/tcp_ping",
+            json!({"addr": "192.0.2.1:80", "rounds": 1, "size": 32}),
+        ),
+        (
+            "/bench/tcp_ping",
+            json!({"addr": "127.0.0.1:1", "rounds": 1, "size": 100000000}),
+        ),
+        ("/bench/task_ping", json!({"rounds": 0, "size": 32})),
+        ("/bench/task_ping", json!({"rounds": 100000000, "size": 32})),
+        (
+            "/bench/ping",
+            json!({"name": "nobody", "rounds": 1, "size": 32}),
+        ),
+        ("/bench/echo", json!({"name": ""})),
+        (
+            "/bench/read",
+            json!({"op": "whereis", "name": "x", "iters": 1, "latency_iters": 100000000}),
+        ),
     ] {
         let resp = agent
             .post(format!("{admin}{path}"))
