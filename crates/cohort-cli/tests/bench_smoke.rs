@@ -55,7 +55,7 @@ fn check(lines: &[Value], scenario: &str, configs: &[Value], metrics: &[&str]) {
     }
 }
 
-const PG: [&str; 8] = [
+const PG: [&str; 14] = [
     "join_ops_per_s",
     "conv_all_nodes_ms_from_start",
     "conv_lag_after_last_join_ms",
@@ -64,6 +64,12 @@ const PG: [&str; 8] = [
     "members_ns_local",
     "members_ns_remote",
     "members_missing_ns",
+    "members_local_p50_ns",
+    "members_local_p99_ns",
+    "members_local_p999_ns",
+    "members_remote_p50_ns",
+    "members_remote_p99_ns",
+    "members_remote_p999_ns",
 ];
 
 #[test]
@@ -122,8 +128,136 @@ fn global_reg() {
             "whereis_missing_ns",
             "mem_bytes_per_name_local",
             "mem_bytes_per_name_remote",
+            "reg_seq_p50_ns",
+            "reg_seq_p99_ns",
+            "reg_seq_p999_ns",
+            "reg_conc10_p50_ns",
+            "reg_conc10_p99_ns",
+            "reg_conc10_p999_ns",
+            "whereis_local_p50_ns",
+            "whereis_local_p99_ns",
+            "whereis_local_p999_ns",
+            "whereis_remote_p50_ns",
+            "whereis_remote_p99_ns",
+            "whereis_remote_p999_ns",
         ],
     );
+    // Percentiles are ordered.
+    for what in ["reg_seq", "whereis_local"] {
+        for mode in ["locked", "eventual"] {
+            let p = |q: &str| {
+                l.iter()
+                    .find(|x| x["mode"] == mode && x["metric"] == format!("{what}_{q}_ns"))
+                    .and_then(|x| x["value"].as_f64())
+                    .unwrap()
+            };
+            assert!(
+                p("p50") <= p("p99") && p("p99") <= p("p999"),
+                "{what} {mode}"
+            );
+        }
+    }
+}
+
+/// `--vs-otp` runs the same scenario on Erlang/OTP nodes (Erlang must be
+/// installed: `.ci/run` does) and prints both figures and their ratio.
+#[test]
+fn vs_otp_side_by_side() {
+    let l = bench(&["global_reg", "--mode", "locked", "--n", "30", "--vs-otp"]);
+    check(
+        &l,
+        "global_reg",
+        &[json!({"mode": "locked", "n": 30})],
+        &["reg_seq_ops_per_s"],
+    );
+    let compared = [
+        "reg_seq_ops_per_s",
+        "reg_conc10_ops_per_s",
+        "reg_1proc_per_node_ops_per_s",
+        "unreg_seq_ops_per_s",
+        "whereis_ns_local",
+        "whereis_ns_remote",
+        "mem_bytes_per_name_local",
+    ];
+    for m in compared {
+        let x = l
+            .iter()
+            .find(|x| x["metric"] == m)
+            .unwrap_or_else(|| panic!("no {m}"));
+        let (v, otp, ratio) = (
+            x["value"].as_f64().unwrap(),
+            x["otp"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no OTP figure: {x}")),
+            x["ratio"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no ratio: {x}")),
+        );
+        assert!(otp > 0.0 && otp.is_finite(), "{x}");
+        assert_eq!(x["otp_reps"], 1, "{x}");
+        assert!(x["otp_min"].as_f64().unwrap() <= otp, "{x}");
+        // The ratio is Cohort's advantage: Cohort/OTP for rates, OTP/Cohort
+        // for times and bytes (the JSON rounds to 3 decimals).
+        let want = if m.ends_with("ops_per_s") {
+            v / otp
+        } else {
+            otp / v
+        };
+        assert!(
+            (ratio - want).abs() <= 0.001 + want * 0.01,
+            "{x}: want {want}"
+        );
+    }
+    // Metrics OTP has no counterpart for carry no OTP figure.
+    let p50 = l.iter().find(|x| x["metric"] == "reg_seq_p50_ns").unwrap();
+    assert!(p50.get("otp").is_none(), "{p50}");
+}
+
+/// Without Erlang, `--vs-otp` says how to install it, in one line, and
+/// fails.
+#[test]
+fn vs_otp_without_erlang_says_how_to_install_it() {
+    let empty = std::env::temp_dir().join(format!("cohort-no-erl-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(BIN)
+        .args(["bench", "nodedown", "--vs-otp", "--reps", "1"])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir(&empty);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apt-get install erlang-base"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+/// The machine's limits: round trips over loopback TCP between two node
+/// processes, between two tasks, and of a Cohort message.
+#[test]
+fn rtt() {
+    let all = bench(&["rtt"]);
+    let (l, derived): (Vec<Value>, Vec<Value>) =
+        all.into_iter().partition(|x| x["scenario"] == "rtt");
+    // The Cohort message's round trip as a fraction of the TCP limit.
+    assert!(
+        derived
+            .iter()
+            .any(|x| x["scenario"] == "limits" && x["metric"] == "send_rtt_of_limit"),
+        "{derived:?}"
+    );
+    let mut metrics = Vec::new();
+    for what in ["rtt_tcp", "rtt_tasks", "send_rtt"] {
+        metrics.push(format!("{what}_ns"));
+        for q in ["p50", "p99", "p999"] {
+            metrics.push(format!("{what}_{q}_ns"));
+        }
+    }
+    let metrics: Vec<&str> = metrics.iter().map(String::as_str).collect();
+    check(&l, "rtt", &[json!({})], &metrics);
+    for x in &l {
+        assert!(x["value"].as_f64().unwrap() > 0.0, "{x}");
+    }
 }
 
 #[test]
@@ -264,6 +398,26 @@ fn bad_input_is_refused() {
         (
             "/bench/owners",
             json!({"table": "nosuch", "prefix": "x", "count": 1}),
+        ),
+        // The limits: only loopback, bounded rounds and sizes.
+        (
+            "/bench/tcp_ping",
+            json!({"addr": "192.0.2.1:80", "rounds": 1, "size": 32}),
+        ),
+        (
+            "/bench/tcp_ping",
+            json!({"addr": "127.0.0.1:1", "rounds": 1, "size": 100000000}),
+        ),
+        ("/bench/task_ping", json!({"rounds": 0, "size": 32})),
+        ("/bench/task_ping", json!({"rounds": 100000000, "size": 32})),
+        (
+            "/bench/ping",
+            json!({"name": "nobody", "rounds": 1, "size": 32}),
+        ),
+        ("/bench/echo", json!({"name": ""})),
+        (
+            "/bench/read",
+            json!({"op": "whereis", "name": "x", "iters": 1, "latency_iters": 100000000}),
         ),
     ] {
         let resp = agent

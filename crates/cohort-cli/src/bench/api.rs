@@ -24,6 +24,8 @@ use cohort::{Node, Pid, Process};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::api_limits as limits;
+
 /// Largest count one call may ask for.
 const MAX_COUNT: u64 = 10_000_000;
 /// Largest number of concurrent callers.
@@ -34,14 +36,14 @@ const MAX_WAIT_MS: u64 = 600_000;
 /// State of the bench endpoints: the node and the idle processes spawned
 /// for the workload (they live until `/bench/reset` or the node stops).
 #[derive(Clone)]
-struct Bench {
-    node: Node,
-    procs: Arc<Mutex<Vec<Process>>>,
+pub(super) struct Bench {
+    pub(super) node: Node,
+    pub(super) procs: Arc<Mutex<Vec<Process>>>,
     /// Name → pid this node registered it to (for the clash analysis).
     registered: Arc<Mutex<HashMap<String, Pid>>>,
 }
 
-struct BenchError(StatusCode, String);
+pub(super) struct BenchError(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for BenchError {
     fn into_response(self) -> Response {
@@ -49,13 +51,13 @@ impl IntoResponse for BenchError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> BenchError {
+pub(super) fn bad(msg: impl Into<String>) -> BenchError {
     BenchError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-type BenchResult = Result<Json<Value>, BenchError>;
+pub(super) type BenchResult = Result<Json<Value>, BenchError>;
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, BenchError> {
+pub(super) fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, BenchError> {
     b.map(|Json(v)| v).map_err(|e| bad(e.body_text()))
 }
 
@@ -74,7 +76,7 @@ fn check_count(what: &str, n: u64, max: u64) -> Result<(), BenchError> {
     Ok(())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -280,9 +282,11 @@ async fn register(
         tasks.push(tokio::spawn(async move {
             let mut errors = 0u64;
             let mut done = Vec::new();
+            let mut h = limits::histogram();
             let mut i = c;
             while i < count {
                 let name = format!("{prefix}{i}");
+                let t = Instant::now();
                 if unregister {
                     if table.unregister(&name).await.is_err() {
                         errors += 1;
@@ -295,19 +299,22 @@ async fn register(
                         Err(_) => errors += 1,
                     }
                 }
+                limits::record(&mut h, t.elapsed().as_nanos() as u64);
                 i += step;
             }
-            (errors, done)
+            (errors, done, h)
         }));
     }
     let mut errors = 0;
     let mut all = Vec::new();
+    let mut hist = limits::histogram();
     for t in tasks {
-        let (e, done) = t
+        let (e, done, h) = t
             .await
             .map_err(|e| BenchError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         errors += e;
         all.extend(done);
+        let _ = hist.add(&h);
     }
     let elapsed = t.elapsed().as_nanos() as u64;
     let mut reg = lock(&b.registered);
@@ -318,9 +325,12 @@ async fn register(
     } else {
         reg.extend(all);
     }
-    Ok(Json(
-        json!({ "first_call_ns": first, "last_return_ns": first + elapsed, "errors": errors }),
-    ))
+    Ok(Json(json!({
+        "first_call_ns": first,
+        "last_return_ns": first + elapsed,
+        "errors": errors,
+        "latency": limits::percentiles(&hist),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -513,6 +523,10 @@ struct ReadBody {
     table: Option<String>,
     name: Option<String>,
     iters: u64,
+    /// Then time this many reads one by one (percentiles; each includes
+    /// the cost of reading the clock, answered as `clock_ns`).
+    #[serde(default)]
+    latency_iters: u64,
 }
 
 /// Times `iters` local reads; answers ns per read and the result size.
@@ -522,7 +536,11 @@ async fn read(State(b): State<Bench>, req: Result<Json<ReadBody>, JsonRejection>
         return Err(bad("iters must be between 1 and 10,000,000"));
     }
     let iters = req.iters;
-    let (ns, size) = match req.op.as_str() {
+    let lat = req.latency_iters;
+    if lat > MAX_COUNT {
+        return Err(bad("latency_iters must be at most 10,000,000"));
+    }
+    let (ns, size, hist) = match req.op.as_str() {
         "members" => {
             let scope = b.scope_running(req.scope.as_deref().unwrap_or(""))?;
             let group = req.group.ok_or_else(|| bad("members needs group"))?;
@@ -532,7 +550,11 @@ async fn read(State(b): State<Bench>, req: Result<Json<ReadBody>, JsonRejection>
                 for _ in 0..iters {
                     size = std::hint::black_box(scope.members(std::hint::black_box(&group))).len();
                 }
-                (t.elapsed().as_nanos() as f64 / iters as f64, size)
+                let ns = t.elapsed().as_nanos() as f64 / iters as f64;
+                let h = time_each(lat, || {
+                    std::hint::black_box(scope.members(std::hint::black_box(&group)));
+                });
+                (ns, size, h)
             })
             .await
         }
@@ -547,14 +569,46 @@ async fn read(State(b): State<Bench>, req: Result<Json<ReadBody>, JsonRejection>
                         std::hint::black_box(table.whereis(std::hint::black_box(&name))).is_some(),
                     );
                 }
-                (t.elapsed().as_nanos() as f64 / iters as f64, size)
+                let ns = t.elapsed().as_nanos() as f64 / iters as f64;
+                let h = time_each(lat, || {
+                    std::hint::black_box(table.whereis(std::hint::black_box(&name)));
+                });
+                (ns, size, h)
             })
             .await
         }
         other => return Err(bad(format!("unknown op {other:?}: members or whereis"))),
     }
     .map_err(|e| BenchError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Json(json!({ "ns_per_op": ns, "size": size })))
+    let mut v = json!({ "ns_per_op": ns, "size": size });
+    if let Some((h, clock)) = hist {
+        v["latency"] = limits::percentiles(&h);
+        v["clock_ns"] = json!(clock);
+    }
+    Ok(Json(v))
+}
+
+/// Times `n` calls of `f` one by one; with the median cost of reading the
+/// clock twice around nothing. `None` for `n` = 0.
+fn time_each(n: u64, mut f: impl FnMut()) -> Option<(hdrhistogram::Histogram<u64>, u64)> {
+    if n == 0 {
+        return None;
+    }
+    let mut clock = limits::histogram();
+    for _ in 0..n.min(100_000) {
+        let t = Instant::now();
+        limits::record(
+            &mut clock,
+            std::hint::black_box(t).elapsed().as_nanos() as u64,
+        );
+    }
+    let mut h = limits::histogram();
+    for _ in 0..n {
+        let t = Instant::now();
+        f();
+        limits::record(&mut h, t.elapsed().as_nanos() as u64);
+    }
+    Some((h, clock.value_at_quantile(0.5)))
 }
 
 #[derive(Deserialize)]
@@ -608,5 +662,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(node: Node) -> Router<S> {
         .route("/bench/wait", post(wait))
         .route("/bench/read", post(read))
         .route("/bench/owners", post(owners))
+        .route("/bench/echo_listen", post(limits::echo_listen))
+        .route("/bench/tcp_ping", post(limits::tcp_ping))
+        .route("/bench/task_ping", post(limits::task_ping))
+        .route("/bench/echo", post(limits::echo))
+        .route("/bench/ping", post(limits::ping))
         .with_state(state)
 }

@@ -7,8 +7,11 @@
 //! over the repetitions, with min and max), as text or JSON lines.
 
 pub mod api;
+mod api_limits;
 mod cluster;
 mod interop;
+mod limits;
+mod otp;
 mod report;
 mod scale;
 mod scenarios;
@@ -28,7 +31,7 @@ use scenarios::Sample;
 /// Arguments of `cohort bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// pg_join, pg_join_shared, global_reg, netsplit, nodedown, scale, or all;
+    /// rtt, pg_join, pg_join_shared, global_reg, netsplit, nodedown, scale, or all;
     /// or interop_pg (needs Erlang/OTP's erl and erlc; not part of all).
     pub scenario: String,
     /// Node count (netsplit, scale); default: the sizes of docs/BENCHMARKS.md.
@@ -61,10 +64,18 @@ pub struct BenchArgs {
     /// with TLS, so that both see the same minutes of a noisy machine.
     #[arg(long, num_args = 0..=1, default_missing_value = "on", value_parser = ["on", "both"])]
     pub tls: Option<String>,
+    /// pg_join, pg_join_shared, global_reg (locked), netsplit, nodedown, all:
+    /// run the same scenario on Erlang/OTP nodes (`pg`, `global`) right
+    /// before each Cohort repetition, at the same sizes, and print both
+    /// figures and their ratio. Needs Erlang/OTP 25+ (`erl`, `erlc`).
+    #[arg(long)]
+    pub vs_otp: bool,
 }
 
-/// All scenario names, in run order.
-pub const SCENARIOS: [&str; 6] = [
+/// All scenario names, in run order (`rtt` first: the limits that later
+/// figures are compared with).
+pub const SCENARIOS: [&str; 7] = [
+    "rtt",
     "pg_join",
     "pg_join_shared",
     "global_reg",
@@ -83,18 +94,29 @@ struct Job {
     scenario: &'static str,
     label: String,
     run: RunFn,
+    /// Arguments of the OTP side (`otp_bench.erl`) at the same sizes, and
+    /// the fields of its samples; `None` where OTP has no counterpart.
+    otp: Option<(Vec<String>, Map<String, Value>)>,
 }
 
 fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
     let quick = a.quick;
     let mut v: Vec<Job> = Vec::new();
-    let mut push = |label: String, run: RunFn| {
+    let vs_otp = a.vs_otp;
+    let mut push = |label: String, run: RunFn, otp: Option<(Vec<String>, Value)>| {
         v.push(Job {
             scenario,
             label,
             run,
+            otp: otp
+                .filter(|_| vs_otp)
+                .map(|(args, f)| (args, f.as_object().cloned().unwrap_or_default())),
         })
     };
+    // OTP side arguments.
+    fn args(a: &[&dyn ToString]) -> Vec<String> {
+        a.iter().map(|x| x.to_string()).collect()
+    }
     let tls_modes: Vec<bool> = match a.tls.as_deref() {
         None => vec![false],
         Some("both") => vec![false, true],
@@ -108,9 +130,16 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
         "pg_join" => {
             let n = a.n.unwrap_or(if quick { 10_000 } else { 100_000 });
             for &tls in &tls_modes {
+                let groups = (n / 10).max(1);
                 push(
                     format!("n={n}{}", tls_label(tls)),
                     Box::new(move || scenarios::pg_join("pg_join", None, n, 1, tls)),
+                    (!tls).then(|| {
+                        (
+                            args(&[&"pg_join", &"distinct", &groups, &n]),
+                            json!({ "n": n }),
+                        )
+                    }),
                 );
             }
         }
@@ -123,11 +152,17 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
                     continue;
                 }
                 let n = a.n.unwrap_or(if quick { quick_n } else { default });
+                let otp = if batch == 1 {
+                    args(&[&"pg_join", &"shared", &"single", &n])
+                } else {
+                    args(&[&"pg_join", &"shared", &"batch", &n, &batch])
+                };
                 push(
                     format!("{variant} n={n}"),
                     Box::new(move || {
                         scenarios::pg_join("pg_join_shared", Some(variant), n, batch, false)
                     }),
+                    Some((otp, json!({ "variant": variant, "n": n }))),
                 );
             }
         }
@@ -136,15 +171,31 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
                 if a.mode.as_deref().is_some_and(|m| m != mode.as_str()) {
                     continue;
                 }
-                let n = a.n.unwrap_or(if quick { 1_000 } else { 10_000 });
-                if n < 3 {
-                    bail!("global_reg needs --n of at least 3");
-                }
-                for &tls in &tls_modes {
-                    push(
-                        format!("{} n={n}{}", mode.as_str(), tls_label(tls)),
-                        Box::new(move || scenarios::global_reg(mode, n, tls)),
-                    );
+                // Side by side with OTP: 2,000 and 10,000 names, since
+                // OTP `global`'s rate falls as names grow.
+                let ns = match a.n {
+                    Some(n) => vec![n],
+                    None if quick => vec![1_000],
+                    None if a.vs_otp => vec![2_000, 10_000],
+                    None => vec![10_000],
+                };
+                for n in ns {
+                    if n < 3 {
+                        bail!("global_reg needs --n of at least 3");
+                    }
+                    for &tls in &tls_modes {
+                        let otp = (mode == TableMode::Locked && !tls).then(|| {
+                            (
+                                args(&[&"global_reg", &n]),
+                                json!({ "mode": mode.as_str(), "n": n }),
+                            )
+                        });
+                        push(
+                            format!("{} n={n}{}", mode.as_str(), tls_label(tls)),
+                            Box::new(move || scenarios::global_reg(mode, n, tls)),
+                            otp,
+                        );
+                    }
                 }
             }
         }
@@ -167,6 +218,7 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
                     push(
                         format!("nodes={n} k={k}"),
                         Box::new(move || scenarios::netsplit(n, k)),
+                        Some((args(&[&"netsplit", &n, &k]), json!({ "nodes": n, "k": k }))),
                     );
                 }
             }
@@ -181,6 +233,10 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
                 push(
                     format!("names={x} members={}", 10 * x),
                     Box::new(move || scenarios::nodedown(x, 10 * x)),
+                    Some((
+                        args(&[&"nodedown", &x, &(10 * x)]),
+                        json!({ "names": x, "members": 10 * x }),
+                    )),
                 );
             }
         }
@@ -194,15 +250,24 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
                 if !(2..=scale::MAX_NODES).contains(&n) {
                     bail!("scale needs --nodes between 2 and {}", scale::MAX_NODES);
                 }
-                push(format!("nodes={n}"), Box::new(move || scale::scale(n)));
+                push(
+                    format!("nodes={n}"),
+                    Box::new(move || scale::scale(n)),
+                    None,
+                );
             }
         }
+        "rtt" => push("rounds=20000".into(), Box::new(limits::rtt), None),
         "interop_pg" => {
             let n = a.n.unwrap_or(if quick { 1_000 } else { 10_000 });
             if n == 0 {
                 bail!("interop_pg needs --n of at least 1");
             }
-            push(format!("n={n}"), Box::new(move || interop::interop_pg(n)));
+            push(
+                format!("n={n}"),
+                Box::new(move || interop::interop_pg(n)),
+                None,
+            );
         }
         other => bail!(
             "unknown scenario {other:?}; expected one of {} or all",
@@ -231,6 +296,32 @@ pub struct Summary {
     pub max: f64,
     /// Repetitions.
     pub reps: usize,
+    /// The same metric measured on OTP in the same run (`--vs-otp`).
+    pub otp: Option<OtpFigure>,
+}
+
+/// An OTP figure measured in the same run: median, min, max.
+#[derive(Clone, Copy, Debug)]
+pub struct OtpFigure {
+    /// Median.
+    pub value: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+    /// Repetitions.
+    pub reps: usize,
+}
+
+/// How many times better `cohort` is than `otp` (> 1 is better): Cohort/OTP
+/// for rates, OTP/Cohort for times and bytes; `None` for other units.
+pub fn advantage(unit: &str, cohort: f64, otp: f64) -> Option<f64> {
+    let (a, b) = match unit {
+        "ops/s" => (cohort, otp),
+        "ms" | "ns" | "B" => (otp, cohort),
+        _ => return None,
+    };
+    (b > 0.0 && a >= 0.0).then_some(a / b)
 }
 
 impl Summary {
@@ -247,7 +338,21 @@ impl Summary {
         for (k, v) in &self.fields {
             o.insert(k.clone(), v.clone());
         }
+        if let Some(otp) = &self.otp {
+            o.insert("otp".into(), json!(round(otp.value)));
+            o.insert("otp_min".into(), json!(round(otp.min)));
+            o.insert("otp_max".into(), json!(round(otp.max)));
+            o.insert("otp_reps".into(), json!(otp.reps));
+            if let Some(r) = self.ratio() {
+                o.insert("ratio".into(), json!(round(r)));
+            }
+        }
         Value::Object(o)
+    }
+
+    /// Cohort's advantage over the OTP figure of the same run, if any.
+    pub fn ratio(&self) -> Option<f64> {
+        advantage(&self.unit, self.value, self.otp?.value)
     }
 
     /// The extra fields as `k=v ...`.
@@ -280,6 +385,7 @@ pub fn show(v: f64, unit: &str) -> String {
         "ns" => format!("{v:.0} ns"),
         "B" if v >= 1e6 => format!("{:.1} MB", v / 1e6),
         "B" => format!("{v:.0} B"),
+        "fraction" => format!("{:.0} %", v * 100.0),
         "ops/s" => format!("{v:.0} ops/s"),
         u => format!("{v} {u}"),
     }
@@ -324,6 +430,7 @@ fn summarize(scenario: &str, reps: &[Vec<Sample>]) -> Vec<Summary> {
                 min: vals[0],
                 max: vals[vals.len() - 1],
                 reps: vals.len(),
+                otp: None,
             }
         })
         .collect()
@@ -344,8 +451,18 @@ fn print(sums: &[Summary], json: bool, pb: &ProgressBar) {
                 } else {
                     String::new()
                 };
+                let otp = match s.otp {
+                    Some(o) => format!(
+                        "  OTP {}{}",
+                        show(o.value, &s.unit),
+                        s.ratio()
+                            .map(|r| format!(" (Cohort {r:.1}× better)"))
+                            .unwrap_or_default()
+                    ),
+                    None => String::new(),
+                };
                 crate::out!(
-                    "{:<15} {:<34} {:>14}{range}  {}",
+                    "{:<15} {:<34} {:>14}{range}{otp}  {}",
                     s.scenario,
                     s.metric,
                     show(s.value, &s.unit),
@@ -385,6 +502,14 @@ pub fn run(a: BenchArgs) -> Result<i32> {
     for s in &names {
         all_jobs.extend(jobs(s, &a)?);
     }
+    let otp = if a.vs_otp {
+        if !all_jobs.iter().any(|j| j.otp.is_some()) {
+            bail!("--vs-otp goes with pg_join, pg_join_shared, global_reg (locked), netsplit, nodedown or all");
+        }
+        Some(otp::Otp::prepare()?)
+    } else {
+        None
+    };
     let pb = ProgressBar::new((all_jobs.len() * a.reps) as u64);
     pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     pb.set_style(
@@ -407,6 +532,7 @@ pub fn run(a: BenchArgs) -> Result<i32> {
             .collect()
     };
     let mut reps: Vec<Vec<Vec<Sample>>> = vec![Vec::new(); all_jobs.len()];
+    let mut otp_reps: Vec<Vec<Vec<Sample>>> = vec![Vec::new(); all_jobs.len()];
     let mut runs = vec![0usize; all_jobs.len()];
     for (i, &j) in order.iter().enumerate() {
         let job = &all_jobs[j];
@@ -415,6 +541,26 @@ pub fn run(a: BenchArgs) -> Result<i32> {
             "{} {} (rep {}/{})",
             job.scenario, job.label, runs[j], a.reps
         ));
+        // The OTP side first, at the same sizes, in the same minutes.
+        if let (Some(o), Some((args, fields))) = (&otp, &job.otp) {
+            pb.set_message(format!(
+                "{} {} on OTP (rep {}/{})",
+                job.scenario, job.label, runs[j], a.reps
+            ));
+            match o.run(args, fields) {
+                Ok(s) => otp_reps[j].push(s),
+                Err(e) => {
+                    pb.suspend(|| {
+                        crate::err!("cohort bench: {} {} on OTP: {e:#}", job.scenario, job.label)
+                    });
+                    failures.push(format!("{} {} on OTP: {e:#}", job.scenario, job.label));
+                }
+            }
+            pb.set_message(format!(
+                "{} {} (rep {}/{})",
+                job.scenario, job.label, runs[j], a.reps
+            ));
+        }
         match (job.run)() {
             Ok(s) => reps[j].push(s),
             Err(e) => {
@@ -426,11 +572,26 @@ pub fn run(a: BenchArgs) -> Result<i32> {
         // Print a job's figures once its last repetition ran.
         let last = order[i + 1..].iter().all(|&k| k != j);
         if last {
-            let sums = summarize(job.scenario, &reps[j]);
+            let mut sums = summarize(job.scenario, &reps[j]);
+            let otp_sums = summarize(job.scenario, &otp_reps[j]);
+            for s in &mut sums {
+                s.otp = otp_sums
+                    .iter()
+                    .find(|o| o.metric == s.metric && o.fields == s.fields)
+                    .map(|o| OtpFigure {
+                        value: o.value,
+                        min: o.min,
+                        max: o.max,
+                        reps: o.reps,
+                    });
+            }
             print(&sums, a.json, &pb);
             results.extend(sums);
         }
     }
+    let derived = limits::derive(&results);
+    print(&derived, a.json, &pb);
+    results.extend(derived);
     pb.finish_and_clear();
     if let Some(dir) = &a.report {
         let meta = report::Meta {
@@ -440,6 +601,7 @@ pub fn run(a: BenchArgs) -> Result<i32> {
             reps: a.reps,
             quick: a.quick,
             failures: failures.clone(),
+            otp_release: otp.as_ref().map(|o| o.release.clone()),
         };
         report::write(dir, &results, &meta)?;
         crate::err!(

@@ -1,5 +1,6 @@
-//! `cohort bench all --report DIR`: a Markdown report with the OTP 25
-//! figures of docs/BENCHMARKS.md beside Cohort's, and SVG plots written as text.
+//! `cohort bench all --report DIR`: a Markdown report with OTP figures
+//! beside Cohort's (measured in the same run with `--vs-otp`, else the OTP 25
+//! figures of docs/BENCHMARKS.md), and SVG plots written as text.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use super::{show, Summary};
+use super::{advantage, show, Summary};
 
 /// What the report says about the run itself.
 pub struct Meta {
@@ -24,6 +25,8 @@ pub struct Meta {
     pub quick: bool,
     /// Configurations that failed.
     pub failures: Vec<String>,
+    /// OTP release of the side-by-side runs (`--vs-otp`), if any.
+    pub otp_release: Option<String>,
 }
 
 /// OTP 25 figure for a metric: (scenario, metric, required fields, value).
@@ -156,29 +159,18 @@ fn otp_refs() -> Vec<(&'static str, &'static str, Value, f64)> {
     v
 }
 
-/// The OTP figure matching a result, if docs/BENCHMARKS.md has one.
+/// The OTP figure of a result: measured in the same run (`--vs-otp`), else
+/// the reference of docs/BENCHMARKS.md if it has one.
 pub fn otp_for(s: &Summary) -> Option<f64> {
+    if let Some(o) = s.otp {
+        return Some(o.value);
+    }
     otp_refs().into_iter().find_map(|(sc, m, f, v)| {
         let fields_match = f
             .as_object()
             .is_some_and(|o| o.iter().all(|(k, want)| s.fields.get(k) == Some(want)));
         (sc == s.scenario && m == s.metric && fields_match).then_some(v)
     })
-}
-
-/// How many times better Cohort is (> 1 is better), where that means
-/// something.
-fn advantage(s: &Summary, otp: f64) -> Option<f64> {
-    let higher_better = s.unit == "ops/s";
-    if !matches!(s.unit.as_str(), "ops/s" | "ms" | "ns" | "B") {
-        return None;
-    }
-    let (a, b) = if higher_better {
-        (s.value, otp)
-    } else {
-        (otp, s.value)
-    };
-    (b > 0.0).then_some(a / b)
 }
 
 fn date(t: SystemTime) -> String {
@@ -218,12 +210,23 @@ pub fn write(dir: &Path, results: &[Summary], meta: &Meta) -> Result<()> {
         md,
         "Run {} on {cores} cores; load average (1 min) {} before, {} after; {} repetition(s) per \
          configuration, medians with min–max; {}. Nodes are separate OS processes on loopback TCP. \
-         OTP 25 figures are those of docs/BENCHMARKS.md (`pg`, `global`; syn 3.4.1 for the eventual mode). \
+         {} \
          \"Cohort better\" is OTP/Cohort for times, sizes and bytes, Cohort/OTP for rates.\n",
         date(meta.started),
         load(meta.load_before),
         load(meta.load_after),
         meta.reps,
+        match &meta.otp_release {
+            Some(r) => format!(
+                "OTP figures (`pg`, `global`) were measured in this run on Erlang/OTP {r} nodes, \
+                 right before each Cohort repetition at the same sizes (`--vs-otp`; medians of \
+                 as many repetitions); figures without one are the OTP 25 references of \
+                 docs/BENCHMARKS.md (syn 3.4.1 for the eventual mode)."
+            ),
+            None => "OTP 25 figures are those of docs/BENCHMARKS.md (`pg`, `global`; \
+                     syn 3.4.1 for the eventual mode), not measured in this run."
+                .to_string(),
+        },
         if meta.quick {
             "quick sizes (`--quick`): not comparable with the OTP sizes"
         } else {
@@ -243,7 +246,7 @@ pub fn write(dir: &Path, results: &[Summary], meta: &Meta) -> Result<()> {
             scenario = &s.scenario;
             let _ = writeln!(
                 md,
-                "\n## {scenario}\n\n| metric | configuration | Cohort (median) | min – max | OTP 25 | Cohort better |\n|---|---|---:|---:|---:|---:|"
+                "\n## {scenario}\n\n| metric | configuration | Cohort (median) | min – max | OTP | Cohort better |\n|---|---|---:|---:|---:|---:|"
             );
         }
         let otp = otp_for(s);
@@ -255,8 +258,12 @@ pub fn write(dir: &Path, results: &[Summary], meta: &Meta) -> Result<()> {
             show(s.value, &s.unit),
             show(s.min, &s.unit),
             show(s.max, &s.unit),
-            otp.map(|o| show(o, &s.unit)).unwrap_or("—".into()),
-            otp.and_then(|o| advantage(s, o))
+            match (s.otp, otp) {
+                (Some(o), _) => format!("{} (this run)", show(o.value, &s.unit)),
+                (None, Some(o)) => format!("{} (reference)", show(o, &s.unit)),
+                (None, None) => "—".into(),
+            },
+            otp.and_then(|o| advantage(&s.unit, s.value, o))
                 .map(|r| format!("{r:.1}×"))
                 .unwrap_or("—".into()),
         );
@@ -319,10 +326,14 @@ fn series(results: &[Summary], specs: &[(&str, &str, &str, &str)]) -> Vec<Series
                 Some(v) if !split.is_empty() => format!("{sc} {metric} {split}={v}"),
                 _ => format!("{sc} {metric}"),
             };
-            match out.iter_mut().find(|(l, _)| *l == label) {
-                Some((_, pts)) => pts.push((xv, s.value)),
-                None => out.push((label, vec![(xv, s.value)])),
+            let mut add = |label: String, y: f64| match out.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, pts)) => pts.push((xv, y)),
+                None => out.push((label, vec![(xv, y)])),
+            };
+            if let Some(o) = s.otp {
+                add(format!("{label} (OTP)"), o.value);
             }
+            add(label, s.value);
         }
     }
     for (_, pts) in &mut out {
@@ -366,7 +377,7 @@ fn throughput_svg(results: &[Summary]) -> String {
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"10\" y=\"20\" font-size=\"15\">Throughput (ops/s, log scale): Cohort (blue) and OTP 25 (grey)</text>\n"
+         <text x=\"10\" y=\"20\" font-size=\"15\">Throughput (ops/s, log scale): Cohort (blue) and OTP (grey)</text>\n"
     );
     for e in 0..=(lmax as i32) {
         let x = xpos(10f64.powi(e));

@@ -96,6 +96,30 @@ fn whereis_ns(c: &Cluster, i: usize, name: &str, iters: u64) -> Result<f64> {
     read_ns(c, i, json!({"op": "whereis", "name": name, "iters": iters}))
 }
 
+/// Reads timed one by one on node `i`: the answer's `latency`.
+fn read_latency(c: &Cluster, i: usize, mut body: Value, n: u64) -> Result<Value> {
+    body["iters"] = json!(1);
+    body["latency_iters"] = json!(n);
+    let v = c.nodes[i].post("/bench/read", body)?;
+    Ok(v["latency"].clone())
+}
+
+/// Reads timed one by one for the percentiles.
+const LATENCY_ITERS: u64 = 200_000;
+
+impl Out {
+    /// p50, p99 and p99.9 of a `latency` answer, as `{what}_p50_ns` etc.
+    fn percentiles(&mut self, names: [&'static str; 3], latency: &Value) -> Result<()> {
+        for (metric, key) in names.into_iter().zip(["p50_ns", "p99_ns", "p999_ns"]) {
+            let v = latency[key]
+                .as_f64()
+                .with_context(|| format!("latency answer without {key}: {latency}"))?;
+            self.push(metric, "ns", v);
+        }
+        Ok(())
+    }
+}
+
 /// Lets the allocator and the nodes settle before an RSS reading.
 fn settle() {
     std::thread::sleep(Duration::from_millis(300));
@@ -170,6 +194,32 @@ pub fn pg_join(
         "ns",
         members_ns(&c, 0, "absent", 1_000_000)?,
     );
+    for (i, names) in [
+        (
+            0,
+            [
+                "members_local_p50_ns",
+                "members_local_p99_ns",
+                "members_local_p999_ns",
+            ],
+        ),
+        (
+            1,
+            [
+                "members_remote_p50_ns",
+                "members_remote_p99_ns",
+                "members_remote_p999_ns",
+            ],
+        ),
+    ] {
+        let lat = read_latency(
+            &c,
+            i,
+            json!({"op": "members", "scope": "pg", "group": group}),
+            iters.min(LATENCY_ITERS),
+        )?;
+        out.percentiles(names, &lat)?;
+    }
     Ok(out.samples)
 }
 
@@ -184,6 +234,19 @@ fn register(
     conc: u64,
     unregister: bool,
 ) -> Result<(u64, u64)> {
+    register_timed(c, node, prefix, offset, count, conc, unregister).map(|r| (r.0, r.1))
+}
+
+/// As [`register`], with the answer's per-call `latency`.
+fn register_timed(
+    c: &Cluster,
+    node: usize,
+    prefix: &str,
+    offset: u64,
+    count: u64,
+    conc: u64,
+    unregister: bool,
+) -> Result<(u64, u64, Value)> {
     let r = c.nodes[node].post(
         "/bench/register",
         json!({"prefix": prefix, "offset": offset, "count": count,
@@ -191,7 +254,11 @@ fn register(
                "record": prefix == "clash_"}),
     )?;
     no_errors(&r, if unregister { "unregister" } else { "register" })?;
-    Ok((u64_of(&r, "first_call_ns")?, u64_of(&r, "last_return_ns")?))
+    Ok((
+        u64_of(&r, "first_call_ns")?,
+        u64_of(&r, "last_return_ns")?,
+        r["latency"].clone(),
+    ))
 }
 
 /// Waits on every node for `n` names in all, with the names of `ranges`
@@ -235,9 +302,13 @@ pub fn global_reg(mode: TableMode, n: u64, tls: bool) -> Result<Vec<Sample>> {
 
     // (a) one caller.
     let w = wait_names(&c, n, &[("s", n)]);
-    let (first, last) = register(&c, 0, "s", 0, n, 1, false)?;
+    let (first, last, lat) = register_timed(&c, 0, "s", 0, n, 1, false)?;
     let waited = w.join()?;
     out.push("reg_seq_ops_per_s", "ops/s", rate(n, first, last));
+    out.percentiles(
+        ["reg_seq_p50_ns", "reg_seq_p99_ns", "reg_seq_p999_ns"],
+        &lat,
+    )?;
     out.push(
         "visible_lag_after_last_return_ms",
         "ms",
@@ -270,6 +341,27 @@ pub fn global_reg(mode: TableMode, n: u64, tls: bool) -> Result<Vec<Sample>> {
         "ns",
         whereis_ns(&c, 0, "absent", 1_000_000)?,
     );
+    for (i, names) in [
+        (
+            0,
+            [
+                "whereis_local_p50_ns",
+                "whereis_local_p99_ns",
+                "whereis_local_p999_ns",
+            ],
+        ),
+        (
+            1,
+            [
+                "whereis_remote_p50_ns",
+                "whereis_remote_p99_ns",
+                "whereis_remote_p999_ns",
+            ],
+        ),
+    ] {
+        let lat = read_latency(&c, i, json!({"op": "whereis", "name": "s0"}), LATENCY_ITERS)?;
+        out.percentiles(names, &lat)?;
+    }
     let w = wait_names(&c, 0, &[("s", n)]);
     let (first, last) = register(&c, 0, "s", 0, n, 1, true)?;
     w.join()?;
@@ -277,9 +369,17 @@ pub fn global_reg(mode: TableMode, n: u64, tls: bool) -> Result<Vec<Sample>> {
 
     // (b) ten callers.
     let w = wait_names(&c, n, &[("t", n)]);
-    let (first, last) = register(&c, 0, "t", 0, n, 10, false)?;
+    let (first, last, lat) = register_timed(&c, 0, "t", 0, n, 10, false)?;
     w.join()?;
     out.push("reg_conc10_ops_per_s", "ops/s", rate(n, first, last));
+    out.percentiles(
+        [
+            "reg_conc10_p50_ns",
+            "reg_conc10_p99_ns",
+            "reg_conc10_p999_ns",
+        ],
+        &lat,
+    )?;
     let w = wait_names(&c, 0, &[("t", n)]);
     register(&c, 0, "t", 0, n, 10, true)?;
     w.join()?;
