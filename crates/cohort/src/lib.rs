@@ -15,7 +15,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use cohort::Node;
+//! use cohort_registry::Node;
 //! let a = Node::builder().name("a@127.0.0.1").cookie("secret").start().await?;
 //! let b = Node::builder().name("b@127.0.0.1").cookie("secret").start().await?;
 //! b.connect(&a.local_addr()).await?;

@@ -9,12 +9,12 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use cohort::core::auth::Cookie;
-use cohort::core::cluster::ClusterConfig;
-use cohort::core::global_group::{GlobalGroupDef, GlobalGroupsConfig, GlobalGroupsInfo, Publish};
-use cohort::core::time::Time;
-use cohort::core::{CoreConfig, NodeCore};
-use cohort::{GroupNodeEvent, Message, Node, NodeName, StartError, Where};
+use cohort_registry::core::auth::Cookie;
+use cohort_registry::core::cluster::ClusterConfig;
+use cohort_registry::core::global_group::{GlobalGroupDef, GlobalGroupsConfig, GlobalGroupsInfo, Publish};
+use cohort_registry::core::time::Time;
+use cohort_registry::core::{CoreConfig, NodeCore};
+use cohort_registry::{GroupNodeEvent, Message, Node, NodeName, StartError, Where};
 use common::corenet::CoreNet;
 use common::*;
 use rand::rngs::StdRng;
@@ -429,9 +429,9 @@ async fn scopes_stay_in_the_own_group_unless_configured_cluster_wide() {
     b.connect(&a.local_addr()).await.unwrap();
     h.connect(&a.local_addr()).await.unwrap();
     let (wide_a, wide_b, wide_h) = (
-        a.scope_with("wide", cohort::Span::Cluster),
-        b.scope_with("wide", cohort::Span::Cluster),
-        h.scope_with("wide", cohort::Span::Cluster),
+        a.scope_with("wide", cohort_registry::Span::Cluster),
+        b.scope_with("wide", cohort_registry::Span::Cluster),
+        h.scope_with("wide", cohort_registry::Span::Cluster),
     );
     let (pa, pb, ph) = (a.spawn(), b.spawn(), h.spawn());
     wide_a.join("g", pa.pid()).unwrap();
@@ -584,8 +584,8 @@ fn a_node_listing_nodes_that_do_not_count_it_puts_them_in_sync_error() {
     assert!(
         net.seen[2].iter().any(|fx| matches!(
             fx,
-            cohort::core::Effect::Groups(
-                cohort::core::global_group::GlobalGroupsEffect::Synced { .. }
+            cohort_registry::core::Effect::Groups(
+                cohort_registry::core::global_group::GlobalGroupsEffect::Synced { .. }
             )
         )),
         "the sync completed"
@@ -611,7 +611,7 @@ fn a_node_without_configuration_answers_a_check_with_a_mismatch() {
     let checks = net
         .sent
         .iter()
-        .filter(|(_, f)| matches!(f, cohort::core::proto::Frame::GlobalGroup(_)))
+        .filter(|(_, f)| matches!(f, cohort_registry::core::proto::Frame::GlobalGroup(_)))
         .count();
     assert_eq!(checks, 2, "one check, one answer");
 }

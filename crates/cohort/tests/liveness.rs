@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use cohort::transport::mem::MemNetwork;
-use cohort::{ConnectError, DownReason, NodeEvent, NodeName, RefuseReason};
+use cohort_registry::transport::mem::MemNetwork;
+use cohort_registry::{ConnectError, DownReason, NodeEvent, NodeName, RefuseReason};
 use common::*;
 use futures::StreamExt;
 

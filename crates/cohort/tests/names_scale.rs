@@ -4,9 +4,9 @@
 mod common;
 mod names_util;
 
-use cohort::core::names::{Mode, NamesError};
-use cohort::transport::mem::MemNetwork;
-use cohort::{ExitReason, Node, Pid, Process};
+use cohort_registry::core::names::{Mode, NamesError};
+use cohort_registry::transport::mem::MemNetwork;
+use cohort_registry::{ExitReason, Node, Pid, Process};
 use names_util::*;
 
 const MODES: [Mode; 2] = [Mode::Locked, Mode::Eventual];

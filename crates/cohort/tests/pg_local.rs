@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use cohort::{ExitReason, Group, PgError, PgEvent, PgEventKind, Select};
+use cohort_registry::{ExitReason, Group, PgError, PgEvent, PgEventKind, Select};
 use common::*;
 
 fn g(s: &str) -> Group {
@@ -176,7 +176,7 @@ async fn metadata_is_readable_updatable_and_replicated() {
     let p = a.spawn();
     let (sa, sb) = (a.pg(), b.pg());
     sa.join_with_meta("svc", p.pid(), "v1").unwrap();
-    let meta = |s: &cohort::Scope| {
+    let meta = |s: &cohort_registry::Scope| {
         let m = s.members("svc");
         let first = m.pids().next();
         first.and_then(|p| m.meta(&p).cloned())
@@ -211,7 +211,7 @@ async fn monitor_scope_and_group_see_exact_local_sequences() {
     s.leave("g1", p2.pid()).unwrap();
     let p2pid = p2.pid().clone();
     drop(p2);
-    let ev = |group: &str, kind: PgEventKind, pids: Vec<cohort::Pid>| PgEvent {
+    let ev = |group: &str, kind: PgEventKind, pids: Vec<cohort_registry::Pid>| PgEvent {
         scope: "mon".into(),
         group: g(group),
         kind,

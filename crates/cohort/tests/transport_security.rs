@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use cohort::core::proto::{Frame, Hello, RefuseReason, PROTOCOL_VERSION};
-use cohort::{ConnectError, Node, NodeName};
+use cohort_registry::core::proto::{Frame, Hello, RefuseReason, PROTOCOL_VERSION};
+use cohort_registry::{ConnectError, Node, NodeName};
 use common::*;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -93,7 +93,7 @@ async fn wrong_cookie_is_refused_and_nothing_registered() {
     still_serves(&a).await;
     // The only event a saw is the healthy node coming and going.
     assert!(
-        matches!(next_event(&mut ev).await, cohort::NodeEvent::Up { node, .. } if node.as_str() == "healthy@127.0.0.1")
+        matches!(next_event(&mut ev).await, cohort_registry::NodeEvent::Up { node, .. } if node.as_str() == "healthy@127.0.0.1")
     );
 }
 

@@ -20,7 +20,7 @@ use crate::core::NodeCore;
 /// for the node's engine; writes follow the table's [`Mode`](crate::core::names::Mode).
 ///
 /// ```no_run
-/// # async fn demo(node: cohort::Node) -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn demo(node: cohort_registry::Node) -> Result<(), Box<dyn std::error::Error>> {
 /// let p = node.spawn();
 /// let names = node.names();
 /// names.register("db", p.pid()).await?;
@@ -273,7 +273,7 @@ impl Node {
     /// session comes up (a warning is logged when a node joins this list).
     ///
     /// ```no_run
-    /// # async fn f(node: cohort::Node) {
+    /// # async fn f(node: cohort_registry::Node) {
     /// if !node.unreached().is_empty() {
     ///     eprintln!("partial mesh: no session with {:?}", node.unreached());
     /// }

@@ -8,8 +8,8 @@ pub mod counting;
 use std::future::Future;
 use std::time::Duration;
 
-use cohort::transport::Transport;
-use cohort::{Message, Node, NodeBuilder, NodeEvent, Process};
+use cohort_registry::transport::Transport;
+use cohort_registry::{Message, Node, NodeBuilder, NodeEvent, Process};
 
 pub const COOKIE: &str = "test-cookie";
 
@@ -98,14 +98,14 @@ pub async fn raw_peer(
     addr: &str,
     name: &str,
 ) -> tokio_util::codec::Framed<tokio::net::TcpStream, tokio_util::codec::LengthDelimitedCodec> {
-    use cohort::core::auth::{prove, Cookie, Role, Transcript};
-    use cohort::core::proto::{Frame, Hello, PROTOCOL_VERSION};
+    use cohort_registry::core::auth::{prove, Cookie, Role, Transcript};
+    use cohort_registry::core::proto::{Frame, Hello, PROTOCOL_VERSION};
     use futures::{SinkExt, StreamExt};
     let mut f = tokio_util::codec::Framed::new(
         tokio::net::TcpStream::connect(addr).await.unwrap(),
         tokio_util::codec::LengthDelimitedCodec::new(),
     );
-    let me = cohort::NodeName::new(name).unwrap();
+    let me = cohort_registry::NodeName::new(name).unwrap();
     let nonce = [9u8; 32];
     let hello = Hello {
         version: PROTOCOL_VERSION,
