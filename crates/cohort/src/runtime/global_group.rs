@@ -180,6 +180,39 @@ impl Node {
     /// `global_group:whereis_name`: with `at`, the holder of `name` there;
     /// without, the own group first (a local read), then each other group
     /// in configuration order, asking one reachable node of each.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cohort_registry::{GlobalGroupDef, GlobalGroupsConfig, Node, NodeName, Publish, Where};
+    ///
+    /// // Two global groups of one node each: separate name spaces.
+    /// let n = |s: &str| NodeName::new(s).unwrap();
+    /// let cfg = GlobalGroupsConfig {
+    ///     groups: vec![
+    ///         GlobalGroupDef::new("east", Publish::Normal, [n("a@127.0.0.1")]),
+    ///         GlobalGroupDef::new("west", Publish::Normal, [n("b@127.0.0.1")]),
+    ///     ],
+    /// };
+    /// let start = |name: &'static str| {
+    ///     Node::builder().name(name).cookie("secret").global_groups(cfg.clone()).start()
+    /// };
+    /// let (a, b) = (start("a@127.0.0.1").await?, start("b@127.0.0.1").await?);
+    /// b.connect(&a.local_addr()).await?;
+    ///
+    /// let info = a.global_group_info();
+    /// assert_eq!(info.own_group_name.as_deref(), Some("east"));
+    /// assert_eq!(a.global_groups(), Some(("east".into(), vec!["west".into()])));
+    ///
+    /// // The same name in both groups, held by different processes.
+    /// let (pa, pb) = (a.spawn(), b.spawn());
+    /// a.names().register("leader", pa.pid()).await?;
+    /// b.names().register("leader", pb.pid()).await?;
+    /// let west = Where::Group("west".into());
+    /// assert_eq!(a.whereis_at(Some(&west), "leader").await.as_ref(), Some(pb.pid()));
+    /// assert_eq!(a.whereis_at(None, "leader").await.as_ref(), Some(pa.pid()));
+    /// assert_eq!(a.whereis_at(Some(&Where::Node(b.name().clone())), "leader").await.as_ref(), Some(pb.pid()));
+    /// # Ok(()) }
+    /// ```
     pub async fn whereis_at(&self, at: Option<&Where>, name: &str) -> Option<Pid> {
         if let Some(at) = at {
             return match self.ask_where(at, Query::Whereis(name.into())).await {

@@ -37,7 +37,7 @@ pub use self::events::NodeEvent;
 pub use self::global_group::Where;
 pub use self::global_group_state::GroupNodeEvent;
 pub use self::names::NameTable;
-pub use self::pg::{PgMonitor, Scope};
+pub use self::pg::{PgMonitor, Scope, ScopeSnapshot};
 pub use self::process::Process;
 
 use tracing::warn;
@@ -458,7 +458,25 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// Starts configuring a node.
+    /// Starts configuring a node; [`NodeBuilder::start`] starts it.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use cohort_registry::Node;
+    ///
+    /// let node = Node::builder()
+    ///     .name("a@127.0.0.1")
+    ///     .listen("127.0.0.1:0") // an ephemeral port; see local_addr()
+    ///     .cookie("secret")
+    ///     .peer_timeout(Duration::from_secs(10))
+    ///     .start()
+    ///     .await?;
+    /// assert_eq!(node.name().as_str(), "a@127.0.0.1");
+    /// assert!(node.nodes().is_empty());
+    /// node.shutdown().await;
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> NodeBuilder {
         NodeBuilder::default()
     }
@@ -501,6 +519,22 @@ impl Node {
 
     /// Connects to the node at `addr` and waits until the session is up.
     /// With the mesh on, the peer's peers are connected next, in the background.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cohort_registry::{ConnectError, Node, RefuseReason};
+    ///
+    /// let a = Node::builder().name("a@127.0.0.1").cookie("secret").start().await?;
+    /// let b = Node::builder().name("b@127.0.0.1").cookie("secret").start().await?;
+    /// assert_eq!(b.connect(&a.local_addr()).await?, *a.name());
+    /// assert_eq!(b.nodes(), vec![a.name().clone()]);
+    ///
+    /// // A node with another cookie is refused, and says why.
+    /// let c = Node::builder().name("c@127.0.0.1").cookie("other").start().await?;
+    /// let err = c.connect(&a.local_addr()).await.unwrap_err();
+    /// assert!(matches!(err, ConnectError::Refused(RefuseReason::BadCookie)), "{err}");
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(&self, addr: &str) -> Result<NodeName, ConnectError> {
         let (tx, rx) = oneshot::channel();
         self.shared().connect_request(addr.to_string(), tx);

@@ -78,7 +78,40 @@ impl Node {
     }
 }
 
-/// A handle on one process-group scope of a node.
+/// A handle on one process-group scope of a node (OTP's `pg` scope):
+/// [`join`](Scope::join) and [`leave`](Scope::leave) groups, read
+/// [`members`](Scope::members) and [`select`](Scope::select) one locally,
+/// [`monitor`](Scope::monitor) a group's changes.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cohort_registry::{Node, PgEventKind, Select};
+///
+/// let a = Node::builder().name("a@127.0.0.1").cookie("secret").start().await?;
+/// let b = Node::builder().name("b@127.0.0.1").cookie("secret").start().await?;
+/// b.connect(&a.local_addr()).await?;
+/// let (on_a, on_b) = (a.scope("jobs"), b.scope("jobs"));
+///
+/// // Watch the group on b, then join two processes on a.
+/// let (mut changes, now) = on_b.monitor("workers")?;
+/// assert!(now.is_empty());
+/// let (w1, w2) = (a.spawn(), a.spawn());
+/// on_a.join("workers", w1.pid())?;
+/// on_a.join("workers", w2.pid())?;
+/// let mut seen = Vec::new();
+/// while seen.len() < 2 {
+///     let change = changes.recv().await.unwrap();
+///     assert_eq!(change.kind, PgEventKind::Join);
+///     seen.extend(change.pids);
+/// }
+/// assert_eq!(on_b.members("workers").len(), 2);
+///
+/// // Local reads: a member near b (none is local to b, so a remote one).
+/// let picked = on_b.select("workers", Select::Closest, None).unwrap();
+/// assert!(picked == *w1.pid() || picked == *w2.pid());
+/// assert_eq!(on_a.local_members("workers").len(), 2);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Scope {
     node: Node,
