@@ -81,6 +81,11 @@
 //!     // `b` monitors the worker; when it exits, `b`'s process is told why.
 //!     let mut watcher = b.spawn();
 //!     let mref = watcher.monitor(worker.pid());
+//!     // Between two processes, signals arrive in the order they were sent:
+//!     // once the worker has this message, the monitor is in place on `a`
+//!     // (had the worker ended before that, the reason would be `NoProc`).
+//!     watcher.send(worker.pid(), "are you there?");
+//!     timeout(Duration::from_secs(10), worker.recv()).await?;
 //!     worker.exit(cohort_registry::ExitReason::Normal);
 //!     match timeout(Duration::from_secs(10), watcher.recv()).await?.unwrap() {
 //!         Message::Down { mref: m, reason, .. } => {

@@ -115,8 +115,12 @@ impl Node {
     /// server.send(&from.unwrap(), "pong");
     /// assert!(matches!(client.recv().await, Some(Message::Data { .. })));
     ///
-    /// // A monitor fires once, when the process ends.
+    /// // A monitor fires once, when the process ends. Signals between two
+    /// // processes keep their order: once the server has "bye", the monitor
+    /// // is in place (a process already gone would be reported `NoProc`).
     /// let mref = client.monitor(server.pid());
+    /// client.send(server.pid(), "bye");
+    /// server.recv().await;
     /// server.exit(ExitReason::Normal);
     /// let Some(Message::Down { mref: fired, reason, .. }) = client.recv().await else { panic!() };
     /// assert_eq!((fired, reason), (mref, ExitReason::Normal));
