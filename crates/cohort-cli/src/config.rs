@@ -714,7 +714,7 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
             .collect::<Result<Vec<_>>>()?;
         groups.push(GlobalGroupDef::new(g.name.clone(), publish, nodes));
     }
-    let groups = GlobalGroupsConfig { groups };
+    let groups = GlobalGroupsConfig::new(groups);
     groups.validate(&name).map_err(|e| anyhow!("{e}"))?;
     for (i, sc) in file.scopes.iter().enumerate() {
         check_name("the scope name", sc).map_err(|e| anyhow!("scopes[{}]: {e}", i + 1))?;

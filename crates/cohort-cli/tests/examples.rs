@@ -35,7 +35,7 @@ fn the_python_example_registers_joins_and_answers_by_name() {
             }
         }
     });
-    let line = |what: &str| {
+    let mut line = |what: &str| {
         lines.recv_timeout(DEADLINE).unwrap_or_else(|_| {
             let _ = py.kill();
             let mut err = String::new();

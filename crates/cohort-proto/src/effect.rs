@@ -14,6 +14,7 @@ use crate::proto::{Frame, RefuseReason};
 
 /// Why a peer's session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DownReason {
     /// The connection closed or failed.
     ConnectionClosed(String),
@@ -60,6 +61,7 @@ impl fmt::Display for DownReason {
 
 /// Why a `connect` failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The transport could not open the connection.
     #[error("cannot connect to {0}")]

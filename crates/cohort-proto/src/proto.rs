@@ -163,6 +163,7 @@ pub struct PeerInfo {
 
 /// Why a handshake was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
 pub enum RefuseReason {
     /// The peer speaks a protocol version this node does not; the refusing
     /// node's own version is given (the frame's encoding is the same in

@@ -19,8 +19,16 @@ const STEP: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a = Node::builder().name("alice@127.0.0.1").cookie("chat").start().await?;
-    let b = Node::builder().name("bob@127.0.0.1").cookie("chat").start().await?;
+    let a = Node::builder()
+        .name("alice@127.0.0.1")
+        .cookie("chat")
+        .start()
+        .await?;
+    let b = Node::builder()
+        .name("bob@127.0.0.1")
+        .cookie("chat")
+        .start()
+        .await?;
     b.connect(&a.local_addr()).await?;
     println!("{} and {} are connected", a.name(), b.name());
 
@@ -33,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     b.names().register("bob", bob.pid()).await?;
     loop {
         match timeout(STEP, table_on_a.recv()).await? {
-            Some(NameEvent::Registered { name, .. }) if name == "bob" => break,
+            Some(Ok(NameEvent::Registered { name, .. })) if name == "bob" => break,
             Some(_) => continue,
             None => return Err("alice's node stopped".into()),
         }
@@ -55,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(bob);
     loop {
         match timeout(STEP, table_on_a.recv()).await? {
-            Some(NameEvent::Unregistered { name, reason, .. }) if name == "bob" => {
+            Some(Ok(NameEvent::Unregistered { name, reason, .. })) if name == "bob" => {
                 println!("bob left ({reason:?})");
                 break;
             }

@@ -56,7 +56,9 @@
 //!     let mut worker = a.spawn();
 //!     let (mut changes, _members_now) = b.pg().monitor("workers")?;
 //!     a.pg().join("workers", worker.pid())?;
-//!     let change = timeout(Duration::from_secs(10), changes.recv()).await?.unwrap();
+//!     // Event streams are bounded: an item is Err(Lagged(n)) when this
+//!     // subscriber fell n events behind (see EventStream).
+//!     let change = timeout(Duration::from_secs(10), changes.recv()).await?.unwrap()?;
 //!     assert_eq!(change.kind, PgEventKind::Join);
 //!     assert_eq!(b.pg().members("workers").to_vec(), vec![worker.pid().clone()]);
 //!
@@ -134,6 +136,7 @@ pub mod error;
 pub mod runtime;
 pub mod transport;
 
+pub use crate::cookie::{CookieError, CookieSource};
 pub use crate::core::global_group::{
     GlobalGroupDef, GlobalGroupsConfig, GlobalGroupsError, GlobalGroupsInfo, Publish,
 };
@@ -148,10 +151,9 @@ pub use crate::core::pid::{ExitReason, InvalidNodeName, NodeName, Pid};
 pub use crate::core::process::{Message, MonitorRef};
 pub use crate::core::proto::RefuseReason;
 pub use crate::core::{ConnectError, DownReason};
-pub use crate::cookie::CookieSource;
-pub use crate::error::{CodecError, StartError};
+pub use crate::error::{CodecError, ConfigError, StartError};
 pub use crate::runtime::{
-    GroupNodeEvent, NameTable, Node, NodeBuilder, NodeEvent, PgMonitor, Process, Scope,
-    ScopeSnapshot, Stats, Where,
+    EventStream, GroupNodeEvent, Lagged, NameTable, Node, NodeBuilder, NodeEvent, PgMonitor,
+    Process, Scope, ScopeSnapshot, Stats, ToAddr, Where, EVENT_BUFFER,
 };
 pub use crate::transport::tls::{TlsError, TlsFiles};

@@ -121,7 +121,9 @@ async fn re_register_name_moves_the_name_without_killing() {
         a.names().sync().await.unwrap();
         b.names().sync().await.unwrap();
         wait_views(&all, &[("name", p3.pid())]).await;
-        let evs: Vec<NameEvent> = std::iter::from_fn(|| events.try_recv().ok()).collect();
+        let evs: Vec<NameEvent> =
+            std::iter::from_fn(|| events.try_recv().map(|r| r.expect("no events missed")))
+                .collect();
         let reg = |p: &cohort_registry::Pid| NameEvent::Registered {
             name: "name".into(),
             pid: p.clone(),
@@ -172,7 +174,8 @@ async fn metadata_events_sync_and_remote_unregister() {
     a.register("svc", p.pid()).await.unwrap();
     p.exit(ExitReason::Other("done".into()));
     a.names().sync().await.unwrap();
-    let evs: Vec<NameEvent> = std::iter::from_fn(|| ev.try_recv().ok()).collect();
+    let evs: Vec<NameEvent> =
+        std::iter::from_fn(|| ev.try_recv().map(|r| r.expect("no events missed"))).collect();
     assert_eq!(evs.len(), 4, "{evs:?}");
     assert_eq!(
         evs[1],
@@ -234,7 +237,8 @@ async fn racing_locked_registrations_never_both_succeed() {
         );
         // Locked: every node shows the winner once its commit arrived.
         won.push((name, winners[0].clone()));
-        let want: Vec<(&str, &cohort_registry::Pid)> = won.iter().map(|(n, p)| (n.as_str(), p)).collect();
+        let want: Vec<(&str, &cohort_registry::Pid)> =
+            won.iter().map(|(n, p)| (n.as_str(), p)).collect();
         wait_views(&all, &want).await;
         keep.push(procs);
     }

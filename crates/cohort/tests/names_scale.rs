@@ -99,6 +99,7 @@ async fn many_nodes_register_concurrently_and_converge() {
                 assert_eq!(oks.len(), 32);
                 0
             }
+            other => unreachable!("a mode this test does not know: {other:?}"),
         };
         let mut want: Vec<(String, Pid)> = nodes
             .iter()

@@ -176,11 +176,17 @@ async fn foursplit_leave_during_split_leaves_group_empty_on_both_sides() {
     sa.join("two", p.pid()).unwrap();
     let peer_proc = b.spawn();
     sa.leave("one", p.pid()).unwrap();
-    assert_eq!(sa.leave("three", p.pid()), Err(cohort_registry::PgError::NotJoined));
+    assert_eq!(
+        sa.leave("three", p.pid()),
+        Err(cohort_registry::PgError::NotJoined)
+    );
     wait_members("b sees two", &sb, "two", &[p.pid().clone()]).await;
     split(&a, &b).await;
     drop(peer_proc);
-    assert_eq!(sa.leave("three", p.pid()), Err(cohort_registry::PgError::NotJoined));
+    assert_eq!(
+        sa.leave("three", p.pid()),
+        Err(cohort_registry::PgError::NotJoined)
+    );
     a.connect(&b.local_addr()).await.unwrap();
     wait_members("b resynced two", &sb, "two", &[p.pid().clone()]).await;
     assert!(sa.members("one").is_empty());
@@ -199,7 +205,8 @@ async fn exchange_kills_partition_and_union_after_reconnect() {
     let mut procs1: Vec<_> = (0..10).map(|_| b.spawn()).collect();
     let procs2: Vec<_> = (0..10).map(|_| c.spawn()).collect();
     let procs11: Vec<_> = (0..10).map(|_| b.spawn()).collect();
-    let pids = |ps: &[cohort_registry::Process]| ps.iter().map(|p| p.pid().clone()).collect::<Vec<_>>();
+    let pids =
+        |ps: &[cohort_registry::Process]| ps.iter().map(|p| p.pid().clone()).collect::<Vec<_>>();
     sb.join_many("ex", &pids(&procs1)).unwrap();
     wait_members("a sees 10", &sa, "ex", &pids(&procs1)).await;
     let killed: Vec<_> = procs1.drain(..3).collect();
@@ -476,7 +483,13 @@ async fn thundering_herd_queued_syncs_do_not_stall_a_local_join() {
             }
         }
     });
-    let peer = |serial| Pid::new(cohort_registry::NodeName::new("herd@127.0.0.1").unwrap(), 5, serial);
+    let peer = |serial| {
+        Pid::new(
+            cohort_registry::NodeName::new("herd@127.0.0.1").unwrap(),
+            5,
+            serial,
+        )
+    };
     // The syncs are queued or being applied: a local join completes.
     wait_for("the first syncs are in", || s.members("group1").len() > 1).await;
     s.join("fresh", me.pid()).unwrap();
@@ -513,12 +526,14 @@ async fn remote_monitor_sees_exact_sequence() {
     sb.join_with_meta("h", &rpid, "m").unwrap();
     sb.leave("g", &rpid).unwrap();
     drop(rp);
-    let ev = |group: &str, kind, pids: Vec<Pid>, meta: Option<&'static [u8]>| PgEvent {
-        scope: "rmon".into(),
-        group: Group::from(group),
-        kind,
-        pids,
-        meta: meta.map(bytes::Bytes::from_static),
+    let ev = |group: &str, kind, pids: Vec<Pid>, meta: Option<&'static [u8]>| {
+        PgEvent::new(
+            "rmon".into(),
+            Group::from(group),
+            kind,
+            pids,
+            meta.map(bytes::Bytes::from_static),
+        )
     };
     let want = vec![
         ev(
@@ -533,13 +548,16 @@ async fn remote_monitor_sees_exact_sequence() {
         ev("h", PgEventKind::Leave, vec![rpid.clone()], None),
     ];
     for w in want {
-        assert_eq!(within("remote event", mon.recv()).await.unwrap(), w);
+        assert_eq!(
+            within("remote event", mon.recv()).await.unwrap().unwrap(),
+            w
+        );
     }
     // A node going down is reported as leaves of everything it owned.
     let rp2 = b.spawn();
     sb.join("x", rp2.pid()).unwrap();
     assert_eq!(
-        within("join", mon.recv()).await.unwrap(),
+        within("join", mon.recv()).await.unwrap().unwrap(),
         ev("x", PgEventKind::Join, vec![rp2.pid().clone()], None)
     );
     std::mem::forget(rp2.pid().clone());
@@ -547,7 +565,10 @@ async fn remote_monitor_sees_exact_sequence() {
     std::mem::forget(rp2);
     b.abort().await;
     assert_eq!(
-        within("leave on node down", mon.recv()).await.unwrap(),
+        within("leave on node down", mon.recv())
+            .await
+            .unwrap()
+            .unwrap(),
         ev("x", PgEventKind::Leave, vec![pid2], None)
     );
     assert!(sa.which_groups().is_empty());

@@ -248,7 +248,11 @@ async fn a_refusal_for_another_version_names_both_versions() {
             && text.contains(&format!("version {old}")),
         "{text}"
     );
-    assert_eq!(peer.await.unwrap(), None, "the node hangs up after a refusal");
+    assert_eq!(
+        peer.await.unwrap(),
+        None,
+        "the node hangs up after a refusal"
+    );
     still_serves(&a).await;
 }
 

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::{Node, Shared};
+use super::{EventStream, Node, Shared};
 use crate::core::names::{LockId, LossPolicy, NameEvent, NamesError, Outcome, RegisterArgs};
 use crate::core::pid::{NodeName, Pid};
 use crate::core::time::Time;
@@ -37,7 +37,7 @@ use crate::core::NodeCore;
 ///     b.names().register("db", other.pid()).await,
 ///     Err(NamesError::Taken)
 /// ));
-/// let Some(NameEvent::Registered { name, pid, .. }) = events.recv().await else { panic!() };
+/// let Some(Ok(NameEvent::Registered { name, pid, .. })) = events.recv().await else { panic!() };
 /// assert_eq!((name.as_str(), &pid), ("db", db.pid()));
 ///
 /// // Local lookups on b, and a send by name.
@@ -219,8 +219,8 @@ impl NameTable {
 
     /// Subscribes to this table's events from now on, in the order this
     /// node applies them.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<NameEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn subscribe(&self) -> EventStream<NameEvent> {
+        let (tx, rx) = super::stream::channel();
         // Under the engine lock, so no event is half-published.
         self.shared().with(|core, now, _| {
             core.with_names(now, |n, _| n.watch(self.idx));

@@ -70,10 +70,11 @@ pub async fn next(p: &mut Process) -> Message {
 }
 
 /// The next node event, failing after [`DEADLINE`].
-pub async fn next_event(rx: &mut tokio::sync::mpsc::UnboundedReceiver<NodeEvent>) -> NodeEvent {
+pub async fn next_event(rx: &mut cohort_registry::EventStream<NodeEvent>) -> NodeEvent {
     within("a node event", rx.recv())
         .await
         .expect("event stream open")
+        .expect("no events missed")
 }
 
 /// Waits until every node sees exactly the others.
