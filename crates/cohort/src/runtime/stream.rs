@@ -71,7 +71,11 @@ impl<T: Clone + Send + 'static> EventStream<T> {
     /// As [`recv`](Self::recv), without waiting: `None` when no event is
     /// waiting now (or the subscription has ended).
     pub fn try_recv(&mut self) -> Option<Result<T, Lagged>> {
-        self.next().now_or_never().flatten()
+        // Outside tokio's cooperative budget: a task that has used its
+        // budget would otherwise see "nothing waiting" while events wait.
+        tokio::task::unconstrained(self.next())
+            .now_or_never()
+            .flatten()
     }
 }
 
