@@ -57,10 +57,7 @@ async fn a_group_monitor_that_falls_behind_is_told_how_many_it_missed() {
         seen += ev.pids.len();
     }
     assert_eq!(seen, ps.len());
-    assert_eq!(
-        within("the lag", slow.recv()).await,
-        Some(Err(Lagged(7)))
-    );
+    assert_eq!(within("the lag", slow.recv()).await, Some(Err(Lagged(7))));
     let first_kept = within("a join", slow.recv()).await.unwrap().unwrap();
     assert_eq!(first_kept.pids, vec![ps[7].pid().clone()]);
     assert_eq!(scope.members("g").len(), ps.len());
