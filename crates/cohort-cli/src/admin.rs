@@ -14,7 +14,7 @@
 //! this node does not run yet is started on its first use and answers once
 //! it has heard from every connected peer (see [`Scopes`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,7 +99,7 @@ pub struct Scopes {
     watchers: Mutex<HashMap<String, usize>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -161,7 +161,7 @@ impl Scopes {
 /// Shared state of the admin server.
 #[derive(Clone)]
 pub struct Admin {
-    node: Node,
+    pub(crate) node: Node,
     attached: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
     scopes: Arc<Scopes>,
@@ -171,7 +171,18 @@ pub struct Admin {
     /// attach on: a node nobody attaches to pays nothing per name.
     holders_watch: Arc<std::sync::OnceLock<tokio::task::JoinHandle<()>>>,
     /// Bytes queued for one WebSocket client at most.
-    ws_queue_bytes: usize,
+    pub(crate) ws_queue_bytes: usize,
+    /// The bearer token (the dashboard's socket checks it itself).
+    pub(crate) token: Arc<str>,
+    /// Peers blocked through this API (`/block`, the dashboard), which
+    /// the node's own API does not list.
+    pub(crate) blocked: Arc<Mutex<BTreeSet<NodeName>>>,
+    /// What the dashboards share, from the first dashboard on.
+    pub(crate) hub: Arc<std::sync::OnceLock<Arc<crate::dashboard::Hub>>>,
+    /// `--dashboard-read-only`.
+    pub(crate) dashboard_read_only: bool,
+    /// The name tables and their modes.
+    pub(crate) tables: Arc<[(String, String)]>,
     /// The Erlang distribution endpoint, when configured.
     erlang: Option<Arc<cohort_erl::Bridge>>,
 }
@@ -223,6 +234,13 @@ impl Admin {
 
 /// An error answer: status and message.
 pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    /// An error answer with this status and message.
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        ApiError(status, msg.into())
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -536,11 +554,13 @@ fn node_arg(b: Result<Json<NodeBody>, JsonRejection>) -> Result<NodeName, ApiErr
 async fn block(State(a): State<Admin>, b: Result<Json<NodeBody>, JsonRejection>) -> ApiResult {
     let n = node_arg(b)?;
     a.node.block(&n).await;
+    lock(&a.blocked).insert(n);
     Ok(Json(json!({ "ok": true })))
 }
 
 async fn unblock(State(a): State<Admin>, b: Result<Json<NodeBody>, JsonRejection>) -> ApiResult {
     let n = node_arg(b)?;
+    lock(&a.blocked).remove(&n);
     let was = a.node.unblock(&n).await;
     Ok(Json(json!({ "ok": true, "was_blocked": was })))
 }
@@ -823,7 +843,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// What is on its way to one WebSocket client, counted in bytes: the
 /// session never waits for the client, and a client that lets more than
 /// the cap pile up is dropped.
-struct Outbox {
+pub(crate) struct Outbox {
     tx: mpsc::UnboundedSender<WsMessage>,
     queued: Arc<AtomicUsize>,
     cap: usize,
@@ -834,7 +854,7 @@ struct Outbox {
 
 impl Outbox {
     /// Starts the writer of `sink`.
-    fn start(
+    pub(crate) fn start(
         sink: futures::stream::SplitSink<WebSocket, WsMessage>,
         cap: usize,
         client: Client,
@@ -863,7 +883,7 @@ impl Outbox {
 
     /// Queues one event; false when the client is gone or would have more
     /// than the cap waiting (then the writer closes the connection).
-    fn push(&self, v: Value) -> bool {
+    pub(crate) fn push(&self, v: Value) -> bool {
         let t = v.to_string();
         let n = t.len();
         if self.queued.fetch_add(n, Ordering::AcqRel) + n > self.cap {
@@ -871,6 +891,11 @@ impl Outbox {
             return false;
         }
         self.tx.send(WsMessage::Text(t.into())).is_ok()
+    }
+
+    /// Queues a close frame after what is queued.
+    pub(crate) fn close(&self, frame: CloseFrame) {
+        let _ = self.tx.send(WsMessage::Close(Some(frame)));
     }
 }
 
@@ -1155,7 +1180,7 @@ impl Session {
 
 /// The audit line of an unregister of a name held by another process:
 /// the holder is told (`name_lost`), the log names who did it.
-fn audit_unregister(client: Option<&Client>, how: &str, name: &str, holder: &Pid) {
+pub(crate) fn audit_unregister(client: Option<&Client>, how: &str, name: &str, holder: &Pid) {
     let by = client.map_or_else(|| "unknown client".to_string(), |c| c.to_string());
     tracing::info!(target: "cohort::audit", client = %by, via = how, name, holder = %holder,
         "admin: unregistered a name held by another process");
@@ -1302,7 +1327,8 @@ impl Guard {
 /// (421: DNS rebinding), an `Origin` that is not this API's own (403: a
 /// web page's request or WebSocket; no `Origin` is a program, allowed),
 /// and a missing or wrong token (401). `GET /healthz` needs no token;
-/// `/metrics` none with `--metrics-open`. No CORS header is ever sent.
+/// `/metrics` none with `--metrics-open`; the dashboard's page none (its
+/// socket checks the token itself, see [`crate::dashboard`]). No CORS header is ever sent.
 pub async fn guard(
     State(g): State<Arc<Guard>>,
     req: axum::extract::Request,
@@ -1344,7 +1370,8 @@ pub async fn guard(
     }
     let path = req.uri().path();
     let open = (path == "/healthz" && req.method() == axum::http::Method::GET)
-        || (path == "/metrics" && g.metrics_open);
+        || (path == "/metrics" && g.metrics_open)
+        || crate::dashboard::is_open(req.method(), path);
     if !open && !g.token_ok(&req) {
         let mut resp = ApiError(
             StatusCode::UNAUTHORIZED,
@@ -1388,6 +1415,11 @@ pub fn serve(
         holders_watch: Arc::new(std::sync::OnceLock::new()),
         ws_queue_bytes: cfg.ws_queue_bytes,
         erlang,
+        token: Arc::from(token.as_str()),
+        blocked: Arc::new(Mutex::new(BTreeSet::new())),
+        hub: Arc::new(std::sync::OnceLock::new()),
+        dashboard_read_only: cfg.dashboard_read_only,
+        tables: cfg.name_tables.clone().into(),
     };
     let guard_state = Arc::new(Guard::new(token, &listener, &cfg.hosts, cfg.metrics_open));
     let counter = state.requests.clone();
@@ -1413,6 +1445,9 @@ pub fn serve(
         .route("/tls/reload", post(tls_reload))
         .route("/metrics", get(metrics))
         .route("/attach", get(attach))
+        .route("/", get(crate::dashboard::index))
+        .route("/assets/{file}", get(crate::dashboard::assets))
+        .route("/dashboard/ws", get(crate::dashboard::socket))
         .fallback(|| async { not_found("no such endpoint; see openapi.yaml") })
         .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn_with_state(guard_state, guard))

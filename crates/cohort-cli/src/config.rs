@@ -297,6 +297,8 @@ pub struct AdminFlags {
     pub max_connections: Option<usize>,
     /// `--admin-header-timeout-ms`.
     pub header_timeout_ms: Option<u64>,
+    /// `--dashboard-read-only`: the dashboard shows, and refuses actions.
+    pub dashboard_read_only: bool,
     /// `--admin-idle-timeout-ms`.
     pub idle_timeout_ms: Option<u64>,
     /// `--admin-ws-queue-bytes`.
@@ -367,6 +369,11 @@ pub struct AdminConfig {
     /// Bytes queued for one WebSocket client at most; past them the client
     /// is sent a close frame and dropped.
     pub ws_queue_bytes: usize,
+    /// The dashboard refuses actions (block, unblock, disconnect, sync,
+    /// unregister) and does not offer them.
+    pub dashboard_read_only: bool,
+    /// The node's name tables and their modes, for the dashboard.
+    pub name_tables: Vec<(String, String)>,
 }
 
 impl AdminConfig {
@@ -383,6 +390,8 @@ impl AdminConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             ws_queue_bytes: 4 << 20,
+            dashboard_read_only: false,
+            name_tables: Vec::new(),
         }
     }
 }
@@ -415,6 +424,7 @@ fn admin_config(
     };
     c.insecure = f.insecure;
     c.metrics_open = f.metrics_open;
+    c.dashboard_read_only = f.dashboard_read_only;
     if let (AdminAddr::Tcp(a), None, Some(n)) = (&addr, &c.tls, node_tls) {
         if !a.ip().is_loopback() && !c.insecure {
             c.tls = Some(TlsFiles {
@@ -754,6 +764,19 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         names = NamesConfig::default();
     }
     let erlang = erlang_config(file.erlang.as_ref(), &flags.erlang)?;
+    let mut admin = admin;
+    admin.name_tables = names
+        .tables
+        .iter()
+        .map(|t| {
+            let mode = match t.mode {
+                cohort::Mode::Locked => "locked",
+                cohort::Mode::Eventual => "eventual",
+                _ => "other",
+            };
+            (t.name.clone(), mode.to_string())
+        })
+        .collect();
     Ok(NodeConfig {
         erlang,
         tls,

@@ -434,6 +434,60 @@ impl Ctl {
         Ok(())
     }
 
+    /// `ctl dashboard`: checks that the node takes the token, then prints
+    /// the dashboard's URL with the token in its fragment (`#token=...`:
+    /// a browser never sends the fragment, so the token stays out of
+    /// requests and logs; the page moves it to its session storage).
+    /// `open` hands the URL to `xdg-open` (or macOS `open`).
+    pub fn dashboard(&self, open: bool) -> Result<()> {
+        let base = match &self.target {
+            Target::Tcp(a) => format!("http://{}", browser_host(a)),
+            Target::Tls(a, _) => format!("https://{}", browser_host(a)),
+            Target::Unix(_) => bail!(
+                "the dashboard needs a TCP admin address (a browser cannot open {}); run the node with --admin IP:PORT",
+                self.shown
+            ),
+        };
+        // A node started just before (`cohort node ... & cohort ctl
+        // dashboard`) gets a few seconds to open its admin API.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.get("/info") {
+                Ok(_) => break,
+                Err(e)
+                    if e.to_string().starts_with("cannot reach")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let url = format!("{base}/#token={}", encode(&self.token));
+        if self.json {
+            println!("{}", json!({ "url": url }));
+        } else {
+            println!("{url}");
+        }
+        if open {
+            let opener = ["xdg-open", "open"].into_iter().find(|o| {
+                std::process::Command::new(o)
+                    .arg(&url)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .is_ok()
+            });
+            match opener {
+                Some(o) => crate::err!("opened the dashboard with {o}"),
+                None => crate::err!(
+                    "cannot open a browser here (neither xdg-open nor open was found): open the URL above yourself"
+                ),
+            }
+        }
+        Ok(())
+    }
+
     /// `block NODE` / `unblock NODE`.
     pub fn block(&self, node: &str, on: bool) -> Result<()> {
         let v = self.post(
@@ -556,5 +610,14 @@ where
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(anyhow!("attach connection: {e}")),
         }
+    }
+}
+
+/// The address a browser should use for an admin API bound to `addr`: an
+/// unspecified address (`0.0.0.0`, `[::]`) is reached on loopback.
+fn browser_host(addr: &str) -> String {
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        _ => addr.to_string(),
     }
 }

@@ -6,6 +6,7 @@ mod bench;
 mod cert;
 mod config;
 mod ctl;
+mod dashboard;
 mod demo;
 mod listen;
 mod node;
@@ -126,6 +127,11 @@ struct NodeArgs {
     /// process exits [default: 4194304].
     #[arg(long, value_name = "BYTES")]
     admin_ws_queue_bytes: Option<usize>,
+    /// The web dashboard (`GET /` of the admin API) shows the cluster but
+    /// offers no action, and refuses them (block, unblock, disconnect,
+    /// sync, unregister).
+    #[arg(long)]
+    dashboard_read_only: bool,
     /// Serves the bench-only /bench/ admin endpoints (used by `cohort bench`).
     #[arg(long, hide = true)]
     bench_api: bool,
@@ -249,6 +255,13 @@ enum CtlCmd {
         /// The node.
         node: String,
     },
+    /// Prints the URL of the node's web dashboard, with the token in its
+    /// fragment (it logs the browser in; browsers never send a fragment).
+    Dashboard {
+        /// Open it in the default browser (xdg-open, or open on macOS).
+        #[arg(long)]
+        open: bool,
+    },
     /// Attaches a process: registers names, joins groups, prints `ready PID`
     /// and then every message it receives, until killed.
     Hold {
@@ -323,6 +336,7 @@ fn ctl(args: CtlArgs) -> anyhow::Result<i32> {
         CtlCmd::Sync => c.sync()?,
         CtlCmd::Block { node } => c.block(&node, true)?,
         CtlCmd::Unblock { node } => c.block(&node, false)?,
+        CtlCmd::Dashboard { open } => c.dashboard(open)?,
         CtlCmd::Hold { register, join } => return c.hold(&register, &join),
     }
     Ok(0)
@@ -367,6 +381,7 @@ fn main() -> ExitCode {
                     tls_key: a.admin_tls_key,
                     insecure: a.admin_insecure,
                     metrics_open: a.metrics_open,
+                    dashboard_read_only: a.dashboard_read_only,
                     max_connections: a.admin_max_connections,
                     header_timeout_ms: a.admin_header_timeout_ms,
                     idle_timeout_ms: a.admin_idle_timeout_ms,

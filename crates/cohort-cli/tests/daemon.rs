@@ -138,7 +138,9 @@ fn any_scope_reads_the_same_from_every_node_at_the_first_read() {
 
 #[test]
 fn scopes_started_on_use_are_capped_and_stopped_when_idle() {
-    let cfg = config_file("scopes = [\"kept\"]\nmax_scopes = 4\nscope_idle_ms = 200\n");
+    // Idle long enough that the steps before the first wait cannot outlast
+    // it on a loaded machine (they read scopes that must still run).
+    let cfg = config_file("scopes = [\"kept\"]\nmax_scopes = 4\nscope_idle_ms = 4000\n");
     let a = daemon_with(
         "a@127.0.0.1",
         &[],

@@ -2,9 +2,10 @@
 //! schemathesis (a property-based API tester no one here wrote) on a real
 //! `cohort node`: every check, the token configured. Excluded: `/connect`
 //! (it dials out; its own test is in security.rs, on loopback only) and
-//! `/attach`, a WebSocket upgrade: its answer is 101 and then frames, which
-//! an HTTP tester counts as neither accepted nor refused (the WebSocket is
-//! tested in daemon.rs, cli.rs and security.rs).
+//! `/attach` and `/dashboard/ws`, WebSocket upgrades: their answer is 101
+//! and then frames, which an HTTP tester counts as neither accepted nor
+//! refused (the WebSockets are tested in daemon.rs, cli.rs, security.rs and
+//! dashboard.rs).
 //!
 //! schemathesis is a Python package (`pip install schemathesis`; `.ci/run`
 //! installs it). Without it this test fails: it is never skipped.
@@ -45,6 +46,7 @@ fn the_admin_api_matches_openapi_yaml() {
         .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
         .args(["--checks", "all"])
         .args(["--exclude-path", "/connect", "--exclude-path", "/attach"])
+        .args(["--exclude-path", "/dashboard/ws"])
         // Bounded: a few dozen cases per operation, within a minute or so.
         .args(["--max-examples", "40", "--workers", "2"])
         // Name limits are bytes and JSON Schema counts characters: with

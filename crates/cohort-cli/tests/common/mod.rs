@@ -357,12 +357,19 @@ impl Ws {
         admin: &str,
         headers: &[(&str, &str)],
     ) -> Result<tungstenite::WebSocket<std::net::TcpStream>, tungstenite::Error> {
+        Self::open_at(admin, "/attach", headers)
+    }
+
+    /// Opens the WebSocket at `path` of `admin` with these extra headers.
+    pub fn open_at(
+        admin: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<tungstenite::WebSocket<std::net::TcpStream>, tungstenite::Error> {
         use tungstenite::client::IntoClientRequest;
         let stream = std::net::TcpStream::connect(admin).unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut req = format!("ws://{admin}/attach")
-            .into_client_request()
-            .unwrap();
+        let mut req = format!("ws://{admin}{path}").into_client_request().unwrap();
         for (k, v) in headers {
             req.headers_mut().insert(
                 tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
