@@ -581,6 +581,8 @@ async fn connect(State(a): State<Admin>, b: Result<Json<ConnectBody>, JsonReject
                 cohort::ConnectError::Refused(_) => "refused by a cohort node",
                 cohort::ConnectError::Closed(_) => "not a cohort node",
                 cohort::ConnectError::ShuttingDown => "shutting down",
+                cohort::ConnectError::Version { .. } => "refused by a cohort node",
+                _ => "unreachable",
             };
             tracing::warn!(addr = %b.addr, class, error = %e, "admin /connect: could not connect");
             Err(ApiError(
@@ -813,6 +815,10 @@ fn message_event(m: Message, erlang: Option<&cohort_erl::Bridge>) -> (Vec<Value>
             })],
             false,
         ),
+        other => {
+            tracing::warn!(message = ?other, "a process message the admin API does not know; not forwarded");
+            (Vec::new(), false)
+        }
     }
 }
 
@@ -1093,12 +1099,29 @@ impl Session {
                 let (mut mon, members) = s.monitor(&group).map_err(|e| e.to_string())?;
                 self.admin.scopes.watch(&scope, true);
                 let tx = self.events.clone();
+                let (scope_name, group_name) = (scope.clone(), group.clone());
                 let task = tokio::spawn(async move {
                     while let Some(ev) = mon.recv().await {
+                        let ev = match ev {
+                            Ok(ev) => ev,
+                            Err(cohort::Lagged(missed)) => {
+                                // The client learns it missed changes and
+                                // may read the members again.
+                                let v = json!({
+                                    "event": "pg_lagged", "scope": scope_name, "group": group_name,
+                                    "missed": missed,
+                                });
+                                if tx.send(v).is_err() {
+                                    break;
+                                }
+                                continue;
+                            }
+                        };
                         let kind = match ev.kind {
                             PgEventKind::Join => "join",
                             PgEventKind::Leave => "leave",
                             PgEventKind::Meta => "meta",
+                            _ => continue,
                         };
                         let v = json!({
                             "event": "pg", "scope": ev.scope.as_ref(), "group": ev.group.as_ref(),
@@ -1169,6 +1192,13 @@ async fn tell_holders(a: Admin) {
     let table = a.node.names();
     let mut events = table.subscribe();
     while let Some(ev) = events.recv().await {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(lagged) => {
+                tracing::error!("names events for attached processes: {lagged}; holders of names lost meanwhile are not told");
+                continue;
+            }
+        };
         let NameEvent::Unregistered { name, pid, reason } = ev else {
             continue;
         };
@@ -1176,7 +1206,7 @@ async fn tell_holders(a: Admin) {
             UnregisterReason::Unregistered => "unregister",
             UnregisterReason::Replaced => "re_register",
             UnregisterReason::NodeDown => "nodedown",
-            UnregisterReason::Exited(_) | UnregisterReason::Conflict => continue,
+            _ => continue,
         };
         if let Some(tx) = lock(&a.holders).get(&pid) {
             let _ = tx.send(json!({

@@ -724,7 +724,7 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
             .collect::<Result<Vec<_>>>()?;
         groups.push(GlobalGroupDef::new(g.name.clone(), publish, nodes));
     }
-    let groups = GlobalGroupsConfig { groups };
+    let groups = GlobalGroupsConfig::new(groups);
     groups.validate(&name).map_err(|e| anyhow!("{e}"))?;
     for (i, sc) in file.scopes.iter().enumerate() {
         check_name("the scope name", sc).map_err(|e| anyhow!("scopes[{}]: {e}", i + 1))?;
@@ -772,6 +772,7 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
             let mode = match t.mode {
                 cohort::Mode::Locked => "locked",
                 cohort::Mode::Eventual => "eventual",
+                _ => "other",
             };
             (t.name.clone(), mode.to_string())
         })

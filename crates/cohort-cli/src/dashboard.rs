@@ -199,6 +199,7 @@ fn policy(p: LossPolicy) -> &'static str {
         LossPolicy::Kill => "kill",
         LossPolicy::Notify => "notify",
         LossPolicy::DropBoth => "drop_both",
+        _ => "other",
     }
 }
 
@@ -211,6 +212,10 @@ pub fn start_hub(a: &Admin) -> Arc<Hub> {
     let mut nodes = node.subscribe();
     tokio::spawn(async move {
         while let Some(ev) = nodes.recv().await {
+            let Ok(ev) = ev else {
+                // Lagged: missed node events; the next ones still show.
+                continue;
+            };
             match ev {
                 NodeEvent::Up { node, creation } => {
                     h.mark(node.as_str(), Some(creation));
@@ -225,6 +230,7 @@ pub fn start_hub(a: &Admin) -> Arc<Hub> {
                     h.event(json!({"type": "nodedown", "node": node.as_str(),
                                    "creation": creation, "reason": down_reason(&reason)}));
                 }
+                _ => {}
             }
         }
     });
@@ -244,7 +250,9 @@ pub fn start_hub(a: &Admin) -> Arc<Hub> {
             loop {
                 let ev = tokio::select! {
                     ev = rx.recv() => match ev {
-                        Some(ev) => ev,
+                        Some(Ok(ev)) => ev,
+                        // Lagged: the dashboard shows what follows.
+                        Some(Err(_)) => continue,
                         None => break,
                     },
                     _ = tick.tick() => {
@@ -285,6 +293,7 @@ pub fn start_hub(a: &Admin) -> Arc<Hub> {
                         "winner": winner.map(|p| p.to_string()), "loser": loser.to_string(),
                         "action": policy(action),
                     }),
+                    _ => continue,
                 };
                 h.event(v);
             }
@@ -325,6 +334,7 @@ pub fn start_hub(a: &Admin) -> Arc<Hub> {
                         let name = s.clone();
                         watched.insert(s, tokio::spawn(async move {
                             while let Some(ev) = mon.recv().await {
+                                let Ok(ev) = ev else { continue };
                                 // A full channel drops the count, never blocks the node.
                                 let _ = tx.try_send((name.clone(), ev.kind, ev.pids.len()));
                             }
@@ -341,6 +351,7 @@ pub fn start_hub(a: &Admin) -> Arc<Hub> {
                         PgEventKind::Join => c.0 += k as u64,
                         PgEventKind::Leave => c.1 += k as u64,
                         PgEventKind::Meta => {}
+                        _ => {}
                     }
                     h.changed.notify_waiters();
                 }

@@ -23,12 +23,10 @@ fn groups() -> GlobalGroupsConfig {
             .map(|x| n(&format!("{x}@127.0.0.1")))
             .collect::<Vec<_>>()
     };
-    GlobalGroupsConfig {
-        groups: vec![
-            GlobalGroupDef::new("g1", Publish::Normal, at(&["a", "b", "c"])),
-            GlobalGroupDef::new("g2", Publish::Normal, at(&["d", "e"])),
-        ],
-    }
+    GlobalGroupsConfig::new([
+        GlobalGroupDef::new("g1", Publish::Normal, at(&["a", "b", "c"])),
+        GlobalGroupDef::new("g2", Publish::Normal, at(&["d", "e"])),
+    ])
 }
 
 async fn start(name: &str) -> Result<Node> {

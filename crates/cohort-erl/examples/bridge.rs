@@ -68,6 +68,13 @@ async fn main() -> anyhow::Result<()> {
         let s = s.clone();
         tokio::spawn(async move {
             while let Some(ev) = mon.recv().await {
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(lagged) => {
+                        println!("{s}: {lagged}; {} member(s) now", scope.members("").len());
+                        continue;
+                    }
+                };
                 let members = scope.members(&ev.group);
                 println!(
                     "{s}/{}: {:?} -> {} member(s)",

@@ -143,6 +143,7 @@ fn exit_term(r: &ExitReason) -> Term {
         ExitReason::NoProc => atom("noproc"),
         ExitReason::NoConnection => atom("noconnection"),
         ExitReason::Other(s) => Binary::from(s.as_bytes().to_vec()).into(),
+        other => Binary::from(other.to_string().into_bytes()).into(),
     }
 }
 
@@ -248,13 +249,13 @@ impl State {
         for (g, pids) in groups {
             self.pg_event(
                 i,
-                PgEvent {
-                    scope: self.scopes[i].scope.name().into(),
-                    group: g,
-                    kind: PgEventKind::Join,
+                PgEvent::new(
+                    self.scopes[i].scope.name().into(),
+                    g,
+                    PgEventKind::Join,
                     pids,
-                    meta: None,
-                },
+                    None,
+                ),
                 agent,
             );
         }
@@ -507,6 +508,10 @@ impl State {
                 }
             }
             PgEventKind::Meta => return,
+            other => {
+                tracing::warn!(kind = ?other, "a group event kind the Erlang bridge does not know; not forwarded");
+                return;
+            }
         }
         if erl.is_empty() {
             return;

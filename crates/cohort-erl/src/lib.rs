@@ -250,6 +250,19 @@ impl Bridge {
             let tx = tx.clone();
             tasks.push(tokio::spawn(async move {
                 while let Some(ev) = mon.recv().await {
+                    let ev = match ev {
+                        Ok(ev) => ev,
+                        Err(lagged) => {
+                            // The bridge forwards at once into a bounded queue,
+                            // so this takes a stalled bridge; BEAM peers then
+                            // miss these changes until the next snapshot.
+                            tracing::error!(
+                                scope = i,
+                                "Erlang bridge: {lagged}; BEAM peers miss these group changes"
+                            );
+                            continue;
+                        }
+                    };
                     if tx.send(Event::Pg { scope: i, ev }).await.is_err() {
                         break;
                     }

@@ -14,6 +14,7 @@ use crate::proto::{Frame, RefuseReason};
 
 /// Why a peer's session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DownReason {
     /// The connection closed or failed.
     ConnectionClosed(String),
@@ -60,6 +61,7 @@ impl fmt::Display for DownReason {
 
 /// Why a `connect` failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The transport could not open the connection.
     #[error("cannot connect to {0}")]
@@ -67,6 +69,16 @@ pub enum ConnectError {
     /// The peer refused the handshake, or failed it.
     #[error("connection refused: {0}")]
     Refused(RefuseReason),
+    /// The two nodes speak different protocol versions, so they cannot
+    /// connect (whichever side noticed it first refused). Nothing changed on
+    /// either node; see the README's "Wire compatibility" for upgrades.
+    #[error("protocol version mismatch: this node speaks version {ours}, the peer version {theirs}; nodes connect only when their versions match")]
+    Version {
+        /// The version this node speaks ([`PROTOCOL_VERSION`](crate::proto::PROTOCOL_VERSION)).
+        ours: u16,
+        /// The version the peer speaks.
+        theirs: u16,
+    },
     /// The connection closed before the handshake finished.
     #[error("connection closed during handshake: {0}")]
     Closed(String),

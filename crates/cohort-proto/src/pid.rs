@@ -177,6 +177,7 @@ pub struct InvalidPid(pub String);
 
 /// Why a process ended, as reported to its monitors.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ExitReason {
     /// The process finished normally (its handle was dropped or it called `exit`).
     Normal,

@@ -18,6 +18,7 @@ pub struct MonitorRef(pub u64);
 
 /// What a process finds in its mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message {
     /// A message sent with `send`.
     Data {

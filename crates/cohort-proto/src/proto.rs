@@ -163,9 +163,12 @@ pub struct PeerInfo {
 
 /// Why a handshake was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
 pub enum RefuseReason {
-    /// The peer speaks a protocol version this node does not.
-    #[error("unsupported protocol version {0}")]
+    /// The peer speaks a protocol version this node does not; the refusing
+    /// node's own version is given (the frame's encoding is the same in
+    /// every version, so any version can read it).
+    #[error("protocol version mismatch: the refusing node speaks version {0}")]
     Version(u16),
     /// The proof did not match: the two nodes have different cookies.
     #[error("authentication failed (wrong cookie)")]

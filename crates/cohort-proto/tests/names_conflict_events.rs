@@ -132,6 +132,7 @@ fn a_node_that_held_only_the_losing_claim_reports_the_clash() {
                 NameEvent::Registered { name, .. }
                 | NameEvent::Unregistered { name, .. }
                 | NameEvent::ConflictResolved { name, .. } => name == "x",
+                _ => false,
             })
             .collect();
         assert_eq!(

@@ -63,11 +63,11 @@ pub fn groups_configs(n: usize, groups: bool, mismatch: Mismatch) -> Vec<GlobalG
     }
     let name = |i: usize| NodeName::new(&format!("n{i}@sim")).expect("valid node name");
     let split = n.div_ceil(2);
-    let base = |g1: Vec<usize>, g2: Vec<usize>| GlobalGroupsConfig {
-        groups: vec![
+    let base = |g1: Vec<usize>, g2: Vec<usize>| {
+        GlobalGroupsConfig::new([
             GlobalGroupDef::new("g1", Publish::Normal, g1.into_iter().map(name)),
             GlobalGroupDef::new("g2", Publish::Hidden, g2.into_iter().map(name)),
-        ],
+        ])
     };
     let mut out = vec![base((0..split).collect(), (split..n).collect()); n];
     match mismatch {

@@ -229,6 +229,7 @@ async fn split_and_heal_keeps_registry_invariants() {
     let e_view = sorted(nodes[4].pg().members("g").to_vec());
     wait_for("monitor replay matches the view", || {
         while let Some(ev) = mon.try_recv() {
+            let ev = ev.expect("the monitor missed no events");
             for p in ev.pids {
                 match ev.kind {
                     PgEventKind::Join => *replay.entry(p).or_default() += 1,
@@ -240,6 +241,7 @@ async fn split_and_heal_keeps_registry_invariants() {
                         }
                     }
                     PgEventKind::Meta => {}
+                    other => panic!("a group event kind this test does not know: {other:?}"),
                 }
             }
         }

@@ -5,9 +5,9 @@
 #![allow(missing_docs)]
 
 use bytes::Bytes;
-use cohort::core::pg::{Op, PgFrame};
-use cohort::core::proto::Frame;
-use cohort::{NodeName, Pid};
+use cohort_registry::core::pg::{Op, PgFrame};
+use cohort_registry::core::proto::Frame;
+use cohort_registry::{NodeName, Pid};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn frames() -> Vec<(&'static str, Frame)> {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use cohort::{Message, Node};
+use cohort_registry::{Message, Node};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn rt() -> tokio::runtime::Runtime {

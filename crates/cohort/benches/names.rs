@@ -10,15 +10,15 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cohort::core::auth::Cookie;
-use cohort::core::cluster::ClusterConfig;
-use cohort::core::names::{
+use cohort_registry::core::auth::Cookie;
+use cohort_registry::core::cluster::ClusterConfig;
+use cohort_registry::core::names::{
     Claim, LossPolicy, Mode, NamesConfig, NamesFrame, OwnClaim, RegisterArgs, TableConfig,
 };
-use cohort::core::proto::Frame;
-use cohort::core::time::Time;
-use cohort::core::{ConnId, CoreConfig, Effect, NodeCore};
-use cohort::{Node, NodeName, Process};
+use cohort_registry::core::proto::Frame;
+use cohort_registry::core::time::Time;
+use cohort_registry::core::{ConnId, CoreConfig, Effect, NodeCore};
+use cohort_registry::{Node, NodeName, Process};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use cohort::{Node, Pid, Process};
+use cohort_registry::{Node, Pid, Process};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 fn rt() -> tokio::runtime::Runtime {
@@ -114,7 +114,7 @@ fn scenario(c: &mut Criterion) {
                 }
             }
             let joined = start.elapsed();
-            let total = |s: &cohort::Scope| names.iter().map(|g| s.members(g).len()).sum::<usize>();
+            let total = |s: &cohort_registry::Scope| names.iter().map(|g| s.members(g).len()).sum::<usize>();
             while total(&sb) < n || total(&sc) < n {
                 tokio::task::yield_now().await;
             }

@@ -3,14 +3,14 @@
 //! its next read of the file lists them (no `connect` call anywhere).
 //!
 //! ```sh
-//! cargo run -p cohort --example discovery_file
+//! cargo run -p cohort-registry --example discovery_file
 //! ```
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use cohort::discovery::Strategy;
-use cohort::Node;
+use cohort_registry::discovery::Strategy;
+use cohort_registry::Node;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -10,8 +10,52 @@ use rand::Rng;
 
 pub use crate::core::auth::Cookie;
 
+/// Why a cookie could not be had. The node does not start; nothing was
+/// written except, for [`CookieError::Create`], possibly a partial file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CookieError {
+    /// The cookie given as a value is empty.
+    #[error("the cookie is empty")]
+    Empty,
+    /// The cookie file holds no cookie on its first line.
+    #[error("{} is empty", path.display())]
+    EmptyFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No home directory to find the default cookie file in.
+    #[error("HOME is not set; give a cookie or a cookie file")]
+    NoHome,
+    /// The cookie file could not be read (or its metadata not read).
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Others than its owner may read or write the cookie file.
+    #[error("{} must be accessible by its owner only (mode is {mode:o}; run chmod 600)", path.display())]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The default cookie file could not be created or written.
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
 /// How a node finds its cookie.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum CookieSource {
     /// This secret.
     Value(String),
@@ -25,18 +69,18 @@ pub enum CookieSource {
 }
 
 /// `$HOME/.cohort.cookie`.
-pub fn default_cookie_path() -> Result<PathBuf, String> {
+pub fn default_cookie_path() -> Result<PathBuf, CookieError> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(|h| PathBuf::from(h).join(".cohort.cookie"))
-        .ok_or_else(|| "HOME is not set; give a cookie or a cookie file".to_string())
+        .ok_or(CookieError::NoHome)
 }
 
 impl CookieSource {
     /// Reads (or, for the default, creates) the cookie.
-    pub fn load(&self) -> Result<Cookie, String> {
+    pub fn load(&self) -> Result<Cookie, CookieError> {
         match self {
-            CookieSource::Value(v) if v.is_empty() => Err("the cookie is empty".into()),
+            CookieSource::Value(v) if v.is_empty() => Err(CookieError::Empty),
             CookieSource::Value(v) => Ok(Cookie::new(v.as_bytes())),
             CookieSource::File(p) => read_cookie_file(p),
             CookieSource::Default => {
@@ -50,35 +94,40 @@ impl CookieSource {
     }
 }
 
-fn read_cookie_file(path: &Path) -> Result<Cookie, String> {
-    let text =
-        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read_cookie_file(path: &Path) -> Result<Cookie, CookieError> {
+    let read = |source| CookieError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = fs::read_to_string(path).map_err(read)?;
     // The first line, as OTP reads `~/.erlang.cookie`; a trailing newline
     // or surrounding blanks are not part of it.
     let secret = text.lines().next().unwrap_or("").trim();
     if secret.is_empty() {
-        return Err(format!("{} is empty", path.display()));
+        return Err(CookieError::EmptyFile {
+            path: path.to_path_buf(),
+        });
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(path)
-            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
-            .permissions()
-            .mode();
+        let mode = fs::metadata(path).map_err(read)?.permissions().mode();
         if mode & 0o077 != 0 {
-            return Err(format!(
-                "{} must be accessible by its owner only (mode is {:o}; run chmod 600)",
-                path.display(),
-                mode & 0o777
-            ));
+            return Err(CookieError::Permissions {
+                path: path.to_path_buf(),
+                mode: mode & 0o777,
+            });
         }
     }
     Ok(Cookie::new(secret.as_bytes()))
 }
 
 /// Creates `path` with mode 0600 holding 20 random uppercase letters.
-pub fn create_cookie_file(path: &Path) -> Result<(), String> {
+pub fn create_cookie_file(path: &Path) -> Result<(), CookieError> {
+    let create = |source| CookieError::Create {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut rng = rand::rng();
     let secret: String = (0..20)
         .map(|_| rng.random_range(b'A'..=b'Z') as char)
@@ -90,11 +139,8 @@ pub fn create_cookie_file(path: &Path) -> Result<(), String> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    f.write_all(secret.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let mut f = opts.open(path).map_err(create)?;
+    f.write_all(secret.as_bytes()).map_err(create)?;
     Ok(())
 }
 
@@ -130,7 +176,11 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
             let err = CookieSource::File(p.clone()).load().unwrap_err();
-            assert!(err.contains("owner only"), "{err}");
+            assert!(
+                matches!(err, CookieError::Permissions { mode: 0o644, .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains("owner only"), "{err}");
         }
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use cohort::{DownReason, NodeEvent};
+use cohort_registry::{DownReason, NodeEvent};
 use common::*;
 
 #[tokio::test]
@@ -98,11 +98,11 @@ async fn simultaneous_connects_settle_on_one_session() {
             }
         );
         assert!(
-            ev_a.try_recv().is_err(),
+            ev_a.try_recv().is_none(),
             "a saw a second event: the session flapped"
         );
         assert!(
-            ev_b.try_recv().is_err(),
+            ev_b.try_recv().is_none(),
             "b saw a second event: the session flapped"
         );
         a.shutdown().await;
@@ -232,10 +232,10 @@ async fn restart_with_new_creation_replaces_the_old_incarnation() {
     let mref = pa.monitor(&old_pid);
     assert_eq!(
         next(&mut pa).await,
-        cohort::Message::Down {
+        cohort_registry::Message::Down {
             mref,
             pid: old_pid.clone(),
-            reason: cohort::ExitReason::NoProc
+            reason: cohort_registry::ExitReason::NoProc
         }
     );
     let mut fresh = b2.spawn();
@@ -247,7 +247,9 @@ async fn restart_with_new_creation_replaces_the_old_incarnation() {
     pa.send(&old_pid, "for the old one");
     pa.send(fresh.pid(), "for the new one");
     match next(&mut fresh).await {
-        cohort::Message::Data { payload, .. } => assert_eq!(&payload[..], b"for the new one"),
+        cohort_registry::Message::Data { payload, .. } => {
+            assert_eq!(&payload[..], b"for the new one")
+        }
         other => panic!("unexpected {other:?}"),
     }
     let _ = Duration::ZERO;

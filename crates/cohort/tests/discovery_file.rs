@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use cohort::discovery::Strategy;
+use cohort_registry::discovery::Strategy;
 use common::*;
 
 fn write(path: &std::path::Path, text: &str) {

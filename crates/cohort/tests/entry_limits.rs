@@ -6,8 +6,8 @@
 mod common;
 
 use bytes::Bytes;
-use cohort::core::names::{Mode, NamesConfig, TableConfig};
-use cohort::{NamesError, PgError};
+use cohort_registry::core::names::{Mode, NamesConfig, TableConfig};
+use cohort_registry::{NamesError, PgError};
 use common::*;
 
 fn too_long_name() -> String {
@@ -170,7 +170,7 @@ async fn tables_several_times_the_max_frame_replicate_in_parts() {
     // b joins afterwards: everything comes to it as snapshots.
     let b = node("b@127.0.0.1").await.unwrap();
     b.connect(&a.local_addr()).await.unwrap();
-    let complete = |n: &cohort::Node| {
+    let complete = |n: &cohort_registry::Node| {
         n.names().registered_names().len() == N
             && n.names_table("ev").unwrap().registered_names().len() == N
             && n.pg().members("big").len() == N

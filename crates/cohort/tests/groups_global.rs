@@ -9,12 +9,14 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use cohort::core::auth::Cookie;
-use cohort::core::cluster::ClusterConfig;
-use cohort::core::global_group::{GlobalGroupDef, GlobalGroupsConfig, GlobalGroupsInfo, Publish};
-use cohort::core::time::Time;
-use cohort::core::{CoreConfig, NodeCore};
-use cohort::{GroupNodeEvent, Message, Node, NodeName, StartError, Where};
+use cohort_registry::core::auth::Cookie;
+use cohort_registry::core::cluster::ClusterConfig;
+use cohort_registry::core::global_group::{
+    GlobalGroupDef, GlobalGroupsConfig, GlobalGroupsInfo, Publish,
+};
+use cohort_registry::core::time::Time;
+use cohort_registry::core::{CoreConfig, NodeCore};
+use cohort_registry::{GroupNodeEvent, Message, Node, NodeName, StartError, Where};
 use common::corenet::CoreNet;
 use common::*;
 use rand::rngs::StdRng;
@@ -25,12 +27,11 @@ fn n(s: &str) -> NodeName {
 }
 
 fn config(groups: &[(&str, Publish, &[&str])]) -> GlobalGroupsConfig {
-    GlobalGroupsConfig {
-        groups: groups
+    GlobalGroupsConfig::new(
+        groups
             .iter()
-            .map(|(name, p, nodes)| GlobalGroupDef::new(*name, *p, nodes.iter().map(|s| n(s))))
-            .collect(),
-    }
+            .map(|(name, p, nodes)| GlobalGroupDef::new(*name, *p, nodes.iter().map(|s| n(s)))),
+    )
 }
 
 async fn start_in(name: &str, cfg: &GlobalGroupsConfig) -> Node {
@@ -41,12 +42,11 @@ async fn start_in(name: &str, cfg: &GlobalGroupsConfig) -> Node {
         .expect("node starts")
 }
 
-async fn next_group_event(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<GroupNodeEvent>,
-) -> GroupNodeEvent {
+async fn next_group_event(rx: &mut cohort_registry::EventStream<GroupNodeEvent>) -> GroupNodeEvent {
     within("a monitor_nodes event", rx.recv())
         .await
         .expect("stream open")
+        .expect("no events missed")
 }
 
 #[tokio::test]
@@ -299,7 +299,7 @@ async fn two_groups_have_separate_name_spaces() {
     );
     assert!(matches!(next(&mut pd).await, Message::Data { .. }));
     // Sessions with the other group's nodes raise no monitor_nodes event.
-    assert!(mon.try_recv().is_err());
+    assert!(mon.try_recv().is_none());
 }
 
 #[tokio::test]
@@ -429,9 +429,9 @@ async fn scopes_stay_in_the_own_group_unless_configured_cluster_wide() {
     b.connect(&a.local_addr()).await.unwrap();
     h.connect(&a.local_addr()).await.unwrap();
     let (wide_a, wide_b, wide_h) = (
-        a.scope_with("wide", cohort::Span::Cluster),
-        b.scope_with("wide", cohort::Span::Cluster),
-        h.scope_with("wide", cohort::Span::Cluster),
+        a.scope_with("wide", cohort_registry::Span::Cluster),
+        b.scope_with("wide", cohort_registry::Span::Cluster),
+        h.scope_with("wide", cohort_registry::Span::Cluster),
     );
     let (pa, pb, ph) = (a.spawn(), b.spawn(), h.spawn());
     wide_a.join("g", pa.pid()).unwrap();
@@ -584,8 +584,8 @@ fn a_node_listing_nodes_that_do_not_count_it_puts_them_in_sync_error() {
     assert!(
         net.seen[2].iter().any(|fx| matches!(
             fx,
-            cohort::core::Effect::Groups(
-                cohort::core::global_group::GlobalGroupsEffect::Synced { .. }
+            cohort_registry::core::Effect::Groups(
+                cohort_registry::core::global_group::GlobalGroupsEffect::Synced { .. }
             )
         )),
         "the sync completed"
@@ -611,7 +611,7 @@ fn a_node_without_configuration_answers_a_check_with_a_mismatch() {
     let checks = net
         .sent
         .iter()
-        .filter(|(_, f)| matches!(f, cohort::core::proto::Frame::GlobalGroup(_)))
+        .filter(|(_, f)| matches!(f, cohort_registry::core::proto::Frame::GlobalGroup(_)))
         .count();
     assert_eq!(checks, 2, "one check, one answer");
 }

@@ -6,10 +6,10 @@ mod common;
 mod names_util;
 
 use bytes::Bytes;
-use cohort::core::names::{
+use cohort_registry::core::names::{
     Mode, NameEvent, NamesConfig, NamesError, TableConfig, UnregisterReason,
 };
-use cohort::{ExitReason, Message};
+use cohort_registry::{ExitReason, Message};
 use common::*;
 use names_util::*;
 
@@ -55,7 +55,7 @@ async fn names_on_four_nodes_over_tcp() {
 
 #[tokio::test(start_paused = true)]
 async fn a_second_name_for_one_pid_is_refused_unless_allowed() {
-    let net = cohort::transport::mem::MemNetwork::default();
+    let net = cohort_registry::transport::mem::MemNetwork::default();
     let cfg = NamesConfig::default().table(
         TableConfig::new("multi")
             .multiple_names(true)
@@ -94,7 +94,7 @@ async fn a_second_name_for_one_pid_is_refused_unless_allowed() {
 #[tokio::test(start_paused = true)]
 async fn re_register_name_moves_the_name_without_killing() {
     for mode in [Mode::Locked, Mode::Eventual] {
-        let net = cohort::transport::mem::MemNetwork::default();
+        let net = cohort_registry::transport::mem::MemNetwork::default();
         let nodes = mem_cluster(&net, &["a@mem", "b@mem", "c@mem"], cfg(mode)).await;
         let all: Vec<_> = nodes.iter().collect();
         let (a, b) = (&nodes[0], &nodes[1]);
@@ -121,13 +121,15 @@ async fn re_register_name_moves_the_name_without_killing() {
         a.names().sync().await.unwrap();
         b.names().sync().await.unwrap();
         wait_views(&all, &[("name", p3.pid())]).await;
-        let evs: Vec<NameEvent> = std::iter::from_fn(|| events.try_recv().ok()).collect();
-        let reg = |p: &cohort::Pid| NameEvent::Registered {
+        let evs: Vec<NameEvent> =
+            std::iter::from_fn(|| events.try_recv().map(|r| r.expect("no events missed")))
+                .collect();
+        let reg = |p: &cohort_registry::Pid| NameEvent::Registered {
             name: "name".into(),
             pid: p.clone(),
             meta: Bytes::new(),
         };
-        let unreg = |p: &cohort::Pid| NameEvent::Unregistered {
+        let unreg = |p: &cohort_registry::Pid| NameEvent::Unregistered {
             name: "name".into(),
             pid: p.clone(),
             reason: UnregisterReason::Replaced,
@@ -148,7 +150,7 @@ async fn re_register_name_moves_the_name_without_killing() {
 
 #[tokio::test(start_paused = true)]
 async fn metadata_events_sync_and_remote_unregister() {
-    let net = cohort::transport::mem::MemNetwork::default();
+    let net = cohort_registry::transport::mem::MemNetwork::default();
     let nodes = mem_cluster(&net, &["a@mem", "b@mem"], cfg(Mode::Eventual)).await;
     let (a, b) = (&nodes[0], &nodes[1]);
     let mut ev = b.names().subscribe();
@@ -172,7 +174,8 @@ async fn metadata_events_sync_and_remote_unregister() {
     a.register("svc", p.pid()).await.unwrap();
     p.exit(ExitReason::Other("done".into()));
     a.names().sync().await.unwrap();
-    let evs: Vec<NameEvent> = std::iter::from_fn(|| ev.try_recv().ok()).collect();
+    let evs: Vec<NameEvent> =
+        std::iter::from_fn(|| ev.try_recv().map(|r| r.expect("no events missed"))).collect();
     assert_eq!(evs.len(), 4, "{evs:?}");
     assert_eq!(
         evs[1],
@@ -194,7 +197,7 @@ async fn metadata_events_sync_and_remote_unregister() {
     assert!(b.names().is_empty());
 }
 
-fn evs_pid(e: &NameEvent) -> cohort::Pid {
+fn evs_pid(e: &NameEvent) -> cohort_registry::Pid {
     match e {
         NameEvent::Registered { pid, .. } => pid.clone(),
         other => panic!("expected a registration, got {other:?}"),
@@ -203,7 +206,7 @@ fn evs_pid(e: &NameEvent) -> cohort::Pid {
 
 #[tokio::test(start_paused = true)]
 async fn racing_locked_registrations_never_both_succeed() {
-    let net = cohort::transport::mem::MemNetwork::default();
+    let net = cohort_registry::transport::mem::MemNetwork::default();
     let nodes = mem_cluster(&net, &["a@mem", "b@mem", "c@mem"], cfg(Mode::Locked)).await;
     let all: Vec<_> = nodes.iter().collect();
     let mut keep = Vec::new();
@@ -234,7 +237,8 @@ async fn racing_locked_registrations_never_both_succeed() {
         );
         // Locked: every node shows the winner once its commit arrived.
         won.push((name, winners[0].clone()));
-        let want: Vec<(&str, &cohort::Pid)> = won.iter().map(|(n, p)| (n.as_str(), p)).collect();
+        let want: Vec<(&str, &cohort_registry::Pid)> =
+            won.iter().map(|(n, p)| (n.as_str(), p)).collect();
         wait_views(&all, &want).await;
         keep.push(procs);
     }
@@ -242,7 +246,7 @@ async fn racing_locked_registrations_never_both_succeed() {
 
 #[tokio::test(start_paused = true)]
 async fn eventual_concurrent_claims_settle_in_one_round() {
-    let net = cohort::transport::mem::MemNetwork::default();
+    let net = cohort_registry::transport::mem::MemNetwork::default();
     let nodes = mem_cluster(&net, &["a@mem", "b@mem", "c@mem"], cfg(Mode::Eventual)).await;
     let all: Vec<_> = nodes.iter().collect();
     let mut procs: Vec<_> = nodes.iter().map(|n| n.spawn()).collect();

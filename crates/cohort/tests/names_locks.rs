@@ -4,9 +4,9 @@
 mod common;
 mod names_util;
 
-use cohort::core::names::{LockId, Mode, NamesError};
-use cohort::transport::mem::MemNetwork;
-use cohort::{Node, Pid};
+use cohort_registry::core::names::{LockId, Mode, NamesError};
+use cohort_registry::transport::mem::MemNetwork;
+use cohort_registry::{Node, Pid};
 use common::*;
 use names_util::*;
 

@@ -1,14 +1,14 @@
 //! Bytes per name held by the name service (issue 4: at most 128 bytes per
 //! name on a remote node). Counts live heap bytes with a counting global
 //! allocator; run in release with
-//! `cargo test --release -p cohort --test names_memory -- --ignored --nocapture`.
+//! `cargo test --release -p cohort-registry --test names_memory -- --ignored --nocapture`.
 
 mod common;
 
 use std::time::Duration;
 
-use cohort::core::names::{Mode, NamesConfig, TableConfig};
-use cohort::{Node, Process};
+use cohort_registry::core::names::{Mode, NamesConfig, TableConfig};
+use cohort_registry::{Node, Process};
 use common::counting::{live, Counting};
 use common::{builder, wait_for};
 

@@ -7,9 +7,9 @@ mod names_util;
 
 use std::cmp::Ordering;
 
-use cohort::core::names::{LossPolicy, Mode, NameEvent, NamesConfig, TableConfig};
-use cohort::transport::mem::MemNetwork;
-use cohort::{ExitReason, Message, Node, Process};
+use cohort_registry::core::names::{LossPolicy, Mode, NameEvent, NamesConfig, TableConfig};
+use cohort_registry::transport::mem::MemNetwork;
+use cohort_registry::{ExitReason, Message, Node, Process};
 use common::*;
 use names_util::*;
 
@@ -104,7 +104,10 @@ async fn the_earliest_claim_wins_after_heal() {
 }
 
 /// Highest node name first: the opposite of the default tie-break.
-fn by_node_desc(x: &cohort::core::names::Claim, y: &cohort::core::names::Claim) -> Ordering {
+fn by_node_desc(
+    x: &cohort_registry::core::names::Claim,
+    y: &cohort_registry::core::names::Claim,
+) -> Ordering {
     y.pid.node().cmp(x.pid.node())
 }
 
@@ -220,17 +223,18 @@ async fn advanced_partition_applies_each_policy_and_a_custom_rank() {
                 .collect()
         };
         for (k, ev) in events.iter_mut().enumerate() {
-            let got: Vec<_> = std::iter::from_fn(|| ev.try_recv().ok())
-                .filter_map(|e| match e {
-                    NameEvent::ConflictResolved {
-                        name,
-                        winner,
-                        loser,
-                        action,
-                    } => Some((name, winner, loser, action)),
-                    _ => None,
-                })
-                .collect();
+            let got: Vec<_> =
+                std::iter::from_fn(|| ev.try_recv().map(|r| r.expect("no events missed")))
+                    .filter_map(|e| match e {
+                        NameEvent::ConflictResolved {
+                            name,
+                            winner,
+                            loser,
+                            action,
+                        } => Some((name, winner, loser, action)),
+                        _ => None,
+                    })
+                    .collect();
             for e in &got {
                 assert!(
                     want.contains(e),
@@ -276,9 +280,10 @@ async fn simple_disconnect_same_pid_on_both_sides_is_no_clash() {
         wait_views(&all, &[("x", p.pid())]).await;
         assert!(nodes[0].is_alive(p.pid()));
         for ev in &mut events {
-            let clashes = std::iter::from_fn(|| ev.try_recv().ok())
-                .filter(|e| matches!(e, NameEvent::ConflictResolved { .. }))
-                .count();
+            let clashes =
+                std::iter::from_fn(|| ev.try_recv().map(|r| r.expect("no events missed")))
+                    .filter(|e| matches!(e, NameEvent::ConflictResolved { .. }))
+                    .count();
             assert_eq!(clashes, 0, "{mode:?}");
         }
     }
@@ -299,7 +304,7 @@ async fn a_forwarded_unregister_without_an_answer_has_an_unknown_outcome() {
         reg(a, "svc", &p).await;
         wait_views(&[a, b], &[("svc", p.pid())]).await;
         net.block_one_way(from, to);
-        let unknown = cohort::NamesError::OutcomeUnknown { name: "svc".into() };
+        let unknown = cohort_registry::NamesError::OutcomeUnknown { name: "svc".into() };
         assert_eq!(b.unregister("svc").await, Err(unknown), "{from}->{to} cut");
         let held = a.whereis("svc");
         assert_eq!(held.is_none(), applied, "{from}->{to} cut");

@@ -4,9 +4,9 @@
 mod common;
 mod names_util;
 
-use cohort::core::names::{Mode, NamesError};
-use cohort::transport::mem::MemNetwork;
-use cohort::{ExitReason, Node, Pid, Process};
+use cohort_registry::core::names::{Mode, NamesError};
+use cohort_registry::transport::mem::MemNetwork;
+use cohort_registry::{ExitReason, Node, Pid, Process};
 use names_util::*;
 
 const MODES: [Mode; 2] = [Mode::Locked, Mode::Eventual];
@@ -99,6 +99,7 @@ async fn many_nodes_register_concurrently_and_converge() {
                 assert_eq!(oks.len(), 32);
                 0
             }
+            other => unreachable!("a mode this test does not know: {other:?}"),
         };
         let mut want: Vec<(String, Pid)> = nodes
             .iter()

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use cohort::core::names::NamesError;
-use cohort::transport::mem::MemNetwork;
+use cohort_registry::core::names::NamesError;
+use cohort_registry::transport::mem::MemNetwork;
 use common::*;
 
 #[tokio::test(start_paused = true)]

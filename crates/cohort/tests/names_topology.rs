@@ -4,9 +4,9 @@
 mod common;
 mod names_util;
 
-use cohort::core::names::{LossPolicy, Mode, NamesConfig, TableConfig};
-use cohort::transport::mem::MemNetwork;
-use cohort::{ExitReason, Message, Node, Pid, Process};
+use cohort_registry::core::names::{LossPolicy, Mode, NamesConfig, TableConfig};
+use cohort_registry::transport::mem::MemNetwork;
+use cohort_registry::{ExitReason, Message, Node, Pid, Process};
 use common::*;
 use names_util::*;
 

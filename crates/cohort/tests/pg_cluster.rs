@@ -6,7 +6,7 @@
 
 mod common;
 
-use cohort::{Group, Message, Node, PgEvent, PgEventKind, Pid, Scope};
+use cohort_registry::{Group, Message, Node, PgEvent, PgEventKind, Pid, Scope};
 use common::*;
 
 fn sorted(mut v: Vec<Pid>) -> Vec<Pid> {
@@ -106,7 +106,7 @@ async fn initial_members_reach_a_new_node_and_a_kill_propagates() {
     )
     .await;
     assert!(sb.local_members("initial").is_empty());
-    b.kill(p.pid(), cohort::ExitReason::Killed("test".into()));
+    b.kill(p.pid(), cohort_registry::ExitReason::Killed("test".into()));
     wait_members("killed member leaves on a", &sa, "initial", &[]).await;
     wait_members("killed member leaves on b", &sb, "initial", &[]).await;
 }
@@ -176,11 +176,17 @@ async fn foursplit_leave_during_split_leaves_group_empty_on_both_sides() {
     sa.join("two", p.pid()).unwrap();
     let peer_proc = b.spawn();
     sa.leave("one", p.pid()).unwrap();
-    assert_eq!(sa.leave("three", p.pid()), Err(cohort::PgError::NotJoined));
+    assert_eq!(
+        sa.leave("three", p.pid()),
+        Err(cohort_registry::PgError::NotJoined)
+    );
     wait_members("b sees two", &sb, "two", &[p.pid().clone()]).await;
     split(&a, &b).await;
     drop(peer_proc);
-    assert_eq!(sa.leave("three", p.pid()), Err(cohort::PgError::NotJoined));
+    assert_eq!(
+        sa.leave("three", p.pid()),
+        Err(cohort_registry::PgError::NotJoined)
+    );
     a.connect(&b.local_addr()).await.unwrap();
     wait_members("b resynced two", &sb, "two", &[p.pid().clone()]).await;
     assert!(sa.members("one").is_empty());
@@ -199,12 +205,13 @@ async fn exchange_kills_partition_and_union_after_reconnect() {
     let mut procs1: Vec<_> = (0..10).map(|_| b.spawn()).collect();
     let procs2: Vec<_> = (0..10).map(|_| c.spawn()).collect();
     let procs11: Vec<_> = (0..10).map(|_| b.spawn()).collect();
-    let pids = |ps: &[cohort::Process]| ps.iter().map(|p| p.pid().clone()).collect::<Vec<_>>();
+    let pids =
+        |ps: &[cohort_registry::Process]| ps.iter().map(|p| p.pid().clone()).collect::<Vec<_>>();
     sb.join_many("ex", &pids(&procs1)).unwrap();
     wait_members("a sees 10", &sa, "ex", &pids(&procs1)).await;
     let killed: Vec<_> = procs1.drain(..3).collect();
     for p in &killed {
-        b.kill(p.pid(), cohort::ExitReason::Killed("x".into()));
+        b.kill(p.pid(), cohort_registry::ExitReason::Killed("x".into()));
     }
     wait_members("a sees 7", &sa, "ex", &pids(&procs1)).await;
     // Partition a from both.
@@ -230,7 +237,7 @@ async fn exchange_kills_partition_and_union_after_reconnect() {
     wait_members("a sees stay", &sa, "third", &pids(stay)).await;
     assert_eq!(
         sb.leave_many("left", &pids(stay)),
-        Err(cohort::PgError::NotJoined)
+        Err(cohort_registry::PgError::NotJoined)
     );
     sb.leave_many("third", &pids(stay)).unwrap();
     wait_members("third empty on a", &sa, "third", &[]).await;
@@ -313,11 +320,11 @@ async fn missing_scope_refuses_writes() {
     let p = a.spawn();
     assert_eq!(
         s.join("g", p.pid()),
-        Err(cohort::PgError::NoScope("gone".into()))
+        Err(cohort_registry::PgError::NoScope("gone".into()))
     );
     assert_eq!(
         s.leave("g", p.pid()),
-        Err(cohort::PgError::NoScope("gone".into()))
+        Err(cohort_registry::PgError::NoScope("gone".into()))
     );
 }
 
@@ -422,8 +429,8 @@ async fn thundering_herd_local_join_stays_prompt() {
 /// still completes, and the view ends exactly as the last sync says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thundering_herd_queued_syncs_do_not_stall_a_local_join() {
-    use cohort::core::pg::{PgFrame, SyncGroup};
-    use cohort::core::proto::Frame;
+    use cohort_registry::core::pg::{PgFrame, SyncGroup};
+    use cohort_registry::core::proto::Frame;
     use futures::{SinkExt, StreamExt};
 
     let a = start("a@127.0.0.1").await;
@@ -476,7 +483,13 @@ async fn thundering_herd_queued_syncs_do_not_stall_a_local_join() {
             }
         }
     });
-    let peer = |serial| Pid::new(cohort::NodeName::new("herd@127.0.0.1").unwrap(), 5, serial);
+    let peer = |serial| {
+        Pid::new(
+            cohort_registry::NodeName::new("herd@127.0.0.1").unwrap(),
+            5,
+            serial,
+        )
+    };
     // The syncs are queued or being applied: a local join completes.
     wait_for("the first syncs are in", || s.members("group1").len() > 1).await;
     s.join("fresh", me.pid()).unwrap();
@@ -513,12 +526,14 @@ async fn remote_monitor_sees_exact_sequence() {
     sb.join_with_meta("h", &rpid, "m").unwrap();
     sb.leave("g", &rpid).unwrap();
     drop(rp);
-    let ev = |group: &str, kind, pids: Vec<Pid>, meta: Option<&'static [u8]>| PgEvent {
-        scope: "rmon".into(),
-        group: Group::from(group),
-        kind,
-        pids,
-        meta: meta.map(bytes::Bytes::from_static),
+    let ev = |group: &str, kind, pids: Vec<Pid>, meta: Option<&'static [u8]>| {
+        PgEvent::new(
+            "rmon".into(),
+            Group::from(group),
+            kind,
+            pids,
+            meta.map(bytes::Bytes::from_static),
+        )
     };
     let want = vec![
         ev(
@@ -533,13 +548,16 @@ async fn remote_monitor_sees_exact_sequence() {
         ev("h", PgEventKind::Leave, vec![rpid.clone()], None),
     ];
     for w in want {
-        assert_eq!(within("remote event", mon.recv()).await.unwrap(), w);
+        assert_eq!(
+            within("remote event", mon.recv()).await.unwrap().unwrap(),
+            w
+        );
     }
     // A node going down is reported as leaves of everything it owned.
     let rp2 = b.spawn();
     sb.join("x", rp2.pid()).unwrap();
     assert_eq!(
-        within("join", mon.recv()).await.unwrap(),
+        within("join", mon.recv()).await.unwrap().unwrap(),
         ev("x", PgEventKind::Join, vec![rp2.pid().clone()], None)
     );
     std::mem::forget(rp2.pid().clone());
@@ -547,7 +565,10 @@ async fn remote_monitor_sees_exact_sequence() {
     std::mem::forget(rp2);
     b.abort().await;
     assert_eq!(
-        within("leave on node down", mon.recv()).await.unwrap(),
+        within("leave on node down", mon.recv())
+            .await
+            .unwrap()
+            .unwrap(),
         ev("x", PgEventKind::Leave, vec![pid2], None)
     );
     assert!(sa.which_groups().is_empty());

@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use cohort::{ExitReason, Group, PgError, PgEvent, PgEventKind, Select};
+use cohort_registry::{ExitReason, Group, PgError, PgEvent, PgEventKind, Select};
 use common::*;
 
 fn g(s: &str) -> Group {
@@ -176,7 +176,7 @@ async fn metadata_is_readable_updatable_and_replicated() {
     let p = a.spawn();
     let (sa, sb) = (a.pg(), b.pg());
     sa.join_with_meta("svc", p.pid(), "v1").unwrap();
-    let meta = |s: &cohort::Scope| {
+    let meta = |s: &cohort_registry::Scope| {
         let m = s.members("svc");
         let first = m.pids().next();
         first.and_then(|p| m.meta(&p).cloned())
@@ -211,12 +211,8 @@ async fn monitor_scope_and_group_see_exact_local_sequences() {
     s.leave("g1", p2.pid()).unwrap();
     let p2pid = p2.pid().clone();
     drop(p2);
-    let ev = |group: &str, kind: PgEventKind, pids: Vec<cohort::Pid>| PgEvent {
-        scope: "mon".into(),
-        group: g(group),
-        kind,
-        pids,
-        meta: None,
+    let ev = |group: &str, kind: PgEventKind, pids: Vec<cohort_registry::Pid>| {
+        PgEvent::new("mon".into(), g(group), kind, pids, None)
     };
     let want_all = vec![
         ev("g1", PgEventKind::Join, vec![p2pid.clone(), p2pid.clone()]),
@@ -226,11 +222,17 @@ async fn monitor_scope_and_group_see_exact_local_sequences() {
         ev("g2", PgEventKind::Leave, vec![p2pid.clone()]),
     ];
     for w in &want_all {
-        assert_eq!(&within("scope event", all.recv()).await.unwrap(), w);
+        assert_eq!(
+            &within("scope event", all.recv()).await.unwrap().unwrap(),
+            w
+        );
     }
     assert!(all.try_recv().is_none());
     for w in want_all.iter().filter(|e| e.group.as_ref() == "g1") {
-        assert_eq!(&within("group event", one.recv()).await.unwrap(), w);
+        assert_eq!(
+            &within("group event", one.recv()).await.unwrap().unwrap(),
+            w
+        );
     }
     assert!(one.try_recv().is_none());
     // After demonitor, nothing more arrives.
@@ -238,7 +240,7 @@ async fn monitor_scope_and_group_see_exact_local_sequences() {
     let p3 = a.spawn();
     s.join("g1", p3.pid()).unwrap();
     assert_eq!(
-        within("scope event", all.recv()).await.unwrap(),
+        within("scope event", all.recv()).await.unwrap().unwrap(),
         ev("g1", PgEventKind::Join, vec![p3.pid().clone()])
     );
     let _ = ExitReason::Normal;

@@ -2,13 +2,13 @@
 //! per membership on a remote node), for the `pg_join` shape: 100,000
 //! memberships in 10,000 groups. Counts live heap bytes with a counting
 //! global allocator; run in release with
-//! `cargo test --release -p cohort --test pg_memory -- --ignored --nocapture`.
+//! `cargo test --release -p cohort-registry --test pg_memory -- --ignored --nocapture`.
 
 mod common;
 
 use std::time::Duration;
 
-use cohort::{Node, Process};
+use cohort_registry::{Node, Process};
 use common::counting::{live, Counting};
 use common::{start, wait_for};
 

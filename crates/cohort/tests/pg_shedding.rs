@@ -37,7 +37,7 @@ async fn shed_deltas_are_repaired_and_the_views_converge() {
         "deltas were shed: {:?}",
         a.stats()
     );
-    let total = |s: &cohort::Scope| {
+    let total = |s: &cohort_registry::Scope| {
         (0..50)
             .map(|i| s.members(&format!("g{i}")).len())
             .sum::<usize>()

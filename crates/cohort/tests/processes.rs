@@ -3,7 +3,7 @@
 mod common;
 
 use bytes::Bytes;
-use cohort::{ExitReason, Message, Node};
+use cohort_registry::{ExitReason, Message, Node};
 use common::*;
 
 async fn pair() -> (Node, Node) {
@@ -14,7 +14,7 @@ async fn pair() -> (Node, Node) {
     (a, b)
 }
 
-fn data(from: Option<&cohort::Pid>, payload: &'static [u8]) -> Message {
+fn data(from: Option<&cohort_registry::Pid>, payload: &'static [u8]) -> Message {
     Message::Data {
         from: from.cloned(),
         payload: Bytes::from_static(payload),

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use cohort::core::proto::{Frame, Hello, RefuseReason, PROTOCOL_VERSION};
-use cohort::{ConnectError, Node, NodeName};
+use cohort_registry::core::proto::{Frame, Hello, RefuseReason, PROTOCOL_VERSION};
+use cohort_registry::{ConnectError, Node, NodeName};
 use common::*;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -93,7 +93,7 @@ async fn wrong_cookie_is_refused_and_nothing_registered() {
     still_serves(&a).await;
     // The only event a saw is the healthy node coming and going.
     assert!(
-        matches!(next_event(&mut ev).await, cohort::NodeEvent::Up { node, .. } if node.as_str() == "healthy@127.0.0.1")
+        matches!(next_event(&mut ev).await, cohort_registry::NodeEvent::Up { node, .. } if node.as_str() == "healthy@127.0.0.1")
     );
 }
 
@@ -206,5 +206,78 @@ async fn random_frames_never_take_the_node_down() {
         let _ = SinkExt::<Bytes>::close(&mut f).await;
     }
     assert_eq!(a.nodes(), Vec::<NodeName>::new());
+    still_serves(&a).await;
+}
+
+/// A peer of another protocol version listening on loopback: it reads the
+/// node's Hello and answers with `answer` (a refusal or a challenge of its
+/// own version); returns its address and what it received next.
+async fn other_version_peer(answer: Frame) -> (String, tokio::task::JoinHandle<Option<Frame>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let (s, _) = l.accept().await.unwrap();
+        let mut f = framed(s);
+        let got = Frame::decode(&f.next().await?.ok()?).ok()?;
+        assert!(matches!(got, Frame::Hello(ref h) if h.version == PROTOCOL_VERSION));
+        f.send(answer.encode()).await.ok()?;
+        Frame::decode(&f.next().await?.ok()?).ok()
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_refusal_for_another_version_names_both_versions() {
+    let a = start("a@127.0.0.1").await;
+    let old = PROTOCOL_VERSION - 1;
+    let (addr, peer) = other_version_peer(Frame::Refuse {
+        reason: RefuseReason::Version(old),
+    })
+    .await;
+    let err = within("connect", a.connect(&addr)).await.unwrap_err();
+    assert_eq!(
+        err,
+        ConnectError::Version {
+            ours: PROTOCOL_VERSION,
+            theirs: old
+        }
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("version {PROTOCOL_VERSION}"))
+            && text.contains(&format!("version {old}")),
+        "{text}"
+    );
+    assert_eq!(
+        peer.await.unwrap(),
+        None,
+        "the node hangs up after a refusal"
+    );
+    still_serves(&a).await;
+}
+
+#[tokio::test]
+async fn a_challenge_of_another_version_is_refused_naming_both_versions() {
+    let a = start("a@127.0.0.1").await;
+    let newer = PROTOCOL_VERSION + 1;
+    let Frame::Hello(h) = hello("future@127.0.0.1", newer) else {
+        unreachable!()
+    };
+    let (addr, peer) = other_version_peer(Frame::Challenge(h)).await;
+    let err = within("connect", a.connect(&addr)).await.unwrap_err();
+    assert_eq!(
+        err,
+        ConnectError::Version {
+            ours: PROTOCOL_VERSION,
+            theirs: newer
+        }
+    );
+    // The other side is told this node's version, in a frame any version reads.
+    assert_eq!(
+        peer.await.unwrap(),
+        Some(Frame::Refuse {
+            reason: RefuseReason::Version(PROTOCOL_VERSION)
+        })
+    );
     still_serves(&a).await;
 }

@@ -62,6 +62,19 @@ impl Cluster {
     }
 
     pub(super) fn refuse(&mut self, conn: ConnId, reason: RefuseReason, fx: &mut Effects) {
+        let err = ConnectError::Refused(reason.clone());
+        self.refuse_with(conn, reason, err, fx)
+    }
+
+    /// As [`refuse`](Self::refuse), telling this node's own `connect`
+    /// callers `err`.
+    pub(super) fn refuse_with(
+        &mut self,
+        conn: ConnId,
+        reason: RefuseReason,
+        err: ConnectError,
+        fx: &mut Effects,
+    ) {
         if let Some(c) = self.remove_conn(conn) {
             fx.push(Effect::Send {
                 conn,
@@ -76,7 +89,7 @@ impl Cluster {
             for req in c.reqs {
                 fx.push(Effect::ConnectDone {
                     req,
-                    result: Err(ConnectError::Refused(reason.clone())),
+                    result: Err(err.clone()),
                 });
             }
         }
@@ -186,7 +199,7 @@ impl Cluster {
     pub(super) fn on_hello(&mut self, conn: ConnId, h: Hello, fx: &mut Effects) {
         let addr = self.conns[&conn].addr.clone();
         if h.version != PROTOCOL_VERSION {
-            warn!(node = %self.me, %addr, version = h.version, "refusing connection: unsupported protocol version");
+            warn!(node = %self.me, %addr, peer = %h.name, "refusing connection: the peer speaks protocol version {}, this node version {PROTOCOL_VERSION}", h.version);
             return self.refuse(conn, RefuseReason::Version(PROTOCOL_VERSION), fx);
         }
         if h.name == self.me {
@@ -276,8 +289,12 @@ impl Cluster {
         let c = &self.conns[&conn];
         let addr = c.addr.clone();
         if h.version != PROTOCOL_VERSION {
-            warn!(node = %self.me, %addr, version = h.version, "peer speaks an unsupported protocol version");
-            return self.refuse(conn, RefuseReason::Version(PROTOCOL_VERSION), fx);
+            warn!(node = %self.me, %addr, peer = %h.name, "not connecting: the peer speaks protocol version {}, this node version {PROTOCOL_VERSION}", h.version);
+            let err = ConnectError::Version {
+                ours: PROTOCOL_VERSION,
+                theirs: h.version,
+            };
+            return self.refuse_with(conn, RefuseReason::Version(PROTOCOL_VERSION), err, fx);
         }
         if h.name == self.me {
             warn!(node = %self.me, %addr, "dialed a node with our own name");

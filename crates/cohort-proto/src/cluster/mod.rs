@@ -583,6 +583,12 @@ impl Cluster {
                     error!(node = %self.me, addr = %c.addr, %peer,
                         "refused by peer: a node named {} is alive and connected there; this node's name clashes with it", self.me);
                 }
+                (RefuseReason::Version(theirs), _) => self.log_refusal(
+                    format!("{} {reason}", c.addr),
+                    &c.addr,
+                    &format!("connection refused by peer: it speaks protocol version {theirs}, this node version {PROTOCOL_VERSION}"),
+                    now,
+                ),
                 _ => self.log_refusal(
                     format!("{} {reason}", c.addr),
                     &c.addr,
@@ -590,10 +596,17 @@ impl Cluster {
                     now,
                 ),
             }
+            let err = match &reason {
+                RefuseReason::Version(theirs) => ConnectError::Version {
+                    ours: PROTOCOL_VERSION,
+                    theirs: *theirs,
+                },
+                _ => ConnectError::Refused(reason.clone()),
+            };
             for req in c.reqs {
                 fx.push(Effect::ConnectDone {
                     req,
-                    result: Err(ConnectError::Refused(reason.clone())),
+                    result: Err(err.clone()),
                 });
             }
             if let Some(name) = c.expect {

@@ -9,6 +9,7 @@ use crate::pid::NodeName;
 
 /// How a group's nodes connect to other groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Publish {
     /// Connections to other groups are ordinary, visible ones.
     Normal,
@@ -40,6 +41,7 @@ impl std::fmt::Display for Publish {
 
 /// One global group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct GlobalGroupDef {
     /// The group's name.
     pub name: String,
@@ -73,13 +75,24 @@ impl GlobalGroupDef {
 
 /// The global-group configuration of a node; empty means `no_conf`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct GlobalGroupsConfig {
     /// The groups, in configuration order (the order of `whereis` lookups).
     pub groups: Vec<GlobalGroupDef>,
 }
 
+impl GlobalGroupsConfig {
+    /// A configuration of these groups, in configuration order.
+    pub fn new(groups: impl IntoIterator<Item = GlobalGroupDef>) -> Self {
+        GlobalGroupsConfig {
+            groups: groups.into_iter().collect(),
+        }
+    }
+}
+
 /// A configuration that cannot be used. The node does not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GlobalGroupsError {
     /// A node is listed in two groups (or twice in one).
     #[error("global groups: node {node} is listed in both {first:?} and {second:?}")]

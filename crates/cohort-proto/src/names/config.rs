@@ -10,6 +10,7 @@ use super::wire::{Claim, LossPolicy};
 
 /// How a table keeps names consistent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Mode {
     /// A registration locks the name on every member node, staging the
     /// claim there, in one round trip. When it returns `Ok`, every
@@ -26,6 +27,7 @@ pub enum Mode {
 
 /// Settings of one name table.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TableConfig {
     /// The table's name, the same on every node.
     pub name: String,
@@ -81,6 +83,7 @@ impl TableConfig {
 
 /// The name tables of a node. The first table is the default one.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NamesConfig {
     /// The tables, the default first.
     pub tables: Vec<TableConfig>,

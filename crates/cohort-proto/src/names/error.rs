@@ -2,6 +2,7 @@
 
 /// Why a name or lock operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NamesError {
     /// Another process holds the name; nothing changed.
     #[error("name is taken")]

@@ -13,6 +13,7 @@ use crate::pid::{ExitReason, Pid};
 
 /// Why a name left the view.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UnregisterReason {
     /// `unregister` was called.
     Unregistered,
@@ -28,6 +29,7 @@ pub enum UnregisterReason {
 
 /// A change in a table, in the order this node applied it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NameEvent {
     /// `name` now resolves to `pid`.
     Registered {

@@ -11,6 +11,7 @@ use crate::pid::{ExitReason, NodeName, Pid};
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
 )]
+#[non_exhaustive]
 pub enum LossPolicy {
     /// The loser is killed (OTP's `random_exit_name`).
     #[default]

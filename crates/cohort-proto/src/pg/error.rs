@@ -5,6 +5,7 @@ use crate::pid::Pid;
 
 /// Why a process-group call failed; nothing changed when it does.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PgError {
     /// The pid belongs to another node: only the origin writes its entries.
     #[error("{0} is not a local process: only its own node can add it to a group")]

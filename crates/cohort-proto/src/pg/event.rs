@@ -9,6 +9,7 @@ use crate::pid::Pid;
 
 /// What happened to a group, as monitors see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PgEventKind {
     /// These pids joined (a pid listed twice joined twice).
     Join,
@@ -21,6 +22,7 @@ pub enum PgEventKind {
 /// One change of a group, delivered to monitors in the order this node
 /// applied it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PgEvent {
     /// The scope.
     pub scope: ScopeName,
@@ -32,6 +34,25 @@ pub struct PgEvent {
     pub pids: Vec<Pid>,
     /// The metadata, for joins and updates.
     pub meta: Option<Bytes>,
+}
+
+impl PgEvent {
+    /// An event of `kind` about `pids` in `scope`/`group`.
+    pub fn new(
+        scope: ScopeName,
+        group: Group,
+        kind: PgEventKind,
+        pids: Vec<Pid>,
+        meta: Option<Bytes>,
+    ) -> Self {
+        PgEvent {
+            scope,
+            group,
+            kind,
+            pids,
+            meta,
+        }
+    }
 }
 
 /// Effects of the process-group layer for the driver.

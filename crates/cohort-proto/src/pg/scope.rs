@@ -29,6 +29,7 @@ const SYNC_CHUNK: usize = 50_000;
 
 /// Which nodes a scope replicates with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Span {
     /// The own global group's synced nodes (every node without global
     /// groups): the default, like names.

@@ -396,6 +396,7 @@ impl Members {
 
 /// How to pick one member (CloudI `cpg`'s selection helpers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Select {
     /// A random local member, else a random remote one.
     Closest,

@@ -183,6 +183,9 @@ impl Sim {
                     DownReason::Blocked => "node-down: blocked",
                     DownReason::Shutdown => "node-down: shutdown",
                     DownReason::ProtocolError(_) => "node-down: protocol error",
+                    // The protocol's enums are non_exhaustive for users; the
+                    // simulator wants to hear of every new reason.
+                    other => unreachable!("a new down reason, count it: {other:?}"),
                 });
                 if let Some(b) = self.index_of(&node) {
                     self.ledger.session_down(i, b, !reason.reconnects());

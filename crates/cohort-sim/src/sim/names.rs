@@ -336,6 +336,7 @@ impl Sim {
                         self.ledger.reg.clash_reports.push(report);
                     }
                     NameEvent::Registered { .. } => {}
+                    other => unreachable!("a new name event, check it: {other:?}"),
                 }
             }
             NamesEffect::View {

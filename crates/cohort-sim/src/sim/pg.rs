@@ -286,6 +286,7 @@ impl Sim {
                     }
                 }
             }
+            other => unreachable!("a new group event kind, check it: {other:?}"),
         }
         // Origin order: every count the subscriber reaches must come at or
         // after its last position in the origin's history (a drop to zero

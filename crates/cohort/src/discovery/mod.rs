@@ -161,7 +161,7 @@ impl Strategy {
     /// Parses `dns:HOST[:PORT]`, `srv:NAME` or `file:PATH`.
     ///
     /// ```
-    /// use cohort::discovery::{Source, Strategy};
+    /// use cohort_registry::discovery::{Source, Strategy};
     /// let s = Strategy::parse("dns:cohort.internal:4000").unwrap();
     /// assert_eq!(s.source, Source::Dns { host: "cohort.internal".into(), port: Some(4000) });
     /// assert!(Strategy::parse("dns:").is_err());

@@ -31,8 +31,8 @@ impl Node {
     /// [`crate::discovery`].
     ///
     /// ```no_run
-    /// # async fn demo(node: cohort::Node) -> Result<(), Box<dyn std::error::Error>> {
-    /// use cohort::discovery::Strategy;
+    /// # async fn demo(node: cohort_registry::Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// use cohort_registry::discovery::Strategy;
     /// node.discover(Strategy::parse("srv:_cohort._tcp.cohort.default.svc.cluster.local")?)?;
     /// node.discover(Strategy::parse("file:/etc/cohort/seeds")?)?;
     /// for s in node.discovery() {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -32,7 +32,7 @@ pub(crate) struct Engine {
     pub(super) dialing: HashMap<ConnId, JoinHandle<()>>,
     pub(super) reqs: HashMap<ReqId, oneshot::Sender<Result<NodeName, ConnectError>>>,
     pub(super) next_req: ReqId,
-    pub(super) subscribers: Vec<mpsc::UnboundedSender<NodeEvent>>,
+    pub(super) subscribers: Vec<super::stream::EventSender<NodeEvent>>,
     pub(super) closing_writers: Vec<JoinHandle<()>>,
     pub(super) tasks: Vec<JoinHandle<()>>,
     pub(super) stopped: bool,

@@ -169,7 +169,7 @@ impl Shared {
     }
 
     /// Adds a node-event subscriber.
-    pub(crate) fn subscribe(&self, tx: mpsc::UnboundedSender<NodeEvent>) {
+    pub(crate) fn subscribe(&self, tx: super::stream::EventSender<NodeEvent>) {
         self.engine.lock().subscribers.push(tx);
     }
 

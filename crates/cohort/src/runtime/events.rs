@@ -5,6 +5,7 @@ use crate::core::DownReason;
 
 /// A change in the set of connected nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NodeEvent {
     /// A session with `node` is up.
     Up {

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::global_group_state::GroupNodeEvent;
-use super::Node;
+use super::{EventStream, Node};
 use crate::core::global_group::{Answer, GlobalGroupsInfo, Query};
 use crate::core::pid::{NodeName, Pid};
 
@@ -17,6 +17,7 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a lookup or send goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Where {
     /// The name table as seen by this node.
     Node(NodeName),
@@ -62,15 +63,15 @@ impl Node {
             .monitors
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        m.retain(|s| !s.is_closed());
+        m.retain(|s| s.receiver_count() > 0);
         m.len()
     }
 
     /// Subscribes to own-group node up/down (`monitor_nodes(true)`); a node
     /// is up only after its group definition matched. Drop the receiver to
     /// unsubscribe.
-    pub fn monitor_nodes(&self) -> mpsc::UnboundedReceiver<GroupNodeEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn monitor_nodes(&self) -> EventStream<GroupNodeEvent> {
+        let (tx, rx) = super::stream::channel();
         self.shared()
             .global_group_reqs
             .monitors
@@ -180,6 +181,37 @@ impl Node {
     /// `global_group:whereis_name`: with `at`, the holder of `name` there;
     /// without, the own group first (a local read), then each other group
     /// in configuration order, asking one reachable node of each.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cohort_registry::{GlobalGroupDef, GlobalGroupsConfig, Node, NodeName, Publish, Where};
+    ///
+    /// // Two global groups of one node each: separate name spaces.
+    /// let n = |s: &str| NodeName::new(s).unwrap();
+    /// let cfg = GlobalGroupsConfig::new([
+    ///     GlobalGroupDef::new("east", Publish::Normal, [n("a@127.0.0.1")]),
+    ///     GlobalGroupDef::new("west", Publish::Normal, [n("b@127.0.0.1")]),
+    /// ]);
+    /// let start = |name: &'static str| {
+    ///     Node::builder().name(name).cookie("secret").global_groups(cfg.clone()).start()
+    /// };
+    /// let (a, b) = (start("a@127.0.0.1").await?, start("b@127.0.0.1").await?);
+    /// b.connect(&a.local_addr()).await?;
+    ///
+    /// let info = a.global_group_info();
+    /// assert_eq!(info.own_group_name.as_deref(), Some("east"));
+    /// assert_eq!(a.global_groups(), Some(("east".into(), vec!["west".into()])));
+    ///
+    /// // The same name in both groups, held by different processes.
+    /// let (pa, pb) = (a.spawn(), b.spawn());
+    /// a.names().register("leader", pa.pid()).await?;
+    /// b.names().register("leader", pb.pid()).await?;
+    /// let west = Where::Group("west".into());
+    /// assert_eq!(a.whereis_at(Some(&west), "leader").await.as_ref(), Some(pb.pid()));
+    /// assert_eq!(a.whereis_at(None, "leader").await.as_ref(), Some(pa.pid()));
+    /// assert_eq!(a.whereis_at(Some(&Where::Node(b.name().clone())), "leader").await.as_ref(), Some(pb.pid()));
+    /// # Ok(()) }
+    /// ```
     pub async fn whereis_at(&self, at: Option<&Where>, name: &str) -> Option<Pid> {
         if let Some(at) = at {
             return match self.ask_where(at, Query::Whereis(name.into())).await {

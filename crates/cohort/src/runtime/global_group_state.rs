@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use dashmap::DashMap;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::core::global_group::{Answer, GlobalGroupsEffect};
 use crate::core::pid::NodeName;
@@ -12,6 +12,7 @@ use crate::core::ReqId;
 
 /// An own-group node became synced (up) or was lost (down).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GroupNodeEvent {
     /// Up, after its group definition matched ours.
     Up(NodeName),
@@ -25,7 +26,7 @@ pub(crate) struct Requests {
     pub(super) next: std::sync::atomic::AtomicU64,
     pub(super) answers: DashMap<ReqId, oneshot::Sender<Option<Answer>>>,
     pub(super) syncs: DashMap<ReqId, oneshot::Sender<()>>,
-    pub(super) monitors: Mutex<Vec<mpsc::UnboundedSender<GroupNodeEvent>>>,
+    pub(super) monitors: Mutex<Vec<super::stream::EventSender<GroupNodeEvent>>>,
 }
 
 impl Requests {

@@ -9,6 +9,7 @@
 //! connection writer (after the changes the core holds, if any), and a
 //! received message straight from the connection reader to the mailbox.
 
+mod addr;
 mod cell;
 mod engine;
 mod events;
@@ -21,6 +22,7 @@ mod pg;
 mod pg_state;
 mod process;
 mod shared;
+mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,14 +33,16 @@ use dashmap::DashMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
+pub use self::addr::ToAddr;
 pub use self::events::NodeEvent;
 pub use self::global_group::Where;
 pub use self::global_group_state::GroupNodeEvent;
 pub use self::names::NameTable;
-pub use self::pg::{PgMonitor, Scope};
+pub use self::pg::{PgMonitor, Scope, ScopeSnapshot};
 pub use self::process::Process;
+pub use self::stream::{EventStream, Lagged, EVENT_BUFFER};
 
 use tracing::warn;
 
@@ -52,7 +56,7 @@ use crate::core::process::MonitorRef;
 use crate::core::proto::DEFAULT_MAX_FRAME;
 use crate::core::{ConnectError, CoreConfig, NodeCore};
 use crate::discovery::state::State as DiscoveryState;
-use crate::error::{CodecError, StartError};
+use crate::error::{CodecError, ConfigError, StartError};
 use crate::transport::tcp::TcpTransport;
 use crate::transport::tls::{TlsError, TlsFiles, TlsTransport};
 use crate::transport::Transport;
@@ -111,10 +115,11 @@ impl NodeBuilder {
         self
     }
 
-    /// Where to accept connections; port 0 picks a free port
-    /// (read it back with [`Node::local_addr`]).
-    pub fn listen(mut self, addr: impl Into<String>) -> Self {
-        self.listen = addr.into();
+    /// Where to accept connections ([`ToAddr`]: a `SocketAddr`, an
+    /// `(ip, port)` pair or `"host:port"`); port 0 picks a free port (read
+    /// it back with [`Node::local_addr`]).
+    pub fn listen(mut self, addr: impl ToAddr) -> Self {
+        self.listen = addr.to_addr();
         self
     }
 
@@ -255,35 +260,25 @@ impl NodeBuilder {
         let name = NodeName::new(self.name.as_deref().ok_or(StartError::MissingName)?)?;
         let c = &self.cluster;
         if c.tick_interval.is_zero() {
-            return Err(StartError::Config(
-                "tick interval must be above zero".into(),
-            ));
+            return Err(StartError::Config(ConfigError::ZeroTick));
         }
         if c.peer_timeout <= c.tick_interval {
-            return Err(StartError::Config(format!(
-                "peer timeout ({:?}) must be longer than the tick interval ({:?})",
-                c.peer_timeout, c.tick_interval
-            )));
+            return Err(StartError::Config(ConfigError::PeerTimeout {
+                peer_timeout: c.peer_timeout,
+                tick: c.tick_interval,
+            }));
         }
         if c.backoff_min.is_zero() || c.backoff_max < c.backoff_min {
-            return Err(StartError::Config(
-                "reconnect backoff must be 0 < min <= max".into(),
-            ));
+            return Err(StartError::Config(ConfigError::Backoff));
         }
         if c.max_handshakes == 0 {
-            return Err(StartError::Config(
-                "max handshakes must be at least 1".into(),
-            ));
+            return Err(StartError::Config(ConfigError::ZeroHandshakes));
         }
         if c.probe_timeout.is_zero() {
-            return Err(StartError::Config(
-                "probe timeout must be above zero".into(),
-            ));
+            return Err(StartError::Config(ConfigError::ZeroProbeTimeout));
         }
         if self.max_frame < 1024 {
-            return Err(StartError::Config(
-                "max frame size must be at least 1024 bytes".into(),
-            ));
+            return Err(StartError::Config(ConfigError::MaxFrame));
         }
         let mut cluster = self.cluster.clone();
         // The probe must end well within the newcomer's handshake.
@@ -294,10 +289,10 @@ impl NodeBuilder {
             None => crate::core::limits::DEFAULT_MAX_META.min(self.max_frame.saturating_sub(4096)),
         };
         if max_meta + 4096 > self.max_frame {
-            return Err(StartError::Config(format!(
-                "max metadata size ({} bytes) must leave 4 KiB of the max frame size ({} bytes)",
-                max_meta, self.max_frame
-            )));
+            return Err(StartError::Config(ConfigError::MaxMeta {
+                max_meta,
+                max_frame: self.max_frame,
+            }));
         }
         self.cluster
             .groups
@@ -306,9 +301,7 @@ impl NodeBuilder {
         let cookie = self.cookie.load().map_err(StartError::Cookie)?;
         let tls = match &self.tls {
             Some(_) if self.transport.is_some() => {
-                return Err(StartError::Config(
-                    "TLS and another transport exclude each other".into(),
-                ))
+                return Err(StartError::Config(ConfigError::TlsWithTransport))
             }
             Some(files) => {
                 let t = TlsTransport::new(files.clone(), self.max_frame)?;
@@ -385,6 +378,7 @@ impl NodeBuilder {
 
 /// Counters of a node, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Stats {
     /// Frames received from peers.
     pub frames_in: u64,
@@ -458,7 +452,25 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// Starts configuring a node.
+    /// Starts configuring a node; [`NodeBuilder::start`] starts it.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use cohort_registry::Node;
+    ///
+    /// let node = Node::builder()
+    ///     .name("a@127.0.0.1")
+    ///     .listen("127.0.0.1:0") // an ephemeral port; see local_addr()
+    ///     .cookie("secret")
+    ///     .peer_timeout(Duration::from_secs(10))
+    ///     .start()
+    ///     .await?;
+    /// assert_eq!(node.name().as_str(), "a@127.0.0.1");
+    /// assert!(node.nodes().is_empty());
+    /// node.shutdown().await;
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> NodeBuilder {
         NodeBuilder::default()
     }
@@ -494,16 +506,41 @@ impl Node {
         self.shared().tls.is_some()
     }
 
-    /// The address this node accepts connections on.
+    /// The address this node accepts connections on, as `host:port` text
+    /// (the form any transport gives; pass it to [`Node::connect`]).
     pub fn local_addr(&self) -> String {
         self.shared().local_addr.clone()
     }
 
-    /// Connects to the node at `addr` and waits until the session is up.
+    /// The address this node accepts connections on as a [`SocketAddr`](std::net::SocketAddr);
+    /// `None` on a transport whose addresses are not IP addresses (the
+    /// in-memory one of tests).
+    pub fn local_socket_addr(&self) -> Option<std::net::SocketAddr> {
+        self.shared().local_addr.parse().ok()
+    }
+
+    /// Connects to the node at `addr` ([`ToAddr`]: `"host:port"`, a
+    /// `SocketAddr`, an `(ip, port)` pair) and waits until the session is up.
     /// With the mesh on, the peer's peers are connected next, in the background.
-    pub async fn connect(&self, addr: &str) -> Result<NodeName, ConnectError> {
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cohort_registry::{ConnectError, Node, RefuseReason};
+    ///
+    /// let a = Node::builder().name("a@127.0.0.1").cookie("secret").start().await?;
+    /// let b = Node::builder().name("b@127.0.0.1").cookie("secret").start().await?;
+    /// assert_eq!(b.connect(a.local_socket_addr().unwrap()).await?, *a.name());
+    /// assert_eq!(b.nodes(), vec![a.name().clone()]);
+    ///
+    /// // A node with another cookie is refused, and says why.
+    /// let c = Node::builder().name("c@127.0.0.1").cookie("other").start().await?;
+    /// let err = c.connect(&a.local_addr()).await.unwrap_err();
+    /// assert!(matches!(err, ConnectError::Refused(RefuseReason::BadCookie)), "{err}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(&self, addr: impl ToAddr) -> Result<NodeName, ConnectError> {
         let (tx, rx) = oneshot::channel();
-        self.shared().connect_request(addr.to_string(), tx);
+        self.shared().connect_request(addr.to_addr(), tx);
         rx.await.unwrap_or(Err(ConnectError::ShuttingDown))
     }
 
@@ -579,9 +616,10 @@ impl Node {
         v
     }
 
-    /// Subscribes to node up/down events from now on.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<NodeEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Subscribes to node up/down events from now on: a bounded stream
+    /// (see [`EventStream`] for what happens to a subscriber that lags).
+    pub fn subscribe(&self) -> EventStream<NodeEvent> {
+        let (tx, rx) = stream::channel();
         self.shared().subscribe(tx);
         rx
     }

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::{Node, Shared};
+use super::{EventStream, Node, Shared};
 use crate::core::names::{LockId, LossPolicy, NameEvent, NamesError, Outcome, RegisterArgs};
 use crate::core::pid::{NodeName, Pid};
 use crate::core::time::Time;
@@ -19,13 +19,32 @@ use crate::core::NodeCore;
 /// Reads (`whereis`, `registered_names`, `send`) are local and never wait
 /// for the node's engine; writes follow the table's [`Mode`](crate::core::names::Mode).
 ///
-/// ```no_run
-/// # async fn demo(node: cohort::Node) -> Result<(), Box<dyn std::error::Error>> {
-/// let p = node.spawn();
-/// let names = node.names();
-/// names.register("db", p.pid()).await?;
-/// assert_eq!(names.whereis("db").as_ref(), Some(p.pid()));
-/// names.send("db", "hello")?;
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cohort_registry::{Message, NameEvent, NamesError, Node};
+///
+/// let a = Node::builder().name("a@127.0.0.1").cookie("secret").start().await?;
+/// let b = Node::builder().name("b@127.0.0.1").cookie("secret").start().await?;
+/// b.connect(&a.local_addr()).await?;
+///
+/// // b follows the table; a registers a name in it.
+/// let mut events = b.names().subscribe();
+/// let mut db = a.spawn();
+/// a.names().register("db", db.pid()).await?;
+/// // The name is taken cluster-wide: b cannot have it too.
+/// let other = b.spawn();
+/// assert!(matches!(
+///     b.names().register("db", other.pid()).await,
+///     Err(NamesError::Taken)
+/// ));
+/// let Some(Ok(NameEvent::Registered { name, pid, .. })) = events.recv().await else { panic!() };
+/// assert_eq!((name.as_str(), &pid), ("db", db.pid()));
+///
+/// // Local lookups on b, and a send by name.
+/// assert_eq!(b.names().whereis("db").as_ref(), Some(db.pid()));
+/// assert_eq!(b.names().registered_names(), vec!["db".to_string()]);
+/// b.names().send("db", "hello")?;
+/// assert!(matches!(db.recv().await, Some(Message::Data { .. })));
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
@@ -200,8 +219,8 @@ impl NameTable {
 
     /// Subscribes to this table's events from now on, in the order this
     /// node applies them.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<NameEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn subscribe(&self) -> EventStream<NameEvent> {
+        let (tx, rx) = super::stream::channel();
         // Under the engine lock, so no event is half-published.
         self.shared().with(|core, now, _| {
             core.with_names(now, |n, _| n.watch(self.idx));
@@ -273,7 +292,7 @@ impl Node {
     /// session comes up (a warning is logged when a node joins this list).
     ///
     /// ```no_run
-    /// # async fn f(node: cohort::Node) {
+    /// # async fn f(node: cohort_registry::Node) {
     /// if !node.unreached().is_empty() {
     ///     eprintln!("partial mesh: no session with {:?}", node.unreached());
     /// }
@@ -337,6 +356,29 @@ impl Node {
 
     /// Runs `f` while holding `lock` (OTP `global:trans`): `Ok(None)` when
     /// the lock could not be taken.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cohort_registry::{LockId, Node};
+    ///
+    /// let a = Node::builder().name("a@127.0.0.1").cookie("secret").start().await?;
+    /// let b = Node::builder().name("b@127.0.0.1").cookie("secret").start().await?;
+    /// b.connect(&a.local_addr()).await?;
+    /// let (pa, pb) = (a.spawn(), b.spawn());
+    /// let lock = LockId::new("accounts", "a-writer");
+    ///
+    /// // a takes the lock on every node (None = all connected nodes).
+    /// assert!(a.set_lock(&lock, pa.pid(), None, Some(0)).await?);
+    /// // b, another requester, cannot take it while a holds it.
+    /// let theirs = LockId::new("accounts", "b-writer");
+    /// assert!(!b.set_lock(&theirs, pb.pid(), None, Some(0)).await?);
+    /// a.del_lock(&lock, pa.pid(), None);
+    ///
+    /// // trans: take, run, release; None when the lock was not taken.
+    /// let out = b.trans(&theirs, pb.pid(), None, None, || async { 42 }).await?;
+    /// assert_eq!(out, Some(42));
+    /// # Ok(()) }
+    /// ```
     pub async fn trans<T, Fut: Future<Output = T>>(
         &self,
         lock: &LockId,

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::core::names::{NameEvent, NamesConfig, NamesEffect, NamesError, StoredClaim};
 
@@ -52,7 +52,7 @@ pub(crate) struct NamesShared {
     pub(super) tables: Vec<(String, View)>,
     pub(super) pending: Mutex<HashMap<u64, oneshot::Sender<Result<bool, NamesError>>>>,
     pub(super) next_op: AtomicU64,
-    pub(super) subs: Mutex<Vec<(usize, mpsc::UnboundedSender<NameEvent>)>>,
+    pub(super) subs: Mutex<Vec<(usize, super::stream::EventSender<NameEvent>)>>,
 }
 
 impl NamesShared {

@@ -8,8 +8,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::{EventStream, Lagged};
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use super::Node;
 use crate::core::pg::{
@@ -78,7 +78,40 @@ impl Node {
     }
 }
 
-/// A handle on one process-group scope of a node.
+/// A handle on one process-group scope of a node (OTP's `pg` scope):
+/// [`join`](Scope::join) and [`leave`](Scope::leave) groups, read
+/// [`members`](Scope::members) and [`select`](Scope::select) one locally,
+/// [`monitor`](Scope::monitor) a group's changes.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cohort_registry::{Node, PgEventKind, Select};
+///
+/// let a = Node::builder().name("a@127.0.0.1").cookie("secret").start().await?;
+/// let b = Node::builder().name("b@127.0.0.1").cookie("secret").start().await?;
+/// b.connect(&a.local_addr()).await?;
+/// let (on_a, on_b) = (a.scope("jobs"), b.scope("jobs"));
+///
+/// // Watch the group on b, then join two processes on a.
+/// let (mut changes, now) = on_b.monitor("workers")?;
+/// assert!(now.is_empty());
+/// let (w1, w2) = (a.spawn(), a.spawn());
+/// on_a.join("workers", w1.pid())?;
+/// on_a.join("workers", w2.pid())?;
+/// let mut seen = Vec::new();
+/// while seen.len() < 2 {
+///     let change = changes.recv().await.unwrap()?;
+///     assert_eq!(change.kind, PgEventKind::Join);
+///     seen.extend(change.pids);
+/// }
+/// assert_eq!(on_b.members("workers").len(), 2);
+///
+/// // Local reads: a member near b (none is local to b, so a remote one).
+/// let picked = on_b.select("workers", Select::Closest, None).unwrap();
+/// assert!(picked == *w1.pid() || picked == *w2.pid());
+/// assert_eq!(on_a.local_members("workers").len(), 2);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Scope {
     node: Node,
@@ -260,7 +293,7 @@ impl Scope {
     fn subscribe(&self, group: Option<&str>) -> Result<ScopeSnapshot, PgError> {
         let shared = self.node.shared();
         let sub = shared.next_ref.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = super::stream::channel();
         shared.pg_subs.insert(sub, tx);
         // Snapshot and subscription happen under the same lock: no event
         // is missed or doubled between them.
@@ -299,27 +332,43 @@ impl Scope {
 /// A scope monitor and the groups (with members) it started from.
 pub type ScopeSnapshot = (PgMonitor, Vec<(Group, Vec<Pid>)>);
 
-/// A stream of group changes; dropping it (or [`PgMonitor::demonitor`]) ends it.
+/// A stream of group changes, a [`Stream`](futures::Stream) of
+/// `Result<PgEvent, Lagged>` with a bounded buffer (see [`EventStream`]:
+/// a monitor that falls behind is told how many changes it missed, and
+/// should read [`Scope::members`] again). Dropping it (or
+/// [`PgMonitor::demonitor`]) ends it.
 #[derive(Debug)]
 pub struct PgMonitor {
     scope: Scope,
     sub: u64,
-    rx: mpsc::UnboundedReceiver<PgEvent>,
+    rx: EventStream<PgEvent>,
 }
 
 impl PgMonitor {
-    /// The next change.
-    pub async fn recv(&mut self) -> Option<PgEvent> {
+    /// The next change, `Err(Lagged(n))` after `n` were dropped, or `None`
+    /// once the scope or the node stopped.
+    pub async fn recv(&mut self) -> Option<Result<PgEvent, Lagged>> {
         self.rx.recv().await
     }
 
     /// The next change if one is waiting.
-    pub fn try_recv(&mut self) -> Option<PgEvent> {
-        self.rx.try_recv().ok()
+    pub fn try_recv(&mut self) -> Option<Result<PgEvent, Lagged>> {
+        self.rx.try_recv()
     }
 
     /// Stops the stream.
     pub fn demonitor(self) {}
+}
+
+impl futures::Stream for PgMonitor {
+    type Item = Result<PgEvent, Lagged>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::pin::Pin::new(&mut self.rx).poll_next(cx)
+    }
 }
 
 impl Drop for PgMonitor {

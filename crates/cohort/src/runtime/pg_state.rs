@@ -2,17 +2,16 @@
 //! their events.
 
 use dashmap::DashMap;
-use tokio::sync::mpsc;
 
 use crate::core::pg::{PgEffect, PgEvent};
 
 /// Process-group monitor subscriptions: id → event channel.
 #[derive(Default)]
-pub(crate) struct PgSubs(DashMap<u64, mpsc::UnboundedSender<PgEvent>>);
+pub(crate) struct PgSubs(DashMap<u64, super::stream::EventSender<PgEvent>>);
 
 impl PgSubs {
     /// Adds a subscription.
-    pub(crate) fn insert(&self, sub: u64, tx: mpsc::UnboundedSender<PgEvent>) {
+    pub(crate) fn insert(&self, sub: u64, tx: super::stream::EventSender<PgEvent>) {
         self.0.insert(sub, tx);
     }
 

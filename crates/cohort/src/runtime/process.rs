@@ -95,7 +95,37 @@ impl Drop for Process {
 }
 
 impl Node {
-    /// Creates a local process (a mailbox with a pid).
+    /// Creates a local process (a mailbox with a pid). Any node of the
+    /// cluster can send to its pid or monitor it; dropping the [`Process`]
+    /// ends it with reason `normal`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cohort_registry::{ExitReason, Message, Node};
+    ///
+    /// let a = Node::builder().name("a@127.0.0.1").cookie("secret").start().await?;
+    /// let b = Node::builder().name("b@127.0.0.1").cookie("secret").start().await?;
+    /// b.connect(&a.local_addr()).await?;
+    ///
+    /// let mut server = a.spawn();
+    /// let mut client = b.spawn();
+    /// client.send(server.pid(), "ping");
+    /// let Some(Message::Data { from, payload }) = server.recv().await else { panic!() };
+    /// assert_eq!(&payload[..], b"ping");
+    /// server.send(&from.unwrap(), "pong");
+    /// assert!(matches!(client.recv().await, Some(Message::Data { .. })));
+    ///
+    /// // A monitor fires once, when the process ends. Signals between two
+    /// // processes keep their order: once the server has "bye", the monitor
+    /// // is in place (a process already gone would be reported `NoProc`).
+    /// let mref = client.monitor(server.pid());
+    /// client.send(server.pid(), "bye");
+    /// server.recv().await;
+    /// server.exit(ExitReason::Normal);
+    /// let Some(Message::Down { mref: fired, reason, .. }) = client.recv().await else { panic!() };
+    /// assert_eq!((fired, reason), (mref, ExitReason::Normal));
+    /// # Ok(()) }
+    /// ```
     pub fn spawn(&self) -> Process {
         let shared = self.shared();
         let serial = shared.next_serial.fetch_add(1, Ordering::Relaxed);

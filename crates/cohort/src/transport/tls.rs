@@ -61,6 +61,7 @@ pub struct TlsFiles {
 /// Why a TLS configuration could not be loaded. Nothing changes: a node
 /// that was running keeps the configuration it had.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// A file could not be read or held no usable PEM item.
     #[error("{what} {}: {reason}", path.display())]

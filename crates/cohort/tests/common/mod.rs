@@ -8,8 +8,8 @@ pub mod counting;
 use std::future::Future;
 use std::time::Duration;
 
-use cohort::transport::Transport;
-use cohort::{Message, Node, NodeBuilder, NodeEvent, Process};
+use cohort_registry::transport::Transport;
+use cohort_registry::{Message, Node, NodeBuilder, NodeEvent, Process};
 
 pub const COOKIE: &str = "test-cookie";
 
@@ -70,10 +70,11 @@ pub async fn next(p: &mut Process) -> Message {
 }
 
 /// The next node event, failing after [`DEADLINE`].
-pub async fn next_event(rx: &mut tokio::sync::mpsc::UnboundedReceiver<NodeEvent>) -> NodeEvent {
+pub async fn next_event(rx: &mut cohort_registry::EventStream<NodeEvent>) -> NodeEvent {
     within("a node event", rx.recv())
         .await
         .expect("event stream open")
+        .expect("no events missed")
 }
 
 /// Waits until every node sees exactly the others.
@@ -98,14 +99,14 @@ pub async fn raw_peer(
     addr: &str,
     name: &str,
 ) -> tokio_util::codec::Framed<tokio::net::TcpStream, tokio_util::codec::LengthDelimitedCodec> {
-    use cohort::core::auth::{prove, Cookie, Role, Transcript};
-    use cohort::core::proto::{Frame, Hello, PROTOCOL_VERSION};
+    use cohort_registry::core::auth::{prove, Cookie, Role, Transcript};
+    use cohort_registry::core::proto::{Frame, Hello, PROTOCOL_VERSION};
     use futures::{SinkExt, StreamExt};
     let mut f = tokio_util::codec::Framed::new(
         tokio::net::TcpStream::connect(addr).await.unwrap(),
         tokio_util::codec::LengthDelimitedCodec::new(),
     );
-    let me = cohort::NodeName::new(name).unwrap();
+    let me = cohort_registry::NodeName::new(name).unwrap();
     let nonce = [9u8; 32];
     let hello = Hello {
         version: PROTOCOL_VERSION,

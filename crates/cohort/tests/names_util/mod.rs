@@ -1,9 +1,9 @@
 //! Helpers shared by the `names_*` tests.
 #![allow(dead_code)]
 
-use cohort::core::names::{Mode, NamesConfig, TableConfig};
-use cohort::transport::mem::MemNetwork;
-use cohort::{Node, Pid};
+use cohort_registry::core::names::{Mode, NamesConfig, TableConfig};
+use cohort_registry::transport::mem::MemNetwork;
+use cohort_registry::{Node, Pid};
 
 use crate::common::*;
 
