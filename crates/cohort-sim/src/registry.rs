@@ -96,22 +96,18 @@ pub fn groups_configs(n: usize, groups: bool, mismatch: Mismatch) -> Vec<GlobalG
 pub fn split_groups(n: usize, k: usize) -> Vec<GlobalGroupsConfig> {
     let name = |i: usize| NodeName::new(&format!("n{i}@sim")).expect("valid node name");
     let k = k.clamp(1, n.max(1));
-    let config = GlobalGroupsConfig {
-        groups: (0..k)
-            .map(|j| {
-                let publish = if j % 2 == 0 {
-                    Publish::Normal
-                } else {
-                    Publish::Hidden
-                };
-                GlobalGroupDef::new(
-                    format!("g{j}"),
-                    publish,
-                    (j * n / k..(j + 1) * n / k).map(name),
-                )
-            })
-            .collect(),
-    };
+    let config = GlobalGroupsConfig::new((0..k).map(|j| {
+        let publish = if j % 2 == 0 {
+            Publish::Normal
+        } else {
+            Publish::Hidden
+        };
+        GlobalGroupDef::new(
+            format!("g{j}"),
+            publish,
+            (j * n / k..(j + 1) * n / k).map(name),
+        )
+    }));
     vec![config; n]
 }
 
