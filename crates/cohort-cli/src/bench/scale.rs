@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
 
 use super::cluster::{ms_between, now_ns, Cluster, NodeProc, TableMode, WaitFor, Waited};
-use super::scenarios::Sample;
+use super::scenarios::{no_errors, u64_of, Sample};
 
 /// How long any convergence may take before the run fails.
 const CONVERGE: Duration = Duration::from_secs(600);
@@ -53,19 +53,6 @@ fn cpu_secs(nd: &NodeProc) -> Result<f64> {
 
 fn latest(w: &[Waited], f: impl Fn(&Waited) -> Option<u64>) -> u64 {
     w.iter().filter_map(f).max().unwrap_or(0)
-}
-
-fn u64_of(v: &Value, key: &str) -> Result<u64> {
-    v[key]
-        .as_u64()
-        .with_context(|| format!("answer without {key}: {v}"))
-}
-
-fn no_errors(v: &Value, what: &str) -> Result<()> {
-    match v["errors"].as_u64() {
-        Some(0) | None => Ok(()),
-        Some(n) => bail!("{what}: {n} operations failed"),
-    }
 }
 
 /// Waits on every node of `c` for `what`.

@@ -48,14 +48,14 @@ impl Out {
     }
 }
 
-fn u64_of(v: &Value, key: &str) -> Result<u64> {
+pub(super) fn u64_of(v: &Value, key: &str) -> Result<u64> {
     v[key]
         .as_u64()
         .with_context(|| format!("answer without {key}: {v}"))
 }
 
 /// Checks a workload answer had no failed operations.
-fn no_errors(v: &Value, what: &str) -> Result<()> {
+pub(super) fn no_errors(v: &Value, what: &str) -> Result<()> {
     match v["errors"].as_u64() {
         Some(0) | None => Ok(()),
         Some(n) => bail!("{what}: {n} operations failed"),
