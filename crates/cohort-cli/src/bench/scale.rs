@@ -8,10 +8,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::cluster::{ms_between, now_ns, Cluster, NodeProc, TableMode, WaitFor, Waited};
-use super::scenarios::{no_errors, u64_of, Sample};
+use super::scenarios::{no_errors, u64_of, Out, Sample};
 
 /// How long any convergence may take before the run fails.
 const CONVERGE: Duration = Duration::from_secs(600);
@@ -66,16 +66,9 @@ pub fn scale(nodes: usize) -> Result<Vec<Sample>> {
     if !(2..=MAX_NODES).contains(&nodes) {
         bail!("scale needs --nodes between 2 and {MAX_NODES}");
     }
-    let mut samples = Vec::new();
-    let fields: Map<String, Value> = [("nodes".to_string(), json!(nodes))].into_iter().collect();
-    let mut push = |metric: &'static str, unit: &'static str, value: f64| {
-        samples.push(Sample {
-            metric,
-            unit,
-            value,
-            fields: fields.clone(),
-        })
-    };
+    let mut out = Out::new(json!({ "nodes": nodes }));
+    let mut push =
+        |metric: &'static str, unit: &'static str, value: f64| out.push(metric, unit, value);
     let c = Cluster::start(nodes, TableMode::Locked, false)?;
     let peers = nodes as u64 - 1;
 
@@ -188,5 +181,5 @@ pub fn scale(nodes: usize) -> Result<Vec<Sample>> {
         Duration::from_secs(5),
     );
     still.context("a session was down after the idle window")?;
-    Ok(samples)
+    Ok(out.samples)
 }

@@ -25,20 +25,20 @@ pub struct Sample {
 }
 
 /// Collects samples sharing the same extra fields.
-struct Out {
+pub(super) struct Out {
     fields: Map<String, Value>,
-    samples: Vec<Sample>,
+    pub(super) samples: Vec<Sample>,
 }
 
 impl Out {
-    fn new(fields: Value) -> Out {
+    pub(super) fn new(fields: Value) -> Out {
         Out {
             fields: fields.as_object().cloned().unwrap_or_default(),
             samples: Vec::new(),
         }
     }
 
-    fn push(&mut self, metric: &'static str, unit: &'static str, value: f64) {
+    pub(super) fn push(&mut self, metric: &'static str, unit: &'static str, value: f64) {
         self.samples.push(Sample {
             metric,
             unit,
