@@ -754,10 +754,7 @@ async fn attach(
     client: Option<Extension<Client>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let client = client.map(|Extension(c)| c).unwrap_or(Client {
-        conn: 0,
-        peer: "unknown".into(),
-    });
+    let client = Client::of(client);
     ws.on_upgrade(move |socket| attached(a, socket, client))
 }
 

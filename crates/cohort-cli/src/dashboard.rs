@@ -481,10 +481,7 @@ pub async fn socket(
     client: Option<Extension<Client>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let client = client.map(|Extension(c)| c).unwrap_or(Client {
-        conn: 0,
-        peer: "unknown".into(),
-    });
+    let client = Client::of(client);
     ws.on_upgrade(move |s| dashboard(a, s, client))
 }
 

@@ -38,6 +38,16 @@ pub struct Client {
     pub peer: String,
 }
 
+impl Client {
+    /// The request's client from its extensions, or an unknown one (conn 0).
+    pub fn of(ext: Option<axum::Extension<Client>>) -> Client {
+        ext.map(|axum::Extension(c)| c).unwrap_or(Client {
+            conn: 0,
+            peer: "unknown".into(),
+        })
+    }
+}
+
 impl fmt::Display for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "conn#{} from {}", self.conn, self.peer)
