@@ -94,7 +94,7 @@
     hello: null, state: null, events: [], tab: "cluster",
     scope: null, groupQ: "", groupSort: "name", groupDesc: false, groupOff: 0,
     member: null, memberQ: "", memberOff: 0,
-    table: null, nameQ: "", nameOff: 0, prevSplit: [],
+    table: null, nameQ: "", nameOff: 0, prevSplit: [], links: new Set(),
   };
 
   function connect() {
@@ -239,8 +239,10 @@
       c[3].textContent = n.address || "—";
       c[4].textContent = n.group || "—";
       c[5].textContent = n.hidden ? "yes" : "no";
-      c[6].textContent = n.self ? bytes(n.bytes_in) + " / " + bytes(n.bytes_out) : "—";
-      c[7].textContent = n.self ? String(n.sync_lag) : "—";
+      const has = n.bytes_in !== undefined;
+      c[6].textContent = has ? bytes(n.bytes_in) + " / " + bytes(n.bytes_out)
+        + " · " + n.frames_in + " / " + n.frames_out + " frames" : "—";
+      c[7].textContent = n.sync_lag !== undefined ? String(n.sync_lag) : "—";
       c[8].textContent = n.self ? "—" : ago(n.since);
       c[8].title = n.since ? new Date(n.since).toLocaleString() : "";
       c[9].hidden = ro;
@@ -278,7 +280,7 @@
     // Past a dozen nodes in a region, names are in the tooltips only.
     const labelled = new Set();
     const svg = s("svg", { viewBox: "0 0 " + W + " " + H, role: "img",
-      "aria-label": "Cluster picture: this node's sessions" });
+      "aria-label": "Cluster picture: every node's sessions" });
     const regions = [];
     keys.forEach((g, gi) => {
       const members = v.nodes.filter((n) => (n.group || "") === g).sort((x, y) => x.name.localeCompare(y.name));
@@ -309,6 +311,23 @@
       svg.append(s("line", { class: "edge " + cls, "data-peer": n.name, "data-state": n.state, x1: sx, y1: sy, x2: x, y2: y },
         s("title", { text: me.name + " — " + n.name + ": " + n.state })));
     }
+    // The sessions between two other nodes, as each of them publishes its
+    // own: a pair once seen up and now not turns red and dashed.
+    const views = v.views || {};
+    const others = nodes.filter((n) => !n.self).map((n) => n.name);
+    const cut = [];
+    others.forEach((x, i) => others.slice(i + 1).forEach((y) => {
+      const vx = views[x], vy = views[y];
+      if (!vx && !vy) return;
+      const key = x + "|" + y;
+      const up = (!vx || vx.includes(y)) && (!vy || vy.includes(x));
+      if (up) st.links.add(key);
+      else if (!st.links.has(key)) return;
+      else cut.push(x + " — " + y);
+      const [x1, y1] = pos.get(x), [x2, y2] = pos.get(y);
+      svg.append(s("line", { class: "link " + (up ? "up" : "down"), "data-a": x, "data-b": y, "data-state": up ? "up" : "down", x1, y1, x2, y2 },
+        s("title", { text: x + " — " + y + ": " + (up ? "up" : "no session") })));
+    }));
     for (const n of nodes) {
       const [x, y] = pos.get(n.name);
       svg.append(s("circle", { class: "node-dot " + (n.self ? "self" : n.state), "data-node": n.name, cx: x, cy: y, r: n.self ? 11 : 9 },
@@ -319,8 +338,10 @@
     $("cluster").replaceChildren(svg);
     const split = nodes.filter((n) => !n.self && n.state !== "up").map((n) => n.name + " (" + n.state.replace("_", " ") + ")");
     const b = $("split-banner");
-    if (split.length) {
-      b.textContent = "Split: no session with " + split.join(", ");
+    if (split.length || cut.length) {
+      b.textContent = "Split: " + [
+        split.length ? "no session with " + split.join(", ") : "",
+        cut.length ? "no session between " + cut.join(", ") : ""].filter((x) => x).join("; ");
       b.className = "banner";
       b.hidden = false;
     } else if (st.prevSplit.length) {
@@ -328,7 +349,7 @@
       b.className = "banner healed";
       b.hidden = false;
     }
-    st.prevSplit = split;
+    st.prevSplit = split.concat(cut);
   }
 
   // ---- process groups ------------------------------------------------------

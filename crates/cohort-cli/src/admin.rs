@@ -193,10 +193,15 @@ impl Admin {
     /// from every connected peer of the scope, or after `sync_wait`.
     async fn scope(&self, name: &str) -> Result<Scope, ApiError> {
         check_name("scope", name).map_err(bad)?;
+        if crate::sessions::is_internal(name) {
+            return Err(bad(format!(
+                "scope {name:?} is the node's own (its session list for the dashboard)"
+            )));
+        }
         let now = Instant::now();
         let (scope, wait_until) = {
             let mut started = lock(&self.scopes.started);
-            let running = self.node.scopes();
+            let running = crate::sessions::user_scopes(&self.node);
             if running.iter().any(|s| s.as_ref() == name) {
                 let wait = started.get_mut(name).map(|s| {
                     s.used = now;
@@ -468,9 +473,7 @@ async fn groups(State(a): State<Admin>, Path(scope): Path<String>) -> ApiResult 
 
 async fn scopes(State(a): State<Admin>) -> ApiResult {
     let started = lock(&a.scopes.started);
-    let list: Vec<Value> = a
-        .node
-        .scopes()
+    let list: Vec<Value> = crate::sessions::user_scopes(&a.node)
         .iter()
         .map(|s| {
             let scope = a.node.scope(s);
@@ -632,7 +635,7 @@ async fn metrics(State(a): State<Admin>) -> impl IntoResponse {
     );
     let mut groups = Vec::new();
     let mut members = Vec::new();
-    for s in n.scopes() {
+    for s in crate::sessions::user_scopes(n) {
         let scope = n.scope(&s);
         let gs = scope.which_groups();
         let m: usize = gs.iter().map(|g| scope.members(g).len()).sum();
@@ -675,6 +678,41 @@ async fn metrics(State(a): State<Admin>) -> impl IntoResponse {
         "Process-group stream positions this node is behind its peers' advertised heads.",
         "gauge",
         vec![(String::new(), st.pg_lag)],
+    );
+    let peers = n.peers();
+    let per = |f: &dyn Fn(&cohort::PeerStats) -> (u64, u64)| -> Vec<(String, u64)> {
+        peers
+            .iter()
+            .flat_map(|p| {
+                let (i, o) = f(p);
+                let peer = p.node.as_str();
+                [
+                    (format!("{{peer={peer:?},dir=\"in\"}}"), i),
+                    (format!("{{peer={peer:?},dir=\"out\"}}"), o),
+                ]
+            })
+            .collect()
+    };
+    metric(
+        "cohort_peer_frames_total",
+        "Frames exchanged with each up peer over its current session (from 0 when a session starts).",
+        "counter",
+        per(&|p| (p.frames_in, p.frames_out)),
+    );
+    metric(
+        "cohort_peer_bytes_total",
+        "Frame bytes exchanged with each up peer over its current session (from 0 when a session starts).",
+        "counter",
+        per(&|p| (p.bytes_in, p.bytes_out)),
+    );
+    metric(
+        "cohort_peer_sync_lag",
+        "Process-group stream positions this node is behind each up peer's advertised heads.",
+        "gauge",
+        peers
+            .iter()
+            .map(|p| (format!("{{peer={:?}}}", p.node.as_str()), p.sync_lag))
+            .collect(),
     );
     metric(
         "cohort_handshakes_total",

@@ -152,6 +152,10 @@ pub struct Hub {
     changed: Notify,
     /// Sync errors last seen, to report new ones once.
     sync_errors: Mutex<BTreeSet<String>>,
+    /// Each name table's names in order (name → its lowercase form, what a
+    /// search matches), kept from the table's events: a page of 100k names
+    /// is a walk of the index, not a sort of every name per request.
+    names: Mutex<HashMap<String, BTreeMap<String, String>>>,
 }
 
 impl Hub {
@@ -162,7 +166,58 @@ impl Hub {
             seen: Mutex::new(BTreeMap::new()),
             changed: Notify::new(),
             sync_errors: Mutex::new(BTreeSet::new()),
+            names: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Replaces the index of `table` with `names`.
+    fn reindex(&self, table: &str, names: &[String]) {
+        let index = names
+            .iter()
+            .map(|n| (n.clone(), n.to_lowercase()))
+            .collect();
+        lock(&self.names).insert(table.to_string(), index);
+    }
+
+    /// Adds `name` to the index of `table`, or removes it.
+    fn index_name(&self, table: &str, name: &str, registered: bool) {
+        let mut all = lock(&self.names);
+        let index = all.entry(table.to_string()).or_default();
+        if registered {
+            index.insert(name.to_string(), name.to_lowercase());
+        } else {
+            index.remove(name);
+        }
+    }
+
+    /// The names of `table` containing `q` (lowercase; all when empty), in
+    /// order: how many, and `limit` of them from `offset`.
+    fn names_page(
+        &self,
+        table: &str,
+        q: &str,
+        offset: usize,
+        limit: usize,
+    ) -> (usize, Vec<String>) {
+        let all = lock(&self.names);
+        let Some(index) = all.get(table) else {
+            return (0, Vec::new());
+        };
+        if q.is_empty() {
+            let page = index.keys().skip(offset).take(limit).cloned().collect();
+            return (index.len(), page);
+        }
+        let mut total = 0;
+        let mut page = Vec::new();
+        for (name, lower) in index {
+            if lower.contains(q) {
+                if total >= offset && page.len() < limit {
+                    page.push(name.clone());
+                }
+                total += 1;
+            }
+        }
+        (total, page)
     }
 
     /// Records and broadcasts one timeline event.
@@ -239,6 +294,9 @@ pub fn start_hub(a: &Admin) -> Arc<Hub> {
             continue;
         };
         let mut rx = table.subscribe();
+        // Subscribed first: an event the snapshot already holds replays
+        // harmlessly (the last event of a name decides).
+        hub.reindex(&t.0, &table.registered_names());
         let h = hub.clone();
         let tname = t.0.clone();
         tokio::spawn(async move {
@@ -251,8 +309,12 @@ pub fn start_hub(a: &Admin) -> Arc<Hub> {
                 let ev = tokio::select! {
                     ev = rx.recv() => match ev {
                         Some(Ok(ev)) => ev,
-                        // Lagged: the dashboard shows what follows.
-                        Some(Err(_)) => continue,
+                        // Lagged: the dashboard shows what follows; the
+                        // index is read afresh.
+                        Some(Err(_)) => {
+                            h.reindex(&tname, &table.registered_names());
+                            continue;
+                        }
                         None => break,
                     },
                     _ = tick.tick() => {
@@ -264,6 +326,11 @@ pub fn start_hub(a: &Admin) -> Arc<Hub> {
                         continue;
                     }
                 };
+                match &ev {
+                    NameEvent::Registered { name, .. } => h.index_name(&tname, name, true),
+                    NameEvent::Unregistered { name, .. } => h.index_name(&tname, name, false),
+                    _ => {}
+                }
                 if !matches!(ev, NameEvent::ConflictResolved { .. }) {
                     if shown >= NAME_EVENTS_PER_SECOND {
                         match ev {
@@ -319,7 +386,7 @@ pub fn start_hub(a: &Admin) -> Arc<Hub> {
                                            "joins": joins, "leaves": leaves, "per": "1s"}));
                         }
                     }
-                    let running: Vec<String> = n.scopes().iter().map(|s| s.to_string()).collect();
+                    let running: Vec<String> = crate::sessions::user_scopes(&n).iter().map(|s| s.to_string()).collect();
                     watched.retain(|s, t| {
                         let keep = running.contains(s) && !t.is_finished();
                         if !keep { t.abort(); }
@@ -424,8 +491,14 @@ fn state(a: &Admin, hub: &Hub) -> Value {
     let mut rows = vec![json!({
         "name": me, "self": true, "creation": node.creation(), "address": node.local_addr(),
         "state": "self", "group": group_of.get(&me), "hidden": false,
-        "bytes_in": st.bytes_in, "bytes_out": st.bytes_out, "sync_lag": st.pg_lag,
+        "bytes_in": st.bytes_in, "bytes_out": st.bytes_out, "frames_in": st.frames_in,
+        "frames_out": st.frames_out, "sync_lag": st.pg_lag,
     })];
+    let peers: BTreeMap<String, cohort::PeerStats> = node
+        .peers()
+        .into_iter()
+        .map(|p| (p.node.to_string(), p))
+        .collect();
     for n in all {
         let state = if blocked.contains(&n) {
             "blocked"
@@ -439,15 +512,31 @@ fn state(a: &Admin, hub: &Hub) -> Value {
             "down"
         };
         let (creation, since) = seen.get(&n).copied().unwrap_or((0, 0));
-        rows.push(json!({
+        let mut row = json!({
             "name": n, "self": false,
             "creation": (creation != 0).then_some(creation),
             "state": state, "group": group_of.get(&n), "hidden": hidden.contains(&n),
             "since": (since != 0).then_some(since),
-        }));
+        });
+        // An up session: where the peer is, its traffic and lag, and since
+        // when the session is up.
+        if let Some(p) = peers.get(&n) {
+            let opened = p
+                .since
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            row["creation"] = json!(p.creation);
+            row["address"] = json!(p.addr);
+            row["since"] = json!(opened);
+            row["bytes_in"] = json!(p.bytes_in);
+            row["bytes_out"] = json!(p.bytes_out);
+            row["frames_in"] = json!(p.frames_in);
+            row["frames_out"] = json!(p.frames_out);
+            row["sync_lag"] = json!(p.sync_lag);
+        }
+        rows.push(row);
     }
-    let scopes: Vec<Value> = node
-        .scopes()
+    let scopes: Vec<Value> = crate::sessions::user_scopes(node)
         .iter()
         .map(|s| {
             let scope = node.scope(s);
@@ -472,6 +561,8 @@ fn state(a: &Admin, hub: &Hub) -> Value {
         "scopes": scopes,
         "tables": tables,
         "unreached": unreached,
+        // Each node's sessions as it publishes them (see crate::sessions).
+        "views": crate::sessions::views(node),
     })
 }
 
@@ -618,7 +709,10 @@ async fn run(
     match op {
         "groups" => {
             let scope_name = arg(v, "scope")?;
-            if !node.scopes().iter().any(|s| s.as_ref() == scope_name) {
+            if !crate::sessions::user_scopes(node)
+                .iter()
+                .any(|s| s.as_ref() == scope_name)
+            {
                 return Err(format!("scope {scope_name:?} does not run on this node"));
             }
             let scope = node.scope(&scope_name);
@@ -658,7 +752,10 @@ async fn run(
         "members" => {
             let scope_name = arg(v, "scope")?;
             let group = arg(v, "group")?;
-            if !node.scopes().iter().any(|s| s.as_ref() == scope_name) {
+            if !crate::sessions::user_scopes(node)
+                .iter()
+                .any(|s| s.as_ref() == scope_name)
+            {
                 return Err(format!("scope {scope_name:?} does not run on this node"));
             }
             let (q, offset, limit) = page(v);
@@ -689,18 +786,11 @@ async fn run(
                 .names_table(&t)
                 .ok_or_else(|| format!("no name table {t:?} on this node"))?;
             let (q, offset, limit) = page(v);
-            let mut names: Vec<String> = table
-                .registered_names()
-                .into_iter()
-                .filter(|n| q.is_empty() || n.to_lowercase().contains(&q))
-                .collect();
-            names.sort();
-            let total = names.len();
+            let hub = a.hub.get_or_init(|| start_hub(a));
+            let (total, names) = hub.names_page(&t, &q, offset, limit);
             let mode = a.tables.iter().find(|x| x.0 == t).map(|x| x.1.clone());
             let rows: Vec<Value> = names
                 .into_iter()
-                .skip(offset)
-                .take(limit)
                 .filter_map(|n| {
                     let (pid, meta) = table.whereis_meta(&n)?;
                     Some(

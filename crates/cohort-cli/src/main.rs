@@ -11,6 +11,7 @@ mod demo;
 mod listen;
 mod node;
 mod out;
+mod sessions;
 mod token;
 
 use std::path::PathBuf;

@@ -60,6 +60,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<Node> {
     for s in &cfg.scopes {
         node.scope(s);
     }
+    crate::sessions::publish(&node);
     for s in &cfg.discovery {
         node.discover(s.clone())?;
     }

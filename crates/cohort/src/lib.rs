@@ -153,7 +153,7 @@ pub use crate::core::proto::RefuseReason;
 pub use crate::core::{ConnectError, DownReason};
 pub use crate::error::{CodecError, ConfigError, StartError};
 pub use crate::runtime::{
-    EventStream, GroupNodeEvent, Lagged, NameTable, Node, NodeBuilder, NodeEvent, PgMonitor,
-    Process, Scope, ScopeSnapshot, Stats, ToAddr, Where, EVENT_BUFFER,
+    EventStream, GroupNodeEvent, Lagged, NameTable, Node, NodeBuilder, NodeEvent, PeerStats,
+    PgMonitor, Process, Scope, ScopeSnapshot, Stats, ToAddr, Where, EVENT_BUFFER,
 };
 pub use crate::transport::tls::{TlsError, TlsFiles};

@@ -195,6 +195,12 @@ impl Pg {
         self.scopes.values().map(Scope::lag).sum()
     }
 
+    /// How many changes this node is behind the heads `node` last
+    /// advertised, summed over scopes (the sync lag with one peer).
+    pub fn lag_of(&self, node: &NodeName) -> u64 {
+        self.scopes.values().map(|s| s.lag_of(node)).sum()
+    }
+
     /// The scope's own stream and head.
     pub fn head(&self, scope: &str) -> Option<(u64, u64)> {
         self.scopes.get(scope).map(Scope::head)

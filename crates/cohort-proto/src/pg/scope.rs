@@ -156,6 +156,19 @@ impl Scope {
         lag
     }
 
+    /// How many changes this scope is behind the head `node` last
+    /// advertised.
+    pub(super) fn lag_of(&self, node: &NodeName) -> u64 {
+        match self.peers.get(node) {
+            Some(p) => match (p.advertised, p.cursor) {
+                (Some((stream, seq)), Some((st, cur))) if st == stream => seq.saturating_sub(cur),
+                (Some((_, seq)), _) => seq,
+                (None, _) => 0,
+            },
+            None => 0,
+        }
+    }
+
     fn next_stamp(&mut self) -> u32 {
         if self.stamp == u32::MAX {
             // Once in four billion joins: number the memberships afresh,

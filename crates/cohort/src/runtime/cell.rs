@@ -23,6 +23,8 @@ pub(super) struct ConnTasks {
     pub(super) limit: FrameLimit,
     pub(super) reader: JoinHandle<()>,
     pub(super) writer: JoinHandle<()>,
+    /// What went over the connection.
+    pub(super) traffic: Arc<super::shared::ConnTraffic>,
 }
 
 /// The core and the bookkeeping needed to carry out its effects.

@@ -22,7 +22,7 @@ use tracing::{debug, warn};
 use super::cell::{notify, stop_tasks, ConnTasks, Engine};
 use super::events::NodeEvent;
 use super::link::{Link, Outbox};
-use super::shared::Shared;
+use super::shared::{ConnTraffic, Shared};
 use crate::core::pid::{NodeName, Pid};
 use crate::core::process::Message;
 use crate::core::proto::Frame;
@@ -313,10 +313,13 @@ impl Shared {
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         let (out, queued) = Outbox::new(tx);
         let authenticated = Arc::new(AtomicBool::new(false));
+        let traffic = Arc::new(ConnTraffic::new(remote_addr.clone()));
         let counters = Arc::downgrade(self);
+        let mine = traffic.clone();
         let writer = tokio::spawn(async move {
             let count = |n: usize| {
                 queued.fetch_sub(n, Ordering::Relaxed);
+                mine.count_out(n);
                 if let Some(s) = counters.upgrade() {
                     s.traffic.frames_out.fetch_add(1, Ordering::Relaxed);
                     s.traffic.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
@@ -342,6 +345,7 @@ impl Shared {
         });
         let weak = Arc::downgrade(self);
         let auth = authenticated.clone();
+        let mine = traffic.clone();
         let reader = tokio::spawn(async move {
             let why = loop {
                 let item = stream.next().await;
@@ -352,7 +356,7 @@ impl Shared {
                         warn!(node = %shared.name, addr = %remote_addr, error = %err, "bad frame; disconnecting");
                         break format!("bad frame: {err}");
                     }
-                    Some(Ok(bytes)) => match shared.traffic.count_in(&bytes) {
+                    Some(Ok(bytes)) => match shared.traffic.count_in(&mine, &bytes) {
                         Ok(Frame::Send { to, from, payload }) if auth.load(Ordering::Acquire) => {
                             // The hot path: straight into the mailbox, where
                             // the core would deliver it.
@@ -389,6 +393,7 @@ impl Shared {
                 limit,
                 reader,
                 writer,
+                traffic,
             },
         );
     }

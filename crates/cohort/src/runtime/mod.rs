@@ -376,6 +376,36 @@ impl NodeBuilder {
     }
 }
 
+/// One up peer as this node sees it: where it is, what went over the
+/// session and how far behind it this node's process groups are
+/// ([`Node::peers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerStats {
+    /// The peer.
+    pub node: NodeName,
+    /// Its creation (which incarnation of the name is up).
+    pub creation: u32,
+    /// Where it listens (from its handshake or a peer list), or the other
+    /// end of the connection when it announced no listen address.
+    pub addr: String,
+    /// False for a hidden session (between a hidden global group and another).
+    pub visible: bool,
+    /// When the connection carrying the session was opened.
+    pub since: std::time::SystemTime,
+    /// Frames received over the session's connection (the handshake's included).
+    pub frames_in: u64,
+    /// Frames sent over it.
+    pub frames_out: u64,
+    /// Bytes received over it (frame bodies).
+    pub bytes_in: u64,
+    /// Bytes sent over it (frame bodies).
+    pub bytes_out: u64,
+    /// Process-group changes this node is behind the heads the peer last
+    /// advertised, summed over scopes.
+    pub sync_lag: u64,
+}
+
 /// Counters of a node, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -641,6 +671,38 @@ impl Node {
     pub fn kill(&self, pid: &Pid, reason: ExitReason) {
         self.shared()
             .with(|core, now, _| core.kill(pid, reason, now));
+    }
+
+    /// The up peers, in name order, with the traffic of each session and
+    /// the sync lag with each ([`Stats`] has the node's totals). One short
+    /// look under the node's lock; the counters are read without it.
+    pub fn peers(&self) -> Vec<PeerStats> {
+        // Read before the lock: no session writer is held under it.
+        let hidden = self.nodes_hidden();
+        let s = self.shared();
+        let e = s.engine.lock();
+        let cluster = e.core.cluster();
+        let pg = e.core.pg();
+        cluster
+            .nodes()
+            .filter_map(|n| {
+                let t = &e.conns.get(&cluster.peer_conn(n)?)?.traffic;
+                Some(PeerStats {
+                    node: n.clone(),
+                    creation: cluster.peer_creation(n).unwrap_or(0),
+                    addr: cluster
+                        .known_addr(n)
+                        .map_or_else(|| t.remote_addr.clone(), str::to_string),
+                    visible: !hidden.contains(n),
+                    since: t.opened,
+                    frames_in: t.frames_in.load(Ordering::Relaxed),
+                    frames_out: t.frames_out.load(Ordering::Relaxed),
+                    bytes_in: t.bytes_in.load(Ordering::Relaxed),
+                    bytes_out: t.bytes_out.load(Ordering::Relaxed),
+                    sync_lag: pg.lag_of(n),
+                })
+            })
+            .collect()
     }
 
     /// Traffic and replication counters.
