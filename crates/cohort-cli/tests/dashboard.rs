@@ -888,17 +888,15 @@ async fn figures_at_scale() {
         // waits 250 ms for more keys before it asks).
         let search = ms(
             &br,
-            &format!(
-                r##"const done = arguments[arguments.length - 1];
+            r##"const done = arguments[arguments.length - 1];
                    const t0 = performance.now();
                    const i = document.getElementById('name-search');
                    i.value = 'name-b3-1234';
                    i.dispatchEvent(new Event('input'));
-                   const ok = () => {{ const r = [...document.querySelectorAll('#names-table tbody tr')];
-                       return r.length > 0 && r.every(x => x.dataset.name.includes('name-b3-1234')); }};
-                   const o = new MutationObserver(() => {{ if (ok()) {{ o.disconnect(); done(performance.now() - t0); }} }});
-                   o.observe(document.body, {{subtree: true, childList: true}});"##
-            ),
+                   const ok = () => { const r = [...document.querySelectorAll('#names-table tbody tr')];
+                       return r.length > 0 && r.every(x => x.dataset.name.includes('name-b3-1234')); };
+                   const o = new MutationObserver(() => { if (ok()) { o.disconnect(); done(performance.now() - t0); } });
+                   o.observe(document.body, {subtree: true, childList: true});"##,
         )
         .await;
         println!(
