@@ -240,8 +240,10 @@
       c[4].textContent = n.group || "—";
       c[5].textContent = n.hidden ? "yes" : "no";
       const has = n.bytes_in !== undefined;
-      c[6].textContent = has ? bytes(n.bytes_in) + " / " + bytes(n.bytes_out)
-        + " · " + n.frames_in + " / " + n.frames_out + " frames" : "—";
+      // Bytes, and the frames below them (the table stays narrow).
+      if (has) c[6].replaceChildren(bytes(n.bytes_in) + " / " + bytes(n.bytes_out),
+        h("small", { class: "sub", text: n.frames_in + " / " + n.frames_out + " frames" }));
+      else c[6].textContent = "—";
       c[7].textContent = n.sync_lag !== undefined ? String(n.sync_lag) : "—";
       c[8].textContent = n.self ? "—" : ago(n.since);
       c[8].title = n.since ? new Date(n.since).toLocaleString() : "";

@@ -324,7 +324,7 @@ async fn the_dashboard_shows_the_cluster_live(kind: Browser) {
     .await;
     let figures = format!(
         r##"const c = document.querySelector("#nodes-table tr[data-node='b@127.0.0.1']").cells;
-           return c[3].textContent === '{}' && /^[0-9.]+ [KM]?B \/ [0-9.]+ [KM]?B · [1-9][0-9]* \/ [1-9][0-9]* frames$/.test(c[6].textContent)
+           return c[3].textContent === '{}' && /^[0-9.]+ [KMG]?i?B \/ [0-9.]+ [KMG]?i?B[1-9][0-9]* \/ [1-9][0-9]* frames$/.test(c[6].textContent)
                && /^[0-9]+$/.test(c[7].textContent) && c[8].textContent !== '—'"##,
         b.listen
     );
@@ -453,7 +453,8 @@ async fn the_dashboard_shows_the_cluster_live(kind: Browser) {
     // The README's picture: the healed cluster with its timeline.
     js(
         &br,
-        "window.scrollTo(0, 0); document.activeElement.blur(); document.getElementById('toast').hidden = true",
+        "window.scrollTo(0, 0); document.activeElement.blur(); document.getElementById('toast').hidden = true; \
+         document.querySelectorAll('.scroll').forEach(e => { e.scrollLeft = 0; })",
     )
     .await;
     shot(&br, kind, "healed").await;
@@ -487,6 +488,11 @@ async fn the_dashboard_shows_the_cluster_live(kind: Browser) {
         "the narrow layout",
         DEADLINE,
         "return document.documentElement.scrollWidth <= window.innerWidth",
+    )
+    .await;
+    js(
+        &br,
+        "document.querySelectorAll('.scroll').forEach(e => { e.scrollLeft = 0; })",
     )
     .await;
     shot(&br, kind, "phone").await;
