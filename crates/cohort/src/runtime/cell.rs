@@ -24,7 +24,7 @@ pub(super) struct ConnTasks {
     pub(super) reader: JoinHandle<()>,
     pub(super) writer: JoinHandle<()>,
     /// What went over the connection.
-    pub(super) traffic: Arc<super::shared::ConnTraffic>,
+    pub(super) traffic: Arc<super::link::ConnTraffic>,
 }
 
 /// The core and the bookkeeping needed to carry out its effects.

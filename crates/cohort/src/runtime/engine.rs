@@ -21,8 +21,8 @@ use tracing::{debug, warn};
 
 use super::cell::{notify, stop_tasks, ConnTasks, Engine};
 use super::events::NodeEvent;
-use super::link::{Link, Outbox};
-use super::shared::{ConnTraffic, Shared};
+use super::link::{ConnTraffic, Link, Outbox};
+use super::shared::Shared;
 use crate::core::pid::{NodeName, Pid};
 use crate::core::process::Message;
 use crate::core::proto::Frame;

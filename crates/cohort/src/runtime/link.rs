@@ -1,7 +1,8 @@
 //! The writer side of an up session: the queue of encoded frames to one
-//! peer, used by every send to that peer.
+//! peer, used by every send to that peer; and the traffic counters of a
+//! connection, kept by its reader and writer.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -44,5 +45,42 @@ impl Outbox {
     /// Bytes waiting to be written.
     pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// Frames and bytes exchanged over one connection, and since when it is
+/// open: counted by its reader and writer (relaxed atomics of its own, no
+/// lock), read by [`Node::peers`](super::Node::peers).
+pub(crate) struct ConnTraffic {
+    pub(crate) frames_in: AtomicU64,
+    pub(crate) frames_out: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    /// The other end's address, as the transport gave it.
+    pub(crate) remote_addr: String,
+    /// When the connection was attached.
+    pub(crate) opened: std::time::SystemTime,
+}
+
+impl ConnTraffic {
+    pub(crate) fn new(remote_addr: String) -> Self {
+        ConnTraffic {
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            remote_addr,
+            opened: std::time::SystemTime::now(),
+        }
+    }
+
+    pub(crate) fn count_in(&self, n: usize) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_out(&self, n: usize) {
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+        self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
     }
 }

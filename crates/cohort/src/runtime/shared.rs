@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::cell::EngineCell;
 use super::global_group_state::Requests;
-use super::link::Link;
+use super::link::{ConnTraffic, Link};
 use super::names_state::NamesShared;
 use super::pg_state::PgSubs;
 use crate::core::pid::{NodeName, Pid};
@@ -51,43 +51,6 @@ pub(crate) struct Traffic {
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
     pub(crate) shed: AtomicU64,
-}
-
-/// Frames and bytes exchanged over one connection, and since when it is
-/// open: counted by its reader and writer (relaxed atomics of its own, no
-/// lock), read by [`Node::peers`](super::Node::peers).
-pub(crate) struct ConnTraffic {
-    pub(crate) frames_in: AtomicU64,
-    pub(crate) frames_out: AtomicU64,
-    pub(crate) bytes_in: AtomicU64,
-    pub(crate) bytes_out: AtomicU64,
-    /// The other end's address, as the transport gave it.
-    pub(crate) remote_addr: String,
-    /// When the connection was attached.
-    pub(crate) opened: std::time::SystemTime,
-}
-
-impl ConnTraffic {
-    pub(crate) fn new(remote_addr: String) -> Self {
-        ConnTraffic {
-            frames_in: AtomicU64::new(0),
-            frames_out: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-            remote_addr,
-            opened: std::time::SystemTime::now(),
-        }
-    }
-
-    pub(crate) fn count_in(&self, n: usize) {
-        self.frames_in.fetch_add(1, Ordering::Relaxed);
-        self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_out(&self, n: usize) {
-        self.frames_out.fetch_add(1, Ordering::Relaxed);
-        self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-    }
 }
 
 impl Traffic {
