@@ -99,7 +99,11 @@ async fn a_local_holder_that_ended_reads_as_absent_at_once() {
     for table in ["locked", "eventual"] {
         let t = a.names_table(table).unwrap();
         assert_eq!(t.whereis("held"), None, "{table}: after the node stopped");
-        assert_eq!(t.whereis_meta("held"), None, "{table}: after the node stopped");
+        assert_eq!(
+            t.whereis_meta("held"),
+            None,
+            "{table}: after the node stopped"
+        );
     }
     drop(holders);
 }

@@ -201,20 +201,27 @@ impl Names {
             .iter()
             .flat_map(|claims| {
                 let only = matches!(claims, NameClaimsRef::One(_));
-                claims
-                    .recs()
-                    .filter(|r| r.node() == node)
-                    .map(move |r| match only {
-                        true => Gone::Only(r.clone()),
-                        false => Gone::Among(r.name().to_string(), r.pid()),
-                    })
+                claims.recs().filter(|r| r.node() == node).map(move |r| {
+                    if only {
+                        Gone::Only(r.clone())
+                    } else {
+                        Gone::Among(r.name().to_string(), r.pid())
+                    }
+                })
             })
             .collect();
         for g in gone {
             match g {
                 Gone::Only(rec) => {
                     self.tables[i].claims.take(rec.name());
-                    self.publish(i, rec.name(), Some(rec.clone()), None, UnregisterReason::NodeDown, ctx);
+                    self.publish(
+                        i,
+                        rec.name(),
+                        Some(rec.clone()),
+                        None,
+                        UnregisterReason::NodeDown,
+                        ctx,
+                    );
                 }
                 Gone::Among(name, pid) => {
                     self.remove_claim(i, &name, &pid, None, UnregisterReason::NodeDown, ctx);
