@@ -435,3 +435,56 @@ impl Claims {
         self.first.iter().map(|f| self.claims_of(f))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(name: &str, serial: u64) -> Arc<StoredClaim> {
+        let c = OwnClaim {
+            name: name.into(),
+            serial,
+            meta: Bytes::new(),
+            stamp: 1,
+            policy: LossPolicy::Kill,
+            supersedes: None,
+        };
+        let node = NodeName::new("a@h").expect("valid name");
+        Arc::new(StoredClaim::own(c, node, 1, true))
+    }
+
+    fn names(ix: &LocalIndex, serial: u64) -> Vec<&str> {
+        let mut v: Vec<&str> = ix.names(serial).collect();
+        v.sort();
+        v
+    }
+
+    /// A holder of several names keeps the others when one goes, whichever
+    /// was first; holders never see each other's names.
+    #[test]
+    fn local_index_keeps_each_holders_names() {
+        let mut ix = LocalIndex::default();
+        for s in 0..1000 {
+            ix.insert(s, &claim(&format!("n{s}"), s));
+        }
+        ix.insert(7, &claim("b", 7));
+        ix.insert(7, &claim("c", 7));
+        // The same name again replaces, never duplicates.
+        ix.insert(7, &claim("b", 7));
+        assert_eq!(names(&ix, 7), ["b", "c", "n7"]);
+        ix.remove(7, "n7");
+        assert_eq!(names(&ix, 7), ["b", "c"]);
+        ix.remove(7, "c");
+        assert_eq!(names(&ix, 7), ["b"]);
+        ix.remove(7, "b");
+        assert!(names(&ix, 7).is_empty());
+        // A name the holder does not hold changes nothing.
+        ix.remove(8, "n9");
+        assert_eq!(names(&ix, 8), ["n8"]);
+        assert_eq!(ix.claims().count(), 999);
+        for s in 0..1000 {
+            ix.remove(s, &format!("n{s}"));
+        }
+        assert_eq!(ix.claims().count(), 0);
+    }
+}
