@@ -21,6 +21,10 @@ pub const SCOPE: &str = "cohort.sessions";
 pub const GROUP: &str = "sessions";
 /// How often a node checks its own list when no event said it changed.
 pub const EVERY: Duration = Duration::from_secs(1);
+/// The shortest time between two publications: while a mesh forms, every
+/// session that comes up changes the list, and each publication goes to
+/// every peer; changes within this time go out together.
+pub const MIN_GAP: Duration = Duration::from_millis(200);
 /// Peers listed at most (the metadata must stay far below the limit of a
 /// membership's metadata, 64 KiB by default: 1,000 names of up to 255
 /// bytes would not).
@@ -55,23 +59,34 @@ pub fn publish(node: &Node) {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last: Option<Vec<u8>> = None;
+        let mut sent_at: Option<tokio::time::Instant> = None;
         loop {
             let list = own_list(&node);
-            if last.as_ref() != Some(&list) {
+            // A change within MIN_GAP of the last publication waits for it.
+            let wait = sent_at
+                .map(|t| t + MIN_GAP)
+                .filter(|&t| t > tokio::time::Instant::now());
+            let changed = last.as_ref() != Some(&list);
+            if changed && wait.is_none() {
                 let r = if last.is_none() {
                     scope.join_with_meta(GROUP, lister.pid(), list.clone())
                 } else {
                     scope.update_meta(GROUP, lister.pid(), Some(list.clone().into()))
                 };
                 match r {
-                    Ok(()) => last = Some(list),
+                    Ok(()) => {
+                        last = Some(list);
+                        sent_at = Some(tokio::time::Instant::now());
+                    }
                     // Tried again at the next tick.
                     Err(e) => tracing::warn!(error = %e, "could not publish this node's sessions"),
                 }
             }
+            let due = wait.filter(|_| changed);
             tokio::select! {
                 ev = events.recv() => if ev.is_none() { break },
                 _ = tick.tick() => {}
+                _ = async { tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)).await }, if due.is_some() => {}
             }
         }
         drop(lister);
