@@ -103,7 +103,11 @@ fn a_group_forms_with_checks_whose_size_does_not_grow_with_the_group() {
     // 40: a group's formation costs each node O(n) bytes, not O(n²).
     let largest = |v: &[(GlobalGroupsFrame, usize)]| v.iter().map(|(_, b)| *b).max().unwrap();
     let smallest = |v: &[(GlobalGroupsFrame, usize)]| v.iter().map(|(_, b)| *b).min().unwrap();
-    assert_eq!(largest(&small), smallest(&large), "check size grew with the group");
+    assert_eq!(
+        largest(&small),
+        smallest(&large),
+        "check size grew with the group"
+    );
     assert_eq!(largest(&large), smallest(&small));
     assert!(largest(&large) < 64, "a check is {} bytes", largest(&large));
 }
@@ -126,7 +130,11 @@ fn differing_definitions_cross_once_each_way() {
             _ => None,
         })
         .collect();
-    assert_eq!(frames.len(), 4, "a check and a definition each way: {frames:?}");
+    assert_eq!(
+        frames.len(),
+        4,
+        "a check and a definition each way: {frames:?}"
+    );
     assert_eq!(defs.len(), 2, "{frames:?}");
     assert!(defs.contains(&(0, &ab.groups[0])), "{defs:?}");
     assert!(defs.contains(&(1, &abx.groups[0])), "{defs:?}");
