@@ -53,18 +53,30 @@ fn cpu_secs(nd: &NodeProc) -> Result<f64> {
     Ok(tick(11)? + tick(12)?)
 }
 
+/// Counters of a node's metrics, by their full key (name and labels).
+fn counters(nd: &NodeProc, keys: &[&str]) -> Result<Vec<u64>> {
+    let text = nd.get_text("/metrics")?;
+    keys.iter()
+        .map(|key| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| anyhow!("{}: no {key} in its metrics", nd.name))
+        })
+        .collect()
+}
+
 /// A node's session counters: sessions that came up and went down since
 /// it started (`cohort_sessions_total` of its metrics).
 fn sessions(nd: &NodeProc) -> Result<(u64, u64)> {
-    let text = nd.get_text("/metrics")?;
-    let value = |event: &str| -> Result<u64> {
-        let key = format!("cohort_sessions_total{{event=\"{event}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&key))
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| anyhow!("{}: no {key}in its metrics", nd.name))
-    };
-    Ok((value("up")?, value("down")?))
+    let v = counters(
+        nd,
+        &[
+            "cohort_sessions_total{event=\"up\"}",
+            "cohort_sessions_total{event=\"down\"}",
+        ],
+    )?;
+    Ok((v[0], v[1]))
 }
 
 fn latest(w: &[Waited], f: impl Fn(&Waited) -> Option<u64>) -> u64 {
@@ -109,11 +121,18 @@ pub fn scale(nodes: usize, idle: Duration) -> Result<Vec<Sample>> {
         Ok(())
     })?;
     let waited = w.join()?;
+    // Inbound handshakes refused because `max_handshakes` were under way
+    // (the dialer retries later): what all nodes dialing at once costs.
+    let mut busy = 0;
+    for nd in &c.nodes {
+        busy += counters(nd, &["cohort_handshakes_total{outcome=\"refused_busy\"}"])?[0];
+    }
     push(
         "mesh_formed_ms",
         "ms",
         ms_between(t0, latest(&waited, |w| w.nodes_at)),
     );
+    push("handshakes_refused_busy", "handshakes", busy as f64);
 
     // One name, registered on the first node (locked table: every node
     // takes part in the registration).
