@@ -737,6 +737,15 @@ async fn metrics(State(a): State<Admin>) -> impl IntoResponse {
         vec![(String::new(), st.sessions_replaced)],
     );
     metric(
+        "cohort_sessions_total",
+        "Sessions with other nodes that came up and that went down (node-down events) since the node started.",
+        "counter",
+        vec![
+            ("{event=\"up\"}".into(), st.sessions_up),
+            ("{event=\"down\"}".into(), st.sessions_down),
+        ],
+    );
+    metric(
         "cohort_attached_processes",
         "Processes attached over the WebSocket API.",
         "gauge",

@@ -153,6 +153,12 @@ fn a_restart_replaces_the_old_incarnation() {
         strings(&ctl_json(&b3, &["nodes"]), "nodes") == vec![a.name.clone()]
     });
     assert!(metric(&a, "cohort_sessions_replaced_total") >= 1);
+    // Three incarnations of b came up on a, and every session but the
+    // last went down again.
+    let up = metric(&a, "cohort_sessions_total{event=\"up\"}");
+    let down = metric(&a, "cohort_sessions_total{event=\"down\"}");
+    assert!(up >= 3, "{up} sessions up");
+    assert_eq!(up - down, 1, "{up} up, {down} down, one session left");
     assert_eq!(
         strings(&ctl_json(&a, &["nodes"]), "nodes"),
         vec![b3.name.clone()]

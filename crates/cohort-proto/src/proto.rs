@@ -22,8 +22,10 @@ use super::pid::{ExitReason, NodeName, Pid};
 /// names snapshot, so every node that held a losing claim reports the clash;
 /// mesh gossip by introduction and digest, [`Frame::Introduce`],
 /// [`Frame::Welcome`], [`Frame::Digest`]; `Ping`/`Pong` liveness probes,
-/// refusals `Alive` and `Busy`).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// refusals `Alive` and `Busy`; 5: a global-group check carries the
+/// digest of the sender's definition, and the definition itself crosses
+/// only when the digests differ, [`GlobalGroupsFrame::Definition`]).
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Default largest frame accepted from a peer, in bytes (16 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;

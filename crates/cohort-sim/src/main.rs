@@ -383,6 +383,12 @@ fn run_measure_groups(args: &Args) {
                 kb(m.join),
                 started.elapsed().as_secs_f64()
             );
+            let kinds: Vec<String> = m
+                .form_by_kind
+                .iter()
+                .map(|(k, t)| format!("{k} {} / {:.1} KB", t.frames, t.bytes as f64 / 1024.0))
+                .collect();
+            println!("        formation per node by kind: {}", kinds.join(", "));
         }
     }
 }

@@ -333,6 +333,8 @@ pub struct GroupsMeasurement {
     pub form: Option<Duration>,
     /// Traffic per node while the groups formed.
     pub form_traffic: Traffic,
+    /// Traffic per node while the groups formed, by frame kind.
+    pub form_by_kind: BTreeMap<&'static str, Traffic>,
     /// Traffic per node per second once formed.
     pub idle_traffic: Traffic,
     /// Sessions between nodes of different groups once formed.
@@ -383,6 +385,7 @@ pub fn measure_groups(nodes: usize, groups: usize, seed: u64) -> GroupsMeasureme
 
     let t0 = sim.now();
     let c0 = totals(&sim);
+    let k0 = sim.traffic().clone();
     let mut form = None;
     while sim.now() < t0 + PATIENCE {
         if groups_meshed(&sim, &members) {
@@ -393,6 +396,21 @@ pub fn measure_groups(nodes: usize, groups: usize, seed: u64) -> GroupsMeasureme
         sim.run_until(next);
     }
     let c1 = totals(&sim);
+    let form_by_kind = sim
+        .traffic()
+        .iter()
+        .map(|(&k, t)| {
+            let before = k0.get(k).copied().unwrap_or_default();
+            (
+                k,
+                Traffic {
+                    frames: (t.frames - before.frames) / nodes as u64,
+                    bytes: (t.bytes - before.bytes) / nodes as u64,
+                },
+            )
+        })
+        .filter(|(_, t)| t.frames > 0)
+        .collect();
     let formed = sim.now();
     let settle = formed + Duration::from_secs(5);
     sim.run_until(settle);
@@ -453,6 +471,7 @@ pub fn measure_groups(nodes: usize, groups: usize, seed: u64) -> GroupsMeasureme
         group_size,
         form,
         form_traffic: per_node(c1, c0, nodes, 1.0),
+        form_by_kind,
         idle_traffic,
         cross_sessions,
         register,

@@ -644,3 +644,25 @@ async fn a_node_listing_nodes_that_do_not_count_it_over_tcp() {
     assert_eq!(e.own_nodes(), vec![n("e@127.0.0.1")]);
     assert_eq!(a.global_group_info().synced_nodes, vec![n("b@127.0.0.1")]);
 }
+
+/// Two nodes that count each other but hold different definitions compare
+/// digests, then send each other their definitions: each logs one
+/// warning naming both definitions' nodes, and lists the other under
+/// `sync_error`.
+#[test]
+fn differing_definitions_are_named_in_one_warning_on_each_side() {
+    let ab = config(&[("g1", Publish::Normal, &["a@h", "b@h"])]);
+    let abx = config(&[("g1", Publish::Normal, &["a@h", "b@h", "x@h"])]);
+    let mut net = core_net(&["a@h", "b@h"], &[&ab, &abx]);
+    let ((), logs) = with_logs(|| net.connect(1, 0));
+    assert_eq!(core_info(&net, 0).sync_error, vec![n("b@h")]);
+    assert_eq!(core_info(&net, 1).sync_error, vec![n("a@h")]);
+    let warns: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("differs from ours"))
+        .collect();
+    assert_eq!(warns.len(), 2, "{logs}");
+    for w in &warns {
+        assert!(w.contains("x@h"), "the warning names both node lists: {w}");
+    }
+}

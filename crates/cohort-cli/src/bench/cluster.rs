@@ -83,6 +83,24 @@ impl NodeProc {
         self.answer(path, resp)
     }
 
+    /// GETs `path` and returns the body as text; a non-2xx answer is an
+    /// error naming the node.
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        let mut resp = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("authorization", &self.auth)
+            .call()
+            .map_err(|e| anyhow!("{} {path}: {e}", self.name))?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("{} {path}: answer {status}", self.name);
+        }
+        resp.body_mut()
+            .read_to_string()
+            .with_context(|| format!("{} {path}: reading the answer", self.name))
+    }
+
     fn answer(
         &self,
         path: &str,

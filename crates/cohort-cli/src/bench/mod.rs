@@ -50,6 +50,10 @@ pub struct BenchArgs {
     /// pg_join_shared variant (default: both).
     #[arg(long, value_parser = ["single", "batch1000"])]
     pub variant: Option<String>,
+    /// scale: seconds of idling at the end, over which CPU is measured and
+    /// no session may go down (default 60; 5 with --quick).
+    #[arg(long)]
+    pub idle: Option<u64>,
     /// One JSON object per metric and line.
     #[arg(long)]
     pub json: bool,
@@ -246,13 +250,19 @@ fn jobs(scenario: &'static str, a: &BenchArgs) -> Result<Vec<Job>> {
                 None if quick => vec![3, 5],
                 None => vec![3, 5, 10, 20],
             };
+            let idle = match a.idle {
+                Some(0) => bail!("scale needs --idle of at least 1 s"),
+                Some(s) => Duration::from_secs(s),
+                None if quick => Duration::from_secs(5),
+                None => scale::IDLE,
+            };
             for n in ns {
                 if !(2..=scale::MAX_NODES).contains(&n) {
                     bail!("scale needs --nodes between 2 and {}", scale::MAX_NODES);
                 }
                 push(
                     format!("nodes={n}"),
-                    Box::new(move || scale::scale(n)),
+                    Box::new(move || scale::scale(n, idle)),
                     None,
                 );
             }

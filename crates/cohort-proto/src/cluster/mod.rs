@@ -80,7 +80,7 @@ impl Default for ClusterConfig {
     }
 }
 
-/// Counters of the handshake layer, for metrics.
+/// Counters of the handshake layer and of sessions, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HandshakeStats {
     /// Handshakes abandoned because they did not finish in time.
@@ -93,6 +93,10 @@ pub struct HandshakeStats {
     /// Sessions replaced by a newer creation after a failed liveness probe
     /// (or because the old session closed while it was probed).
     pub replaced: u64,
+    /// Sessions that came up (a node seen as up, however often).
+    pub sessions_up: u64,
+    /// Sessions that ended (each a node-down event).
+    pub sessions_down: u64,
 }
 
 /// A newcomer waiting for the liveness probe of the session it would replace.
@@ -383,7 +387,7 @@ impl Cluster {
         }
     }
 
-    /// Counters of the handshake layer.
+    /// Counters of the handshake layer and of sessions.
     pub fn handshake_stats(&self) -> HandshakeStats {
         self.stats
     }

@@ -57,6 +57,7 @@ impl Cluster {
             if self.peers.get(&node).is_some_and(|p| p.conn == conn) {
                 self.peers.remove(&node);
                 self.peers_gen += 1;
+                self.stats.sessions_down += 1;
                 info!(node = %self.me, peer = %node, %reason, "node down");
                 let reconnect = reason.reconnects();
                 fx.push(Effect::NodeDown {
@@ -177,6 +178,7 @@ impl Cluster {
                 i += 1;
             }
         }
+        self.stats.sessions_up += 1;
         up.push(Upcall::PeerUp {
             node: node.clone(),
             creation,

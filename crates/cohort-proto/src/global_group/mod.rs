@@ -9,9 +9,10 @@
 //!   group can still be reached for queries and sends; when either side is
 //!   in a `hidden` group that connection is hidden (not in `nodes()`).
 //! - A session with an own-group node becomes *synced* only once both
-//!   nodes have checked that they hold the same definition of their group;
-//!   a node whose definition differs is listed under `sync_error` and never
-//!   merged. Only synced nodes take part in names and groups, and only
+//!   nodes have checked that they hold the same definition of their group
+//!   (by its digest; the definition itself is sent only when the digests
+//!   differ, so that both nodes can say how); a node whose definition
+//!   differs is listed under `sync_error` and never merged. Only synced nodes take part in names and groups, and only
 //!   they are reported to `monitor_nodes` subscribers.
 //! - Every node of the own group other than this one is, at every moment,
 //!   in exactly one of `synced_nodes`, `sync_error` and `no_contact`: a
@@ -21,7 +22,8 @@
 //!   count in its own group (or that has no configuration) answers with
 //!   its own definition, which cannot match: OTP answers such a
 //!   `conf_check` with `config_error`, and the asker lists the node under
-//!   `sync_error`.
+//!   `sync_error`. A definition is never answered, so two nodes never
+//!   ping-pong.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,7 +34,7 @@ mod config;
 mod wire;
 
 pub use self::config::{
-    GlobalGroupDef, GlobalGroupsConfig, GlobalGroupsError, Publish, Visibility,
+    DefDigest, GlobalGroupDef, GlobalGroupsConfig, GlobalGroupsError, Publish, Visibility,
 };
 pub use self::wire::{Answer, GlobalGroupsEffect, GlobalGroupsFrame, Query};
 use crate::ctx::Ctx;
@@ -75,6 +77,8 @@ pub struct GlobalGroupsState {
     cfg: GlobalGroupsConfig,
     vis: Visibility,
     own: Option<GlobalGroupDef>,
+    /// The digest of `own`.
+    own_digest: Option<DefDigest>,
     /// Sessions up, with creations.
     sessions: BTreeMap<NodeName, u32>,
     synced: BTreeSet<NodeName>,
@@ -91,11 +95,13 @@ impl GlobalGroupsState {
     pub fn new(cfg: GlobalGroupsConfig, me: &NodeName) -> Self {
         let vis = Visibility::of(&cfg, me);
         let own = cfg.group_of(me).map(GlobalGroupDef::canonical);
+        let own_digest = own.as_ref().map(GlobalGroupDef::digest);
         GlobalGroupsState {
             me: Some(me.clone()),
             cfg,
             vis,
             own,
+            own_digest,
             ..Default::default()
         }
     }
@@ -128,19 +134,32 @@ impl GlobalGroupsState {
         }
         if self.vis.in_own(node) {
             // Not synced until its definition matched ours; the check
-            // below is always answered (by its own check, or by a
-            // mismatch when it does not count us in its group).
+            // below is always answered (by its own check, or by its
+            // definition when the digests differ or it does not count us
+            // in its group).
             self.synced.remove(node);
             self.sync_error.insert(node.clone());
-            ctx.send(
-                node,
-                Frame::GlobalGroup(GlobalGroupsFrame::Check {
-                    def: self.own.clone(),
-                    ask: false,
-                }),
-            );
+            self.send_check(node, false, ctx);
         }
         Vec::new()
+    }
+
+    fn send_check(&self, node: &NodeName, ask: bool, ctx: &mut Ctx<'_>) {
+        if let Some(digest) = self.own_digest {
+            ctx.send(
+                node,
+                Frame::GlobalGroup(GlobalGroupsFrame::Check { digest, ask }),
+            );
+        }
+    }
+
+    fn send_definition(&self, node: &NodeName, ctx: &mut Ctx<'_>) {
+        ctx.send(
+            node,
+            Frame::GlobalGroup(GlobalGroupsFrame::Definition {
+                def: self.own.clone(),
+            }),
+        );
     }
 
     /// A session ended.
@@ -200,32 +219,47 @@ impl GlobalGroupsState {
         ctx: &mut Ctx<'_>,
     ) -> Vec<Transition> {
         match frame {
-            GlobalGroupsFrame::Check { def, ask } => {
-                let mut out = Vec::new();
+            GlobalGroupsFrame::Check { digest, ask } => {
                 if !self.configured() || !self.vis.in_own(node) {
-                    self.answer_outsider(node, def.as_ref(), ctx);
-                    return out;
+                    self.answer_outsider(node, ctx);
+                    return Vec::new();
                 }
                 if ask {
-                    ctx.send(
-                        node,
-                        Frame::GlobalGroup(GlobalGroupsFrame::Check {
-                            def: self.own.clone(),
-                            ask: false,
-                        }),
-                    );
+                    self.send_check(node, false, ctx);
                 }
-                let Some(&creation) = self.sessions.get(node) else {
-                    return out;
+                if !self.sessions.contains_key(node) {
+                    return Vec::new();
+                }
+                let out = if Some(digest) == self.own_digest {
+                    self.set_synced(node, true)
+                } else {
+                    // The warning names both definitions: it is written
+                    // when the peer's definition arrives (it answers ours
+                    // the same way).
+                    debug!(
+                        peer = %node,
+                        "global group definition digest of {node} differs from ours; sending our definition"
+                    );
+                    self.send_definition(node, ctx);
+                    self.set_synced(node, false)
                 };
+                self.settle_syncs(node, ctx);
+                out
+            }
+            GlobalGroupsFrame::Definition { def } => {
+                if !self.configured() || !self.vis.in_own(node) {
+                    debug!(
+                        peer = %node,
+                        "global group definition from a node outside our own group; ignored"
+                    );
+                    return Vec::new();
+                }
+                if !self.sessions.contains_key(node) {
+                    return Vec::new();
+                }
                 let def = def.map(|d| d.canonical());
                 let same = def == self.own;
-                if same {
-                    self.sync_error.remove(node);
-                    if self.synced.insert(node.clone()) {
-                        out.push(Transition::Up(node.clone(), creation));
-                    }
-                } else {
+                if !same {
                     let ours = self.own.as_ref().map_or("-", |d| d.name.as_str());
                     let theirs = def
                         .as_ref()
@@ -238,11 +272,8 @@ impl GlobalGroupsState {
                         their_nodes = ?def.as_ref().map(|d| &d.nodes),
                         "global group definition of {node} ({theirs}) differs from ours ({ours}); node excluded (sync_error)"
                     );
-                    self.sync_error.insert(node.clone());
-                    if self.synced.remove(node) {
-                        out.push(Transition::Down(node.clone(), creation));
-                    }
                 }
+                let out = self.set_synced(node, same);
                 self.settle_syncs(node, ctx);
                 out
             }
@@ -264,35 +295,36 @@ impl GlobalGroupsState {
     }
 
     /// A check from `node`, which this node does not count in its own
-    /// group (or this node has no configuration). When the sender's
-    /// definition lists this node, the sender counts us and waits for an
-    /// answer: it gets our definition (`None` without configuration),
-    /// which cannot match its own (its group lists itself, ours does not),
-    /// so it lists us under `sync_error`, as OTP's `config_error` answer
-    /// does. A definition that does not list us is itself such an answer
-    /// (or a stray) and is not answered, so two nodes never ping-pong.
-    /// Encoded as an ordinary [`GlobalGroupsFrame::Check`]: no new wire variant.
-    fn answer_outsider(
-        &mut self,
-        node: &NodeName,
-        def: Option<&GlobalGroupDef>,
-        ctx: &mut Ctx<'_>,
-    ) {
-        let Some(me) = &self.me else { return };
-        if !def.is_some_and(|d| d.nodes.contains(me)) {
-            return;
-        }
+    /// group (or this node has no configuration). The sender counts us
+    /// (it checks only nodes of its own group) and waits for an answer: it
+    /// gets our definition (`None` without configuration), which cannot
+    /// match its own (its group lists itself, ours does not), so it lists
+    /// us under `sync_error`, as OTP's `config_error` answer does.
+    fn answer_outsider(&mut self, node: &NodeName, ctx: &mut Ctx<'_>) {
         debug!(
             peer = %node,
             "global group check from a node outside our own group; answered with our definition (mismatch)"
         );
-        ctx.send(
-            node,
-            Frame::GlobalGroup(GlobalGroupsFrame::Check {
-                def: self.own.clone(),
-                ask: false,
-            }),
-        );
+        self.send_definition(node, ctx);
+    }
+
+    /// Moves `node` (with a session) to `synced` or to `sync_error`.
+    fn set_synced(&mut self, node: &NodeName, synced: bool) -> Vec<Transition> {
+        let Some(&creation) = self.sessions.get(node) else {
+            return Vec::new();
+        };
+        if synced {
+            self.sync_error.remove(node);
+            if self.synced.insert(node.clone()) {
+                return vec![Transition::Up(node.clone(), creation)];
+            }
+        } else {
+            self.sync_error.insert(node.clone());
+            if self.synced.remove(node) {
+                return vec![Transition::Down(node.clone(), creation)];
+            }
+        }
+        Vec::new()
     }
 
     /// Asks `node` a question; answered by [`GlobalGroupsEffect::Answered`].
@@ -326,13 +358,7 @@ impl GlobalGroupsState {
             BTreeSet::new()
         };
         for n in &targets {
-            ctx.send(
-                n,
-                Frame::GlobalGroup(GlobalGroupsFrame::Check {
-                    def: self.own.clone(),
-                    ask: true,
-                }),
-            );
+            self.send_check(n, true, ctx);
         }
         if targets.is_empty() {
             ctx.push(Effect::Groups(GlobalGroupsEffect::Synced { req }));

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::config::GlobalGroupDef;
+use super::config::{DefDigest, GlobalGroupDef};
 use crate::ids::ReqId;
 use crate::pid::{NodeName, Pid};
 
@@ -40,11 +40,19 @@ pub enum Answer {
 /// Wire messages of the global-group layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GlobalGroupsFrame {
-    /// "This is my group's definition" (`None`: I have no configuration).
+    /// "This is the digest of my group's definition": sent to a node the
+    /// sender counts in its own group when their session comes up, and by
+    /// a `sync`. A node whose own definition has the same digest counts
+    /// the sender as synced; otherwise it answers with its whole
+    /// [`GlobalGroupsFrame::Definition`], so the sender can name both
+    /// definitions. The definition itself (a list of every node of the
+    /// group) crosses only when the digests differ: a group of n nodes
+    /// forms with n − 1 checks of a fixed size per node, not n − 1 lists
+    /// of n names.
     Check {
-        /// The sender's own group definition.
-        def: Option<GlobalGroupDef>,
-        /// The sender wants the receiver's definition back (a `sync`).
+        /// [`GlobalGroupDef::digest`] of the sender's own group definition.
+        digest: DefDigest,
+        /// The sender wants the receiver's check back (a `sync`).
         ask: bool,
     },
     /// A query; answered with [`GlobalGroupsFrame::Answer`].
@@ -60,6 +68,14 @@ pub enum GlobalGroupsFrame {
         id: u64,
         /// The answer.
         answer: Answer,
+    },
+    /// "This is my group's definition, and it is not yours": the answer
+    /// to a [`GlobalGroupsFrame::Check`] whose digest differs from the
+    /// receiver's, or from a node that does not count the sender in its
+    /// own group (`None`: the node has no configuration). Never answered.
+    Definition {
+        /// The sender's own group definition.
+        def: Option<GlobalGroupDef>,
     },
 }
 

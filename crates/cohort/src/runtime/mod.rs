@@ -434,6 +434,11 @@ pub struct Stats {
     pub handshakes_refused_alive: u64,
     /// Sessions replaced by a newer creation of the same node.
     pub sessions_replaced: u64,
+    /// Sessions with other nodes that came up since the node started.
+    pub sessions_up: u64,
+    /// Sessions with other nodes that went down since the node started
+    /// (each one a node-down event).
+    pub sessions_down: u64,
 }
 
 struct Inner {
@@ -728,6 +733,8 @@ impl Node {
             handshakes_refused_busy: hs.refused_busy,
             handshakes_refused_alive: hs.refused_alive,
             sessions_replaced: hs.replaced,
+            sessions_up: hs.sessions_up,
+            sessions_down: hs.sessions_down,
         }
     }
 
