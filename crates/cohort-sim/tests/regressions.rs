@@ -114,3 +114,22 @@ fn names_runs_replay_exactly() {
     let b = runner::run(cfg);
     assert_eq!(a.trace_hash, b.trace_hash, "seed 1 diverged with names on");
 }
+
+/// A locked `unregister` called on another node than the holder's reached
+/// the holder before a partition healed, but the holder applies it only
+/// once it has the name lock on every node, and one of them sat behind
+/// the partition: it applied the unregister right after the heal, so the
+/// clash the heal showed (its claim against one made in the other
+/// partition) ended with the other claim standing alone. The core was
+/// right; `names_unique` expected the clash's winner to stay, because it
+/// counted the unregister as touching the name when its request arrived,
+/// not when it was applied. Fixed in the simulator: the name is touched
+/// when the holder applies the unregister.
+#[test]
+fn a_locked_unregister_applied_after_the_heal_touches_the_name() {
+    let mut cfg = SimConfig::new(290);
+    cfg.steps = 274;
+    cfg.groups = true;
+    cfg.mismatch = cohort_sim::config::Mismatch::Extra;
+    replay(cfg);
+}

@@ -19,7 +19,10 @@
 //! winner of a clash with a claim made in another partition, and the
 //! remaining claim rightly stands alone (seed 61052: the request was held
 //! by a partition, its caller answered after the 3 s ack time-out, and it
-//! arrived after the heal).
+//! arrived after the heal). A locked unregister is applied only once the
+//! holder has the name lock on every node, so it may wait past the heal
+//! even when its request arrived before: the name is touched again when
+//! the holder applies it (seed 290 with `--groups on --mismatch extra`).
 //!
 //! [`rank::winner`]: cohort_proto::names::rank::winner
 

@@ -298,6 +298,13 @@ impl Sim {
                             )
                         {
                             let now = self.now();
+                            if reason == UnregisterReason::Unregistered {
+                                // A locked unregister is applied once the
+                                // holder has the name lock, which a
+                                // partition may hold up past the heal: the
+                                // name is touched when it is applied.
+                                self.touch(table, &name);
+                            }
                             self.ledger
                                 .reg
                                 .retracted
