@@ -1,10 +1,13 @@
 //! The scheduler: simulated time and the queue of events.
 //!
 //! Everything happens on one thread in one order decided by the seed:
-//! events sit in a `BTreeMap` keyed by `(time, sequence number)`, so events
-//! due at the same time run in the order they were scheduled.
+//! events sit in a binary heap ordered by `(time, sequence number)`, so
+//! events due at the same time run in the order they were scheduled. (A
+//! heap rather than an ordered map: a large mesh schedules one event per
+//! frame, and a heap pushes and pops them without allocating per event.)
 
-use std::collections::BTreeMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 
 use cohort_proto::time::Time;
 
@@ -46,12 +49,41 @@ pub enum Event {
     },
 }
 
+/// An event in the queue, ordered by its key `(time, sequence number)`
+/// alone (keys are unique).
+#[derive(Debug)]
+struct Due {
+    at: Time,
+    seq: u64,
+    ev: Event,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
 /// Simulated time and the events due.
 #[derive(Debug)]
 pub struct Scheduler {
     now: Time,
     seq: u64,
-    queue: BTreeMap<(Time, u64), Event>,
+    queue: BinaryHeap<Reverse<Due>>,
 }
 
 impl Scheduler {
@@ -60,7 +92,7 @@ impl Scheduler {
         Scheduler {
             now: Time::ZERO,
             seq: 0,
-            queue: BTreeMap::new(),
+            queue: BinaryHeap::new(),
         }
     }
 
@@ -73,18 +105,21 @@ impl Scheduler {
     /// already scheduled for that time.
     pub fn schedule(&mut self, at: Time, ev: Event) {
         self.seq += 1;
-        self.queue.insert((at.max(self.now), self.seq), ev);
+        self.queue.push(Reverse(Due {
+            at: at.max(self.now),
+            seq: self.seq,
+            ev,
+        }));
     }
 
     /// Takes the next event due by `until`, moving the clock to its time.
     pub fn next_due(&mut self, until: Time) -> Option<Event> {
-        let entry = self.queue.first_entry()?;
-        if entry.key().0 > until {
+        if self.queue.peek()?.0.at > until {
             return None;
         }
-        let ((at, _), ev) = entry.remove_entry();
-        self.now = at;
-        Some(ev)
+        let Reverse(due) = self.queue.pop().expect("peeked");
+        self.now = due.at;
+        Some(due.ev)
     }
 
     /// Moves the clock to `until`, unless it is past it already.
