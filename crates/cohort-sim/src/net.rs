@@ -252,3 +252,54 @@ impl Net {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(node: NodeIdx) -> Link {
+        let end = End {
+            node,
+            creation: 1,
+            conn: None,
+            open: true,
+        };
+        Link {
+            ends: [end.clone(), end],
+            pipes: Default::default(),
+            target: None,
+            dialed_at: Time::ZERO,
+            broken: false,
+        }
+    }
+
+    #[test]
+    fn links_are_found_by_id_and_walked_in_id_order() {
+        let mut links = Links::default();
+        for id in [3, 4, 7, 9] {
+            links.insert(id, link(id as NodeIdx));
+        }
+        assert_eq!(links.len(), 4);
+        assert!(links.get(&5).is_none() && links.get(&2).is_none() && links.get(&10).is_none());
+        assert_eq!(links[&7].ends[0].node, 7);
+
+        // Forgetting the oldest drops its slot; the others stay where they were.
+        assert_eq!(links.remove(&3).map(|l| l.ends[0].node), Some(3));
+        assert!(links.remove(&3).is_none());
+        links.get_mut(&9).expect("live").broken = true;
+        assert_eq!(links.remove(&7).map(|l| l.ends[0].node), Some(7));
+        links.insert(12, link(12));
+        let walked: Vec<(LinkId, NodeIdx)> =
+            links.iter().map(|(id, l)| (id, l.ends[0].node)).collect();
+        assert_eq!(walked, vec![(4, 4), (9, 9), (12, 12)]);
+        assert!(links[&9].broken);
+
+        for id in [4, 9, 12] {
+            links.remove(&id);
+        }
+        assert!(links.is_empty() && links.iter().next().is_none());
+        // An empty slab starts again at the next id.
+        links.insert(20, link(20));
+        assert_eq!(links.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![20]);
+    }
+}

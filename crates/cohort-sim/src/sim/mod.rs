@@ -63,7 +63,8 @@ struct Tally<T> {
 impl<T: Default + Copy> Tally<T> {
     /// The value kept under `name`, made on first use.
     fn entry(&mut self, name: &'static str) -> &mut T {
-        let same = |k: &&'static str| std::ptr::eq(k.as_ptr(), name.as_ptr()) && k.len() == name.len();
+        let same =
+            |k: &&'static str| std::ptr::eq(k.as_ptr(), name.as_ptr()) && k.len() == name.len();
         let at = match self.entries.iter().position(|(k, _)| same(k)) {
             Some(i) => i,
             // The same text may sit at another address (another crate's
@@ -352,5 +353,25 @@ impl Sim {
         self.run_until(until);
         self.record_clashes();
         self.count_group_states();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn tally_counts_a_name_once_wherever_its_text_lives() {
+        let mut t: Tally<u64> = Tally::default();
+        *t.entry("tick") += 1;
+        *t.entry("pg") += 2;
+        // The same text at another address is the same name.
+        let copy: &'static str = Box::leak(String::from("tick").into_boxed_str());
+        *t.entry(copy) += 3;
+        *t.entry("tick") += 1;
+        let map = t.to_map();
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["tick"], 5);
+        assert_eq!(map["pg"], 2);
     }
 }

@@ -127,3 +127,37 @@ impl Scheduler {
         self.now = self.now.max(until);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link_of(ev: Event) -> LinkId {
+        match ev {
+            Event::Syn { link } => link,
+            other => panic!("scheduled only Syn events, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn events_run_by_time_then_in_the_order_scheduled() {
+        let mut s = Scheduler::new();
+        let t = |us| Time(us);
+        for (at, link) in [(5, 1), (2, 2), (5, 3), (2, 4), (9, 5), (5, 6)] {
+            s.schedule(t(at), Event::Syn { link });
+        }
+        let mut order = Vec::new();
+        while let Some(ev) = s.next_due(t(5)) {
+            order.push((s.now().0, link_of(ev)));
+        }
+        assert_eq!(order, vec![(2, 2), (2, 4), (5, 1), (5, 3), (5, 6)]);
+        // Past `until` stays queued; a time already passed means now.
+        s.schedule(t(1), Event::Syn { link: 7 });
+        assert_eq!(s.next_due(t(8)).map(link_of), Some(7));
+        assert_eq!(s.now(), t(5));
+        assert!(s.next_due(t(8)).is_none());
+        s.advance_to(t(8));
+        assert_eq!(s.next_due(t(9)).map(link_of), Some(5));
+        assert_eq!(s.now(), t(9));
+    }
+}
