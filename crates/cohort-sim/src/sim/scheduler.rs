@@ -1,13 +1,14 @@
-//! The scheduler: simulated time and the queue of events.
-//!
 //! Everything happens on one thread in one order decided by the seed:
-//! events sit in a binary heap ordered by `(time, sequence number)`, so
-//! events due at the same time run in the order they were scheduled. (A
-//! heap rather than an ordered map: a large mesh schedules one event per
-//! frame, and a heap pushes and pops them without allocating per event.)
+//! events run by time, and events due at the same time in the order they
+//! were scheduled. The queue holds one FIFO per point of time, ordered by
+//! time: a new event goes to the back of its time's FIFO, so the order is
+//! that of `(time, sequence number)`. (Not one ordered map or heap entry
+//! per event: every node of a mesh ticks at the same instants, and each
+//! tick round puts n^2 frames in flight at once, spread over a few
+//! thousand distinct arrival times; taking them from the front of a FIFO
+//! costs far less than sifting a heap of millions.)
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, VecDeque};
 
 use cohort_proto::time::Time;
 
@@ -49,41 +50,13 @@ pub enum Event {
     },
 }
 
-/// An event in the queue, ordered by its key `(time, sequence number)`
-/// alone (keys are unique).
-#[derive(Debug)]
-struct Due {
-    at: Time,
-    seq: u64,
-    ev: Event,
-}
-
-impl PartialEq for Due {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl Eq for Due {}
-
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Due {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
 /// Simulated time and the events due.
 #[derive(Debug)]
 pub struct Scheduler {
     now: Time,
-    seq: u64,
-    queue: BinaryHeap<Reverse<Due>>,
+    queue: BTreeMap<Time, VecDeque<Event>>,
+    /// Emptied FIFOs, kept for reuse.
+    spare: Vec<VecDeque<Event>>,
 }
 
 impl Scheduler {
@@ -91,8 +64,8 @@ impl Scheduler {
     pub fn new() -> Self {
         Scheduler {
             now: Time::ZERO,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            queue: BTreeMap::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -104,22 +77,27 @@ impl Scheduler {
     /// Schedules `ev` at `at` (now, if `at` has passed), after every event
     /// already scheduled for that time.
     pub fn schedule(&mut self, at: Time, ev: Event) {
-        self.seq += 1;
-        self.queue.push(Reverse(Due {
-            at: at.max(self.now),
-            seq: self.seq,
-            ev,
-        }));
+        let at = at.max(self.now);
+        let spare = &mut self.spare;
+        self.queue
+            .entry(at)
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .push_back(ev);
     }
 
     /// Takes the next event due by `until`, moving the clock to its time.
     pub fn next_due(&mut self, until: Time) -> Option<Event> {
-        if self.queue.peek()?.0.at > until {
+        let mut entry = self.queue.first_entry()?;
+        let at = *entry.key();
+        if at > until {
             return None;
         }
-        let Reverse(due) = self.queue.pop().expect("peeked");
-        self.now = due.at;
-        Some(due.ev)
+        let ev = entry.get_mut().pop_front().expect("no empty FIFO is kept");
+        if entry.get().is_empty() {
+            self.spare.push(entry.remove());
+        }
+        self.now = at;
+        Some(ev)
     }
 
     /// Moves the clock to `until`, unless it is past it already.
