@@ -53,6 +53,61 @@ async fn names_on_four_nodes_over_tcp() {
     assert_eq!(a.whereis("foo"), None);
 }
 
+/// A local holder that ended reads as absent on its own node as soon as
+/// its end returns (`exit`, a dropped handle, `kill`), in a locked and an
+/// eventual table, and so does every local holder once the node stopped.
+/// `whereis` reads one map for this: the view must already be clean.
+#[tokio::test]
+async fn a_local_holder_that_ended_reads_as_absent_at_once() {
+    let cfg = NamesConfig::empty()
+        .table(TableConfig::new("locked").mode(Mode::Locked))
+        .table(TableConfig::new("eventual").mode(Mode::Eventual));
+    let nodes = tcp_cluster(&["a@127.0.0.1", "b@127.0.0.1"], cfg).await;
+    let a = &nodes[0];
+    let mut holders = Vec::new();
+    for table in ["locked", "eventual"] {
+        let t = a.names_table(table).unwrap();
+        for how in ["exit", "drop", "kill"] {
+            let p = a.spawn();
+            let pid = p.pid().clone();
+            let name = format!("by_{how}");
+            t.register(name.clone(), &pid).await.unwrap();
+            assert_eq!(t.whereis(&name), Some(pid.clone()), "{table} {how}");
+            let kept = match how {
+                "exit" => {
+                    p.exit(ExitReason::Other("done".into()));
+                    None
+                }
+                "drop" => {
+                    drop(p);
+                    None
+                }
+                _ => {
+                    a.kill(&pid, ExitReason::Killed("test".into()));
+                    Some(p)
+                }
+            };
+            assert_eq!(t.whereis(&name), None, "{table}: ended by {how}");
+            assert_eq!(t.whereis_meta(&name), None, "{table}: ended by {how}");
+            drop(kept);
+        }
+        let p = a.spawn();
+        t.register("held", p.pid()).await.unwrap();
+        holders.push(p);
+    }
+    a.abort().await;
+    for table in ["locked", "eventual"] {
+        let t = a.names_table(table).unwrap();
+        assert_eq!(t.whereis("held"), None, "{table}: after the node stopped");
+        assert_eq!(
+            t.whereis_meta("held"),
+            None,
+            "{table}: after the node stopped"
+        );
+    }
+    drop(holders);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_second_name_for_one_pid_is_refused_unless_allowed() {
     let net = cohort_registry::transport::mem::MemNetwork::default();

@@ -2,10 +2,12 @@
 //! runtime's read view, and the per-name index over them.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use ecow::EcoString;
+use hashbrown::hash_table::{self, HashTable};
 
 use super::wire::{Claim, LossPolicy, OwnClaim, Succession};
 use crate::hash::FixedHasher;
@@ -195,24 +197,50 @@ impl StoredClaim {
 }
 
 /// The claims of local processes, by serial: one pointer per process that
-/// holds a name, plus a list for the few that hold several.
-#[derive(Debug, Default)]
+/// holds a name (the claim knows its serial, so no key is stored beside
+/// it), plus a list for the few that hold several.
+#[derive(Default)]
 pub(super) struct LocalIndex {
     /// The first claim of each local process that holds a name.
-    first: HashMap<u64, Arc<StoredClaim>, FixedHasher>,
+    first: HashTable<Arc<StoredClaim>>,
+    /// Hashes serials for `first`.
+    hasher: FixedHasher,
     /// Its further claims (in tables that allow several names per pid).
     more: HashMap<u64, Vec<Arc<StoredClaim>>, FixedHasher>,
 }
 
+impl std::fmt::Debug for LocalIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalIndex")
+            .field("first", &self.first.len())
+            .field("more", &self.more.len())
+            .finish()
+    }
+}
+
 impl LocalIndex {
+    fn first_of(&self, serial: u64) -> Option<&Arc<StoredClaim>> {
+        self.first
+            .find(self.hasher.hash_one(serial), |r| r.serial() == serial)
+    }
+
     /// Records `rec` (replacing a claim of the same name) for `serial`.
     pub(super) fn insert(&mut self, serial: u64, rec: &Arc<StoredClaim>) {
-        match self.first.get_mut(&serial) {
-            None => {
-                self.first.insert(serial, rec.clone());
+        debug_assert_eq!(rec.serial(), serial);
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(serial);
+        match self.first.entry(
+            hash,
+            |r| r.serial() == serial,
+            |r| hasher.hash_one(r.serial()),
+        ) {
+            hash_table::Entry::Vacant(v) => {
+                v.insert(rec.clone());
             }
-            Some(f) if f.name() == rec.name() => *f = rec.clone(),
-            Some(_) => {
+            hash_table::Entry::Occupied(mut f) if f.get().name() == rec.name() => {
+                *f.get_mut() = rec.clone();
+            }
+            hash_table::Entry::Occupied(_) => {
                 let more = self.more.entry(serial).or_default();
                 match more.iter_mut().find(|r| r.name() == rec.name()) {
                     Some(r) => *r = rec.clone(),
@@ -224,15 +252,16 @@ impl LocalIndex {
 
     /// Forgets the claim of `serial` on `name`.
     pub(super) fn remove(&mut self, serial: u64, name: &str) {
-        if self.first.get(&serial).is_some_and(|f| f.name() == name) {
-            let next = self.more.get_mut(&serial).and_then(|m| m.pop());
-            match next {
-                Some(n) => {
-                    self.first.insert(serial, n);
-                }
-                None => {
-                    self.first.remove(&serial);
-                }
+        let hash = self.hasher.hash_one(serial);
+        if let Ok(f) = self
+            .first
+            .find_entry(hash, |r| r.serial() == serial && r.name() == name)
+        {
+            f.remove();
+            if let Some(n) = self.more.get_mut(&serial).and_then(|m| m.pop()) {
+                let hasher = &self.hasher;
+                self.first
+                    .insert_unique(hash, n, |r| hasher.hash_one(r.serial()));
             }
         } else if let Some(m) = self.more.get_mut(&serial) {
             m.retain(|r| r.name() != name);
@@ -245,8 +274,7 @@ impl LocalIndex {
     /// The names `serial` holds.
     pub(super) fn names(&self, serial: u64) -> impl Iterator<Item = &str> {
         let more = self.more.get(&serial).into_iter().flatten();
-        self.first
-            .get(&serial)
+        self.first_of(serial)
             .into_iter()
             .chain(more)
             .map(|r| r.name())
@@ -254,7 +282,7 @@ impl LocalIndex {
 
     /// Every local claim.
     pub(super) fn claims(&self) -> impl Iterator<Item = &Arc<StoredClaim>> {
-        self.first.values().chain(self.more.values().flatten())
+        self.first.iter().chain(self.more.values().flatten())
     }
 }
 
@@ -405,5 +433,58 @@ impl Claims {
     /// The claims of every name.
     pub(super) fn iter(&self) -> impl Iterator<Item = NameClaimsRef<'_>> {
         self.first.iter().map(|f| self.claims_of(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(name: &str, serial: u64) -> Arc<StoredClaim> {
+        let c = OwnClaim {
+            name: name.into(),
+            serial,
+            meta: Bytes::new(),
+            stamp: 1,
+            policy: LossPolicy::Kill,
+            supersedes: None,
+        };
+        let node = NodeName::new("a@h").expect("valid name");
+        Arc::new(StoredClaim::own(c, node, 1, true))
+    }
+
+    fn names(ix: &LocalIndex, serial: u64) -> Vec<&str> {
+        let mut v: Vec<&str> = ix.names(serial).collect();
+        v.sort();
+        v
+    }
+
+    /// A holder of several names keeps the others when one goes, whichever
+    /// was first; holders never see each other's names.
+    #[test]
+    fn local_index_keeps_each_holders_names() {
+        let mut ix = LocalIndex::default();
+        for s in 0..1000 {
+            ix.insert(s, &claim(&format!("n{s}"), s));
+        }
+        ix.insert(7, &claim("b", 7));
+        ix.insert(7, &claim("c", 7));
+        // The same name again replaces, never duplicates.
+        ix.insert(7, &claim("b", 7));
+        assert_eq!(names(&ix, 7), ["b", "c", "n7"]);
+        ix.remove(7, "n7");
+        assert_eq!(names(&ix, 7), ["b", "c"]);
+        ix.remove(7, "c");
+        assert_eq!(names(&ix, 7), ["b"]);
+        ix.remove(7, "b");
+        assert!(names(&ix, 7).is_empty());
+        // A name the holder does not hold changes nothing.
+        ix.remove(8, "n9");
+        assert_eq!(names(&ix, 8), ["n8"]);
+        assert_eq!(ix.claims().count(), 999);
+        for s in 0..1000 {
+            ix.remove(s, &format!("n{s}"));
+        }
+        assert_eq!(ix.claims().count(), 0);
     }
 }

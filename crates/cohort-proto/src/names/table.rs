@@ -187,17 +187,46 @@ impl Names {
         removed
     }
 
-    /// Drops every claim whose origin is `node`.
+    /// Drops every claim whose origin is `node`. A name whose only claim
+    /// is `node`'s (nearly all of them) goes in one step, without copies;
+    /// a name with several claims takes the general path (its view may
+    /// move to another claim, and a clash may need settling).
     pub(super) fn drop_origin(&mut self, i: usize, node: &NodeName, ctx: &mut Ctx<'_>) {
-        let gone: Vec<(String, Pid)> = self.tables[i]
+        enum Gone {
+            Only(Arc<StoredClaim>),
+            Among(String, Pid),
+        }
+        let gone: Vec<Gone> = self.tables[i]
             .claims
             .iter()
-            .flat_map(|claims| claims.recs())
-            .filter(|r| r.node() == node)
-            .map(|r| (r.name().to_string(), r.pid()))
+            .flat_map(|claims| {
+                let only = matches!(claims, NameClaimsRef::One(_));
+                claims.recs().filter(|r| r.node() == node).map(move |r| {
+                    if only {
+                        Gone::Only(r.clone())
+                    } else {
+                        Gone::Among(r.name().to_string(), r.pid())
+                    }
+                })
+            })
             .collect();
-        for (name, pid) in gone {
-            self.remove_claim(i, &name, &pid, None, UnregisterReason::NodeDown, ctx);
+        for g in gone {
+            match g {
+                Gone::Only(rec) => {
+                    self.tables[i].claims.take(rec.name());
+                    self.publish(
+                        i,
+                        rec.name(),
+                        Some(rec.clone()),
+                        None,
+                        UnregisterReason::NodeDown,
+                        ctx,
+                    );
+                }
+                Gone::Among(name, pid) => {
+                    self.remove_claim(i, &name, &pid, None, UnregisterReason::NodeDown, ctx);
+                }
+            }
         }
     }
 

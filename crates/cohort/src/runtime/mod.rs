@@ -350,7 +350,7 @@ impl NodeBuilder {
             name,
             creation,
             local_addr,
-            mailboxes: DashMap::new(),
+            mailboxes: DashMap::default(),
             links: DashMap::new(),
             next_serial: AtomicU64::new(1),
             next_ref: AtomicU64::new(1),

@@ -159,7 +159,10 @@ impl NameTable {
         let (_, view) = s.names.tables.get(self.idx)?;
         let e = view.get(name)?;
         let r = &e.key().0;
-        if r.is_local() && !s.mailboxes.contains_key(&r.serial()) {
+        // One lookup: a local process's names leave the view under the
+        // engine lock before its exit returns, so only a stopped node's
+        // entries are left to hide.
+        if r.is_local() && s.names.stopped() {
             return None;
         }
         Some(r.pid())
@@ -171,7 +174,7 @@ impl NameTable {
         let (_, view) = s.names.tables.get(self.idx)?;
         let e = view.get(name)?;
         let r = &e.key().0;
-        if r.is_local() && !s.mailboxes.contains_key(&r.serial()) {
+        if r.is_local() && s.names.stopped() {
             return None;
         }
         Some((r.pid(), r.meta()))

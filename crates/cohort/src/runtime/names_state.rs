@@ -4,7 +4,7 @@
 //! answer, and the subscribers; and the execution of name-service effects.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
@@ -18,7 +18,7 @@ type FoldHash = foldhash::fast::FixedState;
 
 /// A visible entry: the winning claim, shared with the core (so the name
 /// is stored once), looked up by its name. It knows whether the holder is
-/// a process of this node (whose liveness `whereis` checks).
+/// a process of this node (`whereis` hides those once the node stopped).
 pub(crate) struct Entry(pub(super) Arc<StoredClaim>);
 
 impl std::borrow::Borrow<str> for Entry {
@@ -53,12 +53,15 @@ pub(crate) struct NamesShared {
     pub(super) pending: Mutex<HashMap<u64, oneshot::Sender<Result<bool, NamesError>>>>,
     pub(super) next_op: AtomicU64,
     pub(super) subs: Mutex<Vec<(usize, super::stream::EventSender<NameEvent>)>>,
+    /// The node stopped: its processes are gone, so are their names.
+    stopped: AtomicBool,
 }
 
 impl NamesShared {
     /// The node stopped: every caller still waiting gets `Stopped`
     /// (dropping its reply channel answers it so).
     pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -83,7 +86,13 @@ impl NamesShared {
             pending: Mutex::new(HashMap::new()),
             next_op: AtomicU64::new(1),
             subs: Mutex::new(Vec::new()),
+            stopped: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the node stopped (its local processes ended with it).
+    pub(super) fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     /// Carries out one name-service effect, under the engine lock.

@@ -23,8 +23,9 @@ pub(crate) struct Shared {
     pub(crate) name: NodeName,
     pub(crate) creation: u32,
     pub(crate) local_addr: String,
-    /// Live local processes: serial → mailbox.
-    pub(crate) mailboxes: DashMap<u64, mpsc::UnboundedSender<Message>>,
+    /// Live local processes: serial → mailbox. Serials are this node's own
+    /// counter, so a fixed fast hasher is safe (no peer chooses the keys).
+    pub(crate) mailboxes: DashMap<u64, mpsc::UnboundedSender<Message>, foldhash::fast::FixedState>,
     /// Up peers: name → session writer.
     pub(crate) links: DashMap<NodeName, Link>,
     pub(crate) next_serial: AtomicU64,
