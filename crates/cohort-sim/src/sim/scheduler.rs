@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn events_run_by_time_then_in_the_order_scheduled() {
         let mut s = Scheduler::new();
-        let t = |us| Time(us);
+        let t = Time;
         for (at, link) in [(5, 1), (2, 2), (5, 3), (2, 4), (9, 5), (5, 6)] {
             s.schedule(t(at), Event::Syn { link });
         }
