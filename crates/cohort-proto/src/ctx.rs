@@ -80,9 +80,9 @@ impl Ctx<'_> {
     /// creations, in name order.
     pub fn peers(&self) -> Vec<(NodeName, u32)> {
         self.cluster
-            .nodes()
-            .filter(|n| self.eligible.contains(*n))
-            .map(|n| (n.clone(), self.cluster.peer_creation(n).expect("up")))
+            .peers_with_creation()
+            .filter(|(n, _)| self.eligible.contains(*n))
+            .map(|(n, c)| (n.clone(), c))
             .collect()
     }
 
@@ -105,8 +105,8 @@ impl Ctx<'_> {
     /// Every up peer, in or out of the own global group.
     pub fn all_peers(&self) -> Vec<(NodeName, u32)> {
         self.cluster
-            .nodes()
-            .map(|n| (n.clone(), self.cluster.peer_creation(n).expect("up")))
+            .peers_with_creation()
+            .map(|(n, c)| (n.clone(), c))
             .collect()
     }
 

@@ -9,7 +9,8 @@
 //! side has given up on the connection by then. That is what TCP does, and
 //! it keeps the simulator from reporting bugs no real network can cause.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::ops::Index;
 
 use bytes::Bytes;
 use cohort_proto::proto::Frame;
@@ -88,6 +89,88 @@ impl Link {
     }
 }
 
+/// The live links by id, in id order: a slab indexed by `id - base`,
+/// since ids only grow. Every frame looks its link up several times, so
+/// this is an index into a vector rather than a search of a map; the
+/// slots of links forgotten at the front are dropped, so the slab spans
+/// the ids from the oldest live link on.
+#[derive(Debug, Default)]
+pub struct Links {
+    /// The id of `slots[0]`.
+    base: LinkId,
+    slots: VecDeque<Option<Link>>,
+    len: usize,
+}
+
+impl Links {
+    fn slot(&self, id: LinkId) -> Option<usize> {
+        let i = usize::try_from(id.checked_sub(self.base)?).ok()?;
+        (i < self.slots.len()).then_some(i)
+    }
+
+    /// The link `id`, if live.
+    pub fn get(&self, id: &LinkId) -> Option<&Link> {
+        self.slots.get(self.slot(*id)?)?.as_ref()
+    }
+
+    /// The link `id`, if live, to change.
+    pub fn get_mut(&mut self, id: &LinkId) -> Option<&mut Link> {
+        let i = self.slot(*id)?;
+        self.slots.get_mut(i)?.as_mut()
+    }
+
+    /// Adds link `id`, newer than every link added before.
+    pub fn insert(&mut self, id: LinkId, link: Link) {
+        if self.slots.is_empty() {
+            self.base = id;
+        }
+        let i = usize::try_from(id - self.base).expect("ids grow");
+        assert!(i >= self.slots.len(), "link ids are never reused");
+        self.slots.resize_with(i, || None);
+        self.slots.push_back(Some(link));
+        self.len += 1;
+    }
+
+    /// Removes link `id`.
+    pub fn remove(&mut self, id: &LinkId) -> Option<Link> {
+        let i = self.slot(*id)?;
+        let link = self.slots[i].take()?;
+        self.len -= 1;
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(link)
+    }
+
+    /// Number of live links.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no link is live.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The live links in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (LinkId, &Link)> {
+        let base = self.base;
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, l)| l.as_ref().map(|l| (base + i as LinkId, l)))
+    }
+}
+
+impl Index<&LinkId> for Links {
+    type Output = Link;
+
+    fn index(&self, id: &LinkId) -> &Link {
+        self.get(id).expect("link exists")
+    }
+}
+
 /// A set of directed cuts that is healed as a whole.
 #[derive(Debug, Clone)]
 pub struct Partition {
@@ -101,15 +184,16 @@ pub struct Partition {
 #[derive(Debug, Default)]
 pub struct Net {
     /// Live connections by id (ids are never reused).
-    pub links: BTreeMap<LinkId, Link>,
-    /// `(node, creation, conn)` to the link and end carrying it.
-    pub by_conn: BTreeMap<(NodeIdx, u32, ConnId), (LinkId, usize)>,
+    pub links: Links,
+    /// `(node, creation, conn)` to the link and end carrying it (only
+    /// looked up, never walked: its order does not matter).
+    pub by_conn: HashMap<(NodeIdx, u32, ConnId), (LinkId, usize), foldhash::fast::FixedState>,
     next_link: LinkId,
     /// Active partitions; they may overlap.
     pub partitions: Vec<Partition>,
     next_partition: u64,
-    /// How many active partitions cut each direction.
-    cut: BTreeMap<(NodeIdx, NodeIdx), u32>,
+    /// How many active partitions cut each direction (only looked up).
+    cut: HashMap<(NodeIdx, NodeIdx), u32, foldhash::fast::FixedState>,
 }
 
 impl Net {
@@ -121,7 +205,7 @@ impl Net {
 
     /// Whether traffic from `from` to `to` is cut.
     pub fn is_cut(&self, from: NodeIdx, to: NodeIdx) -> bool {
-        self.cut.contains_key(&(from, to))
+        !self.cut.is_empty() && self.cut.contains_key(&(from, to))
     }
 
     /// Adds a partition cutting `cuts`; returns its id.
@@ -166,5 +250,56 @@ impl Net {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(node: NodeIdx) -> Link {
+        let end = End {
+            node,
+            creation: 1,
+            conn: None,
+            open: true,
+        };
+        Link {
+            ends: [end.clone(), end],
+            pipes: Default::default(),
+            target: None,
+            dialed_at: Time::ZERO,
+            broken: false,
+        }
+    }
+
+    #[test]
+    fn links_are_found_by_id_and_walked_in_id_order() {
+        let mut links = Links::default();
+        for id in [3, 4, 7, 9] {
+            links.insert(id, link(id as NodeIdx));
+        }
+        assert_eq!(links.len(), 4);
+        assert!(links.get(&5).is_none() && links.get(&2).is_none() && links.get(&10).is_none());
+        assert_eq!(links[&7].ends[0].node, 7);
+
+        // Forgetting the oldest drops its slot; the others stay where they were.
+        assert_eq!(links.remove(&3).map(|l| l.ends[0].node), Some(3));
+        assert!(links.remove(&3).is_none());
+        links.get_mut(&9).expect("live").broken = true;
+        assert_eq!(links.remove(&7).map(|l| l.ends[0].node), Some(7));
+        links.insert(12, link(12));
+        let walked: Vec<(LinkId, NodeIdx)> =
+            links.iter().map(|(id, l)| (id, l.ends[0].node)).collect();
+        assert_eq!(walked, vec![(4, 4), (9, 9), (12, 12)]);
+        assert!(links[&9].broken);
+
+        for id in [4, 9, 12] {
+            links.remove(&id);
+        }
+        assert!(links.is_empty() && links.iter().next().is_none());
+        // An empty slab starts again at the next id.
+        links.insert(20, link(20));
+        assert_eq!(links.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![20]);
     }
 }

@@ -72,7 +72,7 @@ pub fn run(cfg: SimConfig) -> Outcome {
             events: sim.trace().len(),
             trace: sim.trace().lines().to_vec(),
             end: sim.now(),
-            counters: sim.counters().clone(),
+            counters: sim.counters(),
         },
         None => Outcome {
             seed,

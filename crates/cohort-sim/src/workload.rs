@@ -62,7 +62,7 @@ fn live_links(sim: &Sim) -> Vec<u64> {
         .links
         .iter()
         .filter(|(_, l)| !l.broken && l.ends[0].open && l.ends[1].open)
-        .map(|(&id, _)| id)
+        .map(|(id, _)| id)
         .collect()
 }
 

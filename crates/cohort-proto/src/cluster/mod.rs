@@ -432,6 +432,12 @@ impl Cluster {
         self.peers.get(node).map(|p| p.creation)
     }
 
+    /// The up peers with their creations, in name order (one walk, no
+    /// lookup per peer).
+    pub fn peers_with_creation(&self) -> impl Iterator<Item = (&NodeName, u32)> {
+        self.peers.iter().map(|(n, p)| (n, p.creation))
+    }
+
     /// The connection carrying the session with an up peer.
     pub fn peer_conn(&self, node: &NodeName) -> Option<ConnId> {
         self.peers.get(node).map(|p| p.conn)

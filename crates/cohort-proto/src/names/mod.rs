@@ -911,17 +911,18 @@ impl Names {
             _ => {
                 self.next_head = Some(ctx.now + HEAD_INTERVAL);
                 let seq = self.seq;
-                for m in self.members(ctx) {
-                    if self.heads_told.get(&m) != Some(&seq) {
+                // One list for both: sending and expiring locks do not
+                // change the peers (a list costs a walk of them all, every
+                // head interval on every node).
+                let members = self.members(ctx);
+                for m in &members {
+                    if self.heads_told.get(m) != Some(&seq) {
                         self.heads_told.insert(m.clone(), seq);
-                        ctx.send(&m, Frame::Names(NamesFrame::Head { seq }));
+                        ctx.send(m, Frame::Names(NamesFrame::Head { seq }));
                     }
                 }
                 self.expire_name_locks(ctx);
-                {
-                    let members = self.members(ctx);
-                    self.mesh.check(members, ctx);
-                }
+                self.mesh.check(members, ctx);
             }
         }
         self.pump(ctx);

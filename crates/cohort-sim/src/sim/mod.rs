@@ -51,6 +51,45 @@ pub struct Traffic {
     pub bytes: u64,
 }
 
+/// Values by a static name, for the few names the driver counts under
+/// (frame kinds, events): found by the name's address first, which is
+/// what a count per frame costs, instead of comparing strings in an
+/// ordered map.
+#[derive(Debug, Default)]
+struct Tally<T> {
+    entries: Vec<(&'static str, T)>,
+}
+
+impl<T: Default + Copy> Tally<T> {
+    /// The value kept under `name`, made on first use.
+    fn entry(&mut self, name: &'static str) -> &mut T {
+        let same =
+            |k: &&'static str| std::ptr::eq(k.as_ptr(), name.as_ptr()) && k.len() == name.len();
+        let at = match self.entries.iter().position(|(k, _)| same(k)) {
+            Some(i) => i,
+            // The same text may sit at another address (another crate's
+            // copy of the literal).
+            None => match self.entries.iter().position(|(k, _)| *k == name) {
+                Some(i) => i,
+                None => {
+                    self.entries.push((name, T::default()));
+                    self.entries.len() - 1
+                }
+            },
+        };
+        &mut self.entries[at].1
+    }
+
+    /// Every value by name, in name order.
+    fn to_map(&self) -> BTreeMap<&'static str, T> {
+        let mut map = BTreeMap::new();
+        for &(k, v) in &self.entries {
+            map.insert(k, v);
+        }
+        map
+    }
+}
+
 /// Node `.0` with creation `.1` as the trace names it (`n3.2`), formatted
 /// only when the trace is written.
 #[derive(Debug, Clone, Copy)]
@@ -78,11 +117,11 @@ pub struct Sim {
     trace: Trace,
     /// Latency spikes are on (the `delay` fault, until the final heal).
     spikes: bool,
-    traffic: BTreeMap<&'static str, Traffic>,
+    traffic: Tally<Traffic>,
     timer_streak: (Time, u32),
     /// Problems the driver found outside the cores' effects (a timer livelock).
     driver_faults: Vec<Stray>,
-    counters: BTreeMap<&'static str, u64>,
+    counters: Tally<u64>,
     /// The global-group configuration of each node (empty: none).
     groups: Vec<GlobalGroupsConfig>,
     /// Whose definitions differ (resolved from the seed when `Seeded`).
@@ -107,10 +146,10 @@ impl Sim {
             nodes: Vec::with_capacity(n),
             net: Net::default(),
             ledger: Ledger::default(),
-            traffic: BTreeMap::new(),
+            traffic: Tally::default(),
             timer_streak: (Time::ZERO, 0),
             driver_faults: Vec::new(),
-            counters: BTreeMap::new(),
+            counters: Tally::default(),
             groups: Vec::new(),
             mismatch: Mismatch::None,
             group_ids: vec![0; n],
@@ -212,19 +251,19 @@ impl Sim {
     }
 
     /// Frames and bytes sent, by frame kind.
-    pub fn traffic(&self) -> &BTreeMap<&'static str, Traffic> {
-        &self.traffic
+    pub fn traffic(&self) -> BTreeMap<&'static str, Traffic> {
+        self.traffic.to_map()
     }
 
     /// How often things of interest happened (faults by kind, sessions up
     /// and down, `Down`s by reason...): the coverage of a run.
-    pub fn counters(&self) -> &BTreeMap<&'static str, u64> {
-        &self.counters
+    pub fn counters(&self) -> BTreeMap<&'static str, u64> {
+        self.counters.to_map()
     }
 
     /// Counts one occurrence of `what`.
     pub(crate) fn count(&mut self, what: &'static str) {
-        *self.counters.entry(what).or_default() += 1;
+        *self.counters.entry(what) += 1;
     }
 
     /// Problems the driver found itself (not through an effect).
@@ -235,18 +274,17 @@ impl Sim {
     /// Whether every pair of running nodes has a session up, both ways,
     /// with each other's current creation.
     pub fn full_mesh(&self) -> bool {
+        // Cheap count first (it runs after every event while a mesh
+        // forms); the exact check only when it can succeed.
+        if !self.cfg.groups {
+            let up = self.nodes.iter().filter(|n| n.is_running()).count();
+            if self.ledger.sessions.len() < up * up.saturating_sub(1) {
+                return false;
+            }
+        }
         let running: Vec<NodeIdx> = (0..self.nodes.len())
             .filter(|&i| self.nodes[i].is_running())
             .collect();
-        let want = if self.cfg.groups {
-            0
-        } else {
-            running.len() * running.len().saturating_sub(1)
-        };
-        // Cheap count first; the exact check only when it can succeed.
-        if self.ledger.sessions.len() < want {
-            return false;
-        }
         running.iter().all(|&a| {
             running.iter().all(|&b| {
                 a == b
@@ -315,5 +353,25 @@ impl Sim {
         self.run_until(until);
         self.record_clashes();
         self.count_group_states();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn tally_counts_a_name_once_wherever_its_text_lives() {
+        let mut t: Tally<u64> = Tally::default();
+        *t.entry("tick") += 1;
+        *t.entry("pg") += 2;
+        // The same text at another address is the same name.
+        let copy: &'static str = Box::leak(String::from("tick").into_boxed_str());
+        *t.entry(copy) += 3;
+        *t.entry("tick") += 1;
+        let map = t.to_map();
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["tick"], 5);
+        assert_eq!(map["pg"], 2);
     }
 }

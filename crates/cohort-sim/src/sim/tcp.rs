@@ -119,7 +119,7 @@ impl Sim {
         self.trace.mix(&bytes);
         self.nodes[i].sent_frames += 1;
         self.nodes[i].sent_bytes += bytes.len() as u64;
-        let t = self.traffic.entry(kind).or_default();
+        let t = self.traffic.entry(kind);
         t.frames += 1;
         t.bytes += bytes.len() as u64;
         let Some((id, e)) = self.net.find(i, creation, conn) else {
@@ -399,7 +399,7 @@ impl Sim {
             .net
             .links
             .iter()
-            .flat_map(|(&id, l)| {
+            .flat_map(|(id, l)| {
                 (0..2)
                     .filter(move |&d| !l.pipes[d].armed && !l.pipes[d].queue.is_empty())
                     .map(move |d| (id, d))
