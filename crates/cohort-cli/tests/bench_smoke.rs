@@ -296,21 +296,26 @@ fn nodedown() {
 
 #[test]
 fn scale() {
-    // Five separate node processes; the structure of the report only.
-    let l = bench(&["scale", "--nodes", "5"]);
+    // Five separate node processes, idling 2 s; the structure of the
+    // report only.
+    let l = bench(&["scale", "--nodes", "5", "--idle", "2"]);
     check(
         &l,
         "scale",
         &[json!({"nodes": 5})],
         &[
             "mesh_formed_ms",
+            "handshakes_refused_busy",
             "name_visible_all_ms",
             "pg_join_visible_all_ms",
+            "idle_s",
             "rss_bytes_per_node_idle",
             "cpu_ms_per_node_idle_s",
+            "sessions_down_idle",
+            "sessions_up_idle",
         ],
     );
-    assert_eq!(l.len(), 5, "one line per metric: {l:#?}");
+    assert_eq!(l.len(), 9, "one line per metric: {l:#?}");
 }
 
 #[test]
