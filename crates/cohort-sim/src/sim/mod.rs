@@ -358,7 +358,7 @@ impl Sim {
 
 #[cfg(test)]
 mod tests {
-    use super::Tally;
+    use crate::sim::Tally;
 
     #[test]
     fn tally_counts_a_name_once_wherever_its_text_lives() {
