@@ -521,6 +521,13 @@ impl Write for Captured {
     }
 }
 
+/// The warnings of `logs` saying a peer's group definition differs.
+fn definition_warnings(logs: &str) -> Vec<&str> {
+    logs.lines()
+        .filter(|l| l.contains("WARN") && l.contains("differs from ours"))
+        .collect()
+}
+
 fn with_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
     let buf = Captured::default();
     let writer = buf.clone();
@@ -563,10 +570,7 @@ fn a_node_listing_nodes_that_do_not_count_it_puts_them_in_sync_error() {
     assert_eq!(core_info(&net, 1).synced_nodes, vec![n("a@h")]);
     assert!(core_info(&net, 0).sync_error.is_empty());
     // One warning on e per peer, naming both definitions' group names.
-    let warns: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains("WARN") && l.contains("differs from ours"))
-        .collect();
+    let warns = definition_warnings(&logs);
     assert_eq!(warns.len(), 2, "{logs}");
     for w in &warns {
         assert!(
@@ -657,10 +661,7 @@ fn differing_definitions_are_named_in_one_warning_on_each_side() {
     let ((), logs) = with_logs(|| net.connect(1, 0));
     assert_eq!(core_info(&net, 0).sync_error, vec![n("b@h")]);
     assert_eq!(core_info(&net, 1).sync_error, vec![n("a@h")]);
-    let warns: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains("WARN") && l.contains("differs from ours"))
-        .collect();
+    let warns = definition_warnings(&logs);
     assert_eq!(warns.len(), 2, "{logs}");
     for w in &warns {
         assert!(w.contains("x@h"), "the warning names both node lists: {w}");
