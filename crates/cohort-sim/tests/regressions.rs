@@ -133,3 +133,17 @@ fn a_locked_unregister_applied_after_the_heal_touches_the_name() {
     cfg.mismatch = cohort_sim::config::Mismatch::Extra;
     replay(cfg);
 }
+
+/// A restarted node's newcomer handshake waited for the liveness probe of
+/// its old session; when the old session was closed to let a newcomer in,
+/// the probes waiting on it were settled at once, and the newcomer let in
+/// there abandoned the first one as a rival: the first one's handshake then
+/// looked itself up after it was gone and the core panicked (found by the
+/// 90,000-seed campaign of 2026-12-03). Fixed: a handshake whose connection
+/// went while the old session closed stops there.
+#[test]
+fn a_handshake_abandoned_while_the_old_session_closes_stops_there() {
+    let mut cfg = SimConfig::new(10073554);
+    cfg.steps = 88;
+    replay(cfg);
+}

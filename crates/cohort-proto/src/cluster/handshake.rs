@@ -445,6 +445,11 @@ impl Cluster {
             let old = p.conn;
             self.stats.replaced += 1;
             self.close(old, DownReason::Restarted, now, fx, up);
+            // Closing the old session settles the probes waiting on it,
+            // and a newcomer let in there may have abandoned this one.
+            if !self.conns.contains_key(&conn) {
+                return;
+            }
         }
         if self.rival_wins(conn, &name).is_some() {
             return self.refuse(conn, RefuseReason::Simultaneous, fx);
