@@ -4,10 +4,12 @@
 //! "Know each other" means: the current incarnation of one of them had a
 //! session with the other and was not told to forget it since (a
 //! disconnect, or the other leaving gracefully), so it keeps redialing; or
-//! they are in one connected group (the mesh introduces everyone in a group
-//! to everyone else). Pairs where one side disconnected the other are
-//! exempt from the group rule: the mesh may or may not bring them back
-//! together.
+//! they have a common peer (it introduces each to the other). Pairs where
+//! one side disconnected the other are exempt from that rule: the mesh may
+//! or may not bring them back together. Applied to every pair, the rule
+//! makes a connected group a full mesh, except where nodes were told to
+//! forget each other: a node does not learn a forgotten peer again from
+//! gossip, so it introduces it to nobody.
 
 use std::collections::BTreeSet;
 
@@ -36,23 +38,6 @@ pub(super) fn eventually(sim: &Sim) -> Result<(), String> {
         .filter(|&i| sim.nodes()[i].is_running())
         .collect();
     let ledger = sim.ledger();
-    // Groups connected by up sessions (union-find over running nodes).
-    let mut group: Vec<NodeIdx> = (0..sim.nodes().len()).collect();
-    fn root(g: &mut [NodeIdx], mut x: NodeIdx) -> NodeIdx {
-        while g[x] != x {
-            g[x] = g[g[x]];
-            x = g[x];
-        }
-        x
-    }
-    for &a in &running {
-        for &b in &running {
-            if a < b && sim.same_group(a, b) && up(sim, a, b) {
-                let (ra, rb) = (root(&mut group, a), root(&mut group, b));
-                group[ra] = rb;
-            }
-        }
-    }
     let mut missing = BTreeSet::new();
     for &a in &running {
         for &b in &running {
@@ -62,9 +47,16 @@ pub(super) fn eventually(sim: &Sim) -> Result<(), String> {
             }
             let remembered =
                 ledger.remembers.contains(&(a, b)) || ledger.remembers.contains(&(b, a));
-            let same_group =
-                root(&mut group, a) == root(&mut group, b) && !ledger.parted.contains(&pair(a, b));
-            if same_group || remembered {
+            // A common peer introduces them, unless they parted on
+            // purpose. Introductions go no further than that: a node that
+            // was told to forget a peer (a disconnect) does not learn it
+            // again from gossip, so it cannot pass it on (seed 10039580:
+            // every node that knew one side had forgotten the other).
+            let introduced = !ledger.parted.contains(&pair(a, b))
+                && running
+                    .iter()
+                    .any(|&c| c != a && c != b && up(sim, a, c) && up(sim, c, b));
+            if introduced || remembered {
                 missing.insert((a, b));
             }
         }
