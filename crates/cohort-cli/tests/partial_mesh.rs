@@ -36,10 +36,10 @@ fn a_partial_mesh_shows_in_info_metrics_and_the_log() {
     wait_long("b reports c", || {
         strings(&ctl_json(&b, &["info"]), "unreached") == vec![c.name.clone()]
     });
-    assert_eq!(
-        strings(&ctl_json(&c, &["info"]), "unreached"),
-        vec![b.name.clone()]
-    );
+    // Each node reports after its own grace period: c may still be in it.
+    wait_long("c reports b", || {
+        strings(&ctl_json(&c, &["info"]), "unreached") == vec![b.name.clone()]
+    });
     assert!(strings(&ctl_json(&a, &["info"]), "unreached").is_empty());
     let text = ctl(&b, &["info"]);
     let text = String::from_utf8_lossy(&text.stdout);
