@@ -174,7 +174,7 @@
       case "event":
         st.events.push(v);
         if (st.events.length > 500) st.events.shift();
-        renderTimeline();
+        renderTimelineSoon();
         if (v.type === "registered" || v.type === "unregistered" || v.type === "conflict") refreshNamesSoon();
         break;
       case "lagged":
@@ -551,6 +551,14 @@
       case "block": case "unblock": case "disconnect": return ["", e.type, e.node + " (from a dashboard)"];
       default: return ["", e.type, JSON.stringify(e)];
     }
+  }
+  // A hundred events in a second (a node's names going with it) are one
+  // redraw a frame, not a hundred.
+  let timelineQueued = false;
+  function renderTimelineSoon() {
+    if (timelineQueued) return;
+    timelineQueued = true;
+    requestAnimationFrame(() => { timelineQueued = false; renderTimeline(); });
   }
   function renderTimeline() {
     const list = $("timeline");

@@ -67,8 +67,22 @@ pub fn daemon_cmd(
     level: &str,
     adjust: impl FnOnce(&mut Command),
 ) -> Daemon {
+    daemon_bin(BIN, name, seeds, cookie, extra, level, adjust)
+}
+
+/// A node run from the `cohort` binary at `bin` (a release build, say)
+/// instead of this test build's.
+pub fn daemon_bin(
+    bin: &str,
+    name: &str,
+    seeds: &[&str],
+    cookie: &str,
+    extra: &[&str],
+    level: &str,
+    adjust: impl FnOnce(&mut Command),
+) -> Daemon {
     let log = tmp(&format!("{name}.log"));
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin);
     cmd.args(["node", "--name", name]);
     if !extra.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
