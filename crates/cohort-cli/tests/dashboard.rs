@@ -76,7 +76,10 @@ fn audited(d: &Daemon) -> usize {
 /// acting (the node logs no action) and gives the focus back; Space and
 /// Enter confirm.
 async fn keyboard(br: &Client, a: &Daemon) {
+    // A click on the page's title (nothing to focus) starts the Tab order
+    // at the top, as a click there does for a user.
     js(br, "document.activeElement.blur(); window.scrollTo(0, 0)").await;
+    click(br, ".top h1").await;
     let mut order = Vec::new();
     for _ in 0..12 {
         press(br, TAB).await;
