@@ -94,7 +94,7 @@
     hello: null, state: null, events: [], tab: "cluster",
     scope: null, groupQ: "", groupSort: "name", groupDesc: false, groupOff: 0,
     member: null, memberQ: "", memberOff: 0,
-    table: null, nameQ: "", nameOff: 0, prevSplit: [], links: new Set(), pictureKey: null,
+    table: null, nameQ: "", nameOff: 0, prevSplit: [], links: new Set(), pictureKey: null, layout: null, pic: null,
   };
 
   function connect() {
@@ -315,17 +315,26 @@
     return cut.length + " pairs of other nodes, most at " + top.map(([x, c]) => x + " (" + c + ")").join(", ");
   }
 
-  function renderPicture() {
-    const v = st.state;
-    const key = pictureKey(v);
-    if (key === st.pictureKey) return;
-    st.pictureKey = key;
+  function setAttr(el, k, v) {
+    if (el.getAttribute(k) !== v) el.setAttribute(k, v);
+  }
+
+  // A line's look and state, and its layer: cut lines over the rest.
+  function setLine(l, cls, state, title, layer) {
+    setAttr(l, "class", cls);
+    setAttr(l, "data-state", state);
+    if (l.firstChild.textContent !== title) l.firstChild.textContent = title;
+    if (l.parentNode !== layer) layer.append(l);
+  }
+
+  // The picture's frame: regions, points, labels and this node's lines,
+  // in layers (sessions between others, this node's, cut ones, points).
+  function buildPicture(nodes) {
     // Each global group is a region of its own, side by side (nodes of no
     // group share one more, unmarked); inside it, its nodes on a ring. A
     // crowded ring (past a dozen nodes) gets a taller picture, smaller
     // dots, labels along the radius and faint lines, so that the lines
     // that are cut (red, on top) stand out.
-    const nodes = v.nodes;
     const keys = [...new Set(nodes.map((n) => n.group || ""))].sort((x, y) => (x === "") - (y === "") || x.localeCompare(y));
     const most = Math.max(...keys.map((g) => nodes.filter((n) => (n.group || "") === g).length));
     const crowded = most > 12;
@@ -338,7 +347,6 @@
     let dot = 9;
     const svg = s("svg", { viewBox: "0 0 " + W + " " + H, role: "img", class: crowded ? "crowded" : "",
       "aria-label": "Cluster picture: " + nodes.length + " nodes and their sessions" });
-    const regions = [];
     const cy = H / 2 + 8;
     keys.forEach((g, gi) => {
       const members = nodes.filter((n) => (n.group || "") === g).sort((x, y) => x.name.localeCompare(y.name));
@@ -355,22 +363,72 @@
       if (g) {
         const c = colors[gi % colors.length];
         const rr = Math.min(r + (crowded ? 36 : 30), colW / 2 - 4, H / 2 - 14);
-        regions.push(s("circle", { class: "region", "data-group": g, cx, cy, r: rr, fill: c, stroke: c }));
+        svg.append(s("circle", { class: "region", "data-group": g, cx, cy, r: rr, fill: c, stroke: c }));
         // Above the region, or (when the ring's labels reach its top) at
         // its upper left.
         const [lx, ly, anchor] = crowded ? [cx - rr * 0.72, cy - rr * 0.72, "end"] : [cx, Math.max(12, cy - rr - 2), "middle"];
-        regions.push(s("text", { class: "region-label", x: lx, y: ly, "text-anchor": anchor, fill: c, text: g }));
+        svg.append(s("text", { class: "region-label", x: lx, y: ly, "text-anchor": anchor, fill: c, text: g }));
       }
     });
-    for (const e of regions) svg.append(e);
+    const P = { svg, pos, crowded, edges: new Map(), links: new Map(), dots: new Map(), labels: new Map(),
+      gLinks: s("g"), gEdges: s("g"), gCut: s("g"), gDots: s("g") };
+    svg.append(P.gLinks, P.gEdges, P.gCut, P.gDots);
     const me = nodes.find((n) => n.self);
     const [sx, sy] = pos.get(me.name);
+    for (const n of nodes) {
+      const [x, y] = pos.get(n.name);
+      if (!n.self) {
+        const l = s("line", { "data-peer": n.name, x1: sx, y1: sy, x2: x, y2: y }, s("title"));
+        P.edges.set(n.name, l);
+      }
+      const d = s("circle", { "data-node": n.name, cx: x, cy: y, r: n.self ? dot + 2 : dot }, s("title"));
+      P.dots.set(n.name, d);
+      P.gDots.append(d);
+      const a = angle.get(n.name);
+      let t;
+      if (a === null || a === undefined) {
+        t = s("text", { class: "node-label", x, y: y >= cy ? y + 24 : y - 16, "text-anchor": "middle", text: n.name });
+      } else {
+        // Along the radius, outwards, never upside down.
+        const left = Math.cos(a) < -1e-9;
+        const deg = (a * 180) / Math.PI + (left ? 180 : 0);
+        const gap = dot + 4;
+        const lx = x + gap * Math.cos(a), ly = y + gap * Math.sin(a);
+        t = s("text", { class: "node-label", "data-node": n.name,
+          x: lx, y: ly, "text-anchor": left ? "end" : "start", "dominant-baseline": "central",
+          transform: "rotate(" + deg.toFixed(1) + " " + lx.toFixed(1) + " " + ly.toFixed(1) + ")", text: label(n.name) });
+      }
+      P.labels.set(n.name, t);
+      P.gDots.append(t);
+    }
+    st.pic = P;
+    $("cluster").replaceChildren(svg);
+  }
+
+  function renderPicture() {
+    const v = st.state;
+    const key = pictureKey(v);
+    if (key === st.pictureKey) return;
+    st.pictureKey = key;
+    const nodes = v.nodes;
+    // The points move only when nodes come, go or change group; otherwise
+    // the lines and points change their state in place (a split at 50
+    // nodes changes a few of 1,225 lines, not all of them).
+    const layout = JSON.stringify(nodes.map((n) => [n.name, n.group || "", !!n.self]));
+    if (layout !== st.layout) { st.layout = layout; buildPicture(nodes); }
+    const P = st.pic;
+    const me = nodes.find((n) => n.self);
+    for (const n of nodes) {
+      if (n.self) continue;
+      const cls = n.state === "up" ? (n.hidden ? "hidden-s" : "up") : n.state;
+      setLine(P.edges.get(n.name), "edge " + cls, n.state, me.name + " — " + n.name + ": " + n.state, n.state === "up" ? P.gEdges : P.gCut);
+    }
     // The sessions between two other nodes, as each of them publishes its
     // own: a pair once seen up and now not turns red and dashed.
     const views = v.views || {};
     const others = nodes.filter((n) => !n.self).map((n) => n.name);
     const cut = [];
-    const downLinks = [];
+    const drawn = new Set();
     others.forEach((x, i) => others.slice(i + 1).forEach((y) => {
       const vx = views[x], vy = views[y];
       if (!vx && !vy) return;
@@ -379,40 +437,23 @@
       if (up) st.links.add(pair);
       else if (!st.links.has(pair)) return;
       else cut.push(x + " — " + y);
-      const [x1, y1] = pos.get(x), [x2, y2] = pos.get(y);
-      const l = s("line", { class: "link " + (up ? "up" : "down"), "data-a": x, "data-b": y, "data-state": up ? "up" : "down", x1, y1, x2, y2 },
-        s("title", { text: x + " — " + y + ": " + (up ? "up" : "no session") }));
-      if (up) svg.append(l); else downLinks.push(l);
-    }));
-    // This node's own sessions, and then every cut line, over the rest.
-    for (const n of nodes) {
-      if (n.self) continue;
-      const [x, y] = pos.get(n.name);
-      const cls = n.state === "up" ? (n.hidden ? "hidden-s" : "up") : n.state;
-      const l = s("line", { class: "edge " + cls, "data-peer": n.name, "data-state": n.state, x1: sx, y1: sy, x2: x, y2: y },
-        s("title", { text: me.name + " — " + n.name + ": " + n.state }));
-      if (n.state === "up") svg.append(l); else downLinks.push(l);
-    }
-    for (const l of downLinks) svg.append(l);
-    for (const n of nodes) {
-      const [x, y] = pos.get(n.name);
-      svg.append(s("circle", { class: "node-dot " + (n.self ? "self" : n.state), "data-node": n.name, cx: x, cy: y, r: n.self ? dot + 2 : dot },
-        s("title", { text: n.name + ": " + n.state })));
-      const a = angle.get(n.name);
-      if (a === null || a === undefined) {
-        svg.append(s("text", { class: "node-label", x, y: y >= cy ? y + 24 : y - 16, "text-anchor": "middle", text: n.name }));
-      } else {
-        // Along the radius, outwards, never upside down.
-        const left = Math.cos(a) < -1e-9;
-        const deg = (a * 180) / Math.PI + (left ? 180 : 0);
-        const gap = dot + 4;
-        const lx = x + gap * Math.cos(a), ly = y + gap * Math.sin(a);
-        svg.append(s("text", { class: "node-label" + (n.self ? " self" : "") + (n.state !== "up" && !n.self ? " bad" : ""), "data-node": n.name,
-          x: lx, y: ly, "text-anchor": left ? "end" : "start", "dominant-baseline": "central",
-          transform: "rotate(" + deg.toFixed(1) + " " + lx.toFixed(1) + " " + ly.toFixed(1) + ")", text: label(n.name) }));
+      let l = P.links.get(pair);
+      if (!l) {
+        const [x1, y1] = P.pos.get(x), [x2, y2] = P.pos.get(y);
+        l = s("line", { "data-a": x, "data-b": y, x1, y1, x2, y2 }, s("title"));
+        P.links.set(pair, l);
       }
+      drawn.add(pair);
+      setLine(l, "link " + (up ? "up" : "down"), up ? "up" : "down", x + " — " + y + ": " + (up ? "up" : "no session"), up ? P.gLinks : P.gCut);
+    }));
+    for (const [pair, l] of P.links) if (!drawn.has(pair)) { l.remove(); P.links.delete(pair); }
+    for (const n of nodes) {
+      const d = P.dots.get(n.name);
+      setAttr(d, "class", "node-dot " + (n.self ? "self" : n.state));
+      if (d.firstChild.textContent !== n.name + ": " + n.state) d.firstChild.textContent = n.name + ": " + n.state;
+      const t = P.labels.get(n.name);
+      if (t && P.crowded) setAttr(t, "class", "node-label" + (n.self ? " self" : "") + (n.state !== "up" && !n.self ? " bad" : ""));
     }
-    $("cluster").replaceChildren(svg);
     const split = nodes.filter((n) => !n.self && n.state !== "up").map((n) => n.name + " (" + n.state.replace("_", " ") + ")");
     const b = $("split-banner");
     if (split.length || cut.length) {
