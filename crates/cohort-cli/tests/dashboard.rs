@@ -2,8 +2,11 @@
 //! in a real headless Chromium (Debian's `chromium` and `chromium-driver`)
 //! and a real headless Firefox (Debian's `firefox-esr` and Mozilla's
 //! `geckodriver`), which `.ci/run` installs, against three `cohort node`
-//! processes; and its socket's token check and read-only mode, over a
-//! plain WebSocket.
+//! processes: the story of a join, two splits, their heal and a name
+//! clash; the keyboard alone; a phone-sized screen (390 CSS pixels wide,
+//! in both browsers). And the socket's token check and read-only mode,
+//! over a plain WebSocket. `dashboard_scale.rs` has the page at 14 and 50
+//! nodes.
 //!
 //! Screenshots of the main views go to `target/tmp/dashboard/<browser>/`
 //! (not committed).

@@ -35,6 +35,10 @@ use serde_json::{json, Value};
 const GROUPS: u64 = 10_000;
 /// Names registered by one request (the test's HTTP client waits 20 s).
 const CHUNK: u64 = 100;
+/// How long one request of the load may take: a hundred locked
+/// registrations among fifty nodes, all loading at once on a shared
+/// machine, have taken more than 20 s.
+const LOAD: Duration = Duration::from_secs(300);
 /// How long the page may take for anything at this scale.
 const SLOW: Duration = Duration::from_secs(120);
 
@@ -65,6 +69,39 @@ fn wait_long(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Dur
         std::thread::sleep(Duration::from_millis(100));
     }
     t.elapsed()
+}
+
+/// User plus system CPU of a process so far, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime is the 12th,
+    // stime the 13th.
+    let f: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| {
+            r.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)
+}
+
+/// The whole machine's busy and total time so far (`/proc/stat`).
+fn machine() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = f.iter().sum();
+    // idle and iowait
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total - idle, total)
 }
 
 /// Watches the page's main thread from now on: the longest gap between
@@ -196,7 +233,15 @@ async fn at_scale(bin: &str, n: usize, total: u64, groups: u64) {
         for (k, d) in nodes.iter().enumerate() {
             s.spawn(move || {
                 let post = |path: &str, body: Value| {
-                    let (code, out) = http(&d.admin, "POST", path, Some(&body.to_string()));
+                    let auth = format!("Bearer {TOKEN}");
+                    let (code, out) = http_within(
+                        LOAD,
+                        &d.admin,
+                        "POST",
+                        path,
+                        Some(&body.to_string()),
+                        &[("Host", &d.admin), ("Authorization", &auth)],
+                    );
                     assert_eq!(code, 200, "{} {path} {body}: {out}", d.name);
                 };
                 let offset = (k as u64 * per) % groups;
@@ -244,6 +289,52 @@ async fn at_scale(bin: &str, n: usize, total: u64, groups: u64) {
         .sum();
     println!("memory of the {n} nodes: {} MiB in all", rss >> 20);
 
+    // The node's side: pages and searches over the dashboard's socket.
+    let mut ws = dashboard_socket(a);
+    send(&mut ws, json!({"op": "auth", "token": TOKEN}));
+    for (id, req) in [
+        (1, json!({"op": "names", "table": "global", "limit": 50})),
+        (2, json!({"op": "names", "table": "global", "limit": 50})),
+        (
+            3,
+            json!({"op": "names", "table": "global", "limit": 50, "offset": total - 50}),
+        ),
+        (
+            4,
+            json!({"op": "names", "table": "global", "limit": 50, "q": format!("-{:03}-42", (per - 1) / CHUNK)}),
+        ),
+        (5, json!({"op": "groups", "scope": "pg", "limit": 50})),
+        (
+            6,
+            json!({"op": "groups", "scope": "pg", "limit": 50, "q": "grp-99"}),
+        ),
+    ] {
+        let mut req = req;
+        req["id"] = json!(id);
+        let t = Instant::now();
+        send(&mut ws, req.clone());
+        let r = reply(&mut ws, id);
+        assert!(r["total"].as_u64().is_some_and(|t| t > 0), "{req}: {r}");
+        println!(
+            "socket {req}: {:?}, total {}, {} rows",
+            t.elapsed(),
+            r["total"],
+            r["rows"].as_array().map_or(0, |r| r.len())
+        );
+    }
+    drop(ws);
+
+    // The nodes finish their own work (the load's replication, the
+    // indexes) before the browsers are timed: under a fifth of a core in
+    // all, over one second.
+    let pids: Vec<u32> = nodes.iter().map(|d| d.child.id()).collect();
+    let calm = wait_long("the nodes idle", Duration::from_secs(300), || {
+        let before: u64 = pids.iter().map(|&p| cpu_ticks(p)).sum();
+        std::thread::sleep(Duration::from_secs(1));
+        pids.iter().map(|&p| cpu_ticks(p)).sum::<u64>() - before < 20
+    });
+    println!("the nodes idle after {calm:?}");
+
     let url = String::from_utf8(ctl(a, &["dashboard"]).stdout)
         .unwrap()
         .trim()
@@ -257,6 +348,8 @@ async fn at_scale(bin: &str, n: usize, total: u64, groups: u64) {
     );
     let wanted = format!("name-{:02}-{chunk:03}-42", 7.min(n - 1));
     for kind in [Browser::Chromium, Browser::Firefox] {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let m0 = machine();
         let driver = driver(kind);
         let br = browser(kind, &driver).await;
         br.goto(&url).await.unwrap();
@@ -417,9 +510,15 @@ async fn at_scale(bin: &str, n: usize, total: u64, groups: u64) {
         let errs = js(&br, "return window.__errs").await;
         assert_eq!(errs, json!([]), "the page logged errors");
 
+        let m1 = machine();
+        println!(
+            "{kind:?} (load average {} at the start; the machine {:.0} % busy meanwhile, both cores, \
+             this browser included):",
+            load.trim(),
+            100.0 * (m1.0 - m0.0) as f64 / (m1.1 - m0.1).max(1) as f64
+        );
         let avg = pages.iter().sum::<f64>() / pages.len() as f64;
         let worst = pages.iter().cloned().fold(0.0, f64::max);
-        println!("{kind:?}:");
         println!("  cluster view: {n} rows {table:.0} ms, picture with {} lines {picture:.0} ms after navigation; {b0}", n - 1 + links);
         println!("  groups view ({groups} groups): {groups_ms:.0} ms; {b1}");
         println!("  names view ({total} names): {names:.0} ms; {b2}");
