@@ -387,6 +387,31 @@ async fn at_scale(bin: &str, n: usize, total: u64, groups: u64) {
         .await;
         let b0 = busy(&br).await;
         shot(&br, kind, "scale-cluster").await;
+        // The nodes table: a count per state, and a filter by name.
+        let filter = br
+            .find(fantoccini::Locator::Id("node-filter"))
+            .await
+            .unwrap();
+        filter.send_keys("n0").await.unwrap();
+        until(
+            &br,
+            "the filtered nodes table",
+            SLOW,
+            &format!(
+                r##"const shown = [...document.querySelectorAll('#nodes-table tbody tr')].filter(r => !r.hidden);
+                   return document.getElementById('nodes-summary').textContent === '{n} (this one; peers: {} up)'
+                       && shown.length === {} && shown.every(r => r.dataset.node.startsWith('n0'))"##,
+                n - 1,
+                n.min(10)
+            ),
+        )
+        .await;
+        filter.clear().await.unwrap();
+        js(
+            &br,
+            "document.getElementById('node-filter').dispatchEvent(new Event('input'))",
+        )
+        .await;
 
         // The other views, and back.
         let groups_ms = click_until(
