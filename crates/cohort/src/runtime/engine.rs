@@ -313,17 +313,12 @@ impl Shared {
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         let (out, queued) = Outbox::new(tx);
         let authenticated = Arc::new(AtomicBool::new(false));
-        let traffic = Arc::new(ConnTraffic::new(remote_addr.clone()));
-        let counters = Arc::downgrade(self);
+        let traffic = Arc::new(ConnTraffic::new(remote_addr.clone(), self.traffic.clone()));
         let mine = traffic.clone();
         let writer = tokio::spawn(async move {
             let count = |n: usize| {
                 queued.fetch_sub(n, Ordering::Relaxed);
                 mine.count_out(n);
-                if let Some(s) = counters.upgrade() {
-                    s.traffic.frames_out.fetch_add(1, Ordering::Relaxed);
-                    s.traffic.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                }
             };
             while let Some(frame) = rx.recv().await {
                 count(frame.len());
@@ -356,7 +351,10 @@ impl Shared {
                         warn!(node = %shared.name, addr = %remote_addr, error = %err, "bad frame; disconnecting");
                         break format!("bad frame: {err}");
                     }
-                    Some(Ok(bytes)) => match shared.traffic.count_in(&mine, &bytes) {
+                    Some(Ok(bytes)) => match {
+                        mine.count_in(bytes.len());
+                        Frame::decode(&bytes)
+                    } {
                         Ok(Frame::Send { to, from, payload }) if auth.load(Ordering::Acquire) => {
                             // The hot path: straight into the mailbox, where
                             // the core would deliver it.
