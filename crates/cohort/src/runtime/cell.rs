@@ -41,9 +41,6 @@ pub(crate) struct Engine {
     /// Connections with frames queued by the current call, written once
     /// it lets go of the lock.
     pub(super) flush: Vec<Outbox>,
-    /// Answers to callers made by the current call, delivered once its
-    /// frames are on their way.
-    pub(super) replies: Vec<crate::core::names::NamesEffect>,
 }
 
 /// The lock around the engine plus what the tasks need to reach it.
@@ -86,7 +83,6 @@ impl EngineCell {
                 tasks: Vec::new(),
                 stopped: false,
                 flush: Vec::new(),
-                replies: Vec::new(),
             }),
             timer: Arc::new(Notify::new()),
             deadline,

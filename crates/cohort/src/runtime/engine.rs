@@ -23,7 +23,6 @@ use super::cell::{notify, stop_tasks, ConnTasks, Engine};
 use super::events::NodeEvent;
 use super::link::{write_loop, ConnTraffic, Link, Outbox};
 use super::shared::Shared;
-use crate::core::names::NamesEffect;
 use crate::core::pid::{NodeName, Pid};
 use crate::core::process::Message;
 use crate::core::proto::Frame;
@@ -138,27 +137,12 @@ impl Shared {
             }
         }
         let flush = std::mem::take(&mut e.flush);
-        let replies = std::mem::take(&mut e.replies);
         drop(e);
-        if replies.is_empty() {
-            // Out of the lock: the frames of this call go to the sockets
-            // from this task, in the order queued (nothing queued later
-            // overtakes them: every write takes the whole queue).
-            for out in flush {
-                out.flush();
-            }
-        } else {
-            // The call answered callers (a locked registration's commit):
-            // its frames are left to the writer tasks, woken first, so the
-            // caller woken last runs first on this thread and writes them
-            // with its next request (one write and one wake-up of the peer
-            // instead of two); the writer tasks send them if it does not.
-            for out in flush {
-                out.wake_writer();
-            }
-            for fx in replies {
-                self.names.apply(fx);
-            }
+        // Out of the lock: the frames of this call go to the sockets from
+        // this task, in the order queued (nothing queued later overtakes
+        // them: every write takes the whole queue).
+        for out in flush {
+            out.flush();
         }
         r
     }
@@ -300,8 +284,6 @@ impl Shared {
                     }
                 }
                 Effect::Pg(fx) => self.pg_subs.apply(fx),
-                // Answers wait until the call's frames are on their way.
-                Effect::Names(fx @ NamesEffect::Reply { .. }) => e.replies.push(fx),
                 Effect::Names(fx) => self.names.apply(fx),
                 Effect::Groups(fx) => self.global_group_reqs.apply(fx),
             }

@@ -115,18 +115,10 @@ impl Outbox {
         // A no-op waker: if the sink is not ready, the writer task polls
         // it again with its own.
         let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-        let done = matches!(p.drain(&mut st, &mut cx), Poll::Ready(Ok(())));
-        drop(st);
-        // Frames queued while this task held the sink, by senders that
-        // left them to it, are the writer task's now.
-        if !done || !lock(&p.queue).is_empty() {
+        if !matches!(p.drain(&mut st, &mut cx), Poll::Ready(Ok(()))) {
+            drop(st);
             p.writer.wake();
         }
-    }
-
-    /// Leaves what is queued to the writer task.
-    pub(crate) fn wake_writer(&self) {
-        self.pipe.writer.wake();
     }
 
     /// Whether two outboxes are the same connection's.
@@ -212,13 +204,7 @@ pub(crate) async fn write_loop(pipe: Arc<Pipe>) {
         // Registered before looking: a frame queued after the look wakes
         // this task again.
         pipe.writer.register(cx.waker());
-        let mut st = match pipe.sink.try_lock() {
-            Ok(st) => st,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            // A sender is writing: it wakes this task again if it leaves
-            // anything queued.
-            Err(TryLockError::WouldBlock) => return Poll::Pending,
-        };
+        let mut st = lock(&pipe.sink);
         match pipe.drain(&mut st, cx) {
             Poll::Ready(Ok(())) if pipe.senders.load(Ordering::Acquire) == 0 => {
                 if lock(&pipe.queue).is_empty() {
