@@ -38,9 +38,6 @@ pub(crate) struct Engine {
     pub(super) closing_writers: Vec<JoinHandle<()>>,
     pub(super) tasks: Vec<JoinHandle<()>>,
     pub(super) stopped: bool,
-    /// Connections with frames queued by the current call, written once
-    /// it lets go of the lock.
-    pub(super) flush: Vec<Outbox>,
 }
 
 /// The lock around the engine plus what the tasks need to reach it.
@@ -82,7 +79,6 @@ impl EngineCell {
                 closing_writers: Vec::new(),
                 tasks: Vec::new(),
                 stopped: false,
-                flush: Vec::new(),
             }),
             timer: Arc::new(Notify::new()),
             deadline,

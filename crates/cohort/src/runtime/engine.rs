@@ -13,15 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use tokio::sync::{oneshot, Notify};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::cell::{notify, stop_tasks, ConnTasks, Engine};
 use super::events::NodeEvent;
-use super::link::{write_loop, ConnTraffic, Link, Outbox};
+use super::link::{ConnTraffic, Link, Outbox};
 use super::shared::Shared;
 use crate::core::pid::{NodeName, Pid};
 use crate::core::process::Message;
@@ -135,14 +135,6 @@ impl Shared {
             if next < before {
                 self.engine.timer.notify_one();
             }
-        }
-        let flush = std::mem::take(&mut e.flush);
-        drop(e);
-        // Out of the lock: the frames of this call go to the sockets from
-        // this task, in the order queued (nothing queued later overtakes
-        // them: every write takes the whole queue).
-        for out in flush {
-            out.flush();
         }
         r
     }
@@ -294,7 +286,7 @@ impl Shared {
     /// is dropped for a peer whose queue is over the limit: the peer is not
     /// keeping up and will find the gap and ask again (snapshot or missing
     /// deltas), instead of this node queueing without limit.
-    fn enqueue(&self, e: &mut Engine, conns: impl IntoIterator<Item = ConnId>, frame: &Frame) {
+    fn enqueue(&self, e: &Engine, conns: impl IntoIterator<Item = ConnId>, frame: &Frame) {
         let sheddable = frame.is_sheddable();
         let mut bytes = None;
         for conn in conns {
@@ -305,10 +297,7 @@ impl Shared {
                 self.traffic.shed.fetch_add(1, Ordering::Relaxed);
             } else {
                 c.out
-                    .queue(bytes.get_or_insert_with(|| frame.encode()).clone());
-                if !e.flush.iter().any(|o| o.same(&c.out)) {
-                    e.flush.push(c.out.clone());
-                }
+                    .push(bytes.get_or_insert_with(|| frame.encode()).clone());
             }
         }
     }
@@ -316,15 +305,39 @@ impl Shared {
     fn attach(self: &Arc<Self>, e: &mut Engine, conn: ConnId, c: Connection) {
         let Connection {
             remote_addr,
-            sink,
+            mut sink,
             mut stream,
             identity,
             limit,
         } = c;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        let (out, queued) = Outbox::new(tx);
         let authenticated = Arc::new(AtomicBool::new(false));
         let traffic = Arc::new(ConnTraffic::new(remote_addr.clone(), self.traffic.clone()));
-        let (out, pipe) = Outbox::new(sink, traffic.clone());
-        let writer = tokio::spawn(write_loop(pipe));
+        let mine = traffic.clone();
+        let writer = tokio::spawn(async move {
+            let count = |n: usize| {
+                queued.fetch_sub(n, Ordering::Relaxed);
+                mine.count_out(n);
+            };
+            while let Some(frame) = rx.recv().await {
+                count(frame.len());
+                if sink.feed(frame).await.is_err() {
+                    return;
+                }
+                // Batch whatever else is queued into one flush.
+                while let Ok(frame) = rx.try_recv() {
+                    count(frame.len());
+                    if sink.feed(frame).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            let _ = sink.close().await;
+        });
         let weak = Arc::downgrade(self);
         let auth = authenticated.clone();
         let mine = traffic.clone();
