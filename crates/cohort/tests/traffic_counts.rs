@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::*;
 use cohort_registry::Node;
+use common::*;
 
 /// The node's totals and the sum over its peers, as
 /// `[frames_in, frames_out, bytes_in, bytes_out]`.
