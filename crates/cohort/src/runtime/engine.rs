@@ -25,7 +25,7 @@ use super::link::{ConnTraffic, Link, Outbox};
 use super::shared::Shared;
 use crate::core::pid::{NodeName, Pid};
 use crate::core::process::Message;
-use crate::core::proto::Frame;
+use crate::core::proto::{DecodeError, Frame};
 use crate::core::route::{route, route_received, Route};
 use crate::core::time::Time;
 use crate::core::{ConnId, ConnectError, Effect, NodeCore, FLUSH_REST};
@@ -105,6 +105,12 @@ fn refused_identity(id: &PeerIdentity, frame: &Frame) -> Option<String> {
         Frame::Hello(h) | Frame::Challenge(h) => id.check_node(h.name.as_str()).err(),
         _ => None,
     }
+}
+
+/// Counts a received frame on its connection (and the node) and decodes it.
+fn count_and_decode(conn: &ConnTraffic, bytes: &[u8]) -> Result<Frame, DecodeError> {
+    conn.count_in(bytes.len());
+    Frame::decode(bytes)
 }
 
 /// Work that needs the `Arc<Shared>` and so happens right after the core call.
@@ -313,17 +319,12 @@ impl Shared {
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         let (out, queued) = Outbox::new(tx);
         let authenticated = Arc::new(AtomicBool::new(false));
-        let traffic = Arc::new(ConnTraffic::new(remote_addr.clone()));
-        let counters = Arc::downgrade(self);
+        let traffic = Arc::new(ConnTraffic::new(remote_addr.clone(), self.traffic.clone()));
         let mine = traffic.clone();
         let writer = tokio::spawn(async move {
             let count = |n: usize| {
                 queued.fetch_sub(n, Ordering::Relaxed);
                 mine.count_out(n);
-                if let Some(s) = counters.upgrade() {
-                    s.traffic.frames_out.fetch_add(1, Ordering::Relaxed);
-                    s.traffic.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                }
             };
             while let Some(frame) = rx.recv().await {
                 count(frame.len());
@@ -356,7 +357,7 @@ impl Shared {
                         warn!(node = %shared.name, addr = %remote_addr, error = %err, "bad frame; disconnecting");
                         break format!("bad frame: {err}");
                     }
-                    Some(Ok(bytes)) => match shared.traffic.count_in(&mine, &bytes) {
+                    Some(Ok(bytes)) => match count_and_decode(&mine, &bytes) {
                         Ok(Frame::Send { to, from, payload }) if auth.load(Ordering::Acquire) => {
                             // The hot path: straight into the mailbox, where
                             // the core would deliver it.

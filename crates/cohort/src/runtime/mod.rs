@@ -48,7 +48,7 @@ use tracing::warn;
 
 use self::cell::EngineCell;
 use self::names_state::NamesShared;
-pub(crate) use self::shared::{Shared, Traffic};
+pub(crate) use self::shared::Shared;
 use crate::cookie::CookieSource;
 use crate::core::cluster::ClusterConfig;
 use crate::core::pid::{ExitReason, NodeName, Pid};
@@ -363,7 +363,7 @@ impl NodeBuilder {
                 self.max_queued,
             ),
             pg_subs: Default::default(),
-            traffic: Traffic::default(),
+            traffic: Default::default(),
             global_group_reqs: Default::default(),
             discovery: Default::default(),
             tls,
@@ -692,6 +692,7 @@ impl Node {
             .nodes()
             .filter_map(|n| {
                 let t = &e.conns.get(&cluster.peer_conn(n)?)?.traffic;
+                let c = t.counts.snapshot();
                 Some(PeerStats {
                     node: n.clone(),
                     creation: cluster.peer_creation(n).unwrap_or(0),
@@ -700,10 +701,10 @@ impl Node {
                         .map_or_else(|| t.remote_addr.clone(), str::to_string),
                     visible: !hidden.contains(n),
                     since: t.opened,
-                    frames_in: t.frames_in.load(Ordering::Relaxed),
-                    frames_out: t.frames_out.load(Ordering::Relaxed),
-                    bytes_in: t.bytes_in.load(Ordering::Relaxed),
-                    bytes_out: t.bytes_out.load(Ordering::Relaxed),
+                    frames_in: c.frames_in,
+                    frames_out: c.frames_out,
+                    bytes_in: c.bytes_in,
+                    bytes_out: c.bytes_out,
                     sync_lag: pg.lag_of(n),
                 })
             })
@@ -721,11 +722,12 @@ impl Node {
                 core.cluster().handshake_stats(),
             )
         });
+        let c = t.counts.snapshot();
         Stats {
-            frames_in: t.frames_in.load(Ordering::Relaxed),
-            frames_out: t.frames_out.load(Ordering::Relaxed),
-            bytes_in: t.bytes_in.load(Ordering::Relaxed),
-            bytes_out: t.bytes_out.load(Ordering::Relaxed),
+            frames_in: c.frames_in,
+            frames_out: c.frames_out,
+            bytes_in: c.bytes_in,
+            bytes_out: c.bytes_out,
             shed_frames: t.shed.load(Ordering::Relaxed),
             pg_lag,
             processes,

@@ -1,6 +1,6 @@
 //! The state a node's handle, its processes and its tasks share.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -8,12 +8,11 @@ use tokio::sync::mpsc;
 
 use super::cell::EngineCell;
 use super::global_group_state::Requests;
-use super::link::{ConnTraffic, Link};
+use super::link::{Link, Traffic};
 use super::names_state::NamesShared;
 use super::pg_state::PgSubs;
 use crate::core::pid::{NodeName, Pid};
 use crate::core::process::Message;
-use crate::core::proto::{DecodeError, Frame};
 use crate::discovery::state::State as DiscoveryState;
 use crate::transport::tls::TlsTransport;
 
@@ -32,8 +31,8 @@ pub(crate) struct Shared {
     pub(crate) next_ref: AtomicU64,
     pub(crate) names: NamesShared,
     pub(crate) engine: EngineCell,
-    /// Traffic counters, for metrics.
-    pub(crate) traffic: Traffic,
+    /// Traffic counters, for metrics (shared with each connection's).
+    pub(crate) traffic: Arc<Traffic>,
     /// Global-group requests waiting for an answer.
     pub(crate) global_group_reqs: Requests,
     /// Process-group monitor subscriptions: id → event channel.
@@ -42,27 +41,6 @@ pub(crate) struct Shared {
     pub(crate) discovery: std::sync::Mutex<Vec<Arc<DiscoveryState>>>,
     /// The TLS transport, when the node uses one (for reloads).
     pub(crate) tls: Option<TlsTransport>,
-}
-
-/// Frames and bytes exchanged with peers.
-#[derive(Default)]
-pub(crate) struct Traffic {
-    pub(crate) frames_in: AtomicU64,
-    pub(crate) frames_out: AtomicU64,
-    pub(crate) bytes_in: AtomicU64,
-    pub(crate) bytes_out: AtomicU64,
-    pub(crate) shed: AtomicU64,
-}
-
-impl Traffic {
-    /// Counts a received frame (here and on its connection) and decodes it.
-    pub(crate) fn count_in(&self, conn: &ConnTraffic, bytes: &[u8]) -> Result<Frame, DecodeError> {
-        conn.count_in(bytes.len());
-        self.frames_in.fetch_add(1, Ordering::Relaxed);
-        self.bytes_in
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Frame::decode(bytes)
-    }
 }
 
 impl Shared {
