@@ -118,6 +118,8 @@ pub struct Sim {
     /// Latency spikes are on (the `delay` fault, until the final heal).
     spikes: bool,
     traffic: Tally<Traffic>,
+    /// The encoding of the frame being sent (reused: no allocation per frame).
+    wire: Vec<u8>,
     timer_streak: (Time, u32),
     /// Problems the driver found outside the cores' effects (a timer livelock).
     driver_faults: Vec<Stray>,
@@ -147,6 +149,7 @@ impl Sim {
             net: Net::default(),
             ledger: Ledger::default(),
             traffic: Tally::default(),
+            wire: Vec::new(),
             timer_streak: (Time::ZERO, 0),
             driver_faults: Vec::new(),
             counters: Tally::default(),
