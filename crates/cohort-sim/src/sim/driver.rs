@@ -47,6 +47,9 @@ impl Sim {
         let core = NodeCore::new(cfg, StdRng::seed_from_u64(seed), self.now());
         let n = &mut self.nodes[i];
         n.creation = creation;
+        if !n.is_running() {
+            self.running += 1;
+        }
         n.state = NodeState::Running(Box::new(core));
         n.alive.clear();
         n.timer_at = None;
