@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use crate::bridge::Event;
+use crate::error::BridgeError;
 use crate::ext;
-use crate::BridgeError;
 
 /// The capabilities this node announces: OTP 25's mandatory set (with the
 /// `DFLAG_MANDATORY_25_DIGEST` bit as `dist.h` defines it, `0x4000000`),

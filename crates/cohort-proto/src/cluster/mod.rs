@@ -203,6 +203,13 @@ impl Conn {
         }
     }
 
+    /// The node this connection is meant to reach: the name it was dialed
+    /// for, or the one the handshake told. A failed handshake redials it
+    /// (when it is known), whether the dial named it or only its address.
+    fn whom(&self) -> Option<NodeName> {
+        self.expect.clone().or_else(|| self.peer_name().cloned())
+    }
+
     /// The peer's name, once the handshake has told it.
     fn peer_name(&self) -> Option<&NodeName> {
         match &self.state {
@@ -584,7 +591,8 @@ impl Cluster {
                 conn,
                 reason: format!("refused by peer: {reason}"),
             });
-            match (&reason, c.peer_name().cloned().or(c.expect.clone())) {
+            let whom = c.whom();
+            match (&reason, whom.clone()) {
                 (RefuseReason::Simultaneous | RefuseReason::AlreadyConnected, Some(peer)) => {
                     debug!(node = %self.me, %peer, %reason, "handshake refused");
                     if c.on_purpose() {
@@ -626,7 +634,7 @@ impl Cluster {
                     result: Err(err.clone()),
                 });
             }
-            if let Some(name) = c.expect {
+            if let Some(name) = whom {
                 self.schedule_reconnect(&name, now);
             }
             return;

@@ -20,7 +20,7 @@ impl Cluster {
         if !was_up {
             debug!(node = %self.me, conn, addr = %c.addr, %why, "connection closed during handshake");
         }
-        let expect = c.expect.clone();
+        let expect = c.whom();
         let reason = DownReason::ConnectionClosed(why.clone());
         // Tell the driver too, so it releases what it holds for the connection.
         fx.push(Effect::Close { conn, reason: why });
@@ -369,7 +369,7 @@ impl Cluster {
                     debug!(node = %self.me, addr = %self.conns[&id].addr, "handshake timed out");
                 }
                 let c = &self.conns[&id];
-                let expect = c.expect.clone().or_else(|| c.peer_name().cloned());
+                let expect = c.whom();
                 let was_up = matches!(c.state, State::Up { .. });
                 self.close(id, reason, now, fx, up);
                 if !was_up {
