@@ -94,7 +94,7 @@
     hello: null, state: null, events: [], tab: "cluster",
     scope: null, groupQ: "", groupSort: "name", groupDesc: false, groupOff: 0,
     member: null, memberQ: "", memberOff: 0,
-    table: null, nameQ: "", nameOff: 0, prevSplit: [], links: new Set(),
+    table: null, nameQ: "", nameOff: 0, prevSplit: [], links: new Set(), pictureKey: null, layout: null, pic: null,
   };
 
   function connect() {
@@ -174,7 +174,7 @@
       case "event":
         st.events.push(v);
         if (st.events.length > 500) st.events.shift();
-        renderTimeline();
+        renderTimelineSoon();
         if (v.type === "registered" || v.type === "unregistered" || v.type === "conflict") refreshNamesSoon();
         break;
       case "lagged":
@@ -268,82 +268,198 @@
     });
     const same = rows.length === body.rows.length && rows.every((r, i) => body.rows[i] === r);
     if (!same) body.replaceChildren(...rows);
+    // Fifty rows are a long table: a count per state, and a filter.
+    const count = new Map();
+    for (const n of v.nodes) if (!n.self) count.set(n.state, (count.get(n.state) || 0) + 1);
+    const peers = [...count].map(([k, c]) => c + " " + k.replace("_", " ")).join(", ");
+    $("nodes-summary").textContent = v.nodes.length + (peers ? " (this one; peers: " + peers + ")" : " (this one)");
+    filterNodes();
   }
 
-  function renderPicture() {
-    const v = st.state;
+  function filterNodes() {
+    const q = $("node-filter").value.trim().toLowerCase();
+    const byName = new Map(st.state.nodes.map((n) => [n.name, n]));
+    for (const tr of $("nodes-table").tBodies[0].rows) {
+      const n = byName.get(tr.dataset.node);
+      tr.hidden = !!q && !!n && ![n.name, n.state, n.group || ""].some((x) => x.toLowerCase().includes(q));
+    }
+  }
+
+  // What the picture is drawn from; a state push that changes none of it
+  // (traffic, lag) leaves the picture alone.
+  function pictureKey(v) {
+    return JSON.stringify([v.nodes.map((n) => [n.name, n.state, n.group, n.hidden, n.self]), v.views || {}]);
+  }
+
+  // A node's label: its name before the "@" when every node shares the
+  // host part (a crowded ring has room for little more), else the name.
+  function labeller(nodes) {
+    const hosts = new Set(nodes.map((n) => n.name.slice(n.name.indexOf("@") + 1)));
+    const shorts = new Set(nodes.map((n) => n.name.split("@")[0]));
+    const short = hosts.size === 1 && shorts.size === nodes.length;
+    return (name) => (short ? name.split("@")[0] : name);
+  }
+
+  // At most `n` items of a list, then how many more.
+  function few(list, n) {
+    return list.length <= n ? list.join(", ") : list.slice(0, n).join(", ") + " and " + (list.length - n) + " more";
+  }
+
+  // The cut pairs: each one while they are few, else how many and the
+  // nodes most of them meet at (a node split from the rest is in all).
+  function cutPairs(cut) {
+    if (cut.length <= 4) return cut.join(", ");
+    const deg = new Map();
+    for (const p of cut) for (const x of p.split(" — ")) deg.set(x, (deg.get(x) || 0) + 1);
+    const top = [...deg].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0])).slice(0, 5);
+    return cut.length + " pairs of other nodes, most at " + top.map(([x, c]) => x + " (" + c + ")").join(", ");
+  }
+
+  function setAttr(el, k, v) {
+    if (el.getAttribute(k) !== v) el.setAttribute(k, v);
+  }
+
+  // A line's look and state, and its layer: cut lines over the rest.
+  function setLine(l, cls, state, title, layer) {
+    setAttr(l, "class", cls);
+    setAttr(l, "data-state", state);
+    if (l.firstChild.textContent !== title) l.firstChild.textContent = title;
+    if (l.parentNode !== layer) layer.append(l);
+  }
+
+  // The picture's frame: regions, points, labels and this node's lines,
+  // in layers (sessions between others, this node's, cut ones, points).
+  function buildPicture(nodes) {
     // Each global group is a region of its own, side by side (nodes of no
-    // group share one more, unmarked); inside it, its nodes on a ring.
-    const W = 640, H = 300;
+    // group share one more, unmarked); inside it, its nodes on a ring. A
+    // crowded ring (past a dozen nodes) gets a taller picture, smaller
+    // dots, labels along the radius and faint lines, so that the lines
+    // that are cut (red, on top) stand out.
+    const keys = [...new Set(nodes.map((n) => n.group || ""))].sort((x, y) => (x === "") - (y === "") || x.localeCompare(y));
+    const most = Math.max(...keys.map((g) => nodes.filter((n) => (n.group || "") === g).length));
+    const crowded = most > 12;
+    const W = 640, H = crowded ? 600 : 300;
     const colors = ["#1d4e89", "#7b2cbf", "#e76f51", "#2a9d8f", "#b5838d", "#6a994e"];
-    const keys = [...new Set(v.nodes.map((n) => n.group || ""))].sort((x, y) => (x === "") - (y === "") || x.localeCompare(y));
     const colW = W / keys.length;
     const pos = new Map();
-    // Past a dozen nodes in a region, names are in the tooltips only.
-    const labelled = new Set();
-    const svg = s("svg", { viewBox: "0 0 " + W + " " + H, role: "img",
-      "aria-label": "Cluster picture: every node's sessions" });
-    const regions = [];
+    const angle = new Map();
+    const label = labeller(nodes);
+    let dot = 9;
+    const svg = s("svg", { viewBox: "0 0 " + W + " " + H, role: "img", class: crowded ? "crowded" : "",
+      "aria-label": "Cluster picture: " + nodes.length + " nodes and their sessions" });
+    const cy = H / 2 + 8;
     keys.forEach((g, gi) => {
-      const members = v.nodes.filter((n) => (n.group || "") === g).sort((x, y) => x.name.localeCompare(y.name));
-      const cx = colW * (gi + 0.5), cy = H / 2 + 8;
-      const maxR = Math.max(0, Math.min(colW / 2 - 44, H / 2 - 48));
+      const members = nodes.filter((n) => (n.group || "") === g).sort((x, y) => x.name.localeCompare(y.name));
+      const cx = colW * (gi + 0.5);
+      const room = crowded ? 40 : 44;
+      const maxR = Math.max(0, Math.min(colW / 2 - room, H / 2 - room - 4));
       const r = members.length === 1 ? 0 : Math.min(maxR, 30 + 24 * members.length);
+      if (members.length > 1) dot = Math.min(dot, Math.max(3, (Math.PI * r) / members.length / 1.6));
       members.forEach((n, i) => {
-        if (members.length <= 12 || n.self) labelled.add(n.name);
         const a = -Math.PI / 2 + (2 * Math.PI * i) / members.length;
+        angle.set(n.name, members.length > 12 ? a : null);
         pos.set(n.name, [cx + r * Math.cos(a), cy + r * Math.sin(a)]);
       });
       if (g) {
         const c = colors[gi % colors.length];
-        const rr = Math.min(r + 30, colW / 2 - 4, H / 2 - 14);
-        regions.push(s("circle", { class: "region", "data-group": g, cx, cy, r: rr, fill: c, stroke: c }));
-        regions.push(s("text", { class: "region-label", x: cx, y: Math.max(12, cy - rr - 2), "text-anchor": "middle", fill: c, text: g }));
+        const rr = Math.min(r + (crowded ? 36 : 30), colW / 2 - 4, H / 2 - 14);
+        svg.append(s("circle", { class: "region", "data-group": g, cx, cy, r: rr, fill: c, stroke: c }));
+        // Above the region, or (when the ring's labels reach its top) at
+        // its upper left.
+        const [lx, ly, anchor] = crowded ? [cx - rr * 0.72, cy - rr * 0.72, "end"] : [cx, Math.max(12, cy - rr - 2), "middle"];
+        svg.append(s("text", { class: "region-label", x: lx, y: ly, "text-anchor": anchor, fill: c, text: g }));
       }
     });
-    for (const e of regions) svg.append(e);
-    const nodes = v.nodes;
-    const cy = H / 2 + 8;
+    const P = { svg, pos, crowded, edges: new Map(), links: new Map(), dots: new Map(), labels: new Map(),
+      gLinks: s("g"), gEdges: s("g"), gCut: s("g"), gDots: s("g") };
+    svg.append(P.gLinks, P.gEdges, P.gCut, P.gDots);
     const me = nodes.find((n) => n.self);
     const [sx, sy] = pos.get(me.name);
     for (const n of nodes) {
-      if (n.self) continue;
       const [x, y] = pos.get(n.name);
+      if (!n.self) {
+        const l = s("line", { "data-peer": n.name, x1: sx, y1: sy, x2: x, y2: y }, s("title"));
+        P.edges.set(n.name, l);
+      }
+      const d = s("circle", { "data-node": n.name, cx: x, cy: y, r: n.self ? dot + 2 : dot }, s("title"));
+      P.dots.set(n.name, d);
+      P.gDots.append(d);
+      const a = angle.get(n.name);
+      let t;
+      if (a === null || a === undefined) {
+        t = s("text", { class: "node-label", x, y: y >= cy ? y + 24 : y - 16, "text-anchor": "middle", text: n.name });
+      } else {
+        // Along the radius, outwards, never upside down.
+        const left = Math.cos(a) < -1e-9;
+        const deg = (a * 180) / Math.PI + (left ? 180 : 0);
+        const gap = dot + 4;
+        const lx = x + gap * Math.cos(a), ly = y + gap * Math.sin(a);
+        t = s("text", { class: "node-label", "data-node": n.name,
+          x: lx, y: ly, "text-anchor": left ? "end" : "start", "dominant-baseline": "central",
+          transform: "rotate(" + deg.toFixed(1) + " " + lx.toFixed(1) + " " + ly.toFixed(1) + ")", text: label(n.name) });
+      }
+      P.labels.set(n.name, t);
+      P.gDots.append(t);
+    }
+    st.pic = P;
+    $("cluster").replaceChildren(svg);
+  }
+
+  function renderPicture() {
+    const v = st.state;
+    const key = pictureKey(v);
+    if (key === st.pictureKey) return;
+    st.pictureKey = key;
+    const nodes = v.nodes;
+    // The points move only when nodes come, go or change group; otherwise
+    // the lines and points change their state in place (a split at 50
+    // nodes changes a few of 1,225 lines, not all of them).
+    const layout = JSON.stringify(nodes.map((n) => [n.name, n.group || "", !!n.self]));
+    if (layout !== st.layout) { st.layout = layout; buildPicture(nodes); }
+    const P = st.pic;
+    const me = nodes.find((n) => n.self);
+    for (const n of nodes) {
+      if (n.self) continue;
       const cls = n.state === "up" ? (n.hidden ? "hidden-s" : "up") : n.state;
-      svg.append(s("line", { class: "edge " + cls, "data-peer": n.name, "data-state": n.state, x1: sx, y1: sy, x2: x, y2: y },
-        s("title", { text: me.name + " — " + n.name + ": " + n.state })));
+      setLine(P.edges.get(n.name), "edge " + cls, n.state, me.name + " — " + n.name + ": " + n.state, n.state === "up" ? P.gEdges : P.gCut);
     }
     // The sessions between two other nodes, as each of them publishes its
     // own: a pair once seen up and now not turns red and dashed.
     const views = v.views || {};
     const others = nodes.filter((n) => !n.self).map((n) => n.name);
     const cut = [];
+    const drawn = new Set();
     others.forEach((x, i) => others.slice(i + 1).forEach((y) => {
       const vx = views[x], vy = views[y];
       if (!vx && !vy) return;
-      const key = x + "|" + y;
+      const pair = x + "|" + y;
       const up = (!vx || vx.includes(y)) && (!vy || vy.includes(x));
-      if (up) st.links.add(key);
-      else if (!st.links.has(key)) return;
+      if (up) st.links.add(pair);
+      else if (!st.links.has(pair)) return;
       else cut.push(x + " — " + y);
-      const [x1, y1] = pos.get(x), [x2, y2] = pos.get(y);
-      svg.append(s("line", { class: "link " + (up ? "up" : "down"), "data-a": x, "data-b": y, "data-state": up ? "up" : "down", x1, y1, x2, y2 },
-        s("title", { text: x + " — " + y + ": " + (up ? "up" : "no session") })));
+      let l = P.links.get(pair);
+      if (!l) {
+        const [x1, y1] = P.pos.get(x), [x2, y2] = P.pos.get(y);
+        l = s("line", { "data-a": x, "data-b": y, x1, y1, x2, y2 }, s("title"));
+        P.links.set(pair, l);
+      }
+      drawn.add(pair);
+      setLine(l, "link " + (up ? "up" : "down"), up ? "up" : "down", x + " — " + y + ": " + (up ? "up" : "no session"), up ? P.gLinks : P.gCut);
     }));
+    for (const [pair, l] of P.links) if (!drawn.has(pair)) { l.remove(); P.links.delete(pair); }
     for (const n of nodes) {
-      const [x, y] = pos.get(n.name);
-      svg.append(s("circle", { class: "node-dot " + (n.self ? "self" : n.state), "data-node": n.name, cx: x, cy: y, r: n.self ? 11 : 9 },
-        s("title", { text: n.name + ": " + n.state })));
-      const below = y >= cy;
-      if (labelled.has(n.name)) svg.append(s("text", { class: "node-label", x, y: below ? y + 24 : y - 16, "text-anchor": "middle", text: n.name }));
+      const d = P.dots.get(n.name);
+      setAttr(d, "class", "node-dot " + (n.self ? "self" : n.state));
+      if (d.firstChild.textContent !== n.name + ": " + n.state) d.firstChild.textContent = n.name + ": " + n.state;
+      const t = P.labels.get(n.name);
+      if (t && P.crowded) setAttr(t, "class", "node-label" + (n.self ? " self" : "") + (n.state !== "up" && !n.self ? " bad" : ""));
     }
-    $("cluster").replaceChildren(svg);
     const split = nodes.filter((n) => !n.self && n.state !== "up").map((n) => n.name + " (" + n.state.replace("_", " ") + ")");
     const b = $("split-banner");
     if (split.length || cut.length) {
       b.textContent = "Split: " + [
-        split.length ? "no session with " + split.join(", ") : "",
-        cut.length ? "no session between " + cut.join(", ") : ""].filter((x) => x).join("; ");
+        split.length ? "no session with " + few(split, 8) : "",
+        cut.length ? "no session between " + cutPairs(cut) : ""].filter((x) => x).join("; ");
       b.className = "banner";
       b.hidden = false;
     } else if (st.prevSplit.length) {
@@ -373,10 +489,13 @@
   function pager(el, total, off, size, go) {
     const last = Math.max(0, Math.ceil(total / size) - 1);
     const page = Math.floor(off / size);
+    // Two thousand pages of names: the ends are one key away too.
     el.replaceChildren(
-      h("button", { type: "button", text: "‹ Previous", disabled: page === 0, onclick: () => go((page - 1) * size) }),
+      h("button", { type: "button", class: "first", text: "« First", disabled: page === 0, onclick: () => go(0) }),
+      h("button", { type: "button", class: "prev", text: "‹ Previous", disabled: page === 0, onclick: () => go((page - 1) * size) }),
       h("span", { text: total ? (off + 1) + "–" + Math.min(off + size, total) + " of " + total : "none" }),
-      h("button", { type: "button", text: "Next ›", disabled: page >= last, onclick: () => go((page + 1) * size) }));
+      h("button", { type: "button", class: "next", text: "Next ›", disabled: page >= last, onclick: () => go((page + 1) * size) }),
+      h("button", { type: "button", class: "last", text: "Last »", disabled: page >= last, onclick: () => go(last * size) }));
   }
 
   let groupsSeq = 0;
@@ -474,6 +593,14 @@
       default: return ["", e.type, JSON.stringify(e)];
     }
   }
+  // A hundred events in a second (a node's names going with it) are one
+  // redraw a frame, not a hundred.
+  let timelineQueued = false;
+  function renderTimelineSoon() {
+    if (timelineQueued) return;
+    timelineQueued = true;
+    requestAnimationFrame(() => { timelineQueued = false; renderTimeline(); });
+  }
   function renderTimeline() {
     const list = $("timeline");
     const items = st.events.slice(-200).reverse().map((e) => {
@@ -562,9 +689,11 @@
 
   // ---- confirmation ---------------------------------------------------------
   let onConfirm = null;
+  let opener = null;
   function confirmThen(text, f) {
     $("confirm-text").textContent = text;
     onConfirm = f;
+    opener = document.activeElement;
     $("confirm").showModal();
     $("confirm-cancel").focus();
   }
@@ -617,7 +746,17 @@
       onConfirm = null;
       if (f) f();
     });
-    $("confirm-cancel").addEventListener("click", () => { onConfirm = null; $("confirm").close(); });
+    $("confirm-cancel").addEventListener("click", () => $("confirm").close());
+    // Escape closes the dialog too: whatever closed it, nothing is done
+    // unless Confirm was chosen (its handler takes the action first).
+    $("confirm").addEventListener("close", () => {
+      onConfirm = null;
+      // The focus goes back where it was (browsers differ in whether they
+      // do this themselves).
+      const o = opener;
+      opener = null;
+      if (o && o.isConnected && (document.activeElement === document.body || !document.activeElement)) o.focus();
+    });
     TABS.forEach((t, i) => {
       const b = $("tab-" + t);
       b.addEventListener("click", () => showTab(t));
@@ -642,6 +781,7 @@
       st.groupOff = 0;
       loadGroups();
     }));
+    $("node-filter").addEventListener("input", () => { if (st.state) filterNodes(); });
     $("table-select").addEventListener("change", (e) => { st.table = e.target.value; st.nameOff = 0; loadNames(); });
     $("name-search").addEventListener("input", debounce((e) => { st.nameQ = e.target.value; st.nameOff = 0; loadNames(); }, 250));
     showTab("cluster");

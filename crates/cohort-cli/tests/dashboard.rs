@@ -2,199 +2,25 @@
 //! in a real headless Chromium (Debian's `chromium` and `chromium-driver`)
 //! and a real headless Firefox (Debian's `firefox-esr` and Mozilla's
 //! `geckodriver`), which `.ci/run` installs, against three `cohort node`
-//! processes; and its socket's token check and read-only mode, over a
-//! plain WebSocket.
+//! processes: the story of a join, two splits, their heal and a name
+//! clash; the keyboard alone; a phone-sized screen (390 CSS pixels wide,
+//! in both browsers). And the socket's token check and read-only mode,
+//! over a plain WebSocket. `dashboard_scale.rs` has the page at 14 and 50
+//! nodes.
 //!
 //! Screenshots of the main views go to `target/tmp/dashboard/<browser>/`
 //! (not committed).
 
+mod browser;
 mod common;
 
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use browser::*;
 use common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{json, Value};
-
-/// One `chromedriver` on a free port, in a process group of its own: at
-/// the end (a failed test included) the group is killed, and with it the
-/// Chromium it started, which would outlive chromedriver otherwise.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The browsers the page is tested in, each through its own WebDriver.
-#[derive(Clone, Copy, Debug)]
-enum Browser {
-    /// Debian's `chromium` through `chromedriver` (`chromium-driver`).
-    Chromium,
-    /// Debian's `firefox-esr` through `geckodriver` (`cargo install
-    /// geckodriver`; on PATH or in `~/.cargo/bin`).
-    Firefox,
-}
-
-impl Browser {
-    fn name(self) -> &'static str {
-        match self {
-            Browser::Chromium => "chromium",
-            Browser::Firefox => "firefox",
-        }
-    }
-}
-
-/// The WebDriver of `browser`, listening on a free port.
-fn driver(browser: Browser) -> Driver {
-    let port = free_port();
-    let mut cmd = match browser {
-        Browser::Chromium => {
-            let mut c = Command::new("chromedriver");
-            c.arg(format!("--port={port}"));
-            c
-        }
-        Browser::Firefox => {
-            let cargo_bin = std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".cargo/bin/geckodriver"))
-                .filter(|p| p.exists());
-            let mut c = Command::new(cargo_bin.unwrap_or_else(|| "geckodriver".into()));
-            c.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
-            c
-        }
-    };
-    let child = cmd
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "the WebDriver of {browser:?} runs ({e}); Debian: apt-get install chromium \
-                 chromium-driver firefox-esr, cargo install geckodriver --locked (.ci/run does)"
-            )
-        });
-    let d = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    wait_for("the WebDriver listening", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    d
-}
-
-fn first_binary(paths: &[&'static str]) -> Option<&'static str> {
-    paths
-        .iter()
-        .copied()
-        .find(|p| std::path::Path::new(p).exists())
-}
-
-async fn browser(kind: Browser, driver: &Driver) -> Client {
-    // The WebDriver client speaks plain HTTP to its driver; rustls still
-    // wants a provider chosen.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut caps = serde_json::Map::new();
-    match kind {
-        Browser::Chromium => {
-            let mut opts = json!({
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,800", "--no-first-run", "--disable-extensions"],
-            });
-            if let Some(b) = first_binary(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]) {
-                opts["binary"] = json!(b);
-            }
-            caps.insert("goog:chromeOptions".into(), opts);
-        }
-        Browser::Firefox => {
-            let mut opts = json!({"args": ["-headless", "--width=1280", "--height=800"]});
-            if let Some(b) = first_binary(&["/usr/bin/firefox-esr", "/usr/bin/firefox"]) {
-                opts["binary"] = json!(b);
-            }
-            caps.insert("moz:firefoxOptions".into(), opts);
-        }
-    }
-    let c = ClientBuilder::rustls()
-        .expect("rustls client")
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .unwrap_or_else(|e| panic!("a {kind:?} session: {e}"));
-    c.set_window_size(1280, 800).await.unwrap();
-    c
-}
-
-/// Collects the page's errors (uncaught exceptions, rejected promises,
-/// console.error, CSP violations) into `window.__errs`; installed after
-/// every navigation that loads a document.
-const HOOK: &str = r##"
-if (!window.__errs) {
-  window.__errs = [];
-  window.addEventListener('error', e => window.__errs.push('error: ' + e.message));
-  window.addEventListener('unhandledrejection', e => window.__errs.push('rejection: ' + e.reason));
-  document.addEventListener('securitypolicyviolation', e => window.__errs.push('csp: ' + e.violatedDirective + ' ' + e.blockedURI));
-  const ce = console.error.bind(console);
-  console.error = (...a) => { window.__errs.push('console: ' + a.join(' ')); ce(...a); };
-}
-"##;
-
-async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.expect("script runs")
-}
-
-/// Waits until `script` returns true, within `deadline`.
-async fn until(c: &Client, what: &str, deadline: Duration, script: &str) -> Duration {
-    let t = Instant::now();
-    loop {
-        if js(c, script).await == json!(true) {
-            return t.elapsed();
-        }
-        if t.elapsed() > deadline {
-            let body = js(c, "return document.body.innerText").await;
-            panic!("timed out ({deadline:?}) waiting for {what}; the page shows:\n{body}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-async fn shot(c: &Client, kind: Browser, name: &str) {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("dashboard")
-        .join(kind.name());
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = c.screenshot().await.expect("screenshot");
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-}
-
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
-}
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::{Client, Locator};
+use serde_json::json;
 
 /// Runs an action the way an operator does with the keyboard: Enter on
 /// the row's button, then Tab from Cancel to Confirm and Enter.
@@ -217,6 +43,154 @@ async fn act(c: &Client, node: &str, op: &str) {
     );
     let ok = c.find(Locator::Id("confirm-ok")).await.unwrap();
     ok.send_keys("\u{E007}").await.unwrap();
+}
+
+const TAB: char = '\u{E004}';
+const ENTER: char = '\u{E007}';
+const SPACE: char = '\u{E00D}';
+const ESCAPE: char = '\u{E00C}';
+
+/// Presses `key` wherever the focus is (WebDriver's actions, as a
+/// keyboard does: no element is focused first).
+async fn press(c: &Client, key: char) {
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key });
+    c.perform_actions(keys).await.expect("a key press");
+}
+
+/// What has the focus: an id, an action (`op:node`), a region's label.
+const FOCUSED: &str = r##"
+const e = document.activeElement;
+if (!e || e === document.body || e === document.documentElement) return 'body';
+return e.id || (e.dataset.op ? e.dataset.op + ':' + e.dataset.node : '') || e.getAttribute('aria-label') || e.tagName + '.' + e.className"##;
+
+/// How many actions a node's audit log holds.
+fn audited(d: &Daemon) -> usize {
+    std::fs::read_to_string(&d.log)
+        .unwrap()
+        .matches("admin: dashboard action")
+        .count()
+}
+
+/// The cluster view with the keyboard alone, from the top of the page:
+/// Tab reaches the views, the nodes table, its actions, in that order;
+/// Space opens an action's confirmation and Escape closes it without
+/// acting (the node logs no action) and gives the focus back; Space and
+/// Enter confirm.
+async fn keyboard(br: &Client, a: &Daemon) {
+    // A click on the page's title (nothing to focus) starts the Tab order
+    // at the top, as a click there does for a user.
+    js(br, "document.activeElement.blur(); window.scrollTo(0, 0)").await;
+    click(br, ".top h1").await;
+    let mut order = Vec::new();
+    for _ in 0..12 {
+        press(br, TAB).await;
+        let f = js(br, FOCUSED).await.as_str().unwrap().to_string();
+        let stop = f == "block:b@127.0.0.1";
+        order.push(f);
+        if stop {
+            break;
+        }
+    }
+    let want = [
+        "sync-btn",
+        "tab-cluster",
+        "node-filter",
+        "Nodes table",
+        "block:b@127.0.0.1",
+    ];
+    let mut at = 0;
+    for f in &order {
+        if at < want.len() && f == want[at] {
+            at += 1;
+        }
+    }
+    assert_eq!(
+        at,
+        want.len(),
+        "Tab order {order:?} reaches {want:?} in turn"
+    );
+
+    let before = audited(a);
+    press(br, SPACE).await;
+    until(br, "the confirmation", DEADLINE,
+        "return document.getElementById('confirm').open && document.activeElement.id === 'confirm-cancel'").await;
+    press(br, ESCAPE).await;
+    until(br, "the confirmation closed", DEADLINE, &format!(
+        "return !document.getElementById('confirm').open && (() => {{ {FOCUSED} }})() === 'block:b@127.0.0.1'")).await;
+    // Space, Tab to Confirm, Space: b is blocked; the focus stays on its
+    // row (now its Unblock); Enter, Tab, Enter lifts the block.
+    press(br, SPACE).await;
+    until(br, "the confirmation", DEADLINE,
+        "return document.getElementById('confirm').open && document.activeElement.id === 'confirm-cancel'").await;
+    press(br, TAB).await;
+    press(br, SPACE).await;
+    until(br, "b blocked, its Unblock focused", DEADLINE, &format!(
+        "return document.querySelector(\"#nodes-table tr[data-node='b@127.0.0.1']\").dataset.state === 'blocked'
+            && (() => {{ {FOCUSED} }})() === 'unblock:b@127.0.0.1'")).await;
+    press(br, ENTER).await;
+    until(br, "the confirmation", DEADLINE,
+        "return document.getElementById('confirm').open && document.activeElement.id === 'confirm-cancel'").await;
+    press(br, TAB).await;
+    press(br, ENTER).await;
+    until(br, "b up again", DEADLINE,
+        "return document.querySelector(\"#nodes-table tr[data-node='b@127.0.0.1']\").dataset.state === 'up'").await;
+    assert_eq!(
+        audited(a),
+        before + 2,
+        "Escape acted: only the block and the unblock were confirmed"
+    );
+}
+
+/// The page on a phone-sized screen: a real 390-pixel-wide viewport,
+/// every view reached from its tab, nothing wider than the screen, the
+/// tables' first column on screen in readable type (a table scrolls in
+/// its own box).
+async fn phone(kind: Browser, driver: &Driver, url: &str) {
+    let br = browser_on(kind, driver, Screen::Phone).await;
+    br.goto(url).await.unwrap();
+    js(&br, HOOK).await;
+    until(&br, "the dashboard on a phone", DEADLINE,
+        "return !document.getElementById('app').hidden && document.querySelectorAll('#nodes-table tbody tr').length === 3").await;
+    let vp = js(
+        &br,
+        "return [window.innerWidth, window.innerHeight, window.devicePixelRatio]",
+    )
+    .await;
+    let width = vp[0].as_f64().unwrap();
+    assert!(
+        (320.0..=430.0).contains(&width),
+        "a phone-sized viewport, [width, height, pixel ratio] = {vp}"
+    );
+    for (view, table) in [
+        ("cluster", Some("nodes-table")),
+        ("groups", Some("groups-table")),
+        ("names", Some("names-table")),
+        ("metrics", None),
+    ] {
+        // A WebDriver click fails on a tab off screen or under another element.
+        click(&br, &format!("#tab-{view}")).await;
+        let rows = table.map_or(String::from("true"), |t| format!(
+            r##"(() => {{
+                const td = document.querySelector('#{t} tbody tr td');
+                if (!td) return false;
+                const r = td.getBoundingClientRect(), box = td.closest('.scroll').getBoundingClientRect();
+                return parseFloat(getComputedStyle(td).fontSize) >= 12 && r.left >= 0 && r.right <= window.innerWidth
+                    && box.right <= window.innerWidth + 0.5;
+            }})()"##));
+        until(&br, &format!("the {view} view fitting the phone"), DEADLINE, &format!(
+            r##"return !document.getElementById('view-{view}').hidden
+                && document.documentElement.scrollWidth <= window.innerWidth
+                && [...document.querySelectorAll('.tabs button')].every(b => {{
+                    const r = b.getBoundingClientRect(); return r.left >= 0 && r.right <= window.innerWidth && r.height >= 24; }})
+                && {rows}"##)).await;
+        js(&br, "window.scrollTo(0, 0); document.querySelectorAll('.scroll').forEach(e => { e.scrollLeft = 0; })").await;
+        shot(&br, kind, &format!("phone-{view}")).await;
+    }
+    let errs = js(&br, "return window.__errs").await;
+    assert_eq!(errs, json!([]), "the page logged errors on the phone");
+    br.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -480,26 +454,15 @@ async fn the_dashboard_shows_the_cluster_live(kind: Browser) {
     .await;
     shot(&br, kind, "metrics").await;
 
-    // A phone-sized screen: the views stack, nothing wider than the screen.
     click(&br, "#tab-cluster").await;
-    br.set_window_size(390, 844).await.unwrap();
-    until(
-        &br,
-        "the narrow layout",
-        DEADLINE,
-        "return document.documentElement.scrollWidth <= window.innerWidth",
-    )
-    .await;
-    js(
-        &br,
-        "document.querySelectorAll('.scroll').forEach(e => { e.scrollLeft = 0; })",
-    )
-    .await;
-    shot(&br, kind, "phone").await;
+    keyboard(&br, &a).await;
 
     let errs = js(&br, "return window.__errs").await;
     assert_eq!(errs, json!([]), "the page logged errors");
     br.close().await.unwrap();
+
+    // A phone-sized screen, in a window of its own.
+    phone(kind, &driver, &url).await;
     drop(member);
 
     // The token went to the browser in the fragment and over the socket:
@@ -510,40 +473,6 @@ async fn the_dashboard_shows_the_cluster_live(kind: Browser) {
         "the audit lines are there"
     );
     assert!(!log.contains(TOKEN), "the node logged its admin token");
-}
-
-fn dashboard_socket(d: &Daemon) -> tungstenite::WebSocket<std::net::TcpStream> {
-    Ws::open_at(&d.admin, "/dashboard/ws", &[]).expect("the socket opens without a header")
-}
-
-fn read(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> Value {
-    loop {
-        match ws.read().expect("a message") {
-            tungstenite::Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            tungstenite::Message::Close(f) => {
-                return json!({"closed": f.map(|f| f.reason.to_string())})
-            }
-            _ => continue,
-        }
-    }
-}
-
-fn send(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, v: Value) {
-    ws.send(tungstenite::Message::Text(v.to_string().into()))
-        .unwrap();
-}
-
-/// Reads until a message of `kind` with this id (state and events come
-/// in between).
-fn reply(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, id: u64) -> Value {
-    let t = Instant::now();
-    loop {
-        assert!(t.elapsed() < DEADLINE, "no answer to request {id}");
-        let v = read(ws);
-        if v["id"] == json!(id) {
-            return v;
-        }
-    }
 }
 
 #[test]
@@ -728,189 +657,4 @@ fn the_dashboard_socket_needs_the_token_and_honours_read_only() {
         assert!(r["error"].as_str().unwrap().contains("read-only"), "{r}");
     }
     assert_eq!(strings(&ctl_json(&b, &["nodes"]), "nodes"), ["a@127.0.0.1"]);
-}
-
-/// Milliseconds, from an `execute_async` script that calls back with a
-/// number.
-async fn ms(c: &Client, script: &str) -> f64 {
-    c.execute_async(script, vec![])
-        .await
-        .expect("script runs")
-        .as_f64()
-        .expect("a number of milliseconds")
-}
-
-/// Resolves with `performance.now()` (ms since the navigation started) as
-/// soon as `cond` holds, watching the document's changes.
-fn when(cond: &str) -> String {
-    format!(
-        r##"const done = arguments[arguments.length - 1];
-           const ok = () => {{ {cond} }};
-           if (ok()) return done(performance.now());
-           const o = new MutationObserver(() => {{ if (ok()) {{ o.disconnect(); done(performance.now()); }} }});
-           o.observe(document.body, {{subtree: true, childList: true, characterData: true, attributes: true}});"##
-    )
-}
-
-/// Not a test of the page but its figures at scale, in a real browser:
-/// three nodes with 10k process groups and 100k names between them (what
-/// 50 nodes of a few thousand entries each hold), then the time from
-/// navigation to the first painted table, a view's first page, and a
-/// search, as the README reports them. Run by hand:
-/// `cargo test -p cohort-cli --test dashboard -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measures; run by hand"]
-async fn figures_at_scale() {
-    const PER_NODE: u64 = 33_334;
-    const CHUNK: u64 = 5_000;
-    let a = daemon_with("a@127.0.0.1", &[], "cli-test-cookie", &["--bench-api"]);
-    let b = daemon_with(
-        "b@127.0.0.1",
-        &[&a.listen],
-        "cli-test-cookie",
-        &["--bench-api"],
-    );
-    let c = daemon_with(
-        "c@127.0.0.1",
-        &[&a.listen],
-        "cli-test-cookie",
-        &["--bench-api"],
-    );
-    for d in [&a, &b, &c] {
-        wait_for("full mesh", || {
-            strings(&ctl_json(d, &["nodes"]), "nodes").len() == 2
-        });
-    }
-    let t = Instant::now();
-    for (d, tag) in [(&a, "a"), (&b, "b"), (&c, "c")] {
-        let post = |path: &str, body: String| {
-            let (code, out) = http(&d.admin, "POST", path, Some(&body));
-            assert_eq!(code, 200, "{path} {body}: {out}");
-        };
-        post("/bench/spawn", json!({"count": PER_NODE}).to_string());
-        post(
-            "/bench/join",
-            json!({"scope": "pg", "prefix": "grp-", "groups": 10_000, "count": PER_NODE})
-                .to_string(),
-        );
-        let mut off = 0;
-        while off < PER_NODE {
-            let n = CHUNK.min(PER_NODE - off);
-            post(
-                "/bench/register",
-                json!({"prefix": format!("name-{tag}{}-", off / CHUNK), "offset": off,
-                       "count": n, "concurrency": 16})
-                .to_string(),
-            );
-            off += n;
-        }
-    }
-    let names = || {
-        let (_, m) = http(&a.admin, "GET", "/metrics", None);
-        m.lines()
-            .find_map(|l| l.strip_prefix("cohort_names "))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    wait_for("a sees every name", || names() == 3 * PER_NODE);
-    println!(
-        "loaded 10,000 groups, {} memberships and {} names in {:?}",
-        3 * PER_NODE,
-        3 * PER_NODE,
-        t.elapsed()
-    );
-
-    // The node's side: one page of the names, and a search, over the
-    // dashboard's socket.
-    let mut ws = dashboard_socket(&a);
-    send(&mut ws, json!({"op": "auth", "token": TOKEN}));
-    for (id, req) in [
-        (1, json!({"op": "names", "table": "global", "limit": 50})),
-        (2, json!({"op": "names", "table": "global", "limit": 50})),
-        (
-            3,
-            json!({"op": "names", "table": "global", "limit": 50, "offset": 90_000}),
-        ),
-        (
-            4,
-            json!({"op": "names", "table": "global", "limit": 50, "q": "name-b3-1234"}),
-        ),
-        (5, json!({"op": "groups", "scope": "pg", "limit": 50})),
-        (
-            6,
-            json!({"op": "groups", "scope": "pg", "limit": 50, "q": "grp-999"}),
-        ),
-    ] {
-        let mut req = req;
-        req["id"] = json!(id);
-        let t = Instant::now();
-        send(&mut ws, req.clone());
-        let r = reply(&mut ws, id);
-        println!(
-            "socket {req}: {:?}, total {}, {} rows",
-            t.elapsed(),
-            r["total"],
-            r["rows"].as_array().map_or(0, |r| r.len())
-        );
-    }
-    drop(ws);
-
-    let url = String::from_utf8(ctl(&a, &["dashboard"]).stdout)
-        .unwrap()
-        .trim()
-        .to_string();
-    for kind in [Browser::Chromium, Browser::Firefox] {
-        let driver = driver(kind);
-        let br = browser(kind, &driver).await;
-        br.goto(&url).await.unwrap();
-        let first = ms(
-            &br,
-            &when("return document.querySelectorAll('#nodes-table tbody tr').length === 3"),
-        )
-        .await;
-        let weight = js(
-            &br,
-            "return performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))
-                .filter(e => !e.name.includes('/metrics')).reduce((s, e) => s + (e.encodedBodySize || 0), 0)",
-        )
-        .await;
-        let t0 = js(&br, "return performance.now()").await.as_f64().unwrap();
-        click(&br, "#tab-groups").await;
-        let groups = ms(
-            &br,
-            &when("return document.querySelectorAll('#groups-table tbody tr').length === 50"),
-        )
-        .await
-            - t0;
-        let t0 = js(&br, "return performance.now()").await.as_f64().unwrap();
-        click(&br, "#tab-names").await;
-        let names_first = ms(
-            &br,
-            &when("return document.querySelectorAll('#names-table tbody tr').length === 50"),
-        )
-        .await
-            - t0;
-        // A search: from the input event to the painted answer (the page
-        // waits 250 ms for more keys before it asks).
-        let search = ms(
-            &br,
-            r##"const done = arguments[arguments.length - 1];
-                   const t0 = performance.now();
-                   const i = document.getElementById('name-search');
-                   i.value = 'name-b3-1234';
-                   i.dispatchEvent(new Event('input'));
-                   const ok = () => { const r = [...document.querySelectorAll('#names-table tbody tr')];
-                       return r.length > 0 && r.every(x => x.dataset.name.includes('name-b3-1234')); };
-                   const o = new MutationObserver(() => { if (ok()) { o.disconnect(); done(performance.now() - t0); } });
-                   o.observe(document.body, {subtree: true, childList: true});"##,
-        )
-        .await;
-        println!(
-            "{kind:?}: first table painted {first:.0} ms after navigation; groups view (10k groups) {groups:.0} ms; \
-             names view (100k names) {names_first:.0} ms; search {search:.0} ms (250 ms of it the page's debounce); \
-             page weight {weight} bytes"
-        );
-        shot(&br, kind, "scale-names").await;
-        br.close().await.unwrap();
-    }
 }

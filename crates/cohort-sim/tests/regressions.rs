@@ -164,3 +164,18 @@ fn a_failed_handshake_redials_the_node_it_reached_by_address() {
     cfg.steps = 296;
     replay(cfg);
 }
+
+/// With one node's global-group definition listing an extra node, that
+/// node had sessions with two nodes of another group and introduced
+/// neither to the other (a node passes on only the nodes of its own
+/// group); `full_mesh` counted it as a common peer that should have. The
+/// core was right; the invariant now asks for a common peer of the pair's
+/// group on every side (found by the 100,000-seed campaign of 2026-12-03,
+/// with ten more odd seeds).
+#[test]
+fn a_peer_outside_the_group_introduces_nobody() {
+    let mut cfg = SimConfig::new(10001681);
+    cfg.steps = 287;
+    cfg.groups = true;
+    replay(cfg);
+}

@@ -67,8 +67,22 @@ pub fn daemon_cmd(
     level: &str,
     adjust: impl FnOnce(&mut Command),
 ) -> Daemon {
+    daemon_bin(BIN, name, seeds, cookie, extra, level, adjust)
+}
+
+/// A node run from the `cohort` binary at `bin` (a release build, say)
+/// instead of this test build's.
+pub fn daemon_bin(
+    bin: &str,
+    name: &str,
+    seeds: &[&str],
+    cookie: &str,
+    extra: &[&str],
+    level: &str,
+    adjust: impl FnOnce(&mut Command),
+) -> Daemon {
     let log = tmp(&format!("{name}.log"));
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin);
     cmd.args(["node", "--name", name]);
     if !extra.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
@@ -266,9 +280,22 @@ pub fn http_with(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
+    http_within(DEADLINE, admin, method, path, body, headers)
+}
+
+/// [`http_with`] waiting up to `limit` for the answer (a bulk load on a
+/// machine running fifty nodes, say).
+pub fn http_within(
+    limit: Duration,
+    admin: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(admin).unwrap();
     // A node that stops answering fails the test instead of hanging it.
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.set_read_timeout(Some(limit)).unwrap();
     let body = body.unwrap_or("");
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
     for (k, v) in headers {
@@ -282,7 +309,7 @@ pub fn http_with(
     .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out)
-        .unwrap_or_else(|e| panic!("{method} {path}: no answer within {DEADLINE:?}: {e}"));
+        .unwrap_or_else(|e| panic!("{method} {path}: no answer within {limit:?}: {e}"));
     let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, out)
 }
