@@ -10,9 +10,70 @@ use serde::{Deserialize, Serialize};
 /// Cheap to clone (a shared string behind one thin pointer, so that a [`Pid`]
 /// takes 24 bytes). Names order lexically; the order decides ties
 /// (simultaneous connects, clash ranks) identically on every node.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+///
+/// Cheap to compare: two clones of one name are equal without reading the
+/// text, and the first eight bytes of each name, kept as a number beside
+/// the pointer to the text, decide most comparisons (the maps of a large
+/// mesh are keyed by node names and searched on every frame).
+#[derive(Clone, Deserialize)]
 #[serde(try_from = "String")]
-pub struct NodeName(Arc<Box<str>>);
+pub struct NodeName(Arc<Name>);
+
+/// The text of a node name and its first eight bytes as a big-endian
+/// number, zero-padded: numbers order as their texts' first eight bytes
+/// do, since a name holds no NUL (no control character at all).
+struct Name {
+    head: u64,
+    text: Box<str>,
+}
+
+impl Name {
+    fn new(text: Box<str>) -> Name {
+        let mut head = [0u8; 8];
+        let n = text.len().min(8);
+        head[..n].copy_from_slice(&text.as_bytes()[..n]);
+        Name {
+            head: u64::from_be_bytes(head),
+            text,
+        }
+    }
+}
+
+impl PartialEq for NodeName {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.head == other.0.head && self.0.text == other.0.text)
+    }
+}
+
+impl Eq for NodeName {}
+
+impl Ord for NodeName {
+    /// Lexical order of the texts.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0
+            .head
+            .cmp(&other.0.head)
+            .then_with(|| self.0.text.cmp(&other.0.text))
+    }
+}
+
+impl PartialOrd for NodeName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for NodeName {
+    /// As the text hashes (so a map keyed by names or pids hashes as a map
+    /// keyed by strings does).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
 
 impl Serialize for NodeName {
     /// As a string (no copy is made to encode it).
@@ -26,13 +87,13 @@ impl TryFrom<String> for NodeName {
     fn try_from(s: String) -> Result<Self, Self::Error> {
         NodeName::check(&s)?;
         // The decoded string's buffer becomes the name: no second copy.
-        Ok(NodeName(Arc::new(s.into_boxed_str())))
+        Ok(NodeName(Arc::new(Name::new(s.into_boxed_str()))))
     }
 }
 
 impl From<NodeName> for String {
     fn from(n: NodeName) -> String {
-        n.0.to_string()
+        n.as_str().to_string()
     }
 }
 
@@ -41,7 +102,7 @@ impl NodeName {
     /// non-empty, no whitespace, at most 255 bytes.
     pub fn new(name: &str) -> Result<Self, InvalidNodeName> {
         NodeName::check(name)?;
-        Ok(NodeName(Arc::new(name.into())))
+        Ok(NodeName(Arc::new(Name::new(name.into()))))
     }
 
     fn check(name: &str) -> Result<(), InvalidNodeName> {
@@ -69,7 +130,7 @@ impl NodeName {
 
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
-        &self.0[..]
+        &self.0.text
     }
 }
 
@@ -219,6 +280,37 @@ mod tests {
         assert_eq!(dotted.to_string().parse::<Pid>().unwrap(), dotted);
         assert!("a@host.3.17".parse::<Pid>().is_err());
         assert!("<a@host.x.17>".parse::<Pid>().is_err());
+    }
+
+    #[test]
+    fn node_names_order_and_hash_as_their_text() {
+        use std::hash::BuildHasher;
+        let texts = [
+            "a@h",
+            "a@hh",
+            "a@h1",
+            "ab@h",
+            "n9@sim",
+            "n10@sim",
+            "n100@sim",
+            "n1000@sim",
+            "n1000@sin",
+            "n1001@sim",
+            "node-0001@10.0.0.1",
+            "node-0001@10.0.0.2",
+            "z@z",
+        ];
+        let hasher = std::hash::RandomState::new();
+        for a in texts {
+            for b in texts {
+                let (x, y) = (NodeName::new(a).unwrap(), NodeName::new(b).unwrap());
+                assert_eq!(x.cmp(&y), a.cmp(b), "{a} vs {b}");
+                assert_eq!(x == y, a == b, "{a} vs {b}");
+            }
+            let x = NodeName::new(a).unwrap();
+            assert_eq!(x.cmp(&x.clone()), std::cmp::Ordering::Equal);
+            assert_eq!(hasher.hash_one(&x), hasher.hash_one(a));
+        }
     }
 
     #[test]

@@ -220,6 +220,15 @@ impl Frame {
         Bytes::from(postcard::to_stdvec(self).expect("frame encoding is infallible"))
     }
 
+    /// Encodes the frame body into `buf`, replacing what it held: the same
+    /// bytes as [`Frame::encode`], in a buffer the caller reuses.
+    pub fn encode_into(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        // Serialising our own types to a Vec cannot fail.
+        *buf =
+            postcard::to_extend(self, std::mem::take(buf)).expect("frame encoding is infallible");
+    }
+
     /// Decodes one frame body. Trailing bytes are an error: a frame is
     /// exactly one message.
     pub fn decode(buf: &[u8]) -> Result<Frame, DecodeError> {
@@ -311,8 +320,11 @@ mod tests {
                 reason: RefuseReason::BadCookie,
             },
         ];
+        let mut buf = vec![0xff; 3];
         for f in frames {
             assert_eq!(Frame::decode(&f.encode()).unwrap(), f);
+            f.encode_into(&mut buf);
+            assert_eq!(buf, f.encode());
         }
     }
 

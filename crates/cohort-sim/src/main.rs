@@ -4,7 +4,7 @@
 //! cohort-sim --seeds 1000                  # seeds 0..1000, 3-7 nodes each, all faults
 //! cohort-sim --seeds 200 --nodes 5 --faults partition,crash,restart --steps 500
 //! cohort-sim --seed 42 --trace             # replay seed 42 and print every event
-//! cohort-sim --measure                     # convergence vs node count (10, 50, 200)
+//! cohort-sim --measure                     # convergence vs node count (10, 50, 200), registries at 1k/100k entries
 //! cohort-sim --measure --sizes 1000 --global-groups 1,10   # registry cost with global groups
 //! ```
 #![deny(missing_docs)]
@@ -79,6 +79,12 @@ struct Args {
     /// names); `--entries` with no value skips it.
     #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1000,100000")]
     entries: Vec<usize>,
+    /// With --measure: registry rows whose nodes × entries (every node
+    /// holds every entry) exceed this are skipped, with a line saying so:
+    /// a replicated entry takes a few hundred bytes of the simulator's
+    /// memory (200 nodes × 100,000 names would take several GB).
+    #[arg(long, default_value_t = 5_000_000)]
+    max_replicas: usize,
     /// With --measure: instead, split each cluster size into these many
     /// global groups (even-numbered normal, odd-numbered hidden) and
     /// measure what one name registration and one pg join cost in the
@@ -329,6 +335,17 @@ fn run_measure(args: &Args) {
     for what in [measure::Entries::Pg, measure::Entries::Names] {
         for &n in &args.sizes {
             for &e in &args.entries {
+                let replicas = n.saturating_mul(e);
+                if replicas > args.max_replicas {
+                    println!(
+                        "{:>6} {:>6} {:>8}   skipped: {replicas} replicated entries (nodes × entries) > --max-replicas {}",
+                        format!("{what:?}").to_lowercase(),
+                        n,
+                        e,
+                        args.max_replicas
+                    );
+                    continue;
+                }
                 let started = Instant::now();
                 let m = measure::measure_registry(n, e, what, args.seed.unwrap_or(1));
                 println!(

@@ -174,11 +174,13 @@ fn shown(sim: &Sim, what: Entries, i: NodeIdx) -> usize {
     let Some(core) = sim.nodes()[i].core() else {
         return 0;
     };
+    // Counted without listing (probed every 20 ms on every node).
     match what {
-        Entries::Pg => core.pg().view(SCOPES[0]).map_or(0, |v| {
-            v.which_groups().iter().map(|g| v.members(g).len()).sum()
-        }),
-        Entries::Names => core.names().registered_names(TABLES[1]).len(),
+        Entries::Pg => core
+            .pg()
+            .view(SCOPES[0])
+            .map_or(0, |v| v.membership_count()),
+        Entries::Names => core.names().name_count(TABLES[1]),
     }
 }
 

@@ -12,7 +12,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::ops::Index;
 
-use bytes::Bytes;
 use cohort_proto::proto::Frame;
 use cohort_proto::time::Time;
 use cohort_proto::ConnId;
@@ -45,11 +44,27 @@ pub enum PipeMsg {
     Connected,
     /// Nobody listens at the address: the dialer's connect failed.
     Refused,
-    /// One encoded frame, and the frame it was encoded from (to check the
-    /// codec round trip).
-    Data(Bytes, Box<Frame>),
+    /// One frame, which survived the codec round trip when it was sent,
+    /// and the length of its encoding.
+    Data(Box<Frame>, u32),
+    /// A [`Frame::Tick`] and the length of its encoding: most frames are
+    /// ticks, and this one needs no allocation.
+    Tick(u32),
+    /// A frame that did not survive the codec round trip.
+    Garbled(Box<Garbled>),
     /// The sender closed its end after the frames ahead of this.
     Fin,
+}
+
+/// What went wrong with a frame's codec round trip (a core's bug, told
+/// when the frame arrives).
+#[derive(Debug, Clone)]
+pub struct Garbled {
+    /// What the `wire_contract` invariant is told.
+    pub what: String,
+    /// Why the receiver closes the connection, when the frame did not
+    /// decode at all (a frame that decodes as another is dropped).
+    pub close: Option<String>,
 }
 
 /// One direction of a connection.

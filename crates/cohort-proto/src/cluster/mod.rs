@@ -549,6 +549,13 @@ impl Cluster {
             return;
         };
         c.last_heard = now;
+        // Most frames are ticks on up sessions: hearing one is all they
+        // do, so the peer's name is not even looked at.
+        if matches!((&frame, &c.state), (Frame::Tick, State::Up { .. }))
+            && (self.probes.is_empty() || !self.probes.contains_key(&conn))
+        {
+            return;
+        }
         if matches!(frame, Frame::Refuse { .. }) {
             // A newcomer may give up while a probe decides (its handshake
             // timed out): it is refused as any handshake is, below.

@@ -253,6 +253,19 @@ impl Names {
         v
     }
 
+    /// How many names are visible in `table`: the length of
+    /// [`Names::registered_names`], without listing them.
+    pub fn name_count(&self, table: &str) -> usize {
+        let Some(i) = self.table_index(table) else {
+            return 0;
+        };
+        let t = &self.tables[i];
+        t.claims
+            .iter()
+            .filter(|claims| t.view(claims.name()).is_some())
+            .count()
+    }
+
     /// The claim staged on this node under the lock of `name` in `table`
     /// by a locked registration in flight (granted, not committed yet).
     pub fn staged(&self, table: &str, name: &str) -> Option<Claim> {

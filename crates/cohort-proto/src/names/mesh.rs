@@ -162,7 +162,17 @@ impl MeshWatch {
     /// Tells each member our view where it changed or differs (every head
     /// interval).
     fn tell(&mut self, members: &[NodeName], ctx: &mut Ctx<'_>) {
-        let mine = View::of(members.iter().chain(std::iter::once(ctx.me())));
+        // `members` are the members under the current peers key: the view
+        // kept for that key is theirs.
+        let key = ctx.peers_key();
+        let mine = match self.mine {
+            Some((k, v)) if k == key => v,
+            _ => {
+                let v = View::of(members.iter().chain(std::iter::once(ctx.me())));
+                self.mine = Some((key, v));
+                v
+            }
+        };
         for m in members {
             let t = self.up.entry(m.clone()).or_insert_with(|| Told {
                 since: ctx.now,
@@ -216,13 +226,18 @@ impl MeshWatch {
     /// (every head interval).
     pub(super) fn check(&mut self, list: Vec<NodeName>, ctx: &mut Ctx<'_>) {
         self.tell(&list, ctx);
-        let members: BTreeSet<NodeName> = list.into_iter().collect();
+        // The members come in name order (the peers' order): looked up by
+        // bisection, without building a set of them every interval; and
+        // only the members that told a list of their own are visited (in
+        // an idle full mesh, none).
+        debug_assert!(list.is_sorted(), "members come in name order");
         let me = ctx.me();
-        let heard: BTreeSet<NodeName> = members
+        let heard: BTreeSet<NodeName> = self
+            .heard
             .iter()
-            .filter_map(|m| self.heard.get(m))
-            .flatten()
-            .filter(|n| *n != me && !members.contains(*n))
+            .filter(|(m, _)| list.binary_search(m).is_ok())
+            .flat_map(|(_, nodes)| nodes)
+            .filter(|n| *n != me && list.binary_search(n).is_err())
             .cloned()
             .collect();
         let w = self;

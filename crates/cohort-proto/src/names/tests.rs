@@ -84,6 +84,8 @@ fn register_rules_in_both_modes() {
         );
         assert_eq!(c.names().whereis("t", "x"), Some(c.pid(1)));
         assert_eq!(c.names().registered_names("m"), vec!["x", "y"]);
+        assert_eq!(c.names().name_count("m"), 2);
+        assert_eq!(c.names().name_count("nope"), 0);
         // Alone, nothing is held for peers.
         assert!(!c.holds(), "{mode:?}");
         // An exit retracts every name of the process, with events.
@@ -103,6 +105,7 @@ fn register_rules_in_both_modes() {
             },
         })));
         assert!(c.names().registered_names("t").is_empty());
+        assert_eq!(c.names().name_count("t"), 0);
         assert_eq!(reg(&mut c, 8, "t", "x", 2), Ok(true));
     }
 }

@@ -74,6 +74,8 @@ pub struct NodeCore {
     pub(crate) flushed_at: Time,
     /// Whether changes are held, published for lock-free readers.
     pub(crate) held: Arc<AtomicBool>,
+    /// The value last stored in `held`.
+    pub(crate) held_now: bool,
 }
 
 /// Builds a [`Ctx`] from disjoint fields of a [`NodeCore`] and runs a
@@ -149,6 +151,7 @@ impl NodeCore {
             clock: now,
             flushed_at: Time::ZERO,
             held: Arc::new(AtomicBool::new(false)),
+            held_now: false,
         }
     }
 
@@ -210,7 +213,13 @@ impl NodeCore {
     pub fn poll_effect(&mut self) -> Option<Effect> {
         let e = self.fx.pop();
         if e.is_none() {
-            self.held.store(self.holds(), Ordering::Release);
+            // Stored only when it changes: the flag is shared with other
+            // threads, and most inputs (ticks) change nothing.
+            let holds = self.holds();
+            if holds != self.held_now {
+                self.held_now = holds;
+                self.held.store(holds, Ordering::Release);
+            }
         }
         e
     }

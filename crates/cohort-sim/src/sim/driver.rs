@@ -47,6 +47,9 @@ impl Sim {
         let core = NodeCore::new(cfg, StdRng::seed_from_u64(seed), self.now());
         let n = &mut self.nodes[i];
         n.creation = creation;
+        if !n.is_running() {
+            self.running += 1;
+        }
         n.state = NodeState::Running(Box::new(core));
         n.alive.clear();
         n.timer_at = None;
@@ -143,8 +146,17 @@ impl Sim {
             Effect::Dial { conn, addr } => self.dial(i, conn, addr),
             Effect::Send { conn, frame } => self.send(i, conn, frame),
             Effect::Broadcast { conns, frame } => {
-                for conn in conns {
-                    self.send(i, conn, frame.clone());
+                // Encoded and checked once; each copy is counted and traced.
+                let codec = self.encode(&frame);
+                let mut frame = Some(frame);
+                let last = conns.len().saturating_sub(1);
+                for (k, conn) in conns.into_iter().enumerate() {
+                    let f = if k == last {
+                        frame.take().expect("taken once, by the last")
+                    } else {
+                        frame.clone().expect("present until the last")
+                    };
+                    self.send_encoded(i, conn, f, codec.clone());
                 }
             }
             Effect::Close { conn, reason } => self.close(i, conn, &reason),

@@ -36,6 +36,9 @@ impl Sim {
         }
         let n = &mut self.nodes[i];
         n.alive.clear();
+        if n.is_running() {
+            self.running -= 1;
+        }
         n.state = state;
         n.timer_at = None;
         self.ledger.node_gone(i);

@@ -110,6 +110,8 @@ pub struct Sim {
     sched: Scheduler,
     /// The nodes, by index.
     pub(crate) nodes: Vec<SimNode>,
+    /// How many of them run.
+    running: usize,
     /// The network.
     pub(crate) net: Net,
     /// What happened.
@@ -118,6 +120,8 @@ pub struct Sim {
     /// Latency spikes are on (the `delay` fault, until the final heal).
     spikes: bool,
     traffic: Tally<Traffic>,
+    /// The encoding of the frame being sent (reused: no allocation per frame).
+    wire: Vec<u8>,
     timer_streak: (Time, u32),
     /// Problems the driver found outside the cores' effects (a timer livelock).
     driver_faults: Vec<Stray>,
@@ -144,9 +148,11 @@ impl Sim {
             rng,
             sched: Scheduler::new(),
             nodes: Vec::with_capacity(n),
+            running: 0,
             net: Net::default(),
             ledger: Ledger::default(),
             traffic: Tally::default(),
+            wire: Vec::new(),
             timer_streak: (Time::ZERO, 0),
             driver_faults: Vec::new(),
             counters: Tally::default(),
@@ -277,7 +283,8 @@ impl Sim {
         // Cheap count first (it runs after every event while a mesh
         // forms); the exact check only when it can succeed.
         if !self.cfg.groups {
-            let up = self.nodes.iter().filter(|n| n.is_running()).count();
+            let up = self.running;
+            debug_assert_eq!(up, self.nodes.iter().filter(|n| n.is_running()).count());
             if self.ledger.sessions.len() < up * up.saturating_sub(1) {
                 return false;
             }

@@ -16,7 +16,7 @@ use rand::Rng;
 use super::node::NodeState;
 use super::scheduler::Event;
 use super::Sim;
-use crate::net::{End, Link, LinkId, NodeIdx, PipeMsg};
+use crate::net::{End, Garbled, Link, LinkId, NodeIdx, PipeMsg};
 
 /// How long a dial into a partition or to a dead host waits before failing
 /// (a SYN that gets no answer).
@@ -105,23 +105,53 @@ impl Sim {
         Duration::from_micros(self.rng.random_range(100..2000))
     }
 
+    /// Encodes `frame` into the wire buffer and checks that it decodes to
+    /// itself; the encoding stays in the buffer for [`Sim::send_encoded`].
+    pub(super) fn encode(&mut self, frame: &Frame) -> Result<(), Box<Garbled>> {
+        frame.encode_into(&mut self.wire);
+        match Frame::decode(&self.wire) {
+            Ok(decoded) if decoded == *frame => Ok(()),
+            Ok(decoded) => Err(Box::new(Garbled {
+                what: format!("codec: {} decoded as {}", frame.kind(), decoded.kind()),
+                close: None,
+            })),
+            Err(err) => Err(Box::new(Garbled {
+                what: format!("codec: {} does not decode: {err}", frame.kind()),
+                close: Some(format!("malformed frame: {err}")),
+            })),
+        }
+    }
+
     /// Node `i`'s core sends `frame` on its connection `conn`: encoded,
     /// counted, and queued in the connection's pipe.
     pub(super) fn send(&mut self, i: NodeIdx, conn: ConnId, frame: Frame) {
+        let codec = self.encode(&frame);
+        self.send_encoded(i, conn, frame, codec);
+    }
+
+    /// Sends `frame`, whose encoding and round-trip check `codec` are those
+    /// [`Sim::encode`] left (a broadcast encodes its frame once).
+    pub(super) fn send_encoded(
+        &mut self,
+        i: NodeIdx,
+        conn: ConnId,
+        frame: Frame,
+        codec: Result<(), Box<Garbled>>,
+    ) {
         let creation = self.nodes[i].creation;
-        let bytes = frame.encode();
+        let len = self.wire.len();
         let kind = frame.kind();
         let label = self.label(i);
         self.trace.event(
             self.now(),
-            format_args!("{label} send conn={conn} {kind} {}B", bytes.len()),
+            format_args!("{label} send conn={conn} {kind} {len}B"),
         );
-        self.trace.mix(&bytes);
+        self.trace.mix(&self.wire);
         self.nodes[i].sent_frames += 1;
-        self.nodes[i].sent_bytes += bytes.len() as u64;
+        self.nodes[i].sent_bytes += len as u64;
         let t = self.traffic.entry(kind);
         t.frames += 1;
-        t.bytes += bytes.len() as u64;
+        t.bytes += len as u64;
         let Some((id, e)) = self.net.find(i, creation, conn) else {
             self.contract(format!("{label} sent {kind} on unknown connection {conn}"));
             return;
@@ -136,7 +166,13 @@ impl Sim {
         if link.broken || link.pipes[e].blackhole {
             return;
         }
-        self.push_pipe(id, e, PipeMsg::Data(bytes, Box::new(frame)));
+        let len = u32::try_from(len).expect("a frame under 4 GiB");
+        let msg = match (codec, frame) {
+            (Err(garbled), _) => PipeMsg::Garbled(garbled),
+            (Ok(()), Frame::Tick) => PipeMsg::Tick(len),
+            (Ok(()), frame) => PipeMsg::Data(Box::new(frame), len),
+        };
+        self.push_pipe(id, e, msg);
     }
 
     /// Queues `msg` in direction `dir` of link `id`, after a latency.
@@ -219,34 +255,17 @@ impl Sim {
                             c.dial_failed(conn, "connection refused".into(), now)
                         });
                     }
-                    PipeMsg::Data(bytes, sent) => {
-                        self.trace.event(
-                            self.now(),
-                            format_args!("{label} recv conn={conn} {}B", bytes.len()),
-                        );
-                        match Frame::decode(&bytes) {
-                            Ok(frame) if frame == *sent => {
-                                self.count("frames delivered");
-                                self.frame_arrived(&frame);
-                                self.input(end.node, |c, now| c.frame(conn, frame, now));
-                            }
-                            Ok(frame) => {
-                                self.contract(format!(
-                                    "codec: {} decoded as {}",
-                                    sent.kind(),
-                                    frame.kind()
-                                ));
-                            }
-                            Err(err) => {
-                                self.contract(format!(
-                                    "codec: {} does not decode: {err}",
-                                    sent.kind()
-                                ));
-                                self.end_closed(id, e);
-                                self.input(end.node, |c, now| {
-                                    c.closed(conn, format!("malformed frame: {err}"), now)
-                                });
-                            }
+                    PipeMsg::Data(frame, len) => {
+                        self.frame_in(id, e, conn, *frame, len);
+                    }
+                    PipeMsg::Tick(len) => self.frame_in(id, e, conn, Frame::Tick, len),
+                    PipeMsg::Garbled(garbled) => {
+                        self.trace
+                            .event(self.now(), format_args!("{label} recv conn={conn} garbled"));
+                        self.contract(garbled.what);
+                        if let Some(why) = garbled.close {
+                            self.end_closed(id, e);
+                            self.input(end.node, |c, now| c.closed(conn, why, now));
                         }
                     }
                     PipeMsg::Fin => {
@@ -268,6 +287,18 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// `frame` (`len` bytes encoded) reaches end `e` of link `id`, open on
+    /// its node's connection `conn`.
+    fn frame_in(&mut self, id: LinkId, e: usize, conn: ConnId, frame: Frame, len: u32) {
+        let node = self.net.links[&id].ends[e].node;
+        let label = self.label(node);
+        self.trace
+            .event(self.now(), format_args!("{label} recv conn={conn} {len}B"));
+        self.count("frames delivered");
+        self.frame_arrived(&frame);
+        self.input(node, |c, now| c.frame(conn, frame, now));
     }
 
     /// End `e` of link `id` is closed for its node.
