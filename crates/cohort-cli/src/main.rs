@@ -399,7 +399,7 @@ fn main() -> ExitCode {
         Ok(0) => ExitCode::SUCCESS,
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            crate::err!("cohort: {e:#}");
+            crate::out::err!("cohort: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -197,7 +197,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     // One line on stdout that scripts can wait for.
-    crate::out!(
+    crate::out::out!(
         "node {} listening on {} admin {} creation {}",
         node.name(),
         node.local_addr(),
