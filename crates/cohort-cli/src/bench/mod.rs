@@ -7,6 +7,7 @@
 //! over the repetitions, with min and max), as text or JSON lines.
 
 pub mod api;
+mod api_common;
 mod api_limits;
 mod cluster;
 mod interop;
