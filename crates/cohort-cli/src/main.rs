@@ -11,7 +11,10 @@ mod demo;
 mod listen;
 mod node;
 mod out;
+mod outbox;
 mod sessions;
+mod sync;
+mod tls;
 mod token;
 
 use std::path::PathBuf;
