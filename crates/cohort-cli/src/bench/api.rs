@@ -23,8 +23,9 @@ use cohort::Node;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api_common::{bad, body, lock, Bench, BenchError, BenchResult};
+use super::api_common::{bad, body, Bench, BenchError, BenchResult};
 use super::api_limits as limits;
+use crate::sync::lock;
 
 /// Largest count one call may ask for.
 const MAX_COUNT: u64 = 10_000_000;

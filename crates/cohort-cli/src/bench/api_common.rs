@@ -11,6 +11,8 @@ use axum::Json;
 use cohort::{Node, Pid, Process};
 use serde_json::{json, Value};
 
+use crate::sync::lock;
+
 /// State of the bench endpoints: the node and the idle processes spawned
 /// for the workload (they live until `/bench/reset` or the node stops).
 #[derive(Clone)]
@@ -37,10 +39,6 @@ pub(super) type BenchResult = Result<Json<Value>, BenchError>;
 
 pub(super) fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, BenchError> {
     b.map(|Json(v)| v).map_err(|e| bad(e.body_text()))
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Bench {
