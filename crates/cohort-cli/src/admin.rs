@@ -15,247 +15,35 @@
 //! it has heard from every connected peer (see [`Scopes`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cohort::GlobalGroupsInfo;
-use cohort::{ExitReason, Message, Node, NodeName, PgEventKind, Pid, Scope, Where};
+use cohort::{ExitReason, Message, Node, NodeName, PgEventKind, Pid, Where};
 use cohort::{NameEvent, NamesError, UnregisterReason};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
-use tokio::sync::{mpsc, Notify};
-use tokio::time::Instant;
+use tokio::sync::mpsc;
 
-use crate::config::AdminConfig;
+pub(crate) mod state;
+
+use self::state::{audit_unregister, bad};
+use self::state::{Admin, ApiError, Scopes};
+use crate::config::{check_name, AdminConfig, ScopeLimits};
 pub use crate::listen::bind;
 use crate::listen::{Client, Limits, Listener};
-
-/// The longest name, group name or scope name accepted, in bytes.
-pub const MAX_NAME_BYTES: usize = 255;
-
-/// Checks a name, group or scope given by a client or a config file.
-pub fn check_name(what: &str, s: &str) -> Result<(), String> {
-    if s.is_empty() {
-        return Err(format!("{what} is empty"));
-    }
-    if s.len() > MAX_NAME_BYTES {
-        return Err(format!(
-            "{what} is {} bytes long (at most {MAX_NAME_BYTES})",
-            s.len()
-        ));
-    }
-    Ok(())
-}
-
-/// Limits of the scopes that admin calls start on their first use.
-#[derive(Debug, Clone, Copy)]
-pub struct ScopeLimits {
-    /// At most this many scopes run on the node; a call that would start
-    /// one more is refused.
-    pub max_scopes: usize,
-    /// A scope started by an admin call is stopped again once it has had
-    /// no local member, no watcher and no use for this long.
-    pub idle: Duration,
-    /// A scope started by an admin call answers its first reads once it
-    /// has heard from every connected peer, or after this long.
-    pub sync_wait: Duration,
-}
-
-impl Default for ScopeLimits {
-    fn default() -> Self {
-        ScopeLimits {
-            max_scopes: 1024,
-            idle: Duration::from_secs(60),
-            sync_wait: Duration::from_secs(5),
-        }
-    }
-}
-
-/// One scope that an admin call started.
-struct Started {
-    /// When it started (reads wait for its first sync until `sync_wait`).
-    at: Instant,
-    /// The last admin call that used it.
-    used: Instant,
-}
-
-/// The scopes admin calls started, and who watches which scope.
-pub struct Scopes {
-    limits: ScopeLimits,
-    /// Configured scopes (and `pg`): never stopped here.
-    configured: HashSet<String>,
-    started: Mutex<HashMap<String, Started>>,
-    /// Monitors held by attached processes, per scope.
-    watchers: Mutex<HashMap<String, usize>>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Scopes {
-    fn new(limits: ScopeLimits, configured: impl IntoIterator<Item = String>) -> Self {
-        Scopes {
-            limits,
-            configured: configured.into_iter().collect(),
-            started: Mutex::new(HashMap::new()),
-            watchers: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn watch(&self, scope: &str, on: bool) {
-        let mut w = lock(&self.watchers);
-        let n = w.entry(scope.to_string()).or_insert(0);
-        if on {
-            *n += 1;
-        } else {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                w.remove(scope);
-            }
-        }
-    }
-
-    /// Stops the started scopes that nobody uses any more.
-    fn collect_idle(&self, node: &Node) {
-        let now = Instant::now();
-        let idle: Vec<String> = {
-            let started = lock(&self.started);
-            let watchers = lock(&self.watchers);
-            started
-                .iter()
-                .filter(|(name, s)| {
-                    now.duration_since(s.used) >= self.limits.idle && !watchers.contains_key(*name)
-                })
-                .map(|(name, _)| name.clone())
-                .collect()
-        };
-        for name in idle {
-            let mut started = lock(&self.started);
-            // Checked again under the lock: a call may have used it since.
-            let still_idle = started
-                .get(&name)
-                .is_some_and(|s| now.duration_since(s.used) >= self.limits.idle);
-            if still_idle
-                && !lock(&self.watchers).contains_key(&name)
-                && node.scope(&name).which_local_groups().is_empty()
-            {
-                node.stop_scope(&name);
-                started.remove(&name);
-                tracing::debug!(scope = %name, "stopped an idle scope started by an admin call");
-            }
-        }
-    }
-}
-
-/// Shared state of the admin server.
-#[derive(Clone)]
-pub struct Admin {
-    pub(crate) node: Node,
-    attached: Arc<AtomicU64>,
-    requests: Arc<AtomicU64>,
-    scopes: Arc<Scopes>,
-    /// Attached processes, to tell each when its name goes.
-    holders: Arc<Mutex<HashMap<Pid, mpsc::UnboundedSender<Value>>>>,
-    /// Watches the default table for [`tell_holders`], from the first
-    /// attach on: a node nobody attaches to pays nothing per name.
-    holders_watch: Arc<std::sync::OnceLock<tokio::task::JoinHandle<()>>>,
-    /// Bytes queued for one WebSocket client at most.
-    pub(crate) ws_queue_bytes: usize,
-    /// The bearer token (the dashboard's socket checks it itself).
-    pub(crate) token: Arc<str>,
-    /// Peers blocked through this API (`/block`, the dashboard), which
-    /// the node's own API does not list.
-    pub(crate) blocked: Arc<Mutex<BTreeSet<NodeName>>>,
-    /// What the dashboards share, from the first dashboard on.
-    pub(crate) hub: Arc<std::sync::OnceLock<Arc<crate::dashboard::Hub>>>,
-    /// `--dashboard-read-only`.
-    pub(crate) dashboard_read_only: bool,
-    /// The name tables and their modes.
-    pub(crate) tables: Arc<[(String, String)]>,
-    /// The Erlang distribution endpoint, when configured.
-    erlang: Option<Arc<cohort_erl::Bridge>>,
-}
-
-impl Admin {
-    /// The scope `name`, started here if it is not running yet (within the
-    /// cap); a scope started by an admin call answers once it has heard
-    /// from every connected peer of the scope, or after `sync_wait`.
-    async fn scope(&self, name: &str) -> Result<Scope, ApiError> {
-        check_name("scope", name).map_err(bad)?;
-        if crate::sessions::is_internal(name) {
-            return Err(bad(format!(
-                "scope {name:?} is the node's own (its session list for the dashboard)"
-            )));
-        }
-        let now = Instant::now();
-        let (scope, wait_until) = {
-            let mut started = lock(&self.scopes.started);
-            let running = crate::sessions::user_scopes(&self.node);
-            if running.iter().any(|s| s.as_ref() == name) {
-                let wait = started.get_mut(name).map(|s| {
-                    s.used = now;
-                    s.at + self.scopes.limits.sync_wait
-                });
-                (self.node.scope(name), wait)
-            } else {
-                if running.len() >= self.scopes.limits.max_scopes {
-                    return Err(ApiError(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!(
-                            "cannot start scope {name:?}: {} scopes run on this node (max_scopes = {})",
-                            running.len(),
-                            self.scopes.limits.max_scopes
-                        ),
-                    ));
-                }
-                if !self.scopes.configured.contains(name) {
-                    started.insert(name.to_string(), Started { at: now, used: now });
-                }
-                (
-                    self.node.scope(name),
-                    Some(now + self.scopes.limits.sync_wait),
-                )
-            }
-        };
-        if let Some(until) = wait_until.filter(|u| *u > now) {
-            if !scope.synced(until - now).await {
-                tracing::debug!(scope = %name, "scope answers before every peer was heard from");
-            }
-        }
-        Ok(scope)
-    }
-}
-
-/// An error answer: status and message.
-pub struct ApiError(StatusCode, String);
-
-impl ApiError {
-    /// An error answer with this status and message.
-    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
-        ApiError(status, msg.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, msg.into())
-}
+use crate::outbox::Outbox;
+use crate::sync::lock;
 
 fn not_found(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, msg.into())
@@ -539,7 +327,7 @@ async fn sync(State(a): State<Admin>) -> ApiResult {
 
 async fn tls_reload(State(a): State<Admin>) -> ApiResult {
     use cohort::transport::tls::TlsError;
-    match crate::node::reload_tls(&a.node, "POST /tls/reload") {
+    match crate::tls::reload_tls(&a.node, "POST /tls/reload") {
         Ok(()) => Ok(Json(json!({ "ok": true }))),
         Err(e @ TlsError::NotEnabled) => Err(ApiError(StatusCode::CONFLICT, e.to_string())),
         Err(e) => Err(ApiError(
@@ -881,122 +669,6 @@ struct Session {
     unregistering: HashSet<String>,
 }
 
-/// How long a dropped client gets to take its close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(10);
-
-/// What is on its way to one WebSocket client, counted in bytes: the
-/// session never waits for the client, and a client that lets more than
-/// the cap pile up is dropped.
-pub(crate) struct Outbox {
-    tx: mpsc::UnboundedSender<WsMessage>,
-    queued: Arc<AtomicUsize>,
-    cap: usize,
-    /// Told when the cap is passed: the writer stops waiting for the
-    /// client and sends the close frame.
-    overflow: Arc<Notify>,
-}
-
-impl Outbox {
-    /// Starts the writer of `sink`.
-    pub(crate) fn start(
-        sink: futures::stream::SplitSink<WebSocket, WsMessage>,
-        cap: usize,
-        client: Client,
-    ) -> (Outbox, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let overflow = Arc::new(Notify::new());
-        let task = tokio::spawn(write_out(
-            sink,
-            rx,
-            queued.clone(),
-            overflow.clone(),
-            cap,
-            client,
-        ));
-        (
-            Outbox {
-                tx,
-                queued,
-                cap,
-                overflow,
-            },
-            task,
-        )
-    }
-
-    /// Queues one event; false when the client is gone or would have more
-    /// than the cap waiting (then the writer closes the connection).
-    pub(crate) fn push(&self, v: Value) -> bool {
-        let t = v.to_string();
-        let n = t.len();
-        if self.queued.fetch_add(n, Ordering::AcqRel) + n > self.cap {
-            self.overflow.notify_one();
-            return false;
-        }
-        self.tx.send(WsMessage::Text(t.into())).is_ok()
-    }
-
-    /// Queues a close frame after what is queued.
-    pub(crate) fn close(&self, frame: CloseFrame) {
-        let _ = self.tx.send(WsMessage::Close(Some(frame)));
-    }
-}
-
-/// Writes queued messages to the client until the queue closes (then the
-/// rest is flushed, within [`CLOSE_GRACE`]) or overflows (then a close
-/// frame says why, within [`CLOSE_GRACE`], and the connection is dropped).
-async fn write_out(
-    mut sink: futures::stream::SplitSink<WebSocket, WsMessage>,
-    mut rx: mpsc::UnboundedReceiver<WsMessage>,
-    queued: Arc<AtomicUsize>,
-    overflow: Arc<Notify>,
-    cap: usize,
-    client: Client,
-) {
-    let size = |m: &WsMessage| match m {
-        WsMessage::Text(t) => t.len(),
-        _ => 0,
-    };
-    loop {
-        let sent = tokio::select! {
-            biased;
-            _ = overflow.notified() => false,
-            m = rx.recv() => {
-                let Some(m) = m else {
-                    // The session ended: its last events go out, then the
-                    // connection closes.
-                    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
-                    return;
-                };
-                let n = size(&m);
-                tokio::select! {
-                    biased;
-                    _ = overflow.notified() => false,
-                    r = sink.send(m) => {
-                        if r.is_err() {
-                            return;
-                        }
-                        queued.fetch_sub(n, Ordering::AcqRel);
-                        true
-                    }
-                }
-            }
-        };
-        if !sent {
-            tracing::warn!(client = %client, cap,
-                "admin: dropped an attached client that does not read (outgoing queue full)");
-            let frame = CloseFrame {
-                code: 1008,
-                reason: format!("outgoing queue over {cap} bytes: the client does not read").into(),
-            };
-            let _ =
-                tokio::time::timeout(CLOSE_GRACE, sink.send(WsMessage::Close(Some(frame)))).await;
-            return;
-        }
-    }
-}
-
 /// One attached process: commands in, events out, until either side
 /// closes or the client stops reading.
 async fn attached(a: Admin, socket: WebSocket, client: Client) {
@@ -1220,14 +892,6 @@ impl Session {
             other => Err(format!("unknown op {other:?}")),
         }
     }
-}
-
-/// The audit line of an unregister of a name held by another process:
-/// the holder is told (`name_lost`), the log names who did it.
-pub(crate) fn audit_unregister(client: Option<&Client>, how: &str, name: &str, holder: &Pid) {
-    let by = client.map_or_else(|| "unknown client".to_string(), |c| c.to_string());
-    tracing::info!(target: "cohort::audit", client = %by, via = how, name, holder = %holder,
-        "admin: unregistered a name held by another process");
 }
 
 /// Tells attached processes when a name they hold goes for any reason but

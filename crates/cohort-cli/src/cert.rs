@@ -56,7 +56,7 @@ pub fn run(cmd: CertCmd) -> Result<()> {
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             write_new(&out.join(CA_CERT), &cert, 0o644)?;
             write_new(&out.join(CA_KEY), &key, 0o600)?;
-            crate::out!(
+            crate::out::out!(
                 "wrote {} (give to every node: --tls-ca) and {} (keep private)",
                 out.join(CA_CERT).display(),
                 out.join(CA_KEY).display()
@@ -78,7 +78,7 @@ pub fn run(cmd: CertCmd) -> Result<()> {
             let key_path = out.join(format!("{name}-key.pem"));
             write_new(&cert_path, &cert, 0o644)?;
             write_new(&key_path, &key, 0o600)?;
-            crate::out!(
+            crate::out::out!(
                 "wrote {c} and {k}; start the node with --name {name} --tls-cert {c} --tls-key {k} --tls-ca {ca}",
                 c = cert_path.display(),
                 k = key_path.display(),

@@ -17,8 +17,6 @@ use cohort::{GlobalGroupDef, GlobalGroupsConfig, Publish};
 use cohort::{LossPolicy, Mode, NamesConfig, TableConfig};
 use serde::Deserialize;
 
-use crate::admin::{check_name, ScopeLimits};
-
 /// The TOML file, as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1196,5 +1194,46 @@ file = "/etc/cohort/seeds"
         };
         assert!(cfg("127.0.0.1:1", zero).is_err());
         assert!(cfg("unix:", AdminFlags::default()).is_err());
+    }
+}
+
+/// The longest name, group name or scope name accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Checks a name, group or scope given by a client or a config file.
+pub fn check_name(what: &str, s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if s.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "{what} is {} bytes long (at most {MAX_NAME_BYTES})",
+            s.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Limits of the scopes that admin calls start on their first use.
+#[derive(Debug, Clone, Copy)]
+pub struct ScopeLimits {
+    /// At most this many scopes run on the node; a call that would start
+    /// one more is refused.
+    pub max_scopes: usize,
+    /// A scope started by an admin call is stopped again once it has had
+    /// no local member, no watcher and no use for this long.
+    pub idle: Duration,
+    /// A scope started by an admin call answers its first reads once it
+    /// has heard from every connected peer, or after this long.
+    pub sync_wait: Duration,
+}
+
+impl Default for ScopeLimits {
+    fn default() -> Self {
+        ScopeLimits {
+            max_scopes: 1024,
+            idle: Duration::from_secs(60),
+            sync_wait: Duration::from_secs(5),
+        }
     }
 }

@@ -215,11 +215,11 @@ impl Ctl {
 
     fn print(&self, v: &Value, human: impl FnOnce(&Value) -> String) {
         if self.json {
-            crate::out!("{v}");
+            crate::out::out!("{v}");
         } else {
             let s = human(v);
             if !s.is_empty() {
-                crate::out!("{s}");
+                crate::out::out!("{s}");
             }
         }
     }
@@ -479,8 +479,8 @@ impl Ctl {
                     .is_ok()
             });
             match opener {
-                Some(o) => crate::err!("opened the dashboard with {o}"),
-                None => crate::err!(
+                Some(o) => crate::out::err!("opened the dashboard with {o}"),
+                None => crate::out::err!(
                     "cannot open a browser here (neither xdg-open nor open was found): open the URL above yourself"
                 ),
             }
@@ -556,9 +556,9 @@ impl Ctl {
                     _ => format!("join {:?}", format!("{}/{}", s("scope"), s("group"))),
                 };
                 if r["taken"] == true {
-                    crate::err!("cohort: {what}: name is taken");
+                    crate::out::err!("cohort: {what}: name is taken");
                 } else {
-                    crate::err!(
+                    crate::out::err!(
                         "cohort: {what}: {}",
                         r["error"].as_str().unwrap_or("failed")
                     );
@@ -566,12 +566,12 @@ impl Ctl {
                 return Ok(1);
             }
         }
-        crate::out!("ready {pid}");
+        crate::out::out!("ready {pid}");
         let mut lost_by_kill = false;
         while let Some(ev) = read(&mut ws).await? {
             match ev["event"].as_str() {
                 // A term from a BEAM process prints in Erlang's syntax.
-                Some("message") => crate::out!(
+                Some("message") => crate::out::out!(
                     "{}",
                     ev["erlang"]
                         .as_str()
@@ -580,10 +580,10 @@ impl Ctl {
                         .replace('\n', "\\n")
                 ),
                 Some("conflict") => {
-                    crate::out!("conflict {}", ev["name"].as_str().unwrap_or(""));
+                    crate::out::out!("conflict {}", ev["name"].as_str().unwrap_or(""));
                     lost_by_kill |= ev["killed"] == true;
                 }
-                Some("name_lost") => crate::out!(
+                Some("name_lost") => crate::out::out!(
                     "unregistered {} by {}",
                     ev["name"].as_str().unwrap_or(""),
                     ev["reason"].as_str().unwrap_or("")

@@ -19,9 +19,9 @@
 //! other admin WebSockets; events reach it from a bounded broadcast
 //! channel, and a client that falls behind it is told (`lagged`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, Path, State};
@@ -31,20 +31,22 @@ use cohort::{DownReason, LossPolicy, NameEvent, Node, NodeEvent, NodeName, PgEve
 use futures::StreamExt;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::broadcast;
 
-use crate::admin::{check_name, lock, Admin, Outbox};
+pub(crate) mod hub;
+
+use crate::admin::state::{audit_unregister, Admin, ApiError};
+use crate::config::check_name;
 use crate::listen::Client;
+use crate::outbox::Outbox;
+use crate::sync::lock;
+use hub::Hub;
 
 /// How long a dashboard socket may take to send the token.
 pub const AUTH_WAIT: Duration = Duration::from_secs(5);
 /// How often the state is recomputed when no event says it changed
 /// (traffic counters, sync errors).
 pub const STATE_EVERY: Duration = Duration::from_secs(2);
-/// Events kept for a dashboard that connects later.
-const HISTORY: usize = 500;
-/// Events a slow dashboard may be behind before it is told it lags.
-const BROADCAST: usize = 1024;
 /// Joins plus leaves in one scope and one second from which the timeline
 /// shows a rate line (below it, joins and leaves only move the counts).
 pub const PG_RATE_THRESHOLD: u64 = 50;
@@ -92,8 +94,7 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
 
 fn asset(name: &str) -> Response {
     let Some(a) = ASSETS.iter().find(|a| a.path == name) else {
-        return crate::admin::ApiError::new(StatusCode::NOT_FOUND, "no such dashboard asset")
-            .into_response();
+        return ApiError::new(StatusCode::NOT_FOUND, "no such dashboard asset").into_response();
     };
     let mut r = (StatusCode::OK, a.body).into_response();
     let h = r.headers_mut();
@@ -130,119 +131,6 @@ pub async fn assets(Path(file): Path<String>) -> Response {
 pub fn is_open(method: &axum::http::Method, path: &str) -> bool {
     method == axum::http::Method::GET
         && (path == "/" || path == "/dashboard/ws" || path.starts_with("/assets/"))
-}
-
-/// Milliseconds since the Unix epoch, now.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// What the dashboards of a node share: the event history, the live
-/// events, and what the node's own API cannot tell (peers' creations and
-/// since when each node is in its state). Started by the first dashboard.
-pub struct Hub {
-    history: Mutex<VecDeque<Value>>,
-    tx: broadcast::Sender<Value>,
-    /// Node name → (creation, since when in its current state, ms).
-    seen: Mutex<BTreeMap<String, (u32, u64)>>,
-    /// Told on every change that may change the state.
-    changed: Notify,
-    /// Sync errors last seen, to report new ones once.
-    sync_errors: Mutex<BTreeSet<String>>,
-    /// Each name table's names in order (name → its lowercase form, what a
-    /// search matches), kept from the table's events: a page of 100k names
-    /// is a walk of the index, not a sort of every name per request.
-    names: Mutex<HashMap<String, BTreeMap<String, String>>>,
-}
-
-impl Hub {
-    fn new() -> Self {
-        Hub {
-            history: Mutex::new(VecDeque::new()),
-            tx: broadcast::channel(BROADCAST).0,
-            seen: Mutex::new(BTreeMap::new()),
-            changed: Notify::new(),
-            sync_errors: Mutex::new(BTreeSet::new()),
-            names: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Replaces the index of `table` with `names`.
-    fn reindex(&self, table: &str, names: &[String]) {
-        let index = names
-            .iter()
-            .map(|n| (n.clone(), n.to_lowercase()))
-            .collect();
-        lock(&self.names).insert(table.to_string(), index);
-    }
-
-    /// Adds `name` to the index of `table`, or removes it.
-    fn index_name(&self, table: &str, name: &str, registered: bool) {
-        let mut all = lock(&self.names);
-        let index = all.entry(table.to_string()).or_default();
-        if registered {
-            index.insert(name.to_string(), name.to_lowercase());
-        } else {
-            index.remove(name);
-        }
-    }
-
-    /// The names of `table` containing `q` (lowercase; all when empty), in
-    /// order: how many, and `limit` of them from `offset`.
-    fn names_page(
-        &self,
-        table: &str,
-        q: &str,
-        offset: usize,
-        limit: usize,
-    ) -> (usize, Vec<String>) {
-        let all = lock(&self.names);
-        let Some(index) = all.get(table) else {
-            return (0, Vec::new());
-        };
-        if q.is_empty() {
-            let page = index.keys().skip(offset).take(limit).cloned().collect();
-            return (index.len(), page);
-        }
-        let mut total = 0;
-        let mut page = Vec::new();
-        for (name, lower) in index {
-            if lower.contains(q) {
-                if total >= offset && page.len() < limit {
-                    page.push(name.clone());
-                }
-                total += 1;
-            }
-        }
-        (total, page)
-    }
-
-    /// Records and broadcasts one timeline event.
-    fn event(&self, mut v: Value) {
-        v["kind"] = json!("event");
-        v["at"] = json!(now_ms());
-        {
-            let mut h = lock(&self.history);
-            if h.len() == HISTORY {
-                h.pop_front();
-            }
-            h.push_back(v.clone());
-        }
-        let _ = self.tx.send(v);
-        self.changed.notify_waiters();
-    }
-
-    fn mark(&self, node: &str, creation: Option<u32>) {
-        let mut s = lock(&self.seen);
-        let e = s.entry(node.to_string()).or_insert((0, now_ms()));
-        if let Some(c) = creation {
-            e.0 = c;
-        }
-        e.1 = now_ms();
-    }
 }
 
 fn down_reason(r: &DownReason) -> String {
@@ -846,7 +734,7 @@ async fn run(
                 .whereis(&name)
                 .ok_or_else(|| format!("name {name:?} is not registered"))?;
             table.unregister(&name).await.map_err(|e| e.to_string())?;
-            crate::admin::audit_unregister(Some(client), "dashboard", &name, &holder);
+            audit_unregister(Some(client), "dashboard", &name, &holder);
             Ok(json!({"kind": "done", "op": op, "table": t, "name": name,
                       "pid": holder.to_string()}))
         }

@@ -67,11 +67,11 @@ async fn wait(what: &str, mut probe: impl FnMut() -> Result<(), String>) -> Resu
 async fn check(what: &str, probe: impl FnMut() -> Result<(), String>) -> Result<()> {
     match wait(what, probe).await {
         Ok(()) => {
-            crate::out!("  [ok] {what}");
+            crate::out::out!("  [ok] {what}");
             Ok(())
         }
         Err(e) => {
-            crate::out!("  [FAILED] {what}: {e:#}");
+            crate::out::out!("  [FAILED] {what}: {e:#}");
             Err(e.context(format!("check failed: {what}")))
         }
     }
@@ -114,7 +114,7 @@ fn sorted(mut v: Vec<Pid>) -> Vec<Pid> {
 
 /// Runs the demo; fails if any check fails.
 pub async fn run() -> Result<()> {
-    crate::out!(
+    crate::out::out!(
         "== 1/6 starting five nodes on loopback in two global groups: g1 = a, b, c; g2 = d, e"
     );
     let a = start("a").await?;
@@ -123,7 +123,7 @@ pub async fn run() -> Result<()> {
     let d = start("d").await?;
     let e = start("e").await?;
     for x in [&a, &b, &c, &d, &e] {
-        crate::out!(
+        crate::out::out!(
             "  {} on {} (creation {})",
             x.name(),
             x.local_addr(),
@@ -131,7 +131,7 @@ pub async fn run() -> Result<()> {
         );
     }
 
-    crate::out!("== 2/6 connecting b, c to a and e to d; each group meshes only with itself");
+    crate::out::out!("== 2/6 connecting b, c to a and e to d; each group meshes only with itself");
     b.connect(&a.local_addr()).await?;
     c.connect(&b.local_addr()).await?;
     e.connect(&d.local_addr()).await?;
@@ -149,7 +149,7 @@ pub async fn run() -> Result<()> {
     .await?;
     for x in [&a, &b, &c, &d, &e] {
         let info = x.global_group_info();
-        crate::out!(
+        crate::out::out!(
             "  {} in {}: synced with {}",
             x.name(),
             info.own_group_name.as_deref().unwrap_or("-"),
@@ -161,7 +161,7 @@ pub async fn run() -> Result<()> {
     })
     .await?;
 
-    crate::out!("== 3/6 processes join the group `workers` and register names");
+    crate::out::out!("== 3/6 processes join the group `workers` and register names");
     let (w1, w2, w3) = (a.spawn(), c.spawn(), d.spawn());
     a.pg().join("workers", w1.pid())?;
     c.pg().join("workers", w2.pid())?;
@@ -183,14 +183,14 @@ pub async fn run() -> Result<()> {
         ])
     })
     .await?;
-    crate::out!("  workers on b: {:?}", b.pg().members("workers").to_vec());
-    crate::out!("  workers on e: {:?}", e.pg().members("workers").to_vec());
-    crate::out!("  `db` is {} in g1 and {} in g2", db1.pid(), db2.pid());
+    crate::out::out!("  workers on b: {:?}", b.pg().members("workers").to_vec());
+    crate::out::out!("  workers on e: {:?}", e.pg().members("workers").to_vec());
+    crate::out::out!("  `db` is {} in g1 and {} in g2", db1.pid(), db2.pid());
     // Groups do not mesh; one explicit connection tells a where g2 is.
     a.connect(&d.local_addr()).await?;
     let g2 = Where::Group("g2".into());
     let found = a.whereis_at(Some(&g2), "db").await;
-    crate::out!(
+    crate::out::out!(
         "  a asks g2 for `db`: {}",
         found
             .as_ref()
@@ -214,7 +214,9 @@ pub async fn run() -> Result<()> {
     })
     .await?;
 
-    crate::out!("== 4/6 netsplit: c is cut off from a and b; both sides claim the name `leader`");
+    crate::out::out!(
+        "== 4/6 netsplit: c is cut off from a and b; both sides claim the name `leader`"
+    );
     c.block(a.name()).await;
     c.block(b.name()).await;
     check("a and b dropped c's entries; c dropped theirs", || {
@@ -235,7 +237,7 @@ pub async fn run() -> Result<()> {
     c.names().register("leader", leader_c.pid()).await?;
     let late = c.spawn();
     c.pg().join("workers", late.pid())?;
-    crate::out!(
+    crate::out::out!(
         "  b registered `leader` as {}; c registered it as {}",
         leader_ab.pid(),
         leader_c.pid()
@@ -249,7 +251,7 @@ pub async fn run() -> Result<()> {
     })
     .await?;
 
-    crate::out!("== 5/6 healing: c lifts the block; the nodes reconnect by themselves");
+    crate::out::out!("== 5/6 healing: c lifts the block; the nodes reconnect by themselves");
     c.unblock(a.name()).await;
     c.unblock(b.name()).await;
     wait("g1 meshed again", || {
@@ -275,13 +277,13 @@ pub async fn run() -> Result<()> {
     } else {
         (&mut leader_c, &mut leader_ab)
     };
-    crate::out!("  every g1 node agrees: `leader` is {}", kept.pid());
+    crate::out::out!("  every g1 node agrees: `leader` is {}", kept.pid());
     let loser_pid = lost.pid().clone();
     let fate = within("the loser's exit", lost.recv()).await?;
     match &fate {
         Some(Message::Exit {
             reason: ExitReason::Killed(why),
-        }) => crate::out!("  the losing claim {loser_pid} was killed on its own node: {why}"),
+        }) => crate::out::out!("  the losing claim {loser_pid} was killed on its own node: {why}"),
         other => bail!("the losing claim got {other:?} instead of being killed"),
     }
     check(
@@ -310,7 +312,7 @@ pub async fn run() -> Result<()> {
     )
     .await?;
 
-    crate::out!("== 6/6 g2 was never touched");
+    crate::out::out!("== 6/6 g2 was never touched");
     check(
         "g2 has no `leader`: names never crossed the boundary",
         || same(e.names().whereis("leader"), None),
@@ -327,6 +329,6 @@ pub async fn run() -> Result<()> {
     for x in [&a, &b, &c, &d, &e] {
         x.shutdown().await;
     }
-    crate::out!("== all checks passed");
+    crate::out::out!("== all checks passed");
     Ok(())
 }

@@ -11,7 +11,10 @@ mod demo;
 mod listen;
 mod node;
 mod out;
+mod outbox;
 mod sessions;
+mod sync;
+mod tls;
 mod token;
 
 use std::path::PathBuf;
@@ -399,7 +402,7 @@ fn main() -> ExitCode {
         Ok(0) => ExitCode::SUCCESS,
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            crate::err!("cohort: {e:#}");
+            crate::out::err!("cohort: {e:#}");
             ExitCode::FAILURE
         }
     }

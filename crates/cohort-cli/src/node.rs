@@ -128,26 +128,6 @@ fn connect_seed(node: &Node, addr: String, clash: tokio::sync::mpsc::UnboundedSe
     });
 }
 
-/// Re-reads the TLS files (on SIGHUP or `POST /tls/reload`, named by
-/// `via`): new sessions use them, sessions up keep theirs; a bad file keeps
-/// the old certificate. Logs the outcome either way.
-pub fn reload_tls(node: &Node, via: &str) -> Result<(), cohort::transport::tls::TlsError> {
-    match node.reload_tls() {
-        Ok(()) => {
-            info!(node = %node.name(), "{via}: TLS certificate, key and CA reloaded; new sessions use them");
-            Ok(())
-        }
-        Err(e @ cohort::transport::tls::TlsError::NotEnabled) => {
-            info!(node = %node.name(), "{via}: nothing to reload ({e})");
-            Err(e)
-        }
-        Err(e) => {
-            warn!(node = %node.name(), error = %e, "{via}: TLS reload failed; keeping the old certificate: {e}");
-            Err(e)
-        }
-    }
-}
-
 /// Runs the daemon until a signal.
 pub async fn run(cfg: NodeConfig) -> Result<()> {
     // The admin API's token and address first: a node that cannot serve
@@ -197,7 +177,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     // One line on stdout that scripts can wait for.
-    crate::out!(
+    crate::out::out!(
         "node {} listening on {} admin {} creation {}",
         node.name(),
         node.local_addr(),
@@ -233,7 +213,7 @@ pub async fn run(cfg: NodeConfig) -> Result<()> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
-            _ = hup.recv() => { let _ = reload_tls(&node, "SIGHUP"); }
+            _ = hup.recv() => { let _ = crate::tls::reload_tls(&node, "SIGHUP"); }
             Some(refused) = &mut clashed => {
                 if let Some(b) = &bridge {
                     b.stop();

@@ -21,18 +21,18 @@ pub fn line(args: std::fmt::Arguments<'_>) {
 }
 
 /// `println!` for the executable: see [`line()`].
-#[macro_export]
 macro_rules! out {
     () => { $crate::out::line(format_args!("")) };
     ($($arg:tt)*) => { $crate::out::line(format_args!($($arg)*)) };
 }
+pub(crate) use out;
 
 /// `eprintln!` that never panics: a message for a closed or full stderr
 /// is dropped.
-#[macro_export]
 macro_rules! err {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
 }
+pub(crate) use err;

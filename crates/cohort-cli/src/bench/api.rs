@@ -17,14 +17,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use cohort::{Node, Pid, Process};
+use cohort::Node;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::api_common::{bad, body, Bench, BenchError, BenchResult};
 use super::api_limits as limits;
+use crate::sync::lock;
 
 /// Largest count one call may ask for.
 const MAX_COUNT: u64 = 10_000_000;
@@ -32,34 +33,6 @@ const MAX_COUNT: u64 = 10_000_000;
 const MAX_CONCURRENCY: u64 = 1_000;
 /// Longest wait.
 const MAX_WAIT_MS: u64 = 600_000;
-
-/// State of the bench endpoints: the node and the idle processes spawned
-/// for the workload (they live until `/bench/reset` or the node stops).
-#[derive(Clone)]
-pub(super) struct Bench {
-    pub(super) node: Node,
-    pub(super) procs: Arc<Mutex<Vec<Process>>>,
-    /// Name → pid this node registered it to (for the clash analysis).
-    registered: Arc<Mutex<HashMap<String, Pid>>>,
-}
-
-pub(super) struct BenchError(pub(super) StatusCode, pub(super) String);
-
-impl IntoResponse for BenchError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-pub(super) fn bad(msg: impl Into<String>) -> BenchError {
-    BenchError(StatusCode::BAD_REQUEST, msg.into())
-}
-
-pub(super) type BenchResult = Result<Json<Value>, BenchError>;
-
-pub(super) fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, BenchError> {
-    b.map(|Json(v)| v).map_err(|e| bad(e.body_text()))
-}
 
 /// Nanoseconds since the Unix epoch.
 fn now_ns() -> u64 {
@@ -74,47 +47,6 @@ fn check_count(what: &str, n: u64, max: u64) -> Result<(), BenchError> {
         return Err(bad(format!("{what} {n} is larger than {max}")));
     }
     Ok(())
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Bench {
-    /// The pids of processes `offset..offset+count`, or a 400.
-    fn pids(&self, offset: u64, count: u64) -> Result<Vec<Pid>, BenchError> {
-        let procs = lock(&self.procs);
-        let end = offset
-            .checked_add(count)
-            .filter(|e| *e <= procs.len() as u64)
-            .ok_or_else(|| {
-                bad(format!(
-                    "processes {offset}..{offset}+{count} asked, {} spawned",
-                    procs.len()
-                ))
-            })?;
-        Ok(procs[offset as usize..end as usize]
-            .iter()
-            .map(|p| p.pid().clone())
-            .collect())
-    }
-
-    fn table(&self, table: &Option<String>) -> Result<cohort::runtime::NameTable, BenchError> {
-        match table {
-            None => Ok(self.node.names()),
-            Some(t) => self
-                .node
-                .names_table(t)
-                .ok_or_else(|| bad(format!("no name table {t:?}"))),
-        }
-    }
-
-    fn scope_running(&self, scope: &str) -> Result<cohort::Scope, BenchError> {
-        if scope.is_empty() {
-            return Err(bad("empty scope"));
-        }
-        Ok(self.node.scope(scope))
-    }
 }
 
 #[derive(Deserialize)]

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::api::{bad, body, Bench, BenchError, BenchResult};
+use super::api_common::{bad, body, Bench, BenchError, BenchResult};
 
 /// Most round trips one call may ask for.
 const MAX_ROUNDS: u64 = 1_000_000;

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 
 use super::cluster::{Cluster, TableMode, WaitFor};
 use super::scenarios::Sample;
-use super::Summary;
+use super::summary::Summary;
 
 /// Round trips per measurement.
 const ROUNDS: u64 = 20_000;

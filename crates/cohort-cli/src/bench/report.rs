@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use super::{advantage, show, Summary};
+use super::summary::{advantage, show, Summary};
 
 /// What the report says about the run itself.
 pub struct Meta {
