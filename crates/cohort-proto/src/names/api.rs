@@ -238,17 +238,7 @@ impl Names {
 
     /// The names visible in `table`, sorted.
     pub fn registered_names(&self, table: &str) -> Vec<String> {
-        let Some(i) = self.table_index(table) else {
-            return Vec::new();
-        };
-        let t = &self.tables[i];
-        let mut v: Vec<String> = t
-            .claims
-            .iter()
-            .map(|claims| claims.name())
-            .filter(|n| t.view(n).is_some())
-            .map(str::to_string)
-            .collect();
+        let mut v: Vec<String> = self.visible_names(table).map(str::to_string).collect();
         v.sort();
         v
     }
@@ -256,14 +246,19 @@ impl Names {
     /// How many names are visible in `table`: the length of
     /// [`Names::registered_names`], without listing them.
     pub fn name_count(&self, table: &str) -> usize {
-        let Some(i) = self.table_index(table) else {
-            return 0;
-        };
-        let t = &self.tables[i];
-        t.claims
-            .iter()
-            .filter(|claims| t.view(claims.name()).is_some())
-            .count()
+        self.visible_names(table).count()
+    }
+
+    /// The names visible in `table` (none when there is no such table),
+    /// in no particular order.
+    fn visible_names<'a>(&'a self, table: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let t = self.table_index(table).map(|i| &self.tables[i]);
+        t.into_iter().flat_map(|t| {
+            t.claims
+                .iter()
+                .map(|claims| claims.name())
+                .filter(move |n| t.view(n).is_some())
+        })
     }
 
     /// The claim staged on this node under the lock of `name` in `table`

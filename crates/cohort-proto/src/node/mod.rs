@@ -74,8 +74,6 @@ pub struct NodeCore {
     pub(crate) flushed_at: Time,
     /// Whether changes are held, published for lock-free readers.
     pub(crate) held: Arc<AtomicBool>,
-    /// The value last stored in `held`.
-    pub(crate) held_now: bool,
 }
 
 /// Builds a [`Ctx`] from disjoint fields of a [`NodeCore`] and runs a
@@ -151,7 +149,6 @@ impl NodeCore {
             clock: now,
             flushed_at: Time::ZERO,
             held: Arc::new(AtomicBool::new(false)),
-            held_now: false,
         }
     }
 
@@ -214,10 +211,10 @@ impl NodeCore {
         let e = self.fx.pop();
         if e.is_none() {
             // Stored only when it changes: the flag is shared with other
-            // threads, and most inputs (ticks) change nothing.
+            // threads, and most inputs (ticks) change nothing. Only this
+            // core stores it, so a relaxed load reads its own last store.
             let holds = self.holds();
-            if holds != self.held_now {
-                self.held_now = holds;
+            if holds != self.held.load(Ordering::Relaxed) {
                 self.held.store(holds, Ordering::Release);
             }
         }
