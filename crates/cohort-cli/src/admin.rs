@@ -410,6 +410,15 @@ async fn metrics(State(a): State<Admin>) -> impl IntoResponse {
         ],
     );
     metric(
+        "cohort_runtime_workers",
+        "Worker threads of the node's runtime (`threads` in the config, --threads).",
+        "gauge",
+        vec![(
+            String::new(),
+            tokio::runtime::Handle::current().metrics().num_workers() as u64,
+        )],
+    );
+    metric(
         "cohort_unreached_nodes",
         "Nodes of the name tables that peers have a session with and this node has not (a partial mesh; 0 in a full mesh).",
         "gauge",

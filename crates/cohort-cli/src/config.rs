@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub max_frame: Option<usize>,
     /// Largest metadata of a name or membership, in bytes (default 64 KiB).
     pub max_meta: Option<usize>,
+    /// Worker threads of the node's runtime (default: one per CPU core).
+    pub threads: Option<usize>,
     /// Transitive full mesh.
     pub mesh: Option<bool>,
     /// Global groups.
@@ -168,6 +170,8 @@ pub struct Flags {
     pub admin: Option<String>,
     /// Hidden `--bench-api`: serve the `/bench/` endpoints.
     pub bench_api: bool,
+    /// `--threads`.
+    pub threads: Option<usize>,
     /// The admin API's security and limits flags.
     pub admin_opts: AdminFlags,
     /// The Erlang distribution endpoint's flags.
@@ -503,6 +507,8 @@ pub struct NodeConfig {
     pub max_frame: Option<usize>,
     /// Largest metadata of a name or membership.
     pub max_meta: Option<usize>,
+    /// Worker threads of the node's runtime (`None`: one per CPU core).
+    pub threads: Option<usize>,
     /// Mesh on or off.
     pub mesh: bool,
     /// Global groups.
@@ -791,6 +797,10 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         probe_timeout: file.probe_timeout_ms.map(Duration::from_millis),
         max_frame: file.max_frame,
         max_meta: file.max_meta,
+        threads: match flags.threads.or(file.threads) {
+            Some(0) => bail!("threads: must be at least 1 (worker threads of the node's runtime)"),
+            t => t,
+        },
         mesh: file.mesh.unwrap_or(true),
         groups,
         scopes: file.scopes.clone(),

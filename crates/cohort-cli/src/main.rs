@@ -139,6 +139,11 @@ struct NodeArgs {
     /// Serves the bench-only /bench/ admin endpoints (used by `cohort bench`).
     #[arg(long, hide = true)]
     bench_api: bool,
+    /// Worker threads of the node's runtime [default: one per CPU core].
+    /// From the environment too, so `COHORT_THREADS=1 cohort bench ...`
+    /// runs the bench's nodes with one worker each.
+    #[arg(long, env = "COHORT_THREADS", value_name = "N")]
+    threads: Option<usize>,
     /// Joins an Erlang distribution cluster under this node name
     /// (name@host): registers with the host's EPMD (ERL_EPMD_PORT, else
     /// 4369) and bridges OTP pg scopes.
@@ -369,6 +374,7 @@ fn main() -> ExitCode {
                 config: a.config,
                 admin: a.admin,
                 bench_api: a.bench_api,
+                threads: a.threads,
                 erlang: config::ErlangFlags {
                     node: a.erlang_node,
                     cookie_file: a.erlang_cookie_file,
@@ -392,9 +398,10 @@ fn main() -> ExitCode {
                     ws_queue_bytes: a.admin_ws_queue_bytes,
                 },
             };
-            config::resolve(&flags).and_then(|cfg| runtime().block_on(node::run(cfg)).map(|_| 0))
+            config::resolve(&flags)
+                .and_then(|cfg| runtime(cfg.threads).block_on(node::run(cfg)).map(|_| 0))
         }
-        Command::Demo => runtime().block_on(demo::run()).map(|_| 0),
+        Command::Demo => runtime(None).block_on(demo::run()).map(|_| 0),
         Command::Bench(args) => bench::run(args),
         Command::Cert(cmd) => cert::run(cmd).map(|_| 0),
     };
@@ -408,9 +415,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+/// The runtime of a node: `threads` workers (default: one per CPU core).
+fn runtime(threads: Option<usize>) -> tokio::runtime::Runtime {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().expect("tokio runtime")
 }

@@ -9,6 +9,43 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
+/// The `cohort_runtime_workers` gauge of a node's /metrics.
+fn runtime_workers(d: &Daemon) -> u64 {
+    let (status, body) = http(&d.admin, "GET", "/metrics", None);
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| l.strip_prefix("cohort_runtime_workers "))
+        .unwrap_or_else(|| panic!("no cohort_runtime_workers in {body}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn threads_sets_the_workers_of_the_node_runtime() {
+    // 3 and 1: neither is the default of a 2-core machine, so a setting
+    // that is ignored shows.
+    let a = daemon_with("a@127.0.0.1", &[], "cli-test-cookie", &["--threads", "3"]);
+    let file = config_file("threads = 1\n");
+    let b = daemon_with(
+        "b@127.0.0.1",
+        &[&a.listen],
+        "cli-test-cookie",
+        &["--config", file.to_str().unwrap()],
+    );
+    assert_eq!(runtime_workers(&a), 3);
+    assert_eq!(runtime_workers(&b), 1);
+    // The one-worker node serves as any other: a locked name registered
+    // on it is seen by the other node.
+    wait_for("a and b connected", || {
+        strings(&ctl_json(&b, &["nodes"]), "nodes") == vec![a.name.clone()]
+    });
+    let hold = Hold::start(&b, &["--register", "solo"]);
+    let pid = hold.ready();
+    wait_for("a sees solo", || {
+        ctl_json(&a, &["whereis", "solo"])["pid"] == pid.as_str()
+    });
+}
+
 #[test]
 fn three_nodes_mesh_and_report_exact_views() {
     let (a, b, c) = three();
@@ -196,6 +233,18 @@ fn bad_flags_and_configs_are_one_line_errors() {
             "--name",
         ),
         (vec!["node", "--name", "a@h"], "--listen is required"),
+        (
+            vec![
+                "node",
+                "--name",
+                "a@h",
+                "--listen",
+                "127.0.0.1:0",
+                "--threads",
+                "0",
+            ],
+            "threads: must be at least 1",
+        ),
         (
             vec!["ctl", "--admin", "127.0.0.1:1", "nodes"],
             "cannot reach the admin API",
