@@ -527,6 +527,10 @@ pub struct NodeConfig {
     pub tls: Option<NodeTlsFiles>,
 }
 
+/// Most worker threads a node's runtime may be given (`threads`): each is an OS
+/// thread with its own stack, so a typo of a few zeros must not start them.
+pub const MAX_THREADS: usize = 1024;
+
 /// The default admin address: loopback only.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:4370";
 
@@ -799,6 +803,9 @@ pub fn resolve(flags: &Flags) -> Result<NodeConfig> {
         max_meta: file.max_meta,
         threads: match flags.threads.or(file.threads) {
             Some(0) => bail!("threads: must be at least 1 (worker threads of the node's runtime)"),
+            Some(n) if n > MAX_THREADS => {
+                bail!("threads: {n} is more than {MAX_THREADS} (worker threads of the node's runtime)")
+            }
             t => t,
         },
         mesh: file.mesh.unwrap_or(true),

@@ -246,6 +246,18 @@ fn bad_flags_and_configs_are_one_line_errors() {
             "threads: must be at least 1",
         ),
         (
+            vec![
+                "node",
+                "--name",
+                "a@h",
+                "--listen",
+                "127.0.0.1:0",
+                "--threads",
+                "100000",
+            ],
+            "threads: 100000 is more than 1024",
+        ),
+        (
             vec!["ctl", "--admin", "127.0.0.1:1", "nodes"],
             "cannot reach the admin API",
         ),
