@@ -33,19 +33,28 @@ impl Cluster {
     /// a minute with the number of repeats in between (a node with the
     /// wrong cookie retries every few seconds, forever). `key` says which
     /// refusals count as the same.
-    pub(super) fn log_refusal(&mut self, key: String, addr: &str, what: &str, now: Time) {
-        match self.refusals.get_mut(&key) {
+    /// `what` is the text of the log line, formatted only when a line is
+    /// written (a busy node refuses many handshakes and logs few).
+    pub(super) fn log_refusal(
+        &mut self,
+        key: &str,
+        addr: &str,
+        what: impl FnOnce() -> String,
+        now: Time,
+    ) {
+        match self.refusals.get_mut(key) {
             Some((last, since)) if now.since(*last) < REFUSAL_LOG_EVERY => {
                 *since += 1;
-                debug!(node = %self.me, %addr, "{what} (repeated; logged once a minute)");
+                debug!(node = %self.me, %addr, "{} (repeated; logged once a minute)", what());
             }
             Some((last, since)) => {
+                let what = what();
                 warn!(node = %self.me, %addr, repeated = *since, "{what} (again; {since} more since the last report)");
                 *last = now;
                 *since = 0;
             }
             None => {
-                warn!(node = %self.me, %addr, "{what}");
+                warn!(node = %self.me, %addr, "{}", what());
                 if self.refusals.len() >= REFUSAL_LOG_KEEP {
                     let oldest = self
                         .refusals
@@ -56,7 +65,7 @@ impl Cluster {
                         self.refusals.remove(&k);
                     }
                 }
-                self.refusals.insert(key, (now, 0));
+                self.refusals.insert(key.to_owned(), (now, 0));
             }
         }
     }
@@ -141,9 +150,9 @@ impl Cluster {
                 let key = format!("{claimed} alive {}", c.addr);
                 let addr = c.addr.clone();
                 self.log_refusal(
-                    key,
+                    &key,
                     &addr,
-                    &format!("refusing connection claiming the name {claimed}: a node with that name is connected and answered a liveness probe"),
+                    || format!("refusing connection claiming the name {claimed}: a node with that name is connected and answered a liveness probe"),
                     now,
                 );
             }
@@ -397,9 +406,9 @@ impl Cluster {
         if !auth::verify(&self.cookie, Role::Dialer, &t, &proof) {
             let (addr, claimed) = (c.addr.clone(), peer.name.clone());
             self.log_refusal(
-                format!("{claimed} refused"),
+                &format!("{claimed} refused"),
                 &addr,
-                &format!("refusing connection from {claimed}: wrong cookie"),
+                || format!("refusing connection from {claimed}: wrong cookie"),
                 now,
             );
             return self.refuse(conn, RefuseReason::BadCookie, fx);
@@ -480,9 +489,9 @@ impl Cluster {
         if !auth::verify(&self.cookie, Role::Acceptor, &t, &proof) {
             let (addr, claimed) = (c.addr.clone(), peer.name.clone());
             self.log_refusal(
-                format!("{claimed} failed"),
+                &format!("{claimed} failed"),
                 &addr,
-                &format!("peer {claimed} failed authentication: wrong cookie"),
+                || format!("peer {claimed} failed authentication: wrong cookie"),
                 now,
             );
             let c = self.remove_conn(conn).expect("present");

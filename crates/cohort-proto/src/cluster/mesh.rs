@@ -16,14 +16,17 @@ impl Cluster {
             }
             return;
         }
-        self.dial(addr, None, req, now, fx);
+        self.dial(addr, None, req, false, now, fx);
     }
 
+    /// Opens a connection to `addr`; `paced` when it counts against
+    /// `max_dials` (see [`Cluster::dial_known`]).
     pub(super) fn dial(
         &mut self,
         addr: String,
         expect: Option<NodeName>,
         req: Option<ReqId>,
+        paced: bool,
         now: Time,
         fx: &mut Effects,
     ) {
@@ -39,6 +42,7 @@ impl Cluster {
                 state: State::Dialing,
                 expect,
                 reqs: req.into_iter().collect(),
+                paced,
             },
         );
         fx.push(Effect::Dial { conn, addr });
@@ -57,6 +61,7 @@ impl Cluster {
                 state: State::AwaitHello,
                 expect: None,
                 reqs: Vec::new(),
+                paced: false,
             },
         );
         if self.shutting_down {
@@ -64,13 +69,11 @@ impl Cluster {
         } else if self.inbound_handshakes() > self.cfg.max_handshakes {
             self.stats.refused_busy += 1;
             let addr = self.conns[&conn].addr.clone();
+            let max = self.cfg.max_handshakes;
             self.log_refusal(
-                "busy".into(),
+                "busy",
                 &addr,
-                &format!(
-                    "refusing connection: {} handshakes already in progress (max_handshakes)",
-                    self.cfg.max_handshakes
-                ),
+                || format!("refusing connection: {max} handshakes already in progress (max_handshakes)"),
                 now,
             );
             self.refuse(conn, RefuseReason::Busy, fx);
@@ -112,6 +115,7 @@ impl Cluster {
         if let Some(name) = c.expect {
             self.schedule_reconnect(&name, now);
         }
+        self.pump_dials(now, fx);
     }
 
     /// Whether a connection to `name` is being opened or authenticated.
@@ -151,6 +155,7 @@ impl Cluster {
             Some(old) => {
                 if let Some(t) = old.next_try {
                     self.redials.remove(&(t, name.clone()));
+                    self.first_redial = self.redials.first().map(|(t, _)| *t);
                 }
             }
             None if own => self.view.toggle(&name, true),
@@ -158,6 +163,7 @@ impl Cluster {
         }
         if let Some(t) = at {
             self.redials.insert((t, name));
+            self.first_redial = self.redials.first().map(|(t, _)| *t);
         }
     }
 
@@ -169,6 +175,7 @@ impl Cluster {
         if let Some(k) = self.known.remove(name) {
             if let Some(t) = k.next_try {
                 self.redials.remove(&(t, name.clone()));
+                self.first_redial = self.redials.first().map(|(t, _)| *t);
             }
             if self.vis.in_own(name) {
                 self.view.toggle(name, false);
@@ -216,7 +223,7 @@ impl Cluster {
             }
             let busy = self.handshaking_with(&name);
             if !busy {
-                self.dial(addr, Some(name), None, now, fx);
+                self.dial_known(name, addr, now, fx);
             }
         }
         news
@@ -398,6 +405,49 @@ impl Cluster {
         if let Some(t) = at {
             self.redials.insert((t, node.clone()));
         }
+        self.first_redial = self.redials.first().map(|(t, _)| *t);
+    }
+
+    /// Dials `name`, a node just heard of listening at `addr`, now if
+    /// fewer than `max_dials` such dials are under way; else queues it
+    /// (once) at a random place, to be dialed as those finish
+    /// ([`Cluster::pump_dials`]). Redials after a failure are not paced:
+    /// their backoff and its jitter spread them already.
+    pub(super) fn dial_known(&mut self, name: NodeName, addr: String, now: Time, fx: &mut Effects) {
+        if self.paced_dials < self.cfg.max_dials.max(1) {
+            self.dial(addr, Some(name), None, true, now, fx);
+        } else if !self.queued.contains_key(&name) {
+            let key = self.rng.next_u64();
+            self.dial_queue.insert((key, name.clone()));
+            self.queued.insert(name, key);
+        }
+    }
+
+    /// Dials queued nodes while fewer than `max_dials` outbound handshakes
+    /// are under way. A node that came up meanwhile (it dialed us), is
+    /// being reached by another handshake, was forgotten or blocked, is
+    /// dropped from the queue without a dial; should that other handshake
+    /// fail, its own redial follows as for any failed handshake.
+    pub(super) fn pump_dials(&mut self, now: Time, fx: &mut Effects) {
+        let max = self.cfg.max_dials.max(1);
+        while self.paced_dials < max {
+            let Some((_, name)) = self.dial_queue.pop_first() else {
+                return;
+            };
+            self.queued.remove(&name);
+            if self.shutting_down
+                || self.peers.contains_key(&name)
+                || self.blocked.contains(&name)
+                || self.handshaking_with(&name)
+            {
+                continue;
+            }
+            let Some(k) = self.known.get(&name) else {
+                continue;
+            };
+            let addr = k.addr.clone();
+            self.dial(addr, Some(name), None, true, now, fx);
+        }
     }
 
     // ---- time ----------------------------------------------------------
@@ -417,6 +467,70 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Forty nodes heard of at once: `max_dials` (16) are dialed, the rest
+    /// wait; a failed dial lets the next one go, skipping queued nodes
+    /// that are reaching us themselves; a dial hanging for a tick interval
+    /// gives its place up.
+    #[test]
+    fn dials_to_nodes_heard_of_are_paced() {
+        let now = Time::ZERO;
+        let mut c = Cluster::new(
+            NodeName::new("a@h").unwrap(),
+            1,
+            Some("a:1".into()),
+            Cookie::new("c"),
+            ClusterConfig::default(),
+            StdRng::seed_from_u64(1),
+            now,
+        );
+        let max = c.cfg.max_dials;
+        let list: Vec<PeerInfo> = (0..40)
+            .map(|i| PeerInfo {
+                name: NodeName::new(&format!("n{i:02}@h")).unwrap(),
+                addr: format!("n{i:02}:1"),
+            })
+            .collect();
+        let mut fx = Effects::default();
+        c.on_peers(list, now, &mut fx);
+        assert_eq!(dials(&mut fx).len(), max);
+        assert_eq!(c.paced_dials, max);
+        assert_eq!(c.queued.len(), 40 - max);
+        // All queued nodes but one dial us first.
+        let queued: Vec<NodeName> = c.dial_queue.iter().map(|(_, n)| n.clone()).collect();
+        let (last, reaching) = queued.split_last().unwrap();
+        for name in reaching {
+            let conn = c.accepted(format!("{name}:9"), now, &mut fx);
+            let hello = Hello {
+                version: PROTOCOL_VERSION,
+                name: name.clone(),
+                creation: 1,
+                listen: Some(format!("{name}:1")),
+                nonce: [0; NONCE_LEN],
+            };
+            let mut up = Vec::new();
+            c.frame(conn, Frame::Hello(hello), now, &mut fx, &mut up);
+        }
+        assert!(dials(&mut fx).is_empty());
+        // Our dials fail: only the queued node not reaching us is dialed.
+        let ours: Vec<ConnId> = c
+            .conns
+            .iter()
+            .filter(|(_, k)| k.dir == Direction::Outbound)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in ours {
+            c.dial_failed(conn, "refused".into(), now, &mut fx);
+        }
+        let addr = c.known[last].addr.clone();
+        assert_eq!(dials(&mut fx), [addr]);
+        assert!(c.queued.is_empty() && c.dial_queue.is_empty());
+        assert_eq!(c.paced_dials, 1);
+        // That dial hangs: after a tick interval it no longer counts.
+        let mut up = Vec::new();
+        c.timeout(now + c.cfg.tick_interval, &mut fx, &mut up);
+        assert_eq!(c.paced_dials, 0);
     }
 
     #[test]

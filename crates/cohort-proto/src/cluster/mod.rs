@@ -56,6 +56,18 @@ pub struct ClusterConfig {
     /// Inbound connections allowed in handshake at once; the next one is
     /// refused ([`RefuseReason::Busy`]) and closed at once.
     pub max_handshakes: usize,
+    /// Dials this node runs at once to nodes it just heard of (from peer
+    /// lists); the others wait in a queue, in random order, and start as
+    /// those finish. When every node of a forming mesh learns of all the
+    /// others at once, this keeps each from dialing them all together (and
+    /// from overrunning the others' `max_handshakes`), and the other node
+    /// of a pair has often reached this one by the time its turn comes, so
+    /// the dial is skipped. A dial holds its place until its session is up,
+    /// it fails, or one `tick_interval` has passed (a dial hanging into a
+    /// partition does not stall the queue). Redials after a failure (with
+    /// their backoff) and connections asked for on purpose
+    /// ([`Cluster::connect`]) never wait. 0 is taken as 1.
+    pub max_dials: usize,
     /// When a connection claims the name of a node with an up session,
     /// that session is probed ([`Frame::Ping`]); if no answer comes within
     /// this time (or it closes), the newcomer replaces it, else the
@@ -75,6 +87,7 @@ impl Default for ClusterConfig {
             backoff_max: Duration::from_millis(5000),
             groups: GlobalGroupsConfig::default(),
             max_handshakes: 64,
+            max_dials: 16,
             probe_timeout: Duration::from_millis(1000),
         }
     }
@@ -179,6 +192,11 @@ struct Conn {
     expect: Option<NodeName>,
     /// `connect` requests answered when this connection is up or fails.
     reqs: Vec<ReqId>,
+    /// A dial to a node heard of that counts against `max_dials`: until
+    /// its session is up, or for one tick interval at most (a dial that
+    /// hangs, into a partition or to a dead host, does not hold its place
+    /// until the connect times out).
+    paced: bool,
 }
 
 impl Conn {
@@ -322,6 +340,14 @@ pub struct Cluster {
     /// Inbound connections whose handshake has not finished (checked
     /// against `max_handshakes` at every accept).
     inbound_pending: usize,
+    /// Connections that count against `max_dials` (see `Conn::paced`).
+    paced_dials: usize,
+    /// Nodes heard of waiting for a dial (`max_dials` were under way), by
+    /// a random key: they are dialed in random order, so that the nodes of
+    /// a forming mesh do not all dial the same node first.
+    dial_queue: BTreeSet<(u64, NodeName)>,
+    /// The key of each node in `dial_queue`.
+    queued: BTreeMap<NodeName, u64>,
     known: BTreeMap<NodeName, Known>,
     /// This node's view of its own global group (see [`View`]).
     view: View,
@@ -331,6 +357,8 @@ pub struct Cluster {
     /// When each known node waiting for a redial is tried next (the
     /// `next_try` of its [`Known`], ordered by time).
     redials: BTreeSet<(Time, NodeName)>,
+    /// The time of the first entry of `redials` (asked at every input).
+    first_redial: Option<Time>,
     /// Nodes to introduce ourselves to once their session is up: our
     /// connection on purpose lost a tie-break to theirs.
     introduce_to: BTreeSet<NodeName>,
@@ -378,10 +406,14 @@ impl Cluster {
             peers_gen: 0,
             named: BTreeMap::new(),
             inbound_pending: 0,
+            paced_dials: 0,
+            dial_queue: BTreeSet::new(),
+            queued: BTreeMap::new(),
             known: BTreeMap::new(),
             view,
             introduce_to: BTreeSet::new(),
             redials: BTreeSet::new(),
+            first_redial: None,
             forgotten: BTreeSet::new(),
             blocked: BTreeSet::new(),
             waiting: Vec::new(),
@@ -473,6 +505,9 @@ impl Cluster {
         if c.pending_inbound() {
             self.inbound_pending += 1;
         }
+        if c.paced {
+            self.paced_dials += 1;
+        }
         self.conns.insert(conn, c);
     }
 
@@ -481,6 +516,9 @@ impl Cluster {
         let c = self.conns.remove(&conn)?;
         if c.pending_inbound() {
             self.inbound_pending -= 1;
+        }
+        if c.paced {
+            self.paced_dials -= 1;
         }
         for n in c.expect.iter().chain(c.peer_name()) {
             if let Some(set) = self.named.get_mut(n) {
@@ -499,6 +537,10 @@ impl Cluster {
         let was = c.pending_inbound();
         c.state = state;
         let is = c.pending_inbound();
+        if c.paced && matches!(c.state, State::Up { .. }) {
+            c.paced = false;
+            self.paced_dials -= 1;
+        }
         let name = c.peer_name().cloned();
         match (was, is) {
             (true, false) => self.inbound_pending -= 1,
@@ -538,6 +580,18 @@ impl Cluster {
 
     /// A frame arrived on `conn`.
     pub fn frame(
+        &mut self,
+        conn: ConnId,
+        frame: Frame,
+        now: Time,
+        fx: &mut Effects,
+        up: &mut Vec<Upcall>,
+    ) {
+        self.on_frame(conn, frame, now, fx, up);
+        self.pump_dials(now, fx);
+    }
+
+    fn on_frame(
         &mut self,
         conn: ConnId,
         frame: Frame,
@@ -609,15 +663,15 @@ impl Cluster {
                         "refused by peer: a node named {} is alive and connected there; this node's name clashes with it", self.me);
                 }
                 (RefuseReason::Version(theirs), _) => self.log_refusal(
-                    format!("{} {reason}", c.addr),
+                    &format!("{} {reason}", c.addr),
                     &c.addr,
-                    &format!("connection refused by peer: it speaks protocol version {theirs}, this node version {PROTOCOL_VERSION}"),
+                    || format!("connection refused by peer: it speaks protocol version {theirs}, this node version {PROTOCOL_VERSION}"),
                     now,
                 ),
                 _ => self.log_refusal(
-                    format!("{} {reason}", c.addr),
+                    &format!("{} {reason}", c.addr),
                     &c.addr,
-                    &format!("connection refused by peer: {reason}"),
+                    || format!("connection refused by peer: {reason}"),
                     now,
                 ),
             }

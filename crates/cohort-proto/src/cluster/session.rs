@@ -30,6 +30,7 @@ impl Cluster {
                 self.schedule_reconnect(&name, now);
             }
         }
+        self.pump_dials(now, fx);
     }
 
     /// Removes a connection, answering its requests, taking its peer down.
@@ -292,6 +293,9 @@ impl Cluster {
         self.shutting_down = true;
         self.known.clear();
         self.redials.clear();
+        self.first_redial = None;
+        self.dial_queue.clear();
+        self.queued.clear();
         self.view = View::of(&self.me);
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
@@ -317,9 +321,10 @@ impl Cluster {
         for p in self.probes.values() {
             t = t.min(p.deadline);
         }
-        if let Some((r, _)) = self.redials.first() {
-            t = t.min(*r);
+        if let Some(r) = self.first_redial {
+            t = t.min(r);
         }
+        debug_assert_eq!(self.first_redial, self.redials.first().map(|(t, _)| *t));
         t
     }
 
@@ -355,6 +360,18 @@ impl Cluster {
                     }
                     _ => {}
                 }
+            }
+            if self.paced_dials > 0 {
+                // A dial that has taken a tick interval no longer holds
+                // its place against `max_dials`.
+                let mut released = 0;
+                for c in self.conns.values_mut() {
+                    if c.paced && now.since(c.opened) >= self.cfg.tick_interval {
+                        c.paced = false;
+                        released += 1;
+                    }
+                }
+                self.paced_dials -= released;
             }
             for node in told {
                 if let Some(p) = self.peers.get_mut(&node) {
@@ -411,8 +428,9 @@ impl Cluster {
                 // in case that one fails (it may be a stale half-open one).
                 self.schedule_reconnect(&name, now);
             } else {
-                self.dial(addr, Some(name), None, now, fx);
+                self.dial(addr, Some(name), None, false, now, fx);
             }
         }
+        self.pump_dials(now, fx);
     }
 }
