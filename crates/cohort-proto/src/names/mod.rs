@@ -346,10 +346,11 @@ impl Names {
     /// incarnation of the node that no stored claim refers to any longer
     /// is dropped when a new one comes.
     fn origin(&mut self, node: &NodeName, creation: u32, ctx: &Ctx<'_>) -> Arc<Origin> {
-        let list = self.origins.entry(node.clone()).or_default();
-        if let Some(o) = list.iter().find(|o| o.creation() == creation) {
+        let mut known = self.origins.get(node).into_iter().flatten();
+        if let Some(o) = known.find(|o| o.creation() == creation) {
             return o.clone();
         }
+        let list = self.origins.entry(node.clone()).or_default();
         list.retain(|o| Arc::strong_count(o) > 1);
         let node = list
             .first()
