@@ -1,6 +1,8 @@
-//! Bytes per name held by the name service (issue 4: at most 128 bytes per
-//! name on a remote node). Counts live heap bytes with a counting global
-//! allocator; run in release with
+//! Bytes per name held by the name service: at most 128 bytes per name on
+//! the registering node (issue 16) and on a remote node (issue 4). Counts
+//! live heap bytes with a counting global allocator, so only what the
+//! nodes keep counts (not freed buffers, not the test's own pids); run in
+//! release with
 //! `cargo test --release -p cohort-registry --test names_memory -- --ignored --nocapture`.
 
 mod common;
@@ -15,10 +17,8 @@ use common::{builder, wait_for};
 #[global_allocator]
 static A: Counting = Counting;
 
-const N: usize = 100_000;
-
-async fn node(name: &str) -> Node {
-    let cfg = NamesConfig::empty().table(TableConfig::new("t").mode(Mode::Eventual));
+async fn node(name: &str, mode: Mode) -> Node {
+    let cfg = NamesConfig::empty().table(TableConfig::new("t").mode(mode));
     builder(name).names(cfg).start().await.expect("node starts")
 }
 
@@ -26,10 +26,10 @@ fn name(i: usize) -> String {
     format!("name-{i}")
 }
 
-/// Live bytes after registering `N` names on `origin` (whose processes
-/// exist before), once `watcher` (if any) sees them all. No `sync`: its
-/// snapshot of every name would leave a read buffer of that size behind,
-/// which is not name storage.
+/// Live bytes after registering one name per process of `procs` on
+/// `origin` (whose processes exist before), once `watcher` (if any) sees
+/// them all. No `sync`: its snapshot of every name would leave a read
+/// buffer of that size behind, which is not name storage.
 async fn registered(origin: &Node, procs: &[Process], watcher: Option<&Node>) -> isize {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = live();
@@ -39,47 +39,47 @@ async fn registered(origin: &Node, procs: &[Process], watcher: Option<&Node>) ->
     }
     if let Some(w) = watcher {
         let wt = w.names_table("t").unwrap();
-        let last = name(N - 1);
+        let last = name(procs.len() - 1);
         // Claims apply in order: the last one there means all are.
         wait_for("replication", || wt.whereis(&last).is_some()).await;
-        assert_eq!(wt.registered_names().len(), N);
+        assert_eq!(wt.len(), procs.len());
     }
+    // Locked registrations release their name locks after they return.
     tokio::time::sleep(Duration::from_millis(300)).await;
     live() - before
+}
+
+/// Bytes per name on the registering node alone, and on a node that
+/// follows it (both nodes in this process: the follower's share is the
+/// pair's minus the lone node's).
+async fn per_name(mode: Mode, n: usize) -> (f64, f64) {
+    let solo = node("solo@127.0.0.1", mode).await;
+    let procs: Vec<Process> = (0..n).map(|_| solo.spawn()).collect();
+    let local = registered(&solo, &procs, None).await;
+    drop(procs);
+    solo.shutdown().await;
+
+    let a = node("a@127.0.0.1", mode).await;
+    let b = node("b@127.0.0.1", mode).await;
+    b.connect(&a.local_addr()).await.unwrap();
+    wait_for("mesh", || a.nodes().len() == 1 && b.nodes().len() == 1).await;
+    let procs: Vec<Process> = (0..n).map(|_| a.spawn()).collect();
+    let both = registered(&a, &procs, Some(&b)).await;
+    drop(procs);
+    a.shutdown().await;
+    b.shutdown().await;
+    (local as f64 / n as f64, (both - local) as f64 / n as f64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run in release with --ignored --nocapture"]
 async fn bytes_per_name() {
-    // Local: one node alone.
-    let solo = node("solo@127.0.0.1").await;
-    let procs: Vec<Process> = (0..N).map(|_| solo.spawn()).collect();
-    let local = registered(&solo, &procs, None).await;
-    drop(procs);
-    solo.shutdown().await;
-
-    // Local + remote: a origin, b watcher.
-    let a = node("a@127.0.0.1").await;
-    let b = node("b@127.0.0.1").await;
-    b.connect(&a.local_addr()).await.unwrap();
-    wait_for("mesh", || a.nodes().len() == 1 && b.nodes().len() == 1).await;
-    let procs: Vec<Process> = (0..N).map(|_| a.spawn()).collect();
-    let both = registered(&a, &procs, Some(&b)).await;
-    let remote = both - local;
-    // The watcher's whole footprint, directly: what it frees when it goes.
-    let held = live();
-    b.shutdown().await;
-    drop(b);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let freed = held - live();
-    println!(
-        "names_memory: dropping the watcher freed {:.1} B/name",
-        freed as f64 / N as f64
-    );
-    println!(
-        "names_memory: N={N} local {:.1} B/name, remote {:.1} B/name (both {:.1})",
-        local as f64 / N as f64,
-        remote as f64 / N as f64,
-        both as f64 / N as f64
-    );
+    for (mode, label) in [(Mode::Locked, "locked"), (Mode::Eventual, "eventual")] {
+        for n in [2_000, 10_000, 100_000] {
+            let (local, remote) = per_name(mode, n).await;
+            println!(
+                "names_memory: {label} N={n} local {local:.1} B/name, remote {remote:.1} B/name"
+            );
+        }
+    }
 }

@@ -198,23 +198,29 @@ async fn register(
         )));
     }
     let table = b.table(&req.table)?;
-    let pids = if req.unregister {
-        Vec::new()
-    } else {
-        b.pids(req.offset, req.count)?
-    };
-    let pids = Arc::new(pids);
+    if !req.unregister {
+        b.check_pids(req.offset, req.count)?;
+    }
+    // Nothing is allocated per name beyond the name itself (no copy of
+    // the pids, histograms from the pool), so the node's memory grows by
+    // what the registry keeps.
+    let mut hists = take_histograms(&b, req.concurrency as usize + 1);
+    let mut hist = hists.pop().expect("one histogram per caller and one more");
     let first = now_ns();
     let t = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..req.concurrency {
-        let (table, pids, prefix) = (table.clone(), pids.clone(), req.prefix.clone());
-        let (count, step, unregister, record) =
-            (req.count, req.concurrency, req.unregister, req.record);
+    for (c, mut h) in (0..req.concurrency).zip(hists) {
+        let (table, b, prefix) = (table.clone(), b.clone(), req.prefix.clone());
+        let (offset, count, step, unregister, record) = (
+            req.offset,
+            req.count,
+            req.concurrency,
+            req.unregister,
+            req.record,
+        );
         tasks.push(tokio::spawn(async move {
             let mut errors = 0u64;
             let mut done = Vec::new();
-            let mut h = limits::histogram();
             let mut i = c;
             while i < count {
                 let name = format!("{prefix}{i}");
@@ -224,11 +230,14 @@ async fn register(
                         errors += 1;
                     }
                 } else {
-                    let pid = &pids[i as usize];
-                    match table.register(name.clone(), pid).await {
-                        Ok(()) if record => done.push((name, pid.clone())),
-                        Ok(()) => {}
-                        Err(_) => errors += 1,
+                    match b.pid(offset + i) {
+                        Some(pid) => match table.register(name.clone(), &pid).await {
+                            Ok(()) if record => done.push((name, pid)),
+                            Ok(()) => {}
+                            Err(_) => errors += 1,
+                        },
+                        // Reset meanwhile.
+                        None => errors += 1,
                     }
                 }
                 limits::record(&mut h, t.elapsed().as_nanos() as u64);
@@ -239,7 +248,7 @@ async fn register(
     }
     let mut errors = 0;
     let mut all = Vec::new();
-    let mut hist = limits::histogram();
+    let mut used = Vec::new();
     for t in tasks {
         let (e, done, h) = t
             .await
@@ -247,6 +256,7 @@ async fn register(
         errors += e;
         all.extend(done);
         let _ = hist.add(&h);
+        used.push(h);
     }
     let elapsed = t.elapsed().as_nanos() as u64;
     let mut reg = lock(&b.registered);
@@ -257,12 +267,37 @@ async fn register(
     } else {
         reg.extend(all);
     }
+    let latency = limits::percentiles(&hist);
+    used.push(hist);
+    give_back_histograms(&b, used);
     Ok(Json(json!({
         "first_call_ns": first,
         "last_return_ns": first + elapsed,
         "errors": errors,
-        "latency": limits::percentiles(&hist),
+        "latency": latency,
     })))
+}
+
+/// Histograms kept between calls: enough for one caller and the total.
+const KEPT_HISTOGRAMS: usize = 2;
+
+/// `n` empty histograms, from the pool where it has them.
+fn take_histograms(b: &Bench, n: usize) -> Vec<hdrhistogram::Histogram<u64>> {
+    let mut pool = lock(&b.hists);
+    let mut v: Vec<_> = (0..n).map_while(|_| pool.pop()).collect();
+    drop(pool);
+    for h in &mut v {
+        h.reset();
+    }
+    v.resize_with(n, limits::histogram);
+    v
+}
+
+/// Keeps up to [`KEPT_HISTOGRAMS`] of `used` for the next call.
+fn give_back_histograms(b: &Bench, used: Vec<hdrhistogram::Histogram<u64>>) {
+    let mut pool = lock(&b.hists);
+    let room = KEPT_HISTOGRAMS.saturating_sub(pool.len());
+    pool.extend(used.into_iter().take(room));
 }
 
 #[derive(Deserialize)]
@@ -585,6 +620,17 @@ pub fn router<S: Clone + Send + Sync + 'static>(node: Node) -> Router<S> {
         node,
         procs: Arc::new(Mutex::new(Vec::new())),
         registered: Arc::new(Mutex::new(HashMap::new())),
+        hists: Arc::new(Mutex::new(
+            (0..KEPT_HISTOGRAMS)
+                .map(|_| {
+                    let mut h = limits::histogram();
+                    // Written once now (its pages resident), so clearing
+                    // it for a call does not grow the node's RSS then.
+                    h.reset();
+                    h
+                })
+                .collect(),
+        )),
     };
     Router::new()
         .route("/bench/spawn", post(spawn))

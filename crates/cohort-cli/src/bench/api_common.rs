@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cohort::{Node, Pid, Process};
+use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::sync::lock;
@@ -21,6 +22,10 @@ pub(super) struct Bench {
     pub(super) procs: Arc<Mutex<Vec<Process>>>,
     /// Name → pid this node registered it to (for the clash analysis).
     pub(super) registered: Arc<Mutex<HashMap<String, Pid>>>,
+    /// Latency histograms kept for the next call: allocated with the
+    /// node, so a call's histograms (240 KB each) do not show in the
+    /// memory a benchmark measures around it.
+    pub(super) hists: Arc<Mutex<Vec<Histogram<u64>>>>,
 }
 
 pub(super) struct BenchError(pub(super) StatusCode, pub(super) String);
@@ -45,19 +50,35 @@ impl Bench {
     /// The pids of processes `offset..offset+count`, or a 400.
     pub(super) fn pids(&self, offset: u64, count: u64) -> Result<Vec<Pid>, BenchError> {
         let procs = lock(&self.procs);
-        let end = offset
-            .checked_add(count)
-            .filter(|e| *e <= procs.len() as u64)
-            .ok_or_else(|| {
-                bad(format!(
-                    "processes {offset}..{offset}+{count} asked, {} spawned",
-                    procs.len()
-                ))
-            })?;
-        Ok(procs[offset as usize..end as usize]
+        let end = Self::end(offset, count, procs.len())?;
+        Ok(procs[offset as usize..end]
             .iter()
             .map(|p| p.pid().clone())
             .collect())
+    }
+
+    /// A 400 unless processes `offset..offset+count` were spawned.
+    pub(super) fn check_pids(&self, offset: u64, count: u64) -> Result<(), BenchError> {
+        Self::end(offset, count, lock(&self.procs).len()).map(|_| ())
+    }
+
+    /// The pid of process `i`, if it was spawned (and not reset since).
+    pub(super) fn pid(&self, i: u64) -> Option<Pid> {
+        lock(&self.procs)
+            .get(usize::try_from(i).ok()?)
+            .map(|p| p.pid().clone())
+    }
+
+    fn end(offset: u64, count: u64, spawned: usize) -> Result<usize, BenchError> {
+        offset
+            .checked_add(count)
+            .filter(|e| *e <= spawned as u64)
+            .map(|e| e as usize)
+            .ok_or_else(|| {
+                bad(format!(
+                    "processes {offset}..{offset}+{count} asked, {spawned} spawned"
+                ))
+            })
     }
 
     pub(super) fn table(

@@ -1,13 +1,11 @@
 //! What the name service tells its driver: changes of visible entries,
 //! events for subscribers, and operation replies.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use ecow::EcoString;
 
 use super::error::NamesError;
-use super::store::StoredClaim;
+use super::store::SharedClaim;
 use super::wire::LossPolicy;
 use crate::pid::{ExitReason, Pid};
 
@@ -76,7 +74,7 @@ pub enum NamesEffect {
         /// The name.
         name: EcoString,
         /// The new winning claim (holder and metadata), or none.
-        entry: Option<Arc<StoredClaim>>,
+        entry: Option<SharedClaim>,
     },
     /// An event for the table's subscribers.
     Event {

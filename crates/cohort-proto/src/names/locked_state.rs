@@ -3,9 +3,8 @@
 //! lock phase. The protocol that changes it is in `locked.rs`.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use super::store::StoredClaim;
+use super::store::SharedClaim;
 use super::wire::Claim;
 use crate::pid::{NodeName, Pid};
 use crate::time::Time;
@@ -21,7 +20,7 @@ pub(super) struct Req {
     /// When this node granted the lock (for the lease).
     pub(super) since: Time,
     /// The claim staged under the lock, installed by the `Commit`.
-    pub(super) claim: Arc<StoredClaim>,
+    pub(super) claim: SharedClaim,
 }
 
 impl Req {

@@ -126,8 +126,8 @@ pub use self::error::NamesError;
 pub use self::event::{NameEvent, NamesEffect, UnregisterReason};
 pub use self::mesh::PARTIAL_MESH_GRACE;
 pub use self::rank::{RankFn, RankFnInner};
-pub use self::store::StoredClaim;
-use self::store::{Claims, LocalIndex};
+use self::store::{Claims, LocalIndex, Origin};
+pub use self::store::{SharedClaim, StoredClaim};
 use self::streams::Cursors;
 pub use self::wire::{
     Claim, LockId, LossPolicy, LostClaim, NamesFrame, OwnClaim, PrepareAnswer, Succession,
@@ -224,9 +224,9 @@ pub struct Names {
     dropped: BTreeSet<NodeName>,
     /// Operation ids the core makes up itself (internal waits), counted down.
     internal_op: u64,
-    /// Node names of claimants, shared by their stored claims (a decoded
-    /// pid brings a copy of its node name each time).
-    node_names: BTreeSet<NodeName>,
+    /// Origins of claims (node incarnations), shared by their stored
+    /// claims (a decoded pid brings a copy of its node name each time).
+    origins: BTreeMap<NodeName, Vec<Arc<Origin>>>,
     /// Eventual claims made but not sent yet: (table, claims, stream
     /// position of the first). They go out as one `Add` when the driver
     /// calls [`Names::flush`] (when the node's timer comes due), before
@@ -296,7 +296,7 @@ impl Names {
             heads_told: HashMap::default(),
             dropped: BTreeSet::new(),
             internal_op: u64::MAX,
-            node_names: BTreeSet::new(),
+            origins: BTreeMap::new(),
             outbox: None,
             lost: VecDeque::new(),
             lost_from: HashMap::default(),
@@ -342,13 +342,22 @@ impl Names {
         self.tables.iter().position(|t| t.cfg.name == name)
     }
 
-    /// The shared copy of node name `n`.
-    fn intern(&mut self, n: &NodeName) -> NodeName {
-        if let Some(x) = self.node_names.get(n) {
-            return x.clone();
+    /// The shared origin of claims of `node` at `creation`. An earlier
+    /// incarnation of the node that no stored claim refers to any longer
+    /// is dropped when a new one comes.
+    fn origin(&mut self, node: &NodeName, creation: u32, ctx: &Ctx<'_>) -> Arc<Origin> {
+        let mut known = self.origins.get(node).into_iter().flatten();
+        if let Some(o) = known.find(|o| o.creation() == creation) {
+            return o.clone();
         }
-        self.node_names.insert(n.clone());
-        n.clone()
+        let list = self.origins.entry(node.clone()).or_default();
+        list.retain(|o| Arc::strong_count(o) > 1);
+        let node = list
+            .first()
+            .map_or_else(|| node.clone(), |o| o.node().clone());
+        let o = Arc::new(Origin::new(node, creation, ctx.me(), ctx.creation()));
+        list.push(o.clone());
+        o
     }
 
     fn tick(&mut self, seen: u64) -> u64 {
@@ -673,12 +682,11 @@ impl Names {
                 if me {
                     return debug!(peer = %node, "claims from this node itself; ignored");
                 }
-                let origin = self.intern(node);
+                let origin = self.origin(node, creation, ctx);
                 for (k, claim) in (0..).zip(claims) {
                     if self.cursors.next(node, seq.saturating_add(k), ctx) {
                         self.observe(claim.stamp);
-                        let rec =
-                            Arc::new(StoredClaim::own(claim, origin.clone(), creation, false));
+                        let rec = SharedClaim::new(StoredClaim::own(claim, origin.clone()));
                         self.add_stored(i, rec.clone(), ctx);
                         self.release_name_lock(i, rec.name(), node, rec.stamp(), ctx);
                     }
@@ -734,9 +742,8 @@ impl Names {
                     return debug!(peer = %node, "prepare of a superseding claim; ignored");
                 }
                 self.observe(claim.stamp);
-                let origin = self.intern(node);
-                let local = me && creation == ctx.creation();
-                let rec = Arc::new(StoredClaim::own(claim, origin, creation, local));
+                let origin = self.origin(node, creation, ctx);
+                let rec = SharedClaim::new(StoredClaim::own(claim, origin));
                 let req = locked_state::Req {
                     stamp: rec.stamp(),
                     node: rec.node().clone(),

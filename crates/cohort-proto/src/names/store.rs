@@ -13,22 +13,60 @@ use super::wire::{Claim, LossPolicy, OwnClaim, Succession};
 use crate::hash::FixedHasher;
 use crate::pid::{NodeName, Pid};
 
+/// A shared pointer to a stored claim: the core's table, its local index
+/// and the runtime's read view hold the same claim. Without a weak count
+/// (8 bytes less than `std::sync::Arc`), which puts a claim with a short
+/// name in a 64-byte heap block instead of an 80-byte one.
+pub type SharedClaim = triomphe::Arc<StoredClaim>;
+
 /// A claim as a node stores it, compact and immutable: shared by the
 /// core's table and the runtime's read view (the visible entry of a name
-/// is its winning claim), so a name is kept once per node.
+/// is its winning claim), so a name is kept once per node. 48 bytes: what
+/// every claim of one node incarnation shares is in its [`Origin`], what
+/// few claims have in [`Extra`].
 #[derive(Debug, PartialEq, Eq)]
 pub struct StoredClaim {
     /// Inline up to 15 bytes: most names need no allocation of their own.
     name: EcoString,
-    node: NodeName,
+    origin: Arc<Origin>,
     serial: u64,
     stamp: u64,
-    creation: u32,
-    policy: LossPolicy,
-    /// Whether the claimant is a process of the storing node.
-    local: bool,
-    /// Metadata and superseded claim, when there are any (rare).
+    /// Metadata, superseded claim and a loss policy other than `Kill`,
+    /// when there are any (rare).
     extra: Option<Box<Extra>>,
+}
+
+/// The node incarnation claims come from, interned by the name service:
+/// one per (node, creation) it stores claims of, shared by all of them.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Origin {
+    node: NodeName,
+    creation: u32,
+    /// Whether this is the storing node itself (its current creation).
+    local: bool,
+}
+
+impl Origin {
+    /// The origin `node` of creation `creation`, as node `me` of creation
+    /// `my_creation` sees it.
+    pub(super) fn new(node: NodeName, creation: u32, me: &NodeName, my_creation: u32) -> Self {
+        let local = &node == me && creation == my_creation;
+        Origin {
+            node,
+            creation,
+            local,
+        }
+    }
+
+    /// The node.
+    pub(super) fn node(&self) -> &NodeName {
+        &self.node
+    }
+
+    /// The node's creation.
+    pub(super) fn creation(&self) -> u32 {
+        self.creation
+    }
 }
 
 /// The rarely used parts of a claim.
@@ -36,49 +74,41 @@ pub struct StoredClaim {
 struct Extra {
     meta: Bytes,
     supersedes: Option<Succession>,
+    policy: LossPolicy,
+}
+
+/// The rare parts of a claim, boxed, when any differs from the default.
+fn extra(meta: &Bytes, supersedes: &Option<Succession>, policy: LossPolicy) -> Option<Box<Extra>> {
+    (!meta.is_empty() || supersedes.is_some() || policy != LossPolicy::Kill).then(|| {
+        Box::new(Extra {
+            meta: meta.clone(),
+            supersedes: supersedes.clone(),
+            policy,
+        })
+    })
 }
 
 impl StoredClaim {
-    /// Stores `c`, a claim of a process of `node` (of creation
-    /// `creation`) as its node sent it; `local` when that is this node.
-    pub(super) fn own(c: OwnClaim, node: NodeName, creation: u32, local: bool) -> Self {
-        let extra = (!c.meta.is_empty() || c.supersedes.is_some()).then(|| {
-            Box::new(Extra {
-                meta: c.meta,
-                supersedes: c.supersedes,
-            })
-        });
+    /// Stores `c`, a claim of a process of `origin` as its node sent it.
+    pub(super) fn own(c: OwnClaim, origin: Arc<Origin>) -> Self {
         StoredClaim {
+            extra: extra(&c.meta, &c.supersedes, c.policy),
             name: c.name,
-            node,
+            origin,
             serial: c.serial,
             stamp: c.stamp,
-            creation,
-            policy: c.policy,
-            local,
-            extra,
         }
     }
 
-    /// Stores `c` on node `me` (creation `creation`); `node` is the
-    /// claimant's node name, shared by all its claims.
-    pub(super) fn new(c: &Claim, node: NodeName, me: &NodeName, creation: u32) -> Self {
-        let local = c.pid.node() == me && c.pid.creation() == creation;
-        let extra = (!c.meta.is_empty() || c.supersedes.is_some()).then(|| {
-            Box::new(Extra {
-                meta: c.meta.clone(),
-                supersedes: c.supersedes.clone(),
-            })
-        });
+    /// Stores `c`, whose pid is of `origin` (interned by the caller).
+    pub(super) fn new(c: &Claim, origin: Arc<Origin>) -> Self {
+        debug_assert!(origin.node == *c.pid.node() && origin.creation == c.pid.creation());
         StoredClaim {
             name: EcoString::from(c.name.as_str()),
-            node,
+            origin,
             serial: c.pid.serial(),
             stamp: c.stamp,
-            creation: c.pid.creation(),
-            policy: c.policy,
-            local,
-            extra,
+            extra: extra(&c.meta, &c.supersedes, c.policy),
         }
     }
 
@@ -94,12 +124,12 @@ impl StoredClaim {
 
     /// The claiming process.
     pub fn pid(&self) -> Pid {
-        Pid::new(self.node.clone(), self.creation, self.serial)
+        Pid::new(self.origin.node.clone(), self.origin.creation, self.serial)
     }
 
     /// The claimant's node.
     pub fn node(&self) -> &NodeName {
-        &self.node
+        &self.origin.node
     }
 
     /// The claimant's serial on its node.
@@ -109,7 +139,7 @@ impl StoredClaim {
 
     /// Whether the claimant is a process of the node storing this claim.
     pub fn is_local(&self) -> bool {
-        self.local
+        self.origin.local
     }
 
     /// The metadata (empty when none).
@@ -131,12 +161,20 @@ impl StoredClaim {
 
     /// Whether `pid` made this claim.
     pub(super) fn is(&self, pid: &Pid) -> bool {
-        self.serial == pid.serial() && self.creation == pid.creation() && &self.node == pid.node()
+        self.serial == pid.serial()
+            && self.origin.creation == pid.creation()
+            && &self.origin.node == pid.node()
     }
 
     /// Whether both claims are by the same process.
     pub(super) fn same_claimant(&self, o: &StoredClaim) -> bool {
-        self.serial == o.serial && self.creation == o.creation && self.node == o.node
+        self.serial == o.serial && self.same_origin(o)
+    }
+
+    /// Whether both claims come from one node incarnation (most often one
+    /// interned origin: a pointer comparison).
+    fn same_origin(&self, o: &StoredClaim) -> bool {
+        Arc::ptr_eq(&self.origin, &o.origin) || self.origin == o.origin
     }
 
     /// The line of claims this one continues, if any.
@@ -154,7 +192,7 @@ impl StoredClaim {
                 s.pid.creation(),
                 s.pid.serial(),
             ),
-            None => (c.stamp, c.node.clone(), c.creation, c.serial),
+            None => (c.stamp, c.origin.node.clone(), c.origin.creation, c.serial),
         };
         first(self) == first(o)
     }
@@ -177,10 +215,7 @@ impl StoredClaim {
 
     /// Whether both claims show the same entry (holder and metadata).
     pub(super) fn same_entry(&self, o: &StoredClaim) -> bool {
-        self.serial == o.serial
-            && self.creation == o.creation
-            && self.node == o.node
-            && self.meta_ref() == o.meta_ref()
+        self.serial == o.serial && self.same_origin(o) && self.meta_ref() == o.meta_ref()
     }
 
     /// The claim in its public (wire) form.
@@ -190,7 +225,7 @@ impl StoredClaim {
             pid: self.pid(),
             meta: self.meta(),
             stamp: self.stamp,
-            policy: self.policy,
+            policy: self.extra.as_ref().map_or(LossPolicy::Kill, |e| e.policy),
             supersedes: self.extra.as_ref().and_then(|e| e.supersedes.clone()),
         }
     }
@@ -202,11 +237,11 @@ impl StoredClaim {
 #[derive(Default)]
 pub(super) struct LocalIndex {
     /// The first claim of each local process that holds a name.
-    first: HashTable<Arc<StoredClaim>>,
+    first: HashTable<SharedClaim>,
     /// Hashes serials for `first`.
     hasher: FixedHasher,
     /// Its further claims (in tables that allow several names per pid).
-    more: HashMap<u64, Vec<Arc<StoredClaim>>, FixedHasher>,
+    more: HashMap<u64, Vec<SharedClaim>, FixedHasher>,
 }
 
 impl std::fmt::Debug for LocalIndex {
@@ -219,13 +254,13 @@ impl std::fmt::Debug for LocalIndex {
 }
 
 impl LocalIndex {
-    fn first_of(&self, serial: u64) -> Option<&Arc<StoredClaim>> {
+    fn first_of(&self, serial: u64) -> Option<&SharedClaim> {
         self.first
             .find(self.hasher.hash_one(serial), |r| r.serial() == serial)
     }
 
     /// Records `rec` (replacing a claim of the same name) for `serial`.
-    pub(super) fn insert(&mut self, serial: u64, rec: &Arc<StoredClaim>) {
+    pub(super) fn insert(&mut self, serial: u64, rec: &SharedClaim) {
         debug_assert_eq!(rec.serial(), serial);
         let hasher = &self.hasher;
         let hash = hasher.hash_one(serial);
@@ -281,7 +316,7 @@ impl LocalIndex {
     }
 
     /// Every local claim.
-    pub(super) fn claims(&self) -> impl Iterator<Item = &Arc<StoredClaim>> {
+    pub(super) fn claims(&self) -> impl Iterator<Item = &SharedClaim> {
         self.first.iter().chain(self.more.values().flatten())
     }
 }
@@ -289,14 +324,14 @@ impl LocalIndex {
 /// A stored claim of a name with several.
 #[derive(Debug, Clone)]
 pub(super) struct Stored {
-    pub(super) rec: Arc<StoredClaim>,
+    pub(super) rec: SharedClaim,
 }
 
 /// The claims of one name, taken out of [`Claims`]: one (the common case,
 /// no vector) or several (a clash).
 #[derive(Debug)]
 pub(super) enum NameClaims {
-    One(Arc<StoredClaim>),
+    One(SharedClaim),
     Many(Box<[Stored]>),
 }
 
@@ -322,7 +357,7 @@ impl NameClaims {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum NameClaimsRef<'a> {
     /// The only claim.
-    One(&'a Arc<StoredClaim>),
+    One(&'a SharedClaim),
     /// Several claims, in stored order.
     Many(&'a [Stored]),
 }
@@ -336,7 +371,7 @@ impl<'a> NameClaimsRef<'a> {
     }
 
     /// The claims, in the order they were stored.
-    pub(super) fn recs(self) -> impl Iterator<Item = &'a Arc<StoredClaim>> {
+    pub(super) fn recs(self) -> impl Iterator<Item = &'a SharedClaim> {
         let (one, many) = match self {
             NameClaimsRef::One(r) => (Some(r), &[][..]),
             NameClaimsRef::Many(l) => (None, l),
@@ -347,7 +382,7 @@ impl<'a> NameClaimsRef<'a> {
 
 /// A stored claim looked up by its name.
 #[derive(Debug)]
-struct ByName(Arc<StoredClaim>);
+struct ByName(SharedClaim);
 
 impl std::borrow::Borrow<str> for ByName {
     fn borrow(&self) -> &str {
@@ -412,7 +447,7 @@ impl Claims {
 
     /// Stores `rec` as the only claim of its name, unless the name has
     /// claims already; whether it did.
-    pub(super) fn insert_first(&mut self, rec: &Arc<StoredClaim>) -> bool {
+    pub(super) fn insert_first(&mut self, rec: &SharedClaim) -> bool {
         // A name with claims has its first one in the set: it stays.
         self.first.insert(ByName(rec.clone()))
     }
@@ -440,7 +475,7 @@ impl Claims {
 mod tests {
     use super::*;
 
-    fn claim(name: &str, serial: u64) -> Arc<StoredClaim> {
+    fn claim(name: &str, serial: u64) -> SharedClaim {
         let c = OwnClaim {
             name: name.into(),
             serial,
@@ -450,13 +485,50 @@ mod tests {
             supersedes: None,
         };
         let node = NodeName::new("a@h").expect("valid name");
-        Arc::new(StoredClaim::own(c, node, 1, true))
+        let origin = Arc::new(Origin::new(node.clone(), 1, &node, 1));
+        SharedClaim::new(StoredClaim::own(c, origin))
     }
 
     fn names(ix: &LocalIndex, serial: u64) -> Vec<&str> {
         let mut v: Vec<&str> = ix.names(serial).collect();
         v.sort();
         v
+    }
+
+    /// A stored claim fits a 64-byte heap block with its count (glibc
+    /// rounds 8 + 48 + 8 up to 64; one field more would make it 80), and
+    /// the indexes hold one pointer per name.
+    #[test]
+    fn a_claim_is_small() {
+        assert_eq!(std::mem::size_of::<StoredClaim>(), 48);
+        assert_eq!(std::mem::size_of::<SharedClaim>(), 8);
+        assert_eq!(std::mem::size_of::<Option<SharedClaim>>(), 8);
+        assert_eq!(std::mem::size_of::<ByName>(), 8);
+    }
+
+    /// The rare parts of a claim are there when set, and cost nothing when
+    /// not.
+    #[test]
+    fn rare_parts_round_trip() {
+        let plain = claim("a", 1);
+        assert!(plain.extra.is_none());
+        let node = NodeName::new("a@h").expect("valid name");
+        let origin = Arc::new(Origin::new(node.clone(), 1, &node, 1));
+        let c = OwnClaim {
+            name: "b".into(),
+            serial: 2,
+            meta: Bytes::new(),
+            stamp: 1,
+            policy: LossPolicy::Notify,
+            supersedes: None,
+        };
+        let notify = StoredClaim::own(c, origin);
+        assert!(notify.extra.is_some());
+        assert_eq!(notify.to_claim().policy, LossPolicy::Notify);
+        assert_eq!(plain.to_claim().policy, LossPolicy::Kill);
+        assert!(notify.is_local());
+        assert!(notify.same_claimant(&notify));
+        assert!(!notify.same_claimant(&plain));
     }
 
     /// A holder of several names keeps the others when one goes, whichever

@@ -1,11 +1,10 @@
 //! Claims, the visible view, and clash settlement.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use super::event::{NameEvent, NamesEffect, UnregisterReason};
 use super::rank;
-use super::store::{NameClaims, NameClaimsRef, Stored, StoredClaim};
+use super::store::{NameClaims, NameClaimsRef, SharedClaim, Stored, StoredClaim};
 use super::wire::{Claim, LossPolicy, LostClaim, NamesFrame, OwnClaim, WireReason};
 use super::{claim_size, Names, Table, MAX_BATCH, MAX_LOST};
 use crate::ctx::{Ctx, Deferred, Holds};
@@ -16,7 +15,7 @@ use crate::proto::Frame;
 
 impl Table {
     /// The visible entry of `name`: the winner among its claims.
-    pub(super) fn view(&self, name: &str) -> Option<Arc<StoredClaim>> {
+    pub(super) fn view(&self, name: &str) -> Option<SharedClaim> {
         let list = match self.claims.get(name)? {
             NameClaimsRef::One(r) => return Some(r.clone()),
             NameClaimsRef::Many(list) => list,
@@ -31,7 +30,7 @@ impl Table {
     }
 
     /// The claim of `pid` on `name`, if any.
-    pub(super) fn claim_of(&self, name: &str, pid: &Pid) -> Option<&Arc<StoredClaim>> {
+    pub(super) fn claim_of(&self, name: &str, pid: &Pid) -> Option<&SharedClaim> {
         self.claims.get(name)?.recs().find(|r| r.is(pid))
     }
 }
@@ -42,7 +41,7 @@ impl Names {
         &mut self,
         i: usize,
         name: &str,
-        before: Option<Arc<StoredClaim>>,
+        before: Option<SharedClaim>,
         reason: UnregisterReason,
         ctx: &mut Ctx<'_>,
     ) {
@@ -55,8 +54,8 @@ impl Names {
         &mut self,
         i: usize,
         name: &str,
-        before: Option<Arc<StoredClaim>>,
-        after: Option<Arc<StoredClaim>>,
+        before: Option<SharedClaim>,
+        after: Option<SharedClaim>,
         reason: UnregisterReason,
         ctx: &mut Ctx<'_>,
     ) {
@@ -105,25 +104,20 @@ impl Names {
 
     /// Stores a claim (replacing an earlier one of the same pid and name),
     /// then settles a clash if there is one. Returns the stored claim.
-    pub(super) fn add_claim(
-        &mut self,
-        i: usize,
-        claim: Claim,
-        ctx: &mut Ctx<'_>,
-    ) -> Arc<StoredClaim> {
+    pub(super) fn add_claim(&mut self, i: usize, claim: Claim, ctx: &mut Ctx<'_>) -> SharedClaim {
         let rec = self.stored(claim, ctx);
         self.add_stored(i, rec.clone(), ctx);
         rec
     }
 
     /// `claim` in its stored form.
-    pub(super) fn stored(&mut self, claim: Claim, ctx: &Ctx<'_>) -> Arc<StoredClaim> {
-        let node = self.intern(claim.pid.node());
-        Arc::new(StoredClaim::new(&claim, node, ctx.me(), ctx.creation()))
+    pub(super) fn stored(&mut self, claim: Claim, ctx: &Ctx<'_>) -> SharedClaim {
+        let origin = self.origin(claim.pid.node(), claim.pid.creation(), ctx);
+        SharedClaim::new(StoredClaim::new(&claim, origin))
     }
 
     /// Stores a claim (see [`Names::add_claim`]).
-    pub(super) fn add_stored(&mut self, i: usize, rec: Arc<StoredClaim>, ctx: &mut Ctx<'_>) {
+    pub(super) fn add_stored(&mut self, i: usize, rec: SharedClaim, ctx: &mut Ctx<'_>) {
         let t = &mut self.tables[i];
         if t.claims.insert_first(&rec) {
             // The common case, a free name: the claim is the entry.
@@ -193,7 +187,7 @@ impl Names {
     /// move to another claim, and a clash may need settling).
     pub(super) fn drop_origin(&mut self, i: usize, node: &NodeName, ctx: &mut Ctx<'_>) {
         enum Gone {
-            Only(Arc<StoredClaim>),
+            Only(SharedClaim),
             Among(String, Pid),
         }
         let gone: Vec<Gone> = self.tables[i]
@@ -247,8 +241,8 @@ impl Names {
         }
         self.seq += 1;
         let seq = self.seq;
-        let me = ctx.me().clone();
-        let rec = Arc::new(StoredClaim::new(&claim, me.clone(), &me, ctx.creation()));
+        let origin = self.origin(claim.pid.node(), claim.pid.creation(), ctx);
+        let rec = SharedClaim::new(StoredClaim::new(&claim, origin));
         self.tables[i].local.insert(claim.pid.serial(), &rec);
         // A node without members has nobody to send the claim to.
         let alone = !ctx.eligible.iter().any(|n| ctx.peer_creation(n).is_some());

@@ -5,12 +5,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use dashmap::DashMap;
 use tokio::sync::oneshot;
 
-use crate::core::names::{NameEvent, NamesConfig, NamesEffect, NamesError, StoredClaim};
+use crate::core::names::{NameEvent, NamesConfig, NamesEffect, NamesError, SharedClaim};
 
 /// The read views' hasher: foldhash with a fixed seed (names come from
 /// authenticated peers only).
@@ -19,7 +19,7 @@ type FoldHash = foldhash::fast::FixedState;
 /// A visible entry: the winning claim, shared with the core (so the name
 /// is stored once), looked up by its name. It knows whether the holder is
 /// a process of this node (`whereis` hides those once the node stopped).
-pub(crate) struct Entry(pub(super) Arc<StoredClaim>);
+pub(crate) struct Entry(pub(super) SharedClaim);
 
 impl std::borrow::Borrow<str> for Entry {
     fn borrow(&self) -> &str {
