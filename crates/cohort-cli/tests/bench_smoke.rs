@@ -290,6 +290,7 @@ fn nodedown() {
             "cleanup_all_survivors_ms",
             "cleanup_names_ms",
             "cleanup_pg_ms",
+            "dead_node_exit_ms",
         ],
     );
 }

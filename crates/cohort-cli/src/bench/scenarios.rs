@@ -609,7 +609,11 @@ pub fn nodedown(x: u64, y: u64) -> Result<Vec<Sample>> {
         )
         .settle();
     let t_kill = now_ns();
+    // Returns once C is reaped: the kernel closes a dead process's sockets
+    // only after it has freed its memory, so the survivors cannot learn of
+    // the death before about then (C holds every process and membership).
     c.nodes[2].kill();
+    let t_reaped = now_ns();
     let waited = w.join()?;
     let names_at = max_of(&waited, |w| w.names_at);
     let members_at = max_of(&waited, |w| w.members_at);
@@ -620,5 +624,6 @@ pub fn nodedown(x: u64, y: u64) -> Result<Vec<Sample>> {
     );
     out.push("cleanup_names_ms", "ms", ms_between(t_kill, names_at));
     out.push("cleanup_pg_ms", "ms", ms_between(t_kill, members_at));
+    out.push("dead_node_exit_ms", "ms", ms_between(t_kill, t_reaped));
     Ok(out.samples)
 }

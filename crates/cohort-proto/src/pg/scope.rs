@@ -204,13 +204,21 @@ impl Scope {
             pids,
             meta,
         };
-        for (&sub, filter) in &self.monitors {
-            if filter.as_ref().is_none_or(|g| g == group) {
-                ctx.push(Effect::Pg(PgEffect::Event {
-                    sub,
-                    event: event.clone(),
-                }));
-            }
+        // The last subscriber gets the event itself: one watcher (the
+        // usual case) costs no copy of the pid list.
+        let mut subs = self
+            .monitors
+            .iter()
+            .filter(|(_, filter)| filter.as_ref().is_none_or(|g| g == group))
+            .map(|(&sub, _)| sub)
+            .peekable();
+        while let Some(sub) = subs.next() {
+            let event = if subs.peek().is_some() {
+                event.clone()
+            } else {
+                return ctx.push(Effect::Pg(PgEffect::Event { sub, event }));
+            };
+            ctx.push(Effect::Pg(PgEffect::Event { sub, event }));
         }
     }
 
@@ -316,7 +324,8 @@ impl Scope {
         let mut groups = self.view.groups_of(origin);
         groups.sort();
         for g in groups {
-            let removed = self.view.remove_node(&g, origin);
+            let watched = self.watched(&g);
+            let (_, removed) = self.view.remove_node(&g, origin, watched);
             self.emit(ctx, &g, PgEventKind::Leave, removed, None);
         }
     }
@@ -355,7 +364,8 @@ impl Scope {
         let mut gone: Vec<Group> = old.into_iter().filter(|g| !new.contains_key(g)).collect();
         gone.sort();
         for g in gone {
-            let removed = self.view.remove_node(&g, origin);
+            let watched = self.watched(&g);
+            let (_, removed) = self.view.remove_node(&g, origin, watched);
             self.emit(ctx, &g, PgEventKind::Leave, removed, None);
         }
         for (g, members) in new {

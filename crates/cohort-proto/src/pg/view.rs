@@ -626,27 +626,67 @@ impl ScopeView {
     }
 
     /// Removes every membership of processes on `node` from `group`;
-    /// returns the removed pids (with repeats).
-    pub(crate) fn remove_node(&self, group: &str, node: &NodeName) -> Vec<Pid> {
-        let mut removed = Vec::new();
-        if let Some(mut e) = self.groups.get_mut(group) {
-            let g = Arc::make_mut(e.value_mut());
-            g.remote.retain(|m| {
-                if &m.node == node {
-                    removed.push(m.pid());
-                    false
-                } else {
-                    true
-                }
-            });
-            self.total.fetch_sub(removed.len(), Ordering::Relaxed);
-            let empty = g.is_empty();
-            drop(e);
-            if empty {
-                self.groups.remove_if(group, |_, g| g.is_empty());
-            }
+    /// returns how many went and, when `pids` is set, the removed pids
+    /// (with repeats; nobody watching needs no list).
+    ///
+    /// A group that only `node`'s processes belong to is unlinked whole:
+    /// no copy even when a reader holds it, no per-member step under the
+    /// map's lock; its memory is freed after the lock is released.
+    pub(crate) fn remove_node(
+        &self,
+        group: &str,
+        node: &NodeName,
+        pids: bool,
+    ) -> (usize, Vec<Pid>) {
+        let only_node = |g: &GroupView| {
+            g.local.items.is_empty() && g.remote.items.iter().all(|m| &m.node == node)
+        };
+        if let Some((_, whole)) = self.groups.remove_if(group, |_, g| only_node(g)) {
+            let n = whole.remote.items.len();
+            self.total.fetch_sub(n, Ordering::Relaxed);
+            let removed = if pids {
+                whole.remote.items.iter().map(Member::pid).collect()
+            } else {
+                Vec::new()
+            };
+            drop(whole);
+            return (n, removed);
         }
-        removed
+        let mut removed = Vec::new();
+        let mut n = 0;
+        let Some(mut e) = self.groups.get_mut(group) else {
+            return (0, removed);
+        };
+        let g = Arc::make_mut(e.value_mut());
+        if g.remote.items.iter().all(|m| &m.node == node) {
+            // The local members stay: take the remote side whole.
+            let bag = std::mem::take(&mut g.remote);
+            drop(e);
+            n = bag.items.len();
+            if pids {
+                removed.extend(bag.items.iter().map(Member::pid));
+            }
+            self.total.fetch_sub(n, Ordering::Relaxed);
+            return (n, removed);
+        }
+        g.remote.retain(|m| {
+            if &m.node == node {
+                n += 1;
+                if pids {
+                    removed.push(m.pid());
+                }
+                false
+            } else {
+                true
+            }
+        });
+        self.total.fetch_sub(n, Ordering::Relaxed);
+        let empty = g.is_empty();
+        drop(e);
+        if empty {
+            self.groups.remove_if(group, |_, g| g.is_empty());
+        }
+        (n, removed)
     }
 
     /// Numbers every membership's join stamp afresh from 1, keeping their
@@ -721,8 +761,10 @@ mod tests {
                     }
                     _ => {
                         let node = NodeName::new("x@h").unwrap();
-                        let removed = view.remove_node(&g, &node);
-                        prop_assert_eq!(removed.len(), model.iter().filter(|q| q.node() == &node).count());
+                        let want = model.iter().filter(|q| q.node() == &node).count();
+                        let (n, removed) = view.remove_node(&g, &node, s % 2 == 0);
+                        prop_assert_eq!(n, want);
+                        prop_assert_eq!(removed.len(), if s % 2 == 0 { want } else { 0 });
                         model.retain(|q| q.node() != &node);
                     }
                 }
