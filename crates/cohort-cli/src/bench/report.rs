@@ -221,16 +221,17 @@ pub fn write(dir: &Path, results: &[Summary], meta: &Meta) -> Result<()> {
                 "OTP figures (`pg`, `global`) were measured in this run on Erlang/OTP {r} nodes, \
                  right before each Cohort repetition at the same sizes (`--vs-otp`; medians of \
                  as many repetitions); figures without one are the OTP 25 references of \
-                 docs/BENCHMARKS.md (syn 3.4.1 for the eventual mode)."
+                 docs/BENCHMARKS.md (syn 3.4.1 for the eventual mode)"
             ),
             None => "OTP 25 figures are those of docs/BENCHMARKS.md (`pg`, `global`; \
-                     syn 3.4.1 for the eventual mode), not measured in this run."
+                     syn 3.4.1 for the eventual mode), not measured in this run"
                 .to_string(),
         },
         if meta.quick {
-            "quick sizes (`--quick`): not comparable with the OTP sizes"
+            "Quick sizes (`--quick`): figures not comparable with those of the reference sizes \
+             (OTP figures measured in this run are at the same quick sizes)."
         } else {
-            "reference sizes"
+            "Reference sizes."
         },
     );
     if !meta.failures.is_empty() {
