@@ -44,6 +44,30 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A TCP port free on every one of `ips`, below Linux's ephemeral range
+/// (32768–60999): a port picked by binding port 0 is ephemeral, and any
+/// other program's outgoing connection may take it before the node binds
+/// it (seen in CI while other nodes ran); one outside that range is only
+/// taken by a program binding it by number.
+fn shared_free_port(ips: &[&str]) -> u16 {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64;
+    for i in 0..1000u64 {
+        let port = 20_000 + ((seed.wrapping_mul(2_654_435_761) + i * 7_919) % 12_000) as u16;
+        let held: Vec<_> = ips
+            .iter()
+            .map_while(|ip| std::net::TcpListener::bind((*ip, port)).ok())
+            .collect();
+        if held.len() == ips.len() {
+            return port;
+        }
+    }
+    panic!("no port free on {ips:?} in 20000..32000");
+}
+
 /// What dnsmasq answers for `cohort.test`.
 enum Zone<'a> {
     /// The hosts file and these SRV records (target, port).
@@ -372,7 +396,7 @@ fn srv_records_mesh_three_nodes_failures_change_nothing_and_gone_nodes_are_forgo
 fn dns_a_records_at_the_own_port_and_a_record_added_on_reload() {
     // Three loopback addresses, one port: `dns:HOST` without a port dials
     // each address at the node's own listen port.
-    let port = free_port();
+    let port = shared_free_port(&["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
     let mut dns = Dns::new("127.0.0.1 nodes.cohort.test\n127.0.0.2 nodes.cohort.test\n");
     dns.serve(Zone::Records(&[]));
     let args = |ip: &str| {
