@@ -469,14 +469,9 @@ mod tests {
         out
     }
 
-    /// Forty nodes heard of at once: `max_dials` (16) are dialed, the rest
-    /// wait; a failed dial lets the next one go, skipping queued nodes
-    /// that are reaching us themselves; a dial hanging for a tick interval
-    /// gives its place up.
-    #[test]
-    fn dials_to_nodes_heard_of_are_paced() {
-        let now = Time::ZERO;
-        let mut c = Cluster::new(
+    /// Node `a@h` at `a:1`, default configuration, seeded randomness.
+    fn node_a(now: Time) -> Cluster {
+        Cluster::new(
             NodeName::new("a@h").unwrap(),
             1,
             Some("a:1".into()),
@@ -484,7 +479,17 @@ mod tests {
             ClusterConfig::default(),
             StdRng::seed_from_u64(1),
             now,
-        );
+        )
+    }
+
+    /// Forty nodes heard of at once: `max_dials` (16) are dialed, the rest
+    /// wait; a failed dial lets the next one go, skipping queued nodes
+    /// that are reaching us themselves; a dial hanging for a tick interval
+    /// gives its place up.
+    #[test]
+    fn dials_to_nodes_heard_of_are_paced() {
+        let now = Time::ZERO;
+        let mut c = node_a(now);
         let max = c.cfg.max_dials;
         let list: Vec<PeerInfo> = (0..40)
             .map(|i| PeerInfo {
@@ -536,15 +541,7 @@ mod tests {
     #[test]
     fn forget_stops_redials_but_never_touches_a_node_being_reached() {
         let now = Time::ZERO;
-        let mut c = Cluster::new(
-            NodeName::new("a@h").unwrap(),
-            1,
-            Some("a:1".into()),
-            Cookie::new("c"),
-            ClusterConfig::default(),
-            StdRng::seed_from_u64(1),
-            now,
-        );
+        let mut c = node_a(now);
         let b = NodeName::new("b@h").unwrap();
         let mut fx = Effects::default();
         c.on_peers(
