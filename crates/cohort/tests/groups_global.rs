@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use cohort_registry::core::auth::Cookie;
 use cohort_registry::core::cluster::ClusterConfig;
@@ -507,13 +506,21 @@ fn assert_partitioned(me: &str, info: &GlobalGroupsInfo) {
     }
 }
 
-/// Log lines, captured while a closure runs.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    /// The log lines of this thread while [`with_logs`] runs.
+    static CAPTURED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
 
-impl Write for Captured {
+/// Writes into this thread's [`CAPTURED`] buffer, if one is open.
+struct ThreadCapture;
+
+impl Write for ThreadCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURED.with(|c| {
+            if let Some(v) = c.borrow_mut().as_mut() {
+                v.extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -529,16 +536,27 @@ fn definition_warnings(logs: &str) -> Vec<&str> {
 }
 
 fn with_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
-    let buf = Captured::default();
-    let writer = buf.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .finish();
-    let out = tracing::subscriber::with_default(sub, f);
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    (out, text)
+    // One process-wide subscriber, set once, writing to the calling thread's
+    // buffer. A thread-local `with_default` subscriber lost events: tracing
+    // caches each call site's interest process-wide, and a test thread
+    // without a subscriber that reaches the call site first caches "never"
+    // (seen in CI: no warning captured).
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        let sub = tracing_subscriber::fmt()
+            .with_writer(|| ThreadCapture)
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(sub).expect("no other global subscriber");
+    });
+    // A call site registered by another thread while the global subscriber
+    // was being set may still hold the interest it had before.
+    tracing::callsite::rebuild_interest_cache();
+    CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let bytes = CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (out, String::from_utf8(bytes).unwrap())
 }
 
 /// The case: `e` lists `g1 = [a, b, e]`, `a` and `b` list
