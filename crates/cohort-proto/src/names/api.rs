@@ -268,6 +268,23 @@ impl Names {
         self.tables[i].name_locks.get(name)?.staged()
     }
 
+    /// Every claim known for `name` in `table` (the winner and not yet
+    /// settled losers), ordered by process: [`Names::claims`] of that one
+    /// name, without listing the table.
+    pub fn claims_of(&self, table: &str, name: &str) -> Vec<Claim> {
+        let Some(i) = self.table_index(table) else {
+            return Vec::new();
+        };
+        let mut v: Vec<Claim> = self.tables[i]
+            .claims
+            .get(name)
+            .into_iter()
+            .flat_map(|claims| claims.recs().map(|r| r.to_claim()))
+            .collect();
+        v.sort_by(|a, b| a.pid.cmp(&b.pid));
+        v
+    }
+
     /// Every claim known in `table` (winners and not yet settled losers).
     pub fn claims(&self, table: &str) -> Vec<Claim> {
         let Some(i) = self.table_index(table) else {

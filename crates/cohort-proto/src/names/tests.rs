@@ -176,3 +176,38 @@ fn locks_on_one_node_are_shared_by_requester_and_go_with_the_holder() {
     assert_eq!(c.names().lock_holders("res"), None);
     assert_eq!(take(&mut c, 4, "r2", 3), Ok(true));
 }
+
+#[test]
+fn claims_of_a_name_are_its_claims_of_the_whole_table() {
+    let mut c = core(Mode::Eventual);
+    assert_eq!(reg(&mut c, 1, "t", "x", 1), Ok(true));
+    assert_eq!(reg(&mut c, 2, "t", "y", 2), Ok(true));
+    drain(&mut c);
+    // Two remote claims of x: the loser stays stored until its own node
+    // drops it.
+    for (node, stamp) in [("b@h", 0), ("c@h", 1)] {
+        let claim = Claim {
+            name: "x".into(),
+            pid: Pid::new(NodeName::new(node).unwrap(), 5, 1),
+            meta: Bytes::new(),
+            stamp,
+            policy: LossPolicy::Notify,
+            supersedes: None,
+        };
+        c.with_names(Time::ZERO, |n, ctx| {
+            n.add_claim(0, claim, ctx);
+            n.pump(ctx);
+        });
+    }
+    let names = c.names();
+    for name in ["x", "y", "z"] {
+        let all: Vec<Claim> = names
+            .claims("t")
+            .into_iter()
+            .filter(|c| c.name == name)
+            .collect();
+        assert_eq!(names.claims_of("t", name), all, "{name}");
+    }
+    assert!(names.claims_of("t", "x").len() >= 2);
+    assert!(names.claims_of("no such table", "x").is_empty());
+}

@@ -102,8 +102,8 @@ impl Sim {
         let target = self.nodes[i].core().and_then(|c| {
             let names = c.names();
             let holder = names.whereis(table, name)?;
-            let claim = names.claims(table);
-            let c = claim.iter().find(|c| c.name == name && c.pid == holder)?;
+            let claim = names.claims_of(table, name);
+            let c = claim.iter().find(|c| c.pid == holder)?;
             Some((holder, c.stamp))
         });
         self.ledger.reg.name_ops.insert(
@@ -181,10 +181,10 @@ impl Sim {
             let still = self.index_of(holder.node()).and_then(|h| {
                 let n = &self.nodes[h];
                 let core = n.core().filter(|_| n.creation == holder.creation())?;
-                let claims = core.names().claims(&o.table);
+                let claims = core.names().claims_of(&o.table, &o.name);
                 claims
                     .iter()
-                    .any(|c| c.name == o.name && c.pid == *holder && c.stamp == *stamp)
+                    .any(|c| c.pid == *holder && c.stamp == *stamp)
                     .then_some(h)
             });
             if let Some(h) = still {
@@ -264,10 +264,7 @@ impl Sim {
                     == Some(self.nodes[j].creation);
                 let holds = self.nodes[j].core().map(|core| {
                     let names = core.names();
-                    names
-                        .claims(table)
-                        .iter()
-                        .any(|c| c.name == name && c.pid == *pid)
+                    names.claims_of(table, name).iter().any(|c| c.pid == *pid)
                         || names.staged(table, name).is_some_and(|c| c.pid == *pid)
                 });
                 Some(Witness {
