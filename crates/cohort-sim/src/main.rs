@@ -76,7 +76,9 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "10,50,200")]
     sizes: Vec<usize>,
     /// Entry counts for the registry part of --measure (pg memberships and
-    /// names); `--entries` with no value skips it.
+    /// names); `--entries` with no value skips it. The first count that
+    /// fits --max-replicas is measured in the mesh row's run, every other
+    /// one in a run of its own (pg and names together).
     #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1000,100000")]
     entries: Vec<usize>,
     /// With --measure: registry rows whose nodes × entries (every node
