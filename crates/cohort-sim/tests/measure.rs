@@ -19,7 +19,11 @@ fn registries_ride_the_mesh_run() {
         assert!(r.load.is_some(), "{what}: loaded");
         assert!(r.heal.is_some(), "{what}: healed");
         assert!(r.heal_traffic.bytes > 0, "{what}: heal traffic counted");
-        assert!(r.per_op.0 > 0.0 && r.per_op.1 > 0.0, "{what}: {:?}", r.per_op);
+        assert!(
+            r.per_op.0 > 0.0 && r.per_op.1 > 0.0,
+            "{what}: {:?}",
+            r.per_op
+        );
     }
     assert!(pg.per_locked.is_none());
     let locked = names.per_locked.expect("locked registration measured");
