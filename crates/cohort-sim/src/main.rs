@@ -76,7 +76,9 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "10,50,200")]
     sizes: Vec<usize>,
     /// Entry counts for the registry part of --measure (pg memberships and
-    /// names); `--entries` with no value skips it.
+    /// names); `--entries` with no value skips it. The first count that
+    /// fits --max-replicas is measured in the mesh row's run, every other
+    /// one in a run of its own (pg and names together).
     #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1000,100000")]
     entries: Vec<usize>,
     /// With --measure: registry rows whose nodes × entries (every node
@@ -295,9 +297,46 @@ fn run_measure(args: &Args) {
         "heal after split",
         "heal KB/node"
     );
+    // The registry rows: those of the first entry count that fits
+    // --max-replicas share the mesh row's world (one formation, one
+    // split); every other entry count forms a world of its own.
+    let fits = |n: usize, e: usize| n.saturating_mul(e) <= args.max_replicas;
+    let mut rows: Vec<(usize, usize, String)> = Vec::new();
+    let mut row = |n: usize,
+                   e: usize,
+                   ms: Option<[measure::RegistryMeasurement; 2]>,
+                   wall: &str| {
+        for (w, what) in ["pg", "names"].into_iter().enumerate() {
+            let line = match &ms {
+                None => format!(
+                    "{what:>6} {n:>6} {e:>8}   skipped: {} replicated entries (nodes × entries) > --max-replicas {}",
+                    n.saturating_mul(e),
+                    args.max_replicas
+                ),
+                Some(ms) => {
+                    let m = &ms[w];
+                    format!(
+                        "{:>6} {:>6} {:>8} {:>10} {:>10} {:>14.1} {:>22} {:>22}   ({wall})",
+                        what,
+                        m.nodes,
+                        m.entries,
+                        show(m.load),
+                        show(m.heal),
+                        m.heal_traffic.bytes as f64 / 1024.0,
+                        format!("{:.2}/{:.0}", m.per_op.0, m.per_op.1),
+                        m.per_locked
+                            .map_or_else(|| "-".to_string(), |(f, b)| format!("{f:.2}/{b:.0}")),
+                    )
+                }
+            };
+            rows.push((w, n, line));
+        }
+    };
     for &n in &args.sizes {
         let started = Instant::now();
-        let m = measure::measure(n, args.seed.unwrap_or(1));
+        let rider = args.entries.iter().copied().find(|&e| fits(n, e));
+        let (m, regs) = measure::measure_with(n, rider, args.seed.unwrap_or(1));
+        let wall = started.elapsed().as_secs_f64();
         println!(
             "{:>6} {:>12} {:>16} {:>14.1} {:>18} {:>16} {:>14.1}   ({:.1}s wall)",
             m.nodes,
@@ -307,7 +346,7 @@ fn run_measure(args: &Args) {
             m.idle_traffic.frames,
             show(m.heal),
             m.heal_traffic.bytes as f64 / 1024.0,
-            started.elapsed().as_secs_f64()
+            wall
         );
         let kinds: Vec<String> = m
             .by_kind
@@ -315,12 +354,27 @@ fn run_measure(args: &Args) {
             .map(|(k, t)| format!("{k} {}f/{:.1}KB", t.frames, t.bytes as f64 / 1024.0))
             .collect();
         println!("       per node by kind: {}", kinds.join(", "));
+        for &e in &args.entries {
+            if Some(e) == rider {
+                row(n, e, regs.clone(), "in the mesh row's run");
+            } else if fits(n, e) {
+                let started = Instant::now();
+                let ms = measure::measure_registry(n, e, args.seed.unwrap_or(1));
+                let wall = format!("{:.1}s wall, pg and names", started.elapsed().as_secs_f64());
+                row(n, e, Some(ms), &wall);
+            } else {
+                row(n, e, None, "");
+            }
+        }
     }
     if args.entries.is_empty() {
         return;
     }
     println!();
-    println!("registry convergence after a half/half split of 15s (simulated time)");
+    println!(
+        "registry convergence after a half/half split of {}s (simulated time)",
+        measure::SPLIT.as_secs()
+    );
     println!(
         "{:>6} {:>6} {:>8} {:>10} {:>10} {:>14} {:>22} {:>22}",
         "what",
@@ -332,37 +386,10 @@ fn run_measure(args: &Args) {
         "per op frames/B /node",
         "locked frames/B /node"
     );
-    for what in [measure::Entries::Pg, measure::Entries::Names] {
-        for &n in &args.sizes {
-            for &e in &args.entries {
-                let replicas = n.saturating_mul(e);
-                if replicas > args.max_replicas {
-                    println!(
-                        "{:>6} {:>6} {:>8}   skipped: {replicas} replicated entries (nodes × entries) > --max-replicas {}",
-                        format!("{what:?}").to_lowercase(),
-                        n,
-                        e,
-                        args.max_replicas
-                    );
-                    continue;
-                }
-                let started = Instant::now();
-                let m = measure::measure_registry(n, e, what, args.seed.unwrap_or(1));
-                println!(
-                    "{:>6} {:>6} {:>8} {:>10} {:>10} {:>14.1} {:>22} {:>22}   ({:.1}s wall)",
-                    format!("{what:?}").to_lowercase(),
-                    m.nodes,
-                    m.entries,
-                    show(m.load),
-                    show(m.heal),
-                    m.heal_traffic.bytes as f64 / 1024.0,
-                    format!("{:.2}/{:.0}", m.per_op.0, m.per_op.1),
-                    m.per_locked
-                        .map_or_else(|| "-".to_string(), |(f, b)| format!("{f:.2}/{b:.0}")),
-                    started.elapsed().as_secs_f64()
-                );
-            }
-        }
+    // Pg rows first, then names rows, in the order measured.
+    rows.sort_by_key(|&(w, _, _)| w);
+    for (_, _, line) in rows {
+        println!("{line}");
     }
 }
 

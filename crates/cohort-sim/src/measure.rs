@@ -16,7 +16,7 @@ use crate::sim::{Sim, Traffic};
 
 /// How long the split lasts: well past the peer timeout, so every session
 /// across it goes down.
-const SPLIT: Duration = Duration::from_secs(15);
+pub const SPLIT: Duration = Duration::from_secs(15);
 
 /// Longest wait for a full mesh before giving up.
 const PATIENCE: Duration = Duration::from_secs(300);
@@ -58,8 +58,27 @@ fn per_node(after: Traffic, before: Traffic, nodes: usize, secs: f64) -> Traffic
     }
 }
 
-/// Measures a cluster of `nodes` nodes from `seed`.
+/// Measures a cluster of `nodes` nodes from `seed` (the mesh alone).
 pub fn measure(nodes: usize, seed: u64) -> Measurement {
+    measure_with(nodes, None, seed).0
+}
+
+/// Measures a cluster of `nodes` nodes from `seed` and, with `entries`,
+/// its registries in the same world: one formation and one split give the
+/// mesh row and a pg row and a names row of `entries` entries each.
+///
+/// The run: the mesh forms (measured as by [`measure`]); with `entries`,
+/// `entries` pg memberships and `entries` names are loaded and awaited;
+/// the idle window; with `entries`, a window of single pg joins and
+/// eventual registrations and one of locked registrations (see
+/// [`RegistryMeasurement::per_op`]); the half/half split of [`SPLIT`];
+/// the heal, until the mesh and (with `entries`) both registries have
+/// converged again, each timed and its traffic counted separately.
+pub fn measure_with(
+    nodes: usize,
+    entries: Option<usize>,
+    seed: u64,
+) -> (Measurement, Option<[RegistryMeasurement; 2]>) {
     let mut cfg = SimConfig::new(seed);
     cfg.nodes = Some(nodes);
     cfg.steps = 0;
@@ -72,11 +91,66 @@ pub fn measure(nodes: usize, seed: u64) -> Measurement {
     let form = sim
         .run_until_or(t0 + PATIENCE, Sim::full_mesh)
         .map(|t| t - t0);
+    let formed = totals(&sim);
+
+    // The registries: loaded into the formed mesh, before the idle window.
+    let mut reg = entries.map(|e| load(&mut sim, nodes, e));
     let c1 = totals(&sim);
 
+    // The registries' idle traffic: the last COST_WINDOW of the idle
+    // window (the first seconds after loading are not idle yet).
     let idle_from = sim.now();
+    sim.run_until(idle_from + (IDLE - COST_WINDOW));
+    let pg_idle0 = kind_traffic(&sim, "pg");
+    let names_idle0 = kind_traffic(&sim, "names");
     sim.run_until(idle_from + IDLE);
     let c2 = totals(&sim);
+    if let Some([pg, names]) = reg.as_mut() {
+        let idle = |now: Traffic, then: Traffic| {
+            (
+                (now.frames - then.frames) as f64,
+                (now.bytes - then.bytes) as f64,
+            )
+        };
+        let pg_idle = idle(kind_traffic(&sim, "pg"), pg_idle0);
+        let names_idle = idle(kind_traffic(&sim, "names"), names_idle0);
+        let mut undo = Vec::new();
+        let (pg_op, names_op) = cost_window(&mut sim, nodes, &[None, Some(TABLES[1])], &mut undo);
+        let (_, locked) = cost_window(&mut sim, nodes, &[Some(TABLES[0])], &mut undo);
+        let less = |(f, b): (f64, f64), (fi, bi): (f64, f64)| {
+            let d = (COST_OPS * nodes) as f64;
+            ((f - fi) / d, (b - bi) / d)
+        };
+        pg.m.per_op = less(pg_op, pg_idle);
+        names.m.per_op = less(names_op, names_idle);
+        names.m.per_locked = Some(less(locked, names_idle));
+        // The single operations are undone before the split, so that the
+        // heal carries the loaded entries only.
+        for (i, table, name, serial) in undo {
+            match table {
+                None => {
+                    sim.pg_leave(i, SCOPES[0], "cost", serial);
+                }
+                Some(t) => sim.name_unregister(i, t, &name),
+            }
+        }
+        let t = sim.now();
+        let undone = |sim: &Sim| {
+            (0..nodes).all(|i| {
+                shown(sim, Entries::Pg, i) == pg.want
+                    && shown(sim, Entries::Names, i) == names.want
+                    && sim.nodes()[i]
+                        .core()
+                        .is_some_and(|c| c.names().name_count(TABLES[0]) == 0)
+            })
+        };
+        // Probed every PROBE: counting every node's entries after every
+        // event would cost more than the run.
+        while !undone(&sim) && sim.now() < t + PATIENCE {
+            let next = sim.now() + PROBE;
+            sim.run_until(next);
+        }
+    }
 
     let half = nodes / 2;
     let mut cuts: Vec<(NodeIdx, NodeIdx)> = Vec::new();
@@ -92,10 +166,47 @@ pub fn measure(nodes: usize, seed: u64) -> Measurement {
     sim.heal(0);
     let t1 = sim.now();
     let c3 = totals(&sim);
-    let heal = sim
-        .run_until_or(t1 + PATIENCE, Sim::full_mesh)
-        .map(|t| t - t1);
-    let c4 = totals(&sim);
+    let mut c4 = c3;
+    let mut heal = None;
+    if let Some(regs) = reg.as_mut() {
+        for r in regs.iter_mut() {
+            r.before = kind_traffic(&sim, r.kind());
+        }
+    }
+    // The mesh is checked after every event, the registries every PROBE.
+    let mut next = t1;
+    loop {
+        if let Some(regs) = reg.as_mut() {
+            for r in regs.iter_mut().filter(|r| r.m.heal.is_none()) {
+                if converged(&sim, r.what, r.want) {
+                    r.m.heal = Some(sim.now() - t1);
+                    let after = kind_traffic(&sim, r.kind());
+                    r.m.heal_traffic = per_node(after, r.before, nodes, 1.0);
+                }
+            }
+        }
+        let regs_done = reg
+            .as_ref()
+            .is_none_or(|regs| regs.iter().all(|r| r.m.heal.is_some()));
+        if (heal.is_some() && regs_done) || sim.now() >= t1 + PATIENCE {
+            break;
+        }
+        next = if regs_done {
+            t1 + PATIENCE
+        } else {
+            next + PROBE
+        };
+        if heal.is_none() {
+            if let Some(t) = sim.run_until_or(next, Sim::full_mesh) {
+                heal = Some(t - t1);
+                c4 = totals(&sim);
+                if regs_done {
+                    break;
+                }
+            }
+        }
+        sim.run_until(next);
+    }
 
     let by_kind = sim
         .traffic()
@@ -110,15 +221,16 @@ pub fn measure(nodes: usize, seed: u64) -> Measurement {
             )
         })
         .collect();
-    Measurement {
+    let mesh = Measurement {
         nodes,
         form,
         heal,
-        form_traffic: per_node(c1, c0, nodes, 1.0),
+        form_traffic: per_node(formed, c0, nodes, 1.0),
         idle_traffic: per_node(c2, c1, nodes, IDLE.as_secs_f64()),
         heal_traffic: per_node(c4, c3, nodes, 1.0),
         by_kind,
-    }
+    };
+    (mesh, reg.map(|[pg, names]| [pg.m, names.m]))
 }
 
 /// Formats a measured duration, or "no mesh" when it never converged.
@@ -157,7 +269,10 @@ pub struct RegistryMeasurement {
     /// Traffic of the registry's frames per node from heal to convergence.
     pub heal_traffic: Traffic,
     /// Per single operation (join or eventual registration), per node:
-    /// frames and bytes of the registry's frames, idle traffic subtracted.
+    /// frames and bytes of the registry's frames, idle traffic subtracted
+    /// (the registry's traffic in the idle window, scaled to the cost
+    /// window). Pg joins and eventual registrations share one window,
+    /// each counted by its own frames.
     pub per_op: (f64, f64),
     /// Per locked registration, per node (names only).
     pub per_locked: Option<(f64, f64)>,
@@ -188,103 +303,98 @@ fn converged(sim: &Sim, what: Entries, want: usize) -> bool {
     (0..sim.nodes().len()).all(|i| shown(sim, what, i) == want)
 }
 
-/// Runs until every node shows `want` entries, probing every [`PROBE`].
-fn wait_converged(sim: &mut Sim, what: Entries, want: usize) -> Option<Duration> {
-    let t0 = sim.now();
-    while sim.now() < t0 + PATIENCE {
-        if converged(sim, what, want) {
-            return Some(sim.now() - t0);
-        }
-        let next = sim.now() + PROBE;
-        sim.run_until(next);
-    }
-    None
-}
-
 fn spawn_many(sim: &mut Sim, i: NodeIdx, k: usize) -> Vec<u64> {
     (0..k)
         .filter_map(|_| sim.spawn(i).map(|p| p.serial()))
         .collect()
 }
 
-/// Loads `entries` entries spread over `nodes` nodes, splits the cluster
-/// in halves past the peer timeout, heals, and measures convergence; then
-/// measures the cost of single operations in the healed mesh.
-pub fn measure_registry(
-    nodes: usize,
-    entries: usize,
-    what: Entries,
-    seed: u64,
-) -> RegistryMeasurement {
-    let mut cfg = SimConfig::new(seed);
-    cfg.nodes = Some(nodes);
-    cfg.steps = 0;
-    cfg.faults = FaultSet::none();
-    cfg.hash_trace = false;
-    let mut sim = Sim::new(cfg);
-    let t = sim.now();
-    sim.run_until_or(t + PATIENCE, Sim::full_mesh);
-    let kind = match what {
-        Entries::Pg => "pg",
-        Entries::Names => "names",
-    };
+/// Window of single operations, and the idle traffic subtracted from it.
+const COST_WINDOW: Duration = Duration::from_secs(2);
 
-    // Load.
+/// Single operations per cost window (each kind).
+const COST_OPS: usize = 200;
+
+/// One registry measured in [`measure_with`], while it runs.
+struct RegRun {
+    what: Entries,
+    m: RegistryMeasurement,
+    /// Entries every node shows once converged.
+    want: usize,
+    /// The registry's traffic at the heal.
+    before: Traffic,
+}
+
+impl RegRun {
+    fn kind(&self) -> &'static str {
+        match self.what {
+            Entries::Pg => "pg",
+            Entries::Names => "names",
+        }
+    }
+}
+
+/// Loads `entries` pg memberships and `entries` names spread over the
+/// nodes, and waits until every node shows every entry of each.
+fn load(sim: &mut Sim, nodes: usize, entries: usize) -> [RegRun; 2] {
     let per = entries / nodes;
     let mut total = 0;
     for i in 0..nodes {
         let k = if i == nodes - 1 { entries - total } else { per };
         total += k;
-        let serials = spawn_many(&mut sim, i, k);
-        match what {
-            Entries::Pg => {
-                for (j, chunk) in serials.chunks(1000).enumerate() {
-                    let g = format!("g{}", (i * 7 + j) % 100);
-                    sim.pg_join(i, SCOPES[0], &g, chunk);
-                }
-            }
-            Entries::Names => {
-                for s in serials {
-                    sim.name_register(i, TABLES[1], &format!("n{i}-{s}"), s, false);
-                }
-            }
+        let serials = spawn_many(sim, i, k);
+        for (j, chunk) in serials.chunks(1000).enumerate() {
+            let g = format!("g{}", (i * 7 + j) % 100);
+            sim.pg_join(i, SCOPES[0], &g, chunk);
+        }
+        for s in spawn_many(sim, i, k) {
+            sim.name_register(i, TABLES[1], &format!("n{i}-{s}"), s, false);
         }
     }
-    let load = wait_converged(&mut sim, what, entries);
-
-    // Split in halves past the peer timeout, heal.
-    let half = nodes / 2;
-    let mut cuts: Vec<(NodeIdx, NodeIdx)> = Vec::new();
-    for a in 0..half {
-        for b in half..nodes {
-            cuts.push((a, b));
-            cuts.push((b, a));
+    let run = |what| RegRun {
+        what,
+        m: RegistryMeasurement {
+            nodes,
+            entries,
+            load: None,
+            heal: None,
+            heal_traffic: Traffic::default(),
+            per_op: (0.0, 0.0),
+            per_locked: None,
+        },
+        want: entries,
+        before: Traffic::default(),
+    };
+    let mut regs = [run(Entries::Pg), run(Entries::Names)];
+    let t0 = sim.now();
+    loop {
+        for r in regs.iter_mut().filter(|r| r.m.load.is_none()) {
+            if converged(sim, r.what, r.want) {
+                r.m.load = Some(sim.now() - t0);
+            }
         }
+        if regs.iter().all(|r| r.m.load.is_some()) || sim.now() >= t0 + PATIENCE {
+            return regs;
+        }
+        let next = sim.now() + PROBE;
+        sim.run_until(next);
     }
-    sim.partition(cuts);
-    let split_end = sim.now() + SPLIT;
-    sim.run_until(split_end);
-    sim.heal(0);
-    let before = kind_traffic(&sim, kind);
-    let heal = wait_converged(&mut sim, what, entries);
-    let after = kind_traffic(&sim, kind);
-    let heal_traffic = per_node(after, before, nodes, 1.0);
-    let settle = sim.now() + Duration::from_secs(10);
-    sim.run_until(settle);
+}
 
-    // Cost of single operations: idle traffic of the kind over a window,
-    // then the same window with `ops` operations.
-    let window = Duration::from_secs(3);
-    let ops = 200usize;
-    let idle0 = kind_traffic(&sim, kind);
-    let end = sim.now() + window;
-    sim.run_until(end);
-    let idle = kind_traffic(&sim, kind);
-    let idle_frames = (idle.frames - idle0.frames) as f64;
-    let idle_bytes = (idle.bytes - idle0.bytes) as f64;
-    let cost = |sim: &mut Sim, table: Option<&str>| -> (f64, f64) {
-        let start = kind_traffic(sim, kind);
-        for k in 0..ops {
+/// Runs [`COST_OPS`] single operations of each of `tables` (`None`: a pg
+/// join; a table: a registration in it), spread over the nodes, and a
+/// [`COST_WINDOW`] for them; returns the frames and bytes of pg and of
+/// names frames sent meanwhile, in the whole cluster.
+fn cost_window<'a>(
+    sim: &mut Sim,
+    nodes: usize,
+    tables: &[Option<&'a str>],
+    undo: &mut Vec<(NodeIdx, Option<&'a str>, String, u64)>,
+) -> ((f64, f64), (f64, f64)) {
+    let pg0 = kind_traffic(sim, "pg");
+    let names0 = kind_traffic(sim, "names");
+    for table in tables {
+        for k in 0..COST_OPS {
             let i = k % nodes;
             let Some(p) = sim.spawn(i) else { continue };
             match table {
@@ -293,32 +403,34 @@ pub fn measure_registry(
                 }
                 Some(t) => sim.name_register(i, t, &format!("c-{t}-{k}"), p.serial(), false),
             }
+            undo.push((
+                i,
+                *table,
+                format!("c-{}-{k}", table.unwrap_or("")),
+                p.serial(),
+            ));
         }
-        let end = sim.now() + window;
-        sim.run_until(end);
-        let stop = kind_traffic(sim, kind);
-        let d = (ops * nodes) as f64;
+    }
+    let end = sim.now() + COST_WINDOW;
+    sim.run_until(end);
+    let d = |now: Traffic, then: Traffic| {
         (
-            ((stop.frames - start.frames) as f64 - idle_frames) / d,
-            ((stop.bytes - start.bytes) as f64 - idle_bytes) / d,
+            (now.frames - then.frames) as f64,
+            (now.bytes - then.bytes) as f64,
         )
     };
-    let (per_op, per_locked) = match what {
-        Entries::Pg => (cost(&mut sim, None), None),
-        Entries::Names => (
-            cost(&mut sim, Some(TABLES[1])),
-            Some(cost(&mut sim, Some(TABLES[0]))),
-        ),
-    };
-    RegistryMeasurement {
-        nodes,
-        entries,
-        load,
-        heal,
-        heal_traffic,
-        per_op,
-        per_locked,
-    }
+    (
+        d(kind_traffic(sim, "pg"), pg0),
+        d(kind_traffic(sim, "names"), names0),
+    )
+}
+
+/// Measures pg memberships and names at `entries` entries each in a
+/// cluster of `nodes` nodes: [`measure_with`] without the mesh row.
+pub fn measure_registry(nodes: usize, entries: usize, seed: u64) -> [RegistryMeasurement; 2] {
+    measure_with(nodes, Some(entries), seed)
+        .1
+        .expect("registries measured")
 }
 
 /// Traffic of one cluster split into global groups (see
