@@ -354,6 +354,24 @@ fn run_measure(args: &Args) {
             .map(|(k, t)| format!("{k} {}f/{:.1}KB", t.frames, t.bytes as f64 / 1024.0))
             .collect();
         println!("       per node by kind: {}", kinds.join(", "));
+        let idle: Vec<String> = m
+            .idle_by_kind
+            .iter()
+            .map(|(k, f)| format!("{k} {f}"))
+            .collect();
+        println!(
+            "       idle frames per node per s by kind: {}",
+            idle.join(", ")
+        );
+        let phases: Vec<String> = m
+            .phases
+            .iter()
+            .map(|(p, d)| format!("{p} {:.1}s", d.as_secs_f64()))
+            .collect();
+        println!(
+            "       simulator's wall time by phase: {}",
+            phases.join(", ")
+        );
         for &e in &args.entries {
             if Some(e) == rider {
                 row(n, e, regs.clone(), "in the mesh row's run");

@@ -5,7 +5,7 @@
 //! peer timeout, 100 ms to 5 s reconnect backoff, 0.1 to 2 ms latency).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cohort_proto::time::Time;
 
@@ -21,8 +21,17 @@ pub const SPLIT: Duration = Duration::from_secs(15);
 /// Longest wait for a full mesh before giving up.
 const PATIENCE: Duration = Duration::from_secs(300);
 
-/// Window over which the steady-state (idle) traffic is measured.
-const IDLE: Duration = Duration::from_secs(10);
+/// Time left after the mesh formed (and the registries loaded) before the
+/// idle window: the last syncs and digests of the formation end within
+/// about a second.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Window over which the steady-state (idle) traffic is measured, after
+/// [`SETTLE`]: two tick intervals. A node's idle traffic is its ticks,
+/// the same every interval (the measurement shows it by kind); a longer
+/// window gives the same figure and costs the simulator ~1 M frames per
+/// simulated second at 1,000 nodes.
+const IDLE: Duration = Duration::from_secs(2);
 
 /// The figures for one cluster size.
 #[derive(Debug, Clone)]
@@ -37,10 +46,15 @@ pub struct Measurement {
     pub form_traffic: Traffic,
     /// Traffic per node per second in the idle full mesh.
     pub idle_traffic: Traffic,
-    /// Traffic per node from the heal to full mesh.
+    /// Frames per node per second in the idle full mesh, by kind.
+    pub idle_by_kind: BTreeMap<&'static str, u64>,
+    /// Traffic per node from the heal to full mesh, the registries' frames
+    /// (pg and names) left out: those are in their own rows.
     pub heal_traffic: Traffic,
     /// Traffic by frame kind over the whole measurement, per node.
     pub by_kind: BTreeMap<&'static str, Traffic>,
+    /// Wall time the simulator spent in each phase of the run, in order.
+    pub phases: Vec<(&'static str, Duration)>,
 }
 
 fn totals(sim: &Sim) -> Traffic {
@@ -48,6 +62,58 @@ fn totals(sim: &Sim) -> Traffic {
         frames: t.frames + n.sent_frames,
         bytes: t.bytes + n.sent_bytes,
     })
+}
+
+/// Frames per node per second of each kind sent since `before` (a copy of
+/// [`Sim::traffic`]), over an [`IDLE`] window; kinds not sent are left out.
+fn idle_kinds(
+    sim: &Sim,
+    before: &BTreeMap<&'static str, Traffic>,
+    nodes: usize,
+) -> BTreeMap<&'static str, u64> {
+    sim.traffic()
+        .iter()
+        .filter_map(|(&k, t)| {
+            let was = before.get(k).map_or(0, |b| b.frames);
+            let per = (t.frames - was) as f64 / (nodes as f64 * IDLE.as_secs_f64());
+            (t.frames > was).then_some((k, per.round() as u64))
+        })
+        .collect()
+}
+
+/// [`totals`] without the registries' frames (pg and names): the mesh's
+/// own traffic, when the registries load the same world.
+fn mesh_totals(sim: &Sim) -> Traffic {
+    let all = totals(sim);
+    let (pg, names) = (kind_traffic(sim, "pg"), kind_traffic(sim, "names"));
+    Traffic {
+        frames: all.frames - pg.frames - names.frames,
+        bytes: all.bytes - pg.bytes - names.bytes,
+    }
+}
+
+/// Wall time of the phases of a run, as they end.
+struct Phases {
+    since: Instant,
+    done: Vec<(&'static str, Duration)>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            since: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+}
+
+impl Phases {
+    /// Ends the phase `name`, begun when the last one ended.
+    fn end(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.done.push((name, now - self.since));
+        self.since = now;
+    }
 }
 
 fn per_node(after: Traffic, before: Traffic, nodes: usize, secs: f64) -> Traffic {
@@ -85,6 +151,7 @@ pub fn measure_with(
     cfg.faults = FaultSet::none();
     cfg.hash_trace = false;
     let mut sim = Sim::new(cfg);
+    let mut phases = Phases::default();
 
     let t0 = sim.now();
     let c0 = totals(&sim);
@@ -92,19 +159,27 @@ pub fn measure_with(
         .run_until_or(t0 + PATIENCE, Sim::full_mesh)
         .map(|t| t - t0);
     let formed = totals(&sim);
+    phases.end("form");
 
     // The registries: loaded into the formed mesh, before the idle window.
     let mut reg = entries.map(|e| load(&mut sim, nodes, e));
-    let c1 = totals(&sim);
+    if reg.is_some() {
+        phases.end("load");
+    }
+    let settled = sim.now() + SETTLE;
+    sim.run_until(settled);
 
-    // The registries' idle traffic: the last COST_WINDOW of the idle
-    // window (the first seconds after loading are not idle yet).
-    let idle_from = sim.now();
-    sim.run_until(idle_from + (IDLE - COST_WINDOW));
+    // The idle window; the registries' traffic in it is subtracted from
+    // that of the windows of single operations, as long.
+    let c1 = totals(&sim);
+    let kinds1 = sim.traffic();
     let pg_idle0 = kind_traffic(&sim, "pg");
     let names_idle0 = kind_traffic(&sim, "names");
+    let idle_from = sim.now();
     sim.run_until(idle_from + IDLE);
     let c2 = totals(&sim);
+    let idle_by_kind = idle_kinds(&sim, &kinds1, nodes);
+    phases.end("idle");
     if let Some([pg, names]) = reg.as_mut() {
         let idle = |now: Traffic, then: Traffic| {
             (
@@ -150,6 +225,7 @@ pub fn measure_with(
             let next = sim.now() + PROBE;
             sim.run_until(next);
         }
+        phases.end("single operations");
     }
 
     let half = nodes / 2;
@@ -163,9 +239,10 @@ pub fn measure_with(
     sim.partition(cuts);
     let split_end = sim.now() + SPLIT;
     sim.run_until(split_end);
+    phases.end("split");
     sim.heal(0);
     let t1 = sim.now();
-    let c3 = totals(&sim);
+    let c3 = mesh_totals(&sim);
     let mut c4 = c3;
     let mut heal = None;
     if let Some(regs) = reg.as_mut() {
@@ -199,7 +276,7 @@ pub fn measure_with(
         if heal.is_none() {
             if let Some(t) = sim.run_until_or(next, Sim::full_mesh) {
                 heal = Some(t - t1);
-                c4 = totals(&sim);
+                c4 = mesh_totals(&sim);
                 if regs_done {
                     break;
                 }
@@ -207,6 +284,7 @@ pub fn measure_with(
         }
         sim.run_until(next);
     }
+    phases.end("heal");
 
     let by_kind = sim
         .traffic()
@@ -229,6 +307,8 @@ pub fn measure_with(
         idle_traffic: per_node(c2, c1, nodes, IDLE.as_secs_f64()),
         heal_traffic: per_node(c4, c3, nodes, 1.0),
         by_kind,
+        idle_by_kind,
+        phases: phases.done,
     };
     (mesh, reg.map(|[pg, names]| [pg.m, names.m]))
 }
@@ -310,7 +390,7 @@ fn spawn_many(sim: &mut Sim, i: NodeIdx, k: usize) -> Vec<u64> {
 }
 
 /// Window of single operations, and the idle traffic subtracted from it.
-const COST_WINDOW: Duration = Duration::from_secs(2);
+const COST_WINDOW: Duration = IDLE;
 
 /// Single operations per cost window (each kind).
 const COST_OPS: usize = 200;

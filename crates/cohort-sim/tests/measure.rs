@@ -50,3 +50,20 @@ fn heal_bytes_follow_the_loaded_entries() {
         "2,000 names took {ratio:.2} times the heal bytes of 1,000"
     );
 }
+
+/// Once formed and loaded, a node's idle traffic is its ticks: one frame
+/// to each peer per tick interval (1 s), nothing else (no peer lists,
+/// digests or registry frames repeated while nothing changes).
+#[test]
+fn idle_traffic_is_ticks_only() {
+    for nodes in [10, 30] {
+        let (mesh, _) = measure_with(nodes, Some(1000), 1);
+        let ticks = (nodes - 1) as u64;
+        assert_eq!(
+            mesh.idle_by_kind.into_iter().collect::<Vec<_>>(),
+            vec![("tick", ticks)],
+            "{nodes} nodes"
+        );
+        assert_eq!(mesh.idle_traffic.frames, ticks, "{nodes} nodes");
+    }
+}
