@@ -482,6 +482,49 @@ mod tests {
         )
     }
 
+    /// When a healed split brings the redials forward, of two nodes the one
+    /// with the smaller name dials first: `m@h` redials the larger-named
+    /// nodes within a shortest backoff, the smaller-named ones (which dial
+    /// it first) no sooner than half a backoff, so the two dials of a pair
+    /// mostly do not cross.
+    #[test]
+    fn the_smaller_name_redials_first_after_a_heal() {
+        let now = Time::ZERO;
+        let mut c = Cluster::new(
+            NodeName::new("m@h").unwrap(),
+            1,
+            Some("m:1".into()),
+            Cookie::new("c"),
+            ClusterConfig::default(),
+            StdRng::seed_from_u64(1),
+            now,
+        );
+        let later = now + c.cfg.backoff_max;
+        for i in 0..40 {
+            for side in ['a', 'z'] {
+                let name = NodeName::new(&format!("{side}{i:02}@h")).unwrap();
+                let addr = format!("{name}:1");
+                let k = Known {
+                    addr,
+                    attempts: 6,
+                    next_try: Some(later),
+                };
+                c.learn(name, k);
+            }
+        }
+        c.hurry_reconnects(now);
+        let soon = c.cfg.backoff_min;
+        assert_eq!(c.redials.len(), 80);
+        for (t, n) in &c.redials {
+            let after = t.since(now);
+            if *n < c.me {
+                assert!(after >= soon / 2 && after < soon * 3 / 2, "{n} at {after:?}");
+            } else {
+                assert!(after < soon, "{n} at {after:?}");
+            }
+        }
+    }
+
     /// Forty nodes heard of at once: `max_dials` (16) are dialed, the rest
     /// wait; a failed dial lets the next one go, skipping queued nodes
     /// that are reaching us themselves; a dial hanging for a tick interval

@@ -197,12 +197,18 @@ impl Cluster {
 
     /// Brings the redial of every node waiting for one forward to within
     /// the shortest backoff (keeping its jitter, so both sides of a healed
-    /// split do not all dial at once).
-    fn hurry_reconnects(&mut self, now: Time) {
+    /// split do not all dial at once). Of two nodes, the one with the
+    /// smaller name dials first; the other's redial comes half a shortest
+    /// backoff later, when it mostly finds the session up (or the
+    /// handshake under way) and skips it, so a healed pair costs one
+    /// handshake, not two crossing ones and a refusal. It still dials,
+    /// should the first dial not get through.
+    pub(super) fn hurry_reconnects(&mut self, now: Time) {
         let soon = self.cfg.backoff_min;
         let waiting: Vec<(Time, NodeName)> = self.redials.iter().cloned().collect();
         for (t, node) in waiting {
-            let at = now + soon.mul_f64(self.rng.random_range(0.0..1.0));
+            let second = if self.me > node { 0.5 } else { 0.0 };
+            let at = now + soon.mul_f64(second + self.rng.random_range(0.0..1.0));
             if at < t {
                 self.set_redial(&node, Some(at));
             }
