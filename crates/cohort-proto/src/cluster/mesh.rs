@@ -518,7 +518,10 @@ mod tests {
         for (t, n) in &c.redials {
             let after = t.since(now);
             if *n < c.me {
-                assert!(after >= soon / 2 && after < soon * 3 / 2, "{n} at {after:?}");
+                assert!(
+                    after >= soon / 2 && after < soon * 3 / 2,
+                    "{n} at {after:?}"
+                );
             } else {
                 assert!(after < soon, "{n} at {after:?}");
             }
