@@ -471,10 +471,15 @@ mod tests {
 
     /// Node `a@h` at `a:1`, default configuration, seeded randomness.
     fn node_a(now: Time) -> Cluster {
+        node("a", now)
+    }
+
+    /// Node `{x}@h` at `{x}:1`, default configuration, seeded randomness.
+    fn node(x: &str, now: Time) -> Cluster {
         Cluster::new(
-            NodeName::new("a@h").unwrap(),
+            NodeName::new(&format!("{x}@h")).unwrap(),
             1,
-            Some("a:1".into()),
+            Some(format!("{x}:1")),
             Cookie::new("c"),
             ClusterConfig::default(),
             StdRng::seed_from_u64(1),
@@ -490,15 +495,7 @@ mod tests {
     #[test]
     fn the_smaller_name_redials_first_after_a_heal() {
         let now = Time::ZERO;
-        let mut c = Cluster::new(
-            NodeName::new("m@h").unwrap(),
-            1,
-            Some("m:1".into()),
-            Cookie::new("c"),
-            ClusterConfig::default(),
-            StdRng::seed_from_u64(1),
-            now,
-        );
+        let mut c = node("m", now);
         let later = now + c.cfg.backoff_max;
         for i in 0..40 {
             for side in ['a', 'z'] {
