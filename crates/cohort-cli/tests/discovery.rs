@@ -36,19 +36,12 @@ impl Drop for Dns {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A TCP port free on every one of `ips`, below Linux's ephemeral range
-/// (32768–60999): a port picked by binding port 0 is ephemeral, and any
-/// other program's outgoing connection may take it before the node binds
-/// it (seen in CI while other nodes ran); one outside that range is only
-/// taken by a program binding it by number.
+/// A port free for TCP and UDP on every one of `ips`, below Linux's
+/// ephemeral range (32768–60999): a port picked by binding port 0 is
+/// ephemeral, and any other program's outgoing connection may take it
+/// before the node (or dnsmasq, which listens on both) binds it (seen in
+/// CI while other nodes ran); one outside that range is only taken by a
+/// program binding it by number.
 fn shared_free_port(ips: &[&str]) -> u16 {
     let seed = std::process::id() as u64
         ^ std::time::SystemTime::now()
@@ -59,7 +52,11 @@ fn shared_free_port(ips: &[&str]) -> u16 {
         let port = 20_000 + ((seed.wrapping_mul(2_654_435_761) + i * 7_919) % 12_000) as u16;
         let held: Vec<_> = ips
             .iter()
-            .map_while(|ip| std::net::TcpListener::bind((*ip, port)).ok())
+            .map_while(|ip| {
+                let tcp = std::net::TcpListener::bind((*ip, port)).ok()?;
+                let udp = std::net::UdpSocket::bind((*ip, port)).ok()?;
+                Some((tcp, udp))
+            })
             .collect();
         if held.len() == ips.len() {
             return port;
@@ -83,7 +80,7 @@ impl Dns {
         std::fs::create_dir_all(&dir).unwrap();
         let d = Dns {
             child: None,
-            port: free_port(),
+            port: shared_free_port(&["127.0.0.1"]),
             dir,
             upstream_stop: Arc::new(AtomicBool::new(false)),
         };
@@ -137,7 +134,13 @@ impl Dns {
             .expect("dnsmasq starts (apt-get install dnsmasq-base)");
         self.child = Some(child);
         let port = self.port;
+        let log = self.dir.join("dnsmasq.log");
+        let child = self.child.as_mut().expect("started");
         wait_for("dnsmasq to listen", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("dnsmasq exited ({status}) on port {port}: {said}");
+            }
             std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
         });
     }
